@@ -1,0 +1,323 @@
+//! Actions and the task state machine (SPEC section 2). `decide` is the one place that
+//! says which action is allowed from which status and what it changes.
+
+use crate::error::{DomainError, ErrorCode};
+use crate::event::{EventType, NewEvent};
+use crate::fields::{check_len, limits, NewTask, TaskFields};
+use crate::task::{BrokerId, Status, Task};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Audit attributes every action may carry (seed 001, "Task Action Messages"), plus the
+/// request's reference id (seed 003) and the channel that asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionMeta {
+    /// Who triggered the action; adapters default it to their capture point's id.
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// When the action was triggered; the time it is processed when absent.
+    pub action_date_time: Option<Timestamp>,
+    /// The request's reference id (X-Request-Id, AMQP correlation id...), copied to the event.
+    pub request_id: Option<String>,
+    /// The channel that asked (a capture point's id, `REST`, `processor`), so an adapter
+    /// can tell its own requests from changes made by someone else.
+    pub origin: Option<String>,
+}
+
+impl ActionMeta {
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if let Some(a) = &self.actor {
+            check_len("actor", a, limits::TEXT)?;
+        }
+        if let Some(r) = &self.reason {
+            check_len("reason", r, limits::TEXT)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the actor and origin when absent, leaving given values alone.
+    pub fn defaulted(mut self, origin: &str) -> Self {
+        if self.actor.is_none() {
+            self.actor = Some(origin.to_owned());
+        }
+        if self.origin.is_none() {
+            self.origin = Some(origin.to_owned());
+        }
+        self
+    }
+}
+
+/// What classification decides (rules will fill it; until then it is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Classification {
+    pub tenant_id: Option<String>,
+    pub solution_id: Option<String>,
+    pub department_id: Option<String>,
+    pub process_id: Option<String>,
+    pub contract_id: Option<String>,
+    pub business_calendar_id: Option<String>,
+}
+
+/// An action on an existing task. Create is [`NewTask`], handled by [`create`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    Update(TaskFields),
+    Hold,
+    Resume,
+    Restart,
+    Cancel,
+    Complete,
+    /// A supervisor's (or, later, the distribution layer's) assignment to an agent.
+    Assign { user: String },
+    /// Processing: New → Captured.
+    Classify(Classification),
+    /// Processing: Captured → Queued, or a reprioritization of a Queued task.
+    Prioritize { priority: Option<i32>, reprioritize_date_time: Option<Timestamp> },
+    /// Processing failed: → ErrorHeld with the reason.
+    ErrorHold { error: String },
+    /// Classified into an inactive process or contract: → Rejected.
+    Reject,
+    /// Expired after a final status, or removed: the task is deleted (TaskStopped).
+    Stop,
+}
+
+impl Action {
+    /// The action's name as the seeds write it, for messages and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Update(_) => "update",
+            Self::Hold => "hold",
+            Self::Resume => "resume",
+            Self::Restart => "restart",
+            Self::Cancel => "cancel",
+            Self::Complete => "complete",
+            Self::Assign { .. } => "assign",
+            Self::Classify(_) => "classify",
+            Self::Prioritize { .. } => "prioritize",
+            Self::ErrorHold { .. } => "error-hold",
+            Self::Reject => "reject",
+            Self::Stop => "stop",
+        }
+    }
+
+    /// Input checks that need no task (lengths, ranges).
+    pub fn validate(&self) -> Result<(), DomainError> {
+        match self {
+            Self::Update(fields) => fields.validate(),
+            Self::Assign { user } => {
+                if user.trim().is_empty() {
+                    return Err(DomainError::invalid("assignedToUser", "must not be empty"));
+                }
+                check_len("assignedToUser", user, limits::USER)
+            }
+            Self::ErrorHold { error } => check_len("error", error, limits::TEXT),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The result of an allowed action: the task after it, and the event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub task: Task,
+    pub event: NewEvent,
+    /// The task is to be deleted from the store (its event keeps the last snapshot).
+    pub deleted: bool,
+}
+
+fn event(event_type: EventType, meta: &ActionMeta, at: Timestamp, changes: Vec<String>) -> NewEvent {
+    NewEvent {
+        event_type,
+        actor: meta.actor.clone(),
+        reason: meta.reason.clone(),
+        request_id: meta.request_id.clone(),
+        origin: meta.origin.clone(),
+        event_date_time: at,
+        changes,
+    }
+}
+
+/// Builds the task a create makes. The store supplies the generated brokerId.
+pub fn create(new: &NewTask, broker_id: BrokerId, meta: &ActionMeta, now: Timestamp) -> Transition {
+    let at = meta.action_date_time.unwrap_or(now);
+    let f = &new.fields;
+    let mut task = Task {
+        broker_id,
+        capture_id: f.capture_id.clone().unwrap_or_else(|| broker_id.to_string()),
+        capture_point_id: new.capture_point_id.clone(),
+        distribution_id: None,
+        distribution_point_id: None,
+        tenant_id: None,
+        solution_id: None,
+        department_id: None,
+        process_id: None,
+        contract_id: None,
+        business_calendar_id: None,
+        channel: None,
+        category: None,
+        status: if new.hold { Status::NewHeld } else { Status::New },
+        priority: 0,
+        business_value: None,
+        created_date_time: now,
+        held_date_time: new.hold.then_some(at),
+        distributed_date_time: None,
+        assigned_date_time: None,
+        completed_date_time: None,
+        activation_date_time: None,
+        due_date_time: None,
+        expiration_date_time: None,
+        reprioritize_date_time: None,
+        assigned_to_user: None,
+        queue: None,
+        queue_type: None,
+        queue_target: None,
+        ext: Default::default(),
+        data: Default::default(),
+        error: None,
+        version: 1,
+    };
+    let mut fields = f.clone();
+    fields.capture_id = None;
+    let mut changes = vec!["status".to_owned()];
+    changes.extend(fields.apply_to(&mut task));
+    Transition { task, event: event(EventType::TaskCreated, meta, at, changes), deleted: false }
+}
+
+/// Applies `action` to `task` by the rules of SPEC section 2, or refuses it with the
+/// protocol's code. Pure: `now` is the processing time.
+pub fn decide(
+    task: &Task,
+    action: &Action,
+    meta: &ActionMeta,
+    now: Timestamp,
+) -> Result<Transition, DomainError> {
+    use Status::*;
+    action.validate()?;
+    let at = meta.action_date_time.unwrap_or(now);
+    let mut t = task.clone();
+    let s = task.status;
+    let mut changes: Vec<String> = Vec::new();
+    let mut deleted = false;
+    let event_type = match action {
+        Action::Update(fields) => {
+            changes = fields.apply_to(&mut t);
+            EventType::TaskUpdated
+        }
+        Action::Hold => {
+            if !matches!(s, New | Captured | Queued | Distributed) {
+                return Err(task.refuse(ErrorCode::CannotHoldAssignedTask, "hold"));
+            }
+            t.revoke_distribution();
+            t.status = Held;
+            t.held_date_time = Some(at);
+            EventType::TaskHeld
+        }
+        Action::Resume => {
+            t.status = match s {
+                NewHeld | ErrorHeld => New,
+                // Distributed again by the distribution layer, with a new distributionId.
+                Held => Queued,
+                _ => return Err(task.refuse(ErrorCode::CannotResumeTask, "resume")),
+            };
+            t.held_date_time = None;
+            t.error = None;
+            EventType::TaskResumed
+        }
+        Action::Restart => {
+            if !matches!(s, New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld) {
+                return Err(task.refuse(ErrorCode::CannotRestartTask, "restart"));
+            }
+            t.revoke_distribution();
+            t.status = New;
+            t.held_date_time = None;
+            t.error = None;
+            EventType::TaskRestarted
+        }
+        Action::Cancel => {
+            if !matches!(s, New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld) {
+                return Err(task.refuse(ErrorCode::CannotCancelCompletedTask, "cancel"));
+            }
+            t.revoke_distribution();
+            t.status = Canceled;
+            EventType::TaskCanceled
+        }
+        Action::Complete => {
+            if s.is_final() {
+                return Err(task.refuse(ErrorCode::CannotCompleteTask, "complete"));
+            }
+            t.status = Completed;
+            t.completed_date_time = Some(at);
+            EventType::TaskCompleted
+        }
+        Action::Assign { user } => {
+            if !matches!(s, Queued | Distributed) {
+                return Err(task.refuse(ErrorCode::CannotAssignTask, "assign"));
+            }
+            t.status = Assigned;
+            t.assigned_to_user = Some(user.clone());
+            t.assigned_date_time = Some(at);
+            changes.push("assignedToUser".to_owned());
+            EventType::TaskAssigned
+        }
+        Action::Classify(c) => {
+            if s != New {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "classify"));
+            }
+            macro_rules! set {
+                ($($f:ident => $n:literal),*) => {$(
+                    if let Some(v) = &c.$f {
+                        if t.$f.as_ref() != Some(v) { t.$f = Some(v.clone()); changes.push($n.to_owned()); }
+                    }
+                )*};
+            }
+            set!(tenant_id => "tenantId", solution_id => "solutionId",
+                department_id => "departmentId", process_id => "processId",
+                contract_id => "contractId", business_calendar_id => "businessCalendarId");
+            t.status = Captured;
+            EventType::TaskCaptured
+        }
+        Action::Prioritize { priority, reprioritize_date_time } => {
+            if !matches!(s, Captured | Queued) {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "prioritize"));
+            }
+            if let Some(p) = priority {
+                if t.priority != *p {
+                    t.priority = *p;
+                    changes.push("priority".to_owned());
+                }
+            }
+            t.reprioritize_date_time = *reprioritize_date_time;
+            t.status = Queued;
+            EventType::TaskQueued
+        }
+        Action::ErrorHold { error } => {
+            if s.is_final() || s == Assigned {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "error-hold"));
+            }
+            t.revoke_distribution();
+            t.status = ErrorHeld;
+            t.error = Some(error.clone());
+            t.held_date_time = Some(at);
+            changes.push("error".to_owned());
+            EventType::TaskErrorHeld
+        }
+        Action::Reject => {
+            if !matches!(s, New | Captured) {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "reject"));
+            }
+            t.status = Rejected;
+            EventType::TaskRejected
+        }
+        Action::Stop => {
+            deleted = true;
+            EventType::TaskStopped
+        }
+    };
+    if t.status != s {
+        changes.insert(0, "status".to_owned());
+    }
+    t.version += 1;
+    Ok(Transition { task: t, event: event(event_type, meta, at, changes), deleted })
+}

@@ -1,0 +1,20 @@
+//! The Worklane domain: tasks, their statuses, the actions that move them and the events
+//! every change produces. Pure code: no I/O, no clock (callers pass `now`).
+
+pub mod action;
+pub mod error;
+pub mod event;
+pub mod fields;
+pub mod task;
+
+pub use action::{decide, Action, ActionMeta, Classification, Transition};
+pub use error::{DomainError, ErrorCode};
+pub use event::{Event, EventType, NewEvent};
+pub use fields::{ExtFields, NewTask, OnDuplicate, TaskFields};
+pub use task::{BrokerId, Ext, QueueType, Status, Task, TaskRef};
+
+/// Timestamps everywhere in Worklane: an absolute instant, rendered as RFC 3339 UTC.
+pub type Timestamp = jiff::Timestamp;
+
+#[cfg(test)]
+mod state_machine_tests;

@@ -1,0 +1,113 @@
+//! Processing until rules exist: New → Captured (classified) → Queued (prioritized), once
+//! a task's activationDateTime has passed; finished tasks past their expiration are
+//! archived (TaskStopped). The rules issue replaces what is decided here, not where.
+
+use crate::engine::{Engine, EngineError};
+use futures::future::join_all;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use worklane_domain::{Action, ActionMeta, Classification, Status, TaskRef, Timestamp};
+use worklane_store::Command;
+
+/// The channel name processing writes as origin and actor.
+pub const ORIGIN: &str = "processor";
+
+/// The background processor.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    engine: Engine,
+    batch: u32,
+    poll: Duration,
+}
+
+impl Processor {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine, batch: 256, poll: Duration::from_secs(1) }
+    }
+
+    /// How often to look again when nothing woke the processor.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll = d;
+        self
+    }
+
+    fn meta() -> ActionMeta {
+        ActionMeta::default().defaulted(ORIGIN)
+    }
+
+    async fn run_all(&self, cmds: Vec<Command>) -> Result<usize, EngineError> {
+        let results = join_all(cmds.into_iter().map(|c| self.engine.execute_result(c))).await;
+        let mut done = 0;
+        for r in results {
+            match r? {
+                Ok(_) => done += 1,
+                // Changed under us (held, canceled...): nothing to do for it.
+                Err(refusal) => tracing::debug!(%refusal, "processing step skipped"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// One pass at time `now`: moves every ready task one or two steps on and archives
+    /// expired ones. Returns how many changes it made.
+    pub async fn step(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let store = self.engine.store();
+        let ready =
+            store.tasks_to_process(now, self.batch).await.map_err(|e| EngineError::Store(e.into()))?;
+        let mut classify = Vec::new();
+        let mut prioritize = Vec::new();
+        for t in &ready {
+            let r = TaskRef::Broker(t.broker_id);
+            if t.status == Status::New {
+                classify.push(Command::act(
+                    r.clone(),
+                    Action::Classify(Classification::default()),
+                    Self::meta(),
+                ));
+            }
+            prioritize.push(Command::act(
+                r,
+                Action::Prioritize { priority: None, reprioritize_date_time: None },
+                Self::meta(),
+            ));
+        }
+        let mut done = self.run_all(classify).await?;
+        done += self.run_all(prioritize).await?;
+        let expired =
+            store.tasks_expired(now, self.batch).await.map_err(|e| EngineError::Store(e.into()))?;
+        let stops = expired
+            .iter()
+            .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, Self::meta()))
+            .collect();
+        done += self.run_all(stops).await?;
+        Ok(done)
+    }
+
+    /// Runs until `cancel`, waking on new events, on the next activation time, or on the
+    /// poll interval.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut wake = self.engine.subscribe();
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let now = Timestamp::now();
+            match self.step(now).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "processing step failed"),
+            }
+            let mut wait = self.poll;
+            if let Ok(Some(next)) = self.engine.store().next_activation(now).await {
+                let until = next.duration_since(now).unsigned_abs();
+                wait = wait.min(until);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::debug!("processor stopped");
+    }
+}

@@ -1,0 +1,39 @@
+//! Fresh, isolated stores for tests (this crate's and every adapter's): a new SQLite file
+//! in a temporary directory, or a new PostgreSQL database per call.
+
+use crate::StoreError;
+
+/// The PostgreSQL server tests use: `WORKLANE_TEST_POSTGRES`, else the local one.
+pub fn postgres_admin_url() -> String {
+    std::env::var("WORKLANE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Creates a database named `wl_test_<random>` and returns its URL. `.ci/run` drops
+/// leftovers of earlier runs.
+pub async fn fresh_postgres_url() -> Result<String, StoreError> {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!("wl_test_{}", random_suffix());
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    // The name is generated here, never taken from outside.
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    let mut url = url::Url::parse(&admin).expect("admin url parses");
+    url.set_path(&name);
+    Ok(url.to_string())
+}
+
+/// A SQLite URL in a new temporary directory (kept for the life of the process).
+pub fn fresh_sqlite_url() -> String {
+    let dir = std::env::temp_dir().join(format!("worklane-test-{}", random_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    format!("sqlite://{}", dir.join("worklane.db").display())
+}
+
+fn random_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:x}{:x}{:x}", std::process::id(), nanos & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
