@@ -5,11 +5,16 @@
 //! section 3). Reads never lock writers.
 
 mod command;
+mod deliveries;
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use command::{Command, CommandResult, Op, Outcome};
+pub use deliveries::{
+    AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
+    DeliveryStore, NewDelivery,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -64,9 +69,10 @@ pub struct TaskQuery {
     pub limit: u32,
 }
 
-/// The store: tasks, the event log, consumers' positions.
+/// The store: tasks, the event log, consumers' positions, and (through the
+/// [`DeliveryStore`] supertrait) pending HTTP notifications.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: DeliveryStore + Send + Sync + std::fmt::Debug + 'static {
     /// Runs `batch` in one transaction, in order; each command gets its own result.
     /// A refusal does not abort the others. An `Err` means nothing of the batch was written.
     async fn execute(

@@ -32,11 +32,11 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    fn read(&self) -> &PgPool {
+    pub(crate) fn read(&self) -> &PgPool {
         &self.pool
     }
 
-    fn write(&self) -> &PgPool {
+    pub(crate) fn write(&self) -> &PgPool {
         &self.pool
     }
 

@@ -46,11 +46,11 @@ impl SqliteStore {
         Ok(Self { read, write })
     }
 
-    fn read(&self) -> &SqlitePool {
+    pub(crate) fn read(&self) -> &SqlitePool {
         &self.read
     }
 
-    fn write(&self) -> &SqlitePool {
+    pub(crate) fn write(&self) -> &SqlitePool {
         &self.write
     }
 

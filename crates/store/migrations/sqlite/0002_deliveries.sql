@@ -1,0 +1,42 @@
+-- Pending and finished HTTP notifications, one row per (target, event). The body, its
+-- GUID and its timestamp are fixed when the row is written, so every retry is identical.
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    target           TEXT    NOT NULL,
+    seq              INTEGER NOT NULL,
+    broker_id        INTEGER NOT NULL,
+    event_type       TEXT    NOT NULL,
+    guid             TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    body             BLOB    NOT NULL,
+    status           TEXT    NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    leased           BOOLEAN NOT NULL DEFAULT FALSE,
+    last_status_code INTEGER,
+    last_error       TEXT,
+    updated_at       INTEGER NOT NULL
+);
+-- One notification per event and target: re-reading the log after a crash adds nothing.
+CREATE UNIQUE INDEX deliveries_target_seq ON deliveries (target, seq);
+CREATE INDEX deliveries_due ON deliveries (target, next_attempt_at) WHERE status = 'pending';
+-- Per-task order: a task's next notification waits for its earlier pending ones.
+CREATE INDEX deliveries_task ON deliveries (target, broker_id, seq) WHERE status = 'pending';
+CREATE INDEX deliveries_status ON deliveries (target, status, id);
+
+CREATE TABLE delivery_attempts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id  INTEGER NOT NULL,
+    attempted_at INTEGER NOT NULL,
+    status_code  INTEGER,
+    latency_us   INTEGER NOT NULL,
+    error        TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
+
+-- A replay asked for through the API, picked up by the target's running notifier.
+CREATE TABLE delivery_replays (
+    target       TEXT    PRIMARY KEY,
+    from_seq     INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL
+);

@@ -1,0 +1,619 @@
+//! Pending and finished HTTP notifications ("deliveries") and their attempts.
+//!
+//! The notifier turns events into delivery rows whose body, GUID and timestamp are fixed
+//! at creation, claims due rows in batches with a short lease, and records each attempt's
+//! result. Everything lives in the store so nothing is lost across restarts.
+
+use crate::{micros, StoreError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use worklane_domain::Timestamp;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt or its next retry.
+    Pending,
+    /// The target answered 2xx.
+    Delivered,
+    /// Every allowed attempt failed, or the failure is not retried; resendable.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The status as stored and shown: `pending`, `delivered`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown delivery status {other:?}")),
+        }
+    }
+}
+
+/// A notification to write: generated once, sent as is on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub target: String,
+    /// The event it notifies; (target, seq) is unique.
+    pub seq: i64,
+    pub broker_id: i64,
+    pub event_type: String,
+    pub guid: String,
+    pub created_at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: i64,
+    pub target: String,
+    pub seq: i64,
+    pub broker_id: i64,
+    pub event_type: String,
+    pub guid: String,
+    pub created_at: Timestamp,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub status: DeliveryStatus,
+    /// Attempts since it was created or last resent.
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub attempted_at: Timestamp,
+    /// The HTTP status, when an answer came.
+    pub status_code: Option<i64>,
+    pub latency_us: i64,
+    /// Why it failed (connection refused, timeout, the status line...).
+    pub error: Option<String>,
+}
+
+/// What an attempt leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Try again at this time.
+    Retry(Timestamp),
+    Failed,
+}
+
+/// An attempt's result, as the sender reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    pub delivery_id: i64,
+    pub attempted_at: Timestamp,
+    pub status_code: Option<i64>,
+    pub latency_us: i64,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+}
+
+/// Filters and keyset paging for [`DeliveryStore::list_deliveries`].
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub target: String,
+    pub status: Option<DeliveryStatus>,
+    pub broker_id: Option<i64>,
+    /// Only deliveries with a greater id (the last id of the previous page).
+    pub after_id: Option<i64>,
+    /// At most this many (1..=1000; 0 means 100).
+    pub limit: u32,
+}
+
+/// Storage of HTTP notifications. Every store implements it (it is a supertrait of
+/// [`crate::Store`]).
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Creates the consumer position `consumer` when it does not exist yet: at the end of
+    /// the log when `from_end`, else at its beginning. Returns the position.
+    async fn start_delivery_cursor(
+        &self,
+        consumer: &str,
+        from_end: bool,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+
+    /// Writes new deliveries in large batches; a (target, seq) already there is left
+    /// alone (with its GUID). Returns how many were added.
+    async fn enqueue_deliveries(
+        &self,
+        rows: &[NewDelivery],
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Leases up to `limit` due deliveries of `target` until `lease_until` and returns
+    /// them, oldest seq first. Only a task's oldest pending delivery is ever due, so a
+    /// task's notifications go out in order.
+    async fn claim_deliveries(
+        &self,
+        target: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Makes leased deliveries of `target` due now (at start-up: the previous run's
+    /// in-flight requests are sent again).
+    async fn release_deliveries(&self, target: &str, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Records attempts and moves their deliveries on, in one transaction.
+    async fn finish_attempts(
+        &self,
+        results: &[AttemptResult],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The earliest next attempt among `target`'s pending deliveries.
+    async fn next_delivery_due(&self, target: &str) -> Result<Option<Timestamp>, StoreError>;
+
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+
+    async fn get_delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;
+
+    /// A delivery's attempts, oldest first.
+    async fn delivery_attempts(&self, id: i64) -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    /// Makes a delivery of `target` pending again, due now, with a fresh attempt budget
+    /// (same GUID and body). None when there is no such delivery.
+    async fn resend_delivery(
+        &self,
+        target: &str,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Asks for a replay of `target` from event `from_seq`: its deliveries of those events
+    /// are made pending again now, and a request is left for the running notifier to
+    /// re-read the log from there. Returns how many deliveries were reset.
+    async fn request_replay(
+        &self,
+        target: &str,
+        from_seq: i64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Takes (and removes) the pending replay request of `target`.
+    async fn take_replay(&self, target: &str) -> Result<Option<i64>, StoreError>;
+
+    /// How many deliveries of `target` are pending.
+    async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError>;
+}
+
+/// Deliveries written per INSERT statement (10 parameters each, well under SQLite's
+/// limit of 32766).
+const INSERT_CHUNK: usize = 1000;
+
+const COLUMNS: &str = "id, target, seq, broker_id, event_type, guid, created_at, body, status, \
+                       attempts, next_attempt_at, last_status_code, last_error, updated_at";
+
+fn ts(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    target: String,
+    seq: i64,
+    broker_id: i64,
+    event_type: String,
+    guid: String,
+    created_at: i64,
+    body: Vec<u8>,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    updated_at: i64,
+}
+
+impl DeliveryRow {
+    fn into_delivery(self) -> Delivery {
+        Delivery {
+            id: self.id,
+            target: self.target,
+            seq: self.seq,
+            broker_id: self.broker_id,
+            event_type: self.event_type,
+            guid: self.guid,
+            created_at: ts(self.created_at),
+            body: self.body,
+            // Only this module writes the column.
+            status: self.status.parse().unwrap_or(DeliveryStatus::Pending),
+            attempts: self.attempts,
+            next_attempt_at: ts(self.next_attempt_at),
+            last_status_code: self.last_status_code,
+            last_error: self.last_error,
+            updated_at: ts(self.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: i64,
+    delivery_id: i64,
+    attempted_at: i64,
+    status_code: Option<i64>,
+    latency_us: i64,
+    error: Option<String>,
+}
+
+/// Implements [`DeliveryStore`] for a backend with `read()` and `write()` pools.
+/// `$lock` ends the claim's inner SELECT (PostgreSQL skips rows another server holds).
+macro_rules! impl_delivery_store {
+    ($ty:ty, $db:ty, $lock:literal) => {
+        #[async_trait]
+        impl DeliveryStore for $ty {
+            async fn start_delivery_cursor(
+                &self,
+                consumer: &str,
+                from_end: bool,
+                now: Timestamp,
+            ) -> Result<i64, StoreError> {
+                let mut conn = self.write().acquire().await?;
+                sqlx::query(
+                    "INSERT INTO cursors (consumer, seq, updated_at) VALUES ($1, \
+                     CASE WHEN $2 THEN (SELECT COALESCE(MAX(seq), 0) FROM events) ELSE 0 END, $3) \
+                     ON CONFLICT (consumer) DO NOTHING",
+                )
+                .bind(consumer)
+                .bind(from_end)
+                .bind(micros(now))
+                .execute(&mut *conn)
+                .await?;
+                let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM cursors WHERE consumer = $1")
+                    .bind(consumer)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(seq)
+            }
+
+            async fn enqueue_deliveries(
+                &self,
+                rows: &[NewDelivery],
+                now: Timestamp,
+            ) -> Result<u64, StoreError> {
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let now = micros(now);
+                let mut tx = self.write().begin().await?;
+                let mut added = 0;
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, \
+                         created_at, body, status, next_attempt_at, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.target.clone())
+                            .push_bind(r.seq)
+                            .push_bind(r.broker_id)
+                            .push_bind(r.event_type.clone())
+                            .push_bind(r.guid.clone())
+                            .push_bind(micros(r.created_at))
+                            .push_bind(r.body.clone())
+                            .push_bind(DeliveryStatus::Pending.as_str())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (target, seq) DO NOTHING");
+                    added += qb.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn claim_deliveries(
+                &self,
+                target: &str,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<Delivery>, StoreError> {
+                let sql = format!(
+                    "UPDATE deliveries SET leased = TRUE, next_attempt_at = $1, updated_at = $2 \
+                     WHERE id IN (SELECT d.id FROM deliveries d WHERE d.target = $3 \
+                     AND d.status = 'pending' AND d.next_attempt_at <= $2 \
+                     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.target = d.target \
+                     AND p.broker_id = d.broker_id AND p.status = 'pending' AND p.seq < d.seq) \
+                     ORDER BY d.next_attempt_at, d.id LIMIT $4 {}) RETURNING {COLUMNS}",
+                    $lock
+                );
+                let mut rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
+                    .bind(micros(lease_until))
+                    .bind(micros(now))
+                    .bind(target)
+                    .bind(i64::from(limit.max(1)))
+                    .fetch_all(self.write())
+                    .await?;
+                rows.sort_by_key(|r| r.seq);
+                Ok(rows.into_iter().map(DeliveryRow::into_delivery).collect())
+            }
+
+            async fn release_deliveries(
+                &self,
+                target: &str,
+                now: Timestamp,
+            ) -> Result<u64, StoreError> {
+                let r = sqlx::query(
+                    "UPDATE deliveries SET leased = FALSE, next_attempt_at = $1, updated_at = $1 \
+                     WHERE target = $2 AND status = 'pending' AND leased = TRUE",
+                )
+                .bind(micros(now))
+                .bind(target)
+                .execute(self.write())
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn finish_attempts(
+                &self,
+                results: &[AttemptResult],
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                if results.is_empty() {
+                    return Ok(());
+                }
+                let now = micros(now);
+                let mut tx = self.write().begin().await?;
+                for chunk in results.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, \
+                         latency_us, error) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.delivery_id)
+                            .push_bind(micros(r.attempted_at))
+                            .push_bind(r.status_code)
+                            .push_bind(r.latency_us)
+                            .push_bind(r.error.clone());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                // Successes, by far the most common, go in one statement per status code.
+                let mut delivered: std::collections::BTreeMap<Option<i64>, Vec<i64>> =
+                    Default::default();
+                for r in results {
+                    match r.outcome {
+                        AttemptOutcome::Delivered => {
+                            delivered.entry(r.status_code).or_default().push(r.delivery_id)
+                        }
+                        AttemptOutcome::Retry(at) => {
+                            sqlx::query(
+                                "UPDATE deliveries SET attempts = attempts + 1, leased = FALSE, \
+                                 next_attempt_at = $1, last_status_code = $2, last_error = $3, \
+                                 updated_at = $4 WHERE id = $5 AND status = 'pending'",
+                            )
+                            .bind(micros(at))
+                            .bind(r.status_code)
+                            .bind(&r.error)
+                            .bind(now)
+                            .bind(r.delivery_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        AttemptOutcome::Failed => {
+                            sqlx::query(
+                                "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, \
+                                 leased = FALSE, last_status_code = $1, last_error = $2, \
+                                 updated_at = $3 WHERE id = $4 AND status = 'pending'",
+                            )
+                            .bind(r.status_code)
+                            .bind(&r.error)
+                            .bind(now)
+                            .bind(r.delivery_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                for (code, ids) in delivered {
+                    for chunk in ids.chunks(INSERT_CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, \
+                             leased = FALSE, last_error = NULL, last_status_code = ",
+                        );
+                        qb.push_bind(code).push(", updated_at = ").push_bind(now);
+                        qb.push(" WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn next_delivery_due(
+                &self,
+                target: &str,
+            ) -> Result<Option<Timestamp>, StoreError> {
+                let (m,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT MIN(next_attempt_at) FROM deliveries \
+                     WHERE target = $1 AND status = 'pending'",
+                )
+                .bind(target)
+                .fetch_one(self.read())
+                .await?;
+                Ok(m.map(ts))
+            }
+
+            async fn list_deliveries(
+                &self,
+                q: &DeliveryQuery,
+            ) -> Result<Vec<Delivery>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {COLUMNS} FROM deliveries WHERE target = "
+                ));
+                qb.push_bind(q.target.clone());
+                if let Some(s) = q.status {
+                    qb.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some(b) = q.broker_id {
+                    qb.push(" AND broker_id = ").push_bind(b);
+                }
+                if let Some(a) = q.after_id {
+                    qb.push(" AND id > ").push_bind(a);
+                }
+                let limit = match q.limit {
+                    0 => 100,
+                    n => n.min(1000),
+                };
+                qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+                let rows: Vec<DeliveryRow> = qb.build_query_as().fetch_all(self.read()).await?;
+                Ok(rows.into_iter().map(DeliveryRow::into_delivery).collect())
+            }
+
+            async fn get_delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
+                let row: Option<DeliveryRow> =
+                    sqlx::query_as(&format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.read())
+                        .await?;
+                Ok(row.map(DeliveryRow::into_delivery))
+            }
+
+            async fn delivery_attempts(
+                &self,
+                id: i64,
+            ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+                let rows: Vec<AttemptRow> = sqlx::query_as(
+                    "SELECT id, delivery_id, attempted_at, status_code, latency_us, error \
+                     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(self.read())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| DeliveryAttempt {
+                        id: r.id,
+                        delivery_id: r.delivery_id,
+                        attempted_at: ts(r.attempted_at),
+                        status_code: r.status_code,
+                        latency_us: r.latency_us,
+                        error: r.error,
+                    })
+                    .collect())
+            }
+
+            async fn resend_delivery(
+                &self,
+                target: &str,
+                id: i64,
+                now: Timestamp,
+            ) -> Result<Option<Delivery>, StoreError> {
+                let row: Option<DeliveryRow> = sqlx::query_as(&format!(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
+                     next_attempt_at = $1, updated_at = $1 WHERE id = $2 AND target = $3 \
+                     RETURNING {COLUMNS}"
+                ))
+                .bind(micros(now))
+                .bind(id)
+                .bind(target)
+                .fetch_optional(self.write())
+                .await?;
+                Ok(row.map(DeliveryRow::into_delivery))
+            }
+
+            async fn request_replay(
+                &self,
+                target: &str,
+                from_seq: i64,
+                now: Timestamp,
+            ) -> Result<u64, StoreError> {
+                let now = micros(now);
+                let mut tx = self.write().begin().await?;
+                let reset = sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
+                     next_attempt_at = $1, updated_at = $1 WHERE target = $2 AND seq >= $3",
+                )
+                .bind(now)
+                .bind(target)
+                .bind(from_seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "INSERT INTO delivery_replays (target, from_seq, requested_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (target) DO UPDATE SET \
+                     from_seq = CASE WHEN excluded.from_seq < delivery_replays.from_seq \
+                     THEN excluded.from_seq ELSE delivery_replays.from_seq END, \
+                     requested_at = excluded.requested_at",
+                )
+                .bind(target)
+                .bind(from_seq)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(reset)
+            }
+
+            async fn take_replay(&self, target: &str) -> Result<Option<i64>, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "DELETE FROM delivery_replays WHERE target = $1 RETURNING from_seq",
+                )
+                .bind(target)
+                .fetch_optional(self.write())
+                .await?;
+                Ok(row.map(|r| r.0))
+            }
+
+            async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM deliveries WHERE target = $1 AND status = 'pending'",
+                )
+                .bind(target)
+                .fetch_one(self.read())
+                .await?;
+                Ok(n)
+            }
+        }
+    };
+}
+
+impl_delivery_store!(crate::SqliteStore, sqlx::Sqlite, "");
+impl_delivery_store!(
+    crate::PostgresStore,
+    sqlx::Postgres,
+    "FOR UPDATE SKIP LOCKED"
+);

@@ -1,0 +1,252 @@
+//! Conformance of [`DeliveryStore`], run against every store implementation.
+
+use std::sync::Arc;
+use worklane_domain::*;
+use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
+use worklane_store::*;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn row(target: &str, seq: i64, broker_id: i64) -> NewDelivery {
+    NewDelivery {
+        target: target.into(),
+        seq,
+        broker_id,
+        event_type: "TaskCreated".into(),
+        guid: format!("guid-{target}-{seq}"),
+        created_at: at(0),
+        body: format!("{{\"seq\":{seq}}}").into_bytes(),
+    }
+}
+
+fn result(id: i64, outcome: AttemptOutcome, code: Option<i64>) -> AttemptResult {
+    AttemptResult {
+        delivery_id: id,
+        attempted_at: at(1),
+        status_code: code,
+        latency_us: 1234,
+        error: (outcome != AttemptOutcome::Delivered).then(|| "boom".to_owned()),
+        outcome,
+    }
+}
+
+async fn enqueue_is_idempotent_per_event(s: Arc<dyn Store>) {
+    let rows: Vec<_> = (1..=2500).map(|i| row("t", i, i)).collect();
+    assert_eq!(s.enqueue_deliveries(&rows, at(0)).await.unwrap(), 2500);
+    // Re-reading the log after a crash adds nothing and keeps the first GUID.
+    let mut again = rows[..10].to_vec();
+    again[0].guid = "other".into();
+    assert_eq!(s.enqueue_deliveries(&again, at(0)).await.unwrap(), 0);
+    // The same event for another target is another delivery.
+    assert_eq!(
+        s.enqueue_deliveries(&[row("u", 1, 1)], at(0))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 2500);
+    let first = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first[0].guid, "guid-t-1");
+    assert_eq!(first[0].body, b"{\"seq\":1}");
+    assert_eq!(first[0].created_at, at(0));
+    assert_eq!(first[0].status, DeliveryStatus::Pending);
+}
+
+async fn claims_respect_lease_and_task_order(s: Arc<dyn Store>) {
+    // Task 1 has three events, task 2 one.
+    let rows = vec![
+        row("t", 1, 1),
+        row("t", 2, 2),
+        row("t", 3, 1),
+        row("t", 4, 1),
+    ];
+    s.enqueue_deliveries(&rows, at(0)).await.unwrap();
+    let claimed = s.claim_deliveries("t", at(1), at(60), 10).await.unwrap();
+    let seqs: Vec<_> = claimed.iter().map(|d| d.seq).collect();
+    assert_eq!(
+        seqs,
+        [1, 2],
+        "only each task's oldest pending delivery is due"
+    );
+    // Leased rows are not claimed again before the lease ends.
+    assert!(s
+        .claim_deliveries("t", at(2), at(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Seq 1 fails and is retried later: task 1 stays blocked until then.
+    let id1 = claimed[0].id;
+    let id2 = claimed[1].id;
+    s.finish_attempts(
+        &[
+            result(id1, AttemptOutcome::Retry(at(30)), Some(500)),
+            result(id2, AttemptOutcome::Delivered, Some(200)),
+        ],
+        at(2),
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .claim_deliveries("t", at(3), at(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.next_delivery_due("t").await.unwrap(), Some(at(0)));
+    let retry = s.claim_deliveries("t", at(31), at(90), 10).await.unwrap();
+    assert_eq!(retry.iter().map(|d| d.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].last_status_code, Some(500));
+    // A final failure unblocks the task's next notification.
+    s.finish_attempts(&[result(id1, AttemptOutcome::Failed, Some(404))], at(32))
+        .await
+        .unwrap();
+    let next = s.claim_deliveries("t", at(33), at(90), 10).await.unwrap();
+    assert_eq!(next.iter().map(|d| d.seq).collect::<Vec<_>>(), [3]);
+    // A restart releases leases: the in-flight delivery is due again at once.
+    assert_eq!(s.release_deliveries("t", at(34)).await.unwrap(), 1);
+    let again = s.claim_deliveries("t", at(34), at(90), 10).await.unwrap();
+    assert_eq!(again.iter().map(|d| d.seq).collect::<Vec<_>>(), [3]);
+
+    let attempts = s.delivery_attempts(id1).await.unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        [Some(500), Some(404)]
+    );
+    assert_eq!(attempts[0].latency_us, 1234);
+    assert_eq!(attempts[0].error.as_deref(), Some("boom"));
+    let d1 = s.get_delivery(id1).await.unwrap().unwrap();
+    assert_eq!(d1.status, DeliveryStatus::Failed);
+    assert_eq!(
+        s.get_delivery(id2).await.unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    let failed = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            status: Some(DeliveryStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.iter().map(|d| d.id).collect::<Vec<_>>(), [id1]);
+    let of_task = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            broker_id: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_task.len(), 3);
+}
+
+async fn resend_and_replay(s: Arc<dyn Store>) {
+    let rows: Vec<_> = (1..=4).map(|i| row("t", i, i)).collect();
+    s.enqueue_deliveries(&rows, at(0)).await.unwrap();
+    let claimed = s.claim_deliveries("t", at(1), at(60), 10).await.unwrap();
+    let done: Vec<_> = claimed
+        .iter()
+        .map(|d| result(d.id, AttemptOutcome::Failed, Some(400)))
+        .collect();
+    s.finish_attempts(&done, at(2)).await.unwrap();
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 0);
+    // Resend one: pending again with its GUID, a fresh budget.
+    let d = s
+        .resend_delivery("t", claimed[0].id, at(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.guid.as_str()),
+        (DeliveryStatus::Pending, 0, "guid-t-1")
+    );
+    assert!(s
+        .resend_delivery("other", claimed[0].id, at(3))
+        .await
+        .unwrap()
+        .is_none());
+    // Replay from seq 3: rows 3 and 4 pending again, and a request for the notifier.
+    assert_eq!(s.request_replay("t", 3, at(4)).await.unwrap(), 2);
+    assert_eq!(s.request_replay("t", 5, at(4)).await.unwrap(), 0);
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+    assert_eq!(
+        s.take_replay("t").await.unwrap(),
+        Some(3),
+        "the earliest request wins"
+    );
+    assert_eq!(s.take_replay("t").await.unwrap(), None);
+}
+
+async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
+    let n = NewTask {
+        capture_point_id: "CP".into(),
+        fields: TaskFields::default(),
+        hold: false,
+        on_duplicate: OnDuplicate::Allow,
+    };
+    s.execute(vec![Command::create(n, ActionMeta::default())], at(0))
+        .await
+        .unwrap();
+    let last = s.last_seq().await.unwrap();
+    assert!(last > 0);
+    assert_eq!(
+        s.start_delivery_cursor("notify:a", true, at(0))
+            .await
+            .unwrap(),
+        last
+    );
+    assert_eq!(
+        s.start_delivery_cursor("notify:b", false, at(0))
+            .await
+            .unwrap(),
+        0
+    );
+    // Once it exists, the position is kept whatever is asked.
+    s.save_cursor("notify:b", 1, at(1)).await.unwrap();
+    assert_eq!(
+        s.start_delivery_cursor("notify:b", true, at(2))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+macro_rules! suite {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = worklane_store::connect(&super::fresh_sqlite_url()).await.unwrap();
+                    super::$name(s).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = super::fresh_postgres_url().await.unwrap();
+                    let s = worklane_store::connect(&url).await.unwrap();
+                    super::$name(s).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    enqueue_is_idempotent_per_event,
+    claims_respect_lease_and_task_order,
+    resend_and_replay,
+    delivery_cursor_starts_once
+);
