@@ -1,0 +1,80 @@
+//! Notifications: changes to this capture point's tasks that it did not request itself
+//! (an agent's assignment or completion, a supervisor's hold, distribution...) go to the
+//! output queue. They are read from the event log at a durable position, so a restart
+//! neither loses them nor repeats them beyond at-least-once.
+
+use crate::codec::{Notice, Outbound};
+use crate::config::Settings;
+use crate::transport::{Outgoing, Transport};
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use worklane_domain::Event;
+use worklane_engine::{Consumer, Engine, EventHandler};
+
+/// The event-log consumer name of a capture point's notifications.
+pub fn consumer_name(capture_point_id: &str) -> String {
+    format!("mq:{capture_point_id}")
+}
+
+/// Sends the notifications for a batch of events.
+#[derive(Debug)]
+pub struct Notifier {
+    settings: Arc<Settings>,
+    transport: Arc<dyn Transport>,
+}
+
+impl Notifier {
+    pub fn new(settings: Arc<Settings>, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            settings,
+            transport,
+        }
+    }
+
+    /// The message for `event`, if it is one this capture point notifies about.
+    pub fn message_for(&self, event: &Event) -> Option<Outgoing> {
+        let s = &self.settings;
+        if event.capture_point_id != s.id || event.origin.as_deref() == Some(s.id.as_str()) {
+            return None;
+        }
+        let notice = Notice::from_event(event)?;
+        if !s.sends(notice.kind.name()) {
+            return None;
+        }
+        Some(Outgoing {
+            queue: s.output_queue.clone(),
+            body: s
+                .codec
+                .render_outbound(&Outbound::Notice(notice))
+                .into_bytes(),
+            // A change another channel made on request carries that request's id.
+            correlation_id: event.request_id.clone(),
+            // Stable across redeliveries, so a receiver can drop repeats.
+            message_id: Some(format!("{}:event:{}", s.id, event.seq)),
+            headers: Vec::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl EventHandler for Notifier {
+    async fn handle(&mut self, events: &[Event]) -> anyhow::Result<()> {
+        let messages: Vec<Outgoing> = events.iter().filter_map(|e| self.message_for(e)).collect();
+        // Confirmed by the broker before the position moves past these events.
+        self.transport.publish(messages).await?;
+        Ok(())
+    }
+}
+
+/// Runs the notifications of one capture point until `cancel`.
+pub async fn run(
+    engine: Engine,
+    settings: Arc<Settings>,
+    transport: Arc<dyn Transport>,
+    cancel: CancellationToken,
+) {
+    let consumer = Consumer::new(engine, consumer_name(&settings.id));
+    let mut notifier = Notifier::new(settings, transport);
+    consumer.run(&mut notifier, cancel).await;
+}
