@@ -1,1 +1,107 @@
-//! placeholder until built
+//! The Database Capture Point (seed 000, SPEC section 5): polls a source database with
+//! operator-written SQL, turns rows into tasks, applies update requests from the source,
+//! and writes every status change back with more SQL.
+//!
+//! Data flows one way: source row → [`worklane_engine::Command`] → store transaction →
+//! event log → notification statement. The parts:
+//! - [`params`]: the `?'Name'` syntax, rewritten to each driver's placeholders;
+//! - [`source`]: the source database behind one trait (PostgreSQL, MySQL/MariaDB, SQLite,
+//!   ODBC);
+//! - [`attributes`]: columns ↔ task attributes, parameter values;
+//! - `capture`, `source_updates`, [`notify`], `checks`: the statements' three families
+//!   and the start-up checks, all methods of [`CapturePoint`].
+
+pub mod attributes;
+// BENCH pub mod bench;
+mod capture;
+mod checks;
+pub mod cli;
+pub mod config;
+pub mod notify;
+pub mod params;
+mod point;
+pub mod source;
+mod source_updates;
+pub mod value;
+
+pub use capture::CapturedBatch;
+pub use checks::CheckError;
+pub use config::DatabaseCaptureConfig;
+pub use notify::{consumer_name, Notifier};
+pub use point::{error_description, error_number, CapturePoint, PointError, Statement};
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use worklane_engine::Engine;
+
+/// The longest wait between attempts while the source (or the store) is unavailable.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Runs the capture point until `cancel`: start-up checks (waiting for the source when it
+/// is down; failing on a wrong statement), then polling (capture and source updates) and
+/// the notification statements side by side. On `cancel` the step in progress finishes,
+/// then it returns.
+pub async fn run(engine: Engine, cfg: DatabaseCaptureConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+    let id = cfg.id.clone();
+    let point = Arc::new(CapturePoint::new(engine.clone(), cfg).await?);
+    tracing::info!(capture_point = %id, source = %source::redact_url(&point.config().url), "database capture point starting");
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match point.check().await {
+            Ok(()) => break,
+            Err(CheckError::Statement(m)) => anyhow::bail!(m),
+            Err(CheckError::Unavailable(m)) => {
+                tracing::warn!(capture_point = %id, error = %m, retry_in = ?backoff, "source unavailable for the start-up checks");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    let mut notifier = Notifier::new(point.clone());
+    let consumer = notifier.consumer(engine);
+    let notify_cancel = cancel.clone();
+    let notify = tokio::spawn(async move { consumer.run(&mut notifier, notify_cancel).await });
+    poll_loop(&point, &cancel).await;
+    notify.await?;
+    point.source().close().await;
+    tracing::info!(capture_point = %id, "database capture point stopped");
+    Ok(())
+}
+
+/// Polls until `cancel`: a capture step and a source-update step per round; at once again
+/// when either read a full batch, else after `poll_interval`; with growing backoff while
+/// the source or the store is unavailable.
+async fn poll_loop(point: &CapturePoint, cancel: &CancellationToken) {
+    let cfg = point.config();
+    let mut backoff = Duration::from_millis(200);
+    while !cancel.is_cancelled() {
+        let round = async {
+            let captured = point.capture_step().await?;
+            let updated = point.source_update_step().await?;
+            Ok::<_, PointError>(captured.max(updated))
+        };
+        let wait = match round.await {
+            Ok(n) => {
+                backoff = Duration::from_millis(200);
+                if n >= cfg.batch_size {
+                    continue;
+                }
+                cfg.poll_interval
+            }
+            Err(e) => {
+                tracing::warn!(capture_point = %cfg.id, error = %e, retry_in = ?backoff, "poll failed");
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
