@@ -1,1 +1,179 @@
-//! placeholder until built
+//! Worklane's REST API (axum): tasks and their actions, the event log (paged and SSE),
+//! health, Prometheus metrics and the OpenAPI document.
+//!
+//! [`serve`] takes an already bound listener and a shutdown token, so tests bind
+//! `127.0.0.1:0` and the binary binds the configured address.
+
+mod error;
+mod events;
+mod extract;
+pub mod openapi;
+mod tasks;
+
+pub use error::{ApiError, ErrorBody};
+pub use tasks::REST_ORIGIN;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use worklane_engine::Engine;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub metrics: PrometheusHandle,
+    /// Cancelled on shutdown: long-lived responses (SSE) end so the server can drain.
+    pub shutdown: CancellationToken,
+}
+
+/// Limits of the API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("the Prometheus recorder is installed once")
+        })
+        .clone()
+}
+
+/// The request's id: the caller's `X-Request-Id`, or one generated for it. It is echoed on
+/// the response and becomes the reference id of the events the request causes (seed 003).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+/// The whole API; `extra` (already given its state) is mounted beside it under the same
+/// layers (request ids, tracing, metrics, body limit).
+pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/tasks",
+            post(tasks::create_task).get(tasks::list_tasks),
+        )
+        .route(
+            "/api/v1/tasks/{id}",
+            get(tasks::get_task).patch(tasks::update_task),
+        )
+        .route("/api/v1/tasks/{id}/assign", post(tasks::assign_task))
+        .route("/api/v1/tasks/{id}/events", get(tasks::task_events))
+        .route("/api/v1/tasks/{id}/{action}", post(tasks::task_action))
+        .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/events/stream", get(events::stream_events))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+        .merge(extra)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+        })
+        .layer(middleware::from_fn(track_metrics))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("http", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Health: 200 when the store answers, 503 otherwise.
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.engine.store().ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": st.engine.store().backend()}))
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable", "store": st.engine.store().backend(), "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        st.metrics.render(),
+    )
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("worklane_http_requests_total", &labels).increment(1);
+    metrics::histogram!("worklane_http_request_duration_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
+    resp
+}

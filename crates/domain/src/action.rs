@@ -70,13 +70,25 @@ pub enum Action {
     Cancel,
     Complete,
     /// A supervisor's (or, later, the distribution layer's) assignment to an agent.
-    Assign { user: String },
+    Assign {
+        user: String,
+    },
     /// Processing: New → Captured.
     Classify(Classification),
     /// Processing: Captured → Queued, or a reprioritization of a Queued task.
-    Prioritize { priority: Option<i32>, reprioritize_date_time: Option<Timestamp> },
+    Prioritize {
+        priority: Option<i32>,
+        reprioritize_date_time: Option<Timestamp>,
+    },
+    /// Handed to the distribution layer: Queued → Distributed, with a new distributionId.
+    Distribute {
+        distribution_id: String,
+        distribution_point_id: String,
+    },
     /// Processing failed: → ErrorHeld with the reason.
-    ErrorHold { error: String },
+    ErrorHold {
+        error: String,
+    },
     /// Classified into an inactive process or contract: → Rejected.
     Reject,
     /// Expired after a final status, or removed: the task is deleted (TaskStopped).
@@ -96,6 +108,7 @@ impl Action {
             Self::Assign { .. } => "assign",
             Self::Classify(_) => "classify",
             Self::Prioritize { .. } => "prioritize",
+            Self::Distribute { .. } => "distribute",
             Self::ErrorHold { .. } => "error-hold",
             Self::Reject => "reject",
             Self::Stop => "stop",
@@ -113,6 +126,17 @@ impl Action {
                 check_len("assignedToUser", user, limits::USER)
             }
             Self::ErrorHold { error } => check_len("error", error, limits::TEXT),
+            Self::Distribute {
+                distribution_id,
+                distribution_point_id,
+            } => {
+                check_len("distributionId", distribution_id, limits::DISTRIBUTION_ID)?;
+                check_len(
+                    "distributionPointId",
+                    distribution_point_id,
+                    limits::SHORT_ID,
+                )
+            }
             _ => Ok(()),
         }
     }
@@ -127,7 +151,12 @@ pub struct Transition {
     pub deleted: bool,
 }
 
-fn event(event_type: EventType, meta: &ActionMeta, at: Timestamp, changes: Vec<String>) -> NewEvent {
+fn event(
+    event_type: EventType,
+    meta: &ActionMeta,
+    at: Timestamp,
+    changes: Vec<String>,
+) -> NewEvent {
     NewEvent {
         event_type,
         actor: meta.actor.clone(),
@@ -145,7 +174,10 @@ pub fn create(new: &NewTask, broker_id: BrokerId, meta: &ActionMeta, now: Timest
     let f = &new.fields;
     let mut task = Task {
         broker_id,
-        capture_id: f.capture_id.clone().unwrap_or_else(|| broker_id.to_string()),
+        capture_id: f
+            .capture_id
+            .clone()
+            .unwrap_or_else(|| broker_id.to_string()),
         capture_point_id: new.capture_point_id.clone(),
         distribution_id: None,
         distribution_point_id: None,
@@ -157,7 +189,11 @@ pub fn create(new: &NewTask, broker_id: BrokerId, meta: &ActionMeta, now: Timest
         business_calendar_id: None,
         channel: None,
         category: None,
-        status: if new.hold { Status::NewHeld } else { Status::New },
+        status: if new.hold {
+            Status::NewHeld
+        } else {
+            Status::New
+        },
         priority: 0,
         business_value: None,
         created_date_time: now,
@@ -182,7 +218,11 @@ pub fn create(new: &NewTask, broker_id: BrokerId, meta: &ActionMeta, now: Timest
     fields.capture_id = None;
     let mut changes = vec!["status".to_owned()];
     changes.extend(fields.apply_to(&mut task));
-    Transition { task, event: event(EventType::TaskCreated, meta, at, changes), deleted: false }
+    Transition {
+        task,
+        event: event(EventType::TaskCreated, meta, at, changes),
+        deleted: false,
+    }
 }
 
 /// Applies `action` to `task` by the rules of SPEC section 2, or refuses it with the
@@ -226,7 +266,10 @@ pub fn decide(
             EventType::TaskResumed
         }
         Action::Restart => {
-            if !matches!(s, New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld) {
+            if !matches!(
+                s,
+                New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld
+            ) {
                 return Err(task.refuse(ErrorCode::CannotRestartTask, "restart"));
             }
             t.revoke_distribution();
@@ -236,7 +279,10 @@ pub fn decide(
             EventType::TaskRestarted
         }
         Action::Cancel => {
-            if !matches!(s, New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld) {
+            if !matches!(
+                s,
+                New | NewHeld | Captured | Queued | Distributed | Held | ErrorHeld
+            ) {
                 return Err(task.refuse(ErrorCode::CannotCancelCompletedTask, "cancel"));
             }
             t.revoke_distribution();
@@ -278,7 +324,10 @@ pub fn decide(
             t.status = Captured;
             EventType::TaskCaptured
         }
-        Action::Prioritize { priority, reprioritize_date_time } => {
+        Action::Prioritize {
+            priority,
+            reprioritize_date_time,
+        } => {
             if !matches!(s, Captured | Queued) {
                 return Err(task.refuse(ErrorCode::InvalidTransition, "prioritize"));
             }
@@ -291,6 +340,20 @@ pub fn decide(
             t.reprioritize_date_time = *reprioritize_date_time;
             t.status = Queued;
             EventType::TaskQueued
+        }
+        Action::Distribute {
+            distribution_id,
+            distribution_point_id,
+        } => {
+            if s != Queued {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "distribute"));
+            }
+            t.status = Distributed;
+            t.distribution_id = Some(distribution_id.clone());
+            t.distribution_point_id = Some(distribution_point_id.clone());
+            t.distributed_date_time = Some(at);
+            changes.push("distributionId".to_owned());
+            EventType::TaskDistributed
         }
         Action::ErrorHold { error } => {
             if s.is_final() || s == Assigned {
@@ -319,5 +382,9 @@ pub fn decide(
         changes.insert(0, "status".to_owned());
     }
     t.version += 1;
-    Ok(Transition { task: t, event: event(event_type, meta, at, changes), deleted })
+    Ok(Transition {
+        task: t,
+        event: event(event_type, meta, at, changes),
+        deleted,
+    })
 }

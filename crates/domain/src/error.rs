@@ -5,6 +5,7 @@ use std::fmt;
 
 /// The machine-readable codes of seed 001, plus the few Worklane adds (documented in
 /// ARCHITECTURE.md). They travel unchanged to every channel: REST, XML, SQL.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -61,7 +62,11 @@ pub struct DomainError {
 
 impl DomainError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), parameters: Vec::new() }
+        Self {
+            code,
+            message: message.into(),
+            parameters: Vec::new(),
+        }
     }
 
     /// INVALID_FORMAT naming the attribute that is wrong.

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Every kind of change the server records.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     TaskCreated,
@@ -103,6 +104,7 @@ pub struct NewEvent {
 }
 
 /// A recorded event: its place in the log, and the task as it was right after the change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {

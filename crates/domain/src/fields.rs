@@ -49,8 +49,9 @@ pub fn check_int(attribute: &str, value: i64) -> Result<i32, DomainError> {
 
 /// The attributes a source system may give on CreateTask or UpdateTask; absent means
 /// "not given" (on update: unchanged).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture_id: Option<String>,
@@ -126,7 +127,10 @@ impl TaskFields {
         }
         for (key, value) in &self.data {
             if key.trim().is_empty() {
-                return Err(DomainError::invalid("data", "a custom attribute has an empty name"));
+                return Err(DomainError::invalid(
+                    "data",
+                    "a custom attribute has an empty name",
+                ));
             }
             check_len(&format!("data.{key}"), key, DATA_KEY)?;
             check_len(&format!("data.{key}"), value, DATA_VALUE)?;
@@ -207,7 +211,11 @@ impl TaskFields {
         set!("departmentId", self.department_id, task.department_id);
         set!("processId", self.process_id, task.process_id);
         set!("contractId", self.contract_id, task.contract_id);
-        set!("businessCalendarId", self.business_calendar_id, task.business_calendar_id);
+        set!(
+            "businessCalendarId",
+            self.business_calendar_id,
+            task.business_calendar_id
+        );
         set!("channel", self.channel, task.channel);
         set!("category", self.category, task.category);
         if let Some(p) = self.priority {
@@ -224,18 +232,46 @@ impl TaskFields {
                 changed.push("businessValue".to_owned());
             }
         }
-        set!("activationDateTime", self.activation_date_time, task.activation_date_time);
+        set!(
+            "activationDateTime",
+            self.activation_date_time,
+            task.activation_date_time
+        );
         set!("dueDateTime", self.due_date_time, task.due_date_time);
-        set!("expirationDateTime", self.expiration_date_time, task.expiration_date_time);
-        set!("reprioritizeDateTime", self.reprioritize_date_time, task.reprioritize_date_time);
+        set!(
+            "expirationDateTime",
+            self.expiration_date_time,
+            task.expiration_date_time
+        );
+        set!(
+            "reprioritizeDateTime",
+            self.reprioritize_date_time,
+            task.reprioritize_date_time
+        );
         let e = &self.ext;
         set!("ext.customerID", e.customer_id, task.ext.customer_id);
-        set!("ext.customerSegment", e.customer_segment, task.ext.customer_segment);
+        set!(
+            "ext.customerSegment",
+            e.customer_segment,
+            task.ext.customer_segment
+        );
         set!("ext.productType", e.product_type, task.ext.product_type);
-        set!("ext.productSubtype", e.product_subtype, task.ext.product_subtype);
+        set!(
+            "ext.productSubtype",
+            e.product_subtype,
+            task.ext.product_subtype
+        );
         set!("ext.resultCode", e.result_code, task.ext.result_code);
-        set!("ext.sourceProcessType", e.source_process_type, task.ext.source_process_type);
-        set!("ext.sourceProcessSubtype", e.source_process_subtype, task.ext.source_process_subtype);
+        set!(
+            "ext.sourceProcessType",
+            e.source_process_type,
+            task.ext.source_process_type
+        );
+        set!(
+            "ext.sourceProcessSubtype",
+            e.source_process_subtype,
+            task.ext.source_process_subtype
+        );
         set!("ext.sourceTenant", e.source_tenant, task.ext.source_tenant);
         set!(
             "ext.sourceFirstCreatedDateTime",
@@ -247,7 +283,11 @@ impl TaskFields {
             e.source_created_date_time,
             task.ext.source_created_date_time
         );
-        set!("ext.sourceDueDateTime", e.source_due_date_time, task.ext.source_due_date_time);
+        set!(
+            "ext.sourceDueDateTime",
+            e.source_due_date_time,
+            task.ext.source_due_date_time
+        );
         for (k, v) in &self.data {
             if task.data.get(k) != Some(v) {
                 task.data.insert(k.clone(), v.clone());
@@ -275,7 +315,6 @@ pub enum OnDuplicate {
 #[serde(rename_all = "camelCase")]
 pub struct NewTask {
     pub capture_point_id: String,
-    #[serde(flatten)]
     pub fields: TaskFields,
     #[serde(default)]
     pub hold: bool,
@@ -288,7 +327,11 @@ impl NewTask {
         if self.capture_point_id.trim().is_empty() {
             return Err(DomainError::invalid("capturePointId", "must not be empty"));
         }
-        check_len("capturePointId", &self.capture_point_id, limits::CAPTURE_POINT_ID)?;
+        check_len(
+            "capturePointId",
+            &self.capture_point_id,
+            limits::CAPTURE_POINT_ID,
+        )?;
         self.fields.validate()
     }
 }

@@ -8,7 +8,10 @@ fn now() -> Timestamp {
 }
 
 fn task_in(status: Status) -> Task {
-    let new = NewTask { capture_point_id: "CP".into(), ..Default::default() };
+    let new = NewTask {
+        capture_point_id: "CP".into(),
+        ..Default::default()
+    };
     let mut t = action::create(&new, BrokerId(7), &ActionMeta::default(), now()).task;
     t.status = status;
     if status == Distributed {
@@ -47,13 +50,18 @@ fn expected(action: &Action, from: Status) -> Result<Status, ErrorCode> {
 #[test]
 fn every_action_from_every_status() {
     let actions = [
-        Action::Update(TaskFields { category: Some("Followup".into()), ..Default::default() }),
+        Action::Update(TaskFields {
+            category: Some("Followup".into()),
+            ..Default::default()
+        }),
         Action::Hold,
         Action::Resume,
         Action::Restart,
         Action::Cancel,
         Action::Complete,
-        Action::Assign { user: "agent1".into() },
+        Action::Assign {
+            user: "agent1".into(),
+        },
     ];
     let mut checked = 0;
     for action in &actions {
@@ -86,10 +94,39 @@ fn each_action_emits_its_event() {
         (Action::Restart, Queued, EventType::TaskRestarted),
         (Action::Cancel, New, EventType::TaskCanceled),
         (Action::Complete, Assigned, EventType::TaskCompleted),
-        (Action::Assign { user: "a".into() }, Queued, EventType::TaskAssigned),
-        (Action::Classify(Classification::default()), New, EventType::TaskCaptured),
-        (Action::Prioritize { priority: Some(5), reprioritize_date_time: None }, Captured, EventType::TaskQueued),
-        (Action::ErrorHold { error: "no rule".into() }, Captured, EventType::TaskErrorHeld),
+        (
+            Action::Assign { user: "a".into() },
+            Queued,
+            EventType::TaskAssigned,
+        ),
+        (
+            Action::Classify(Classification::default()),
+            New,
+            EventType::TaskCaptured,
+        ),
+        (
+            Action::Prioritize {
+                priority: Some(5),
+                reprioritize_date_time: None,
+            },
+            Captured,
+            EventType::TaskQueued,
+        ),
+        (
+            Action::ErrorHold {
+                error: "no rule".into(),
+            },
+            Captured,
+            EventType::TaskErrorHeld,
+        ),
+        (
+            Action::Distribute {
+                distribution_id: "d".into(),
+                distribution_point_id: "dp".into(),
+            },
+            Queued,
+            EventType::TaskDistributed,
+        ),
         (Action::Reject, Captured, EventType::TaskRejected),
         (Action::Stop, Completed, EventType::TaskStopped),
     ];
@@ -102,18 +139,26 @@ fn each_action_emits_its_event() {
 #[test]
 fn hold_revokes_distribution_and_resume_clears_hold() {
     let t = task_in(Distributed);
-    let held = decide(&t, &Action::Hold, &ActionMeta::default(), now()).unwrap().task;
+    let held = decide(&t, &Action::Hold, &ActionMeta::default(), now())
+        .unwrap()
+        .task;
     assert_eq!(held.distribution_id, None);
     assert_eq!(held.queue, None);
     assert_eq!(held.held_date_time, Some(now()));
-    let resumed = decide(&held, &Action::Resume, &ActionMeta::default(), now()).unwrap().task;
+    let resumed = decide(&held, &Action::Resume, &ActionMeta::default(), now())
+        .unwrap()
+        .task;
     assert_eq!(resumed.status, Queued);
     assert_eq!(resumed.held_date_time, None);
 }
 
 #[test]
 fn create_defaults_capture_id_to_broker_id_and_honours_hold() {
-    let new = NewTask { capture_point_id: "CP".into(), hold: true, ..Default::default() };
+    let new = NewTask {
+        capture_point_id: "CP".into(),
+        hold: true,
+        ..Default::default()
+    };
     let tr = action::create(&new, BrokerId(42), &ActionMeta::default(), now());
     assert_eq!(tr.task.capture_id, "42");
     assert_eq!(tr.task.status, NewHeld);
@@ -139,21 +184,63 @@ fn update_changes_only_given_attributes() {
 fn validation_names_the_attribute() {
     let long = "x".repeat(65);
     let cases: Vec<(TaskFields, &str)> = vec![
-        (TaskFields { capture_id: Some(long.clone()), ..Default::default() }, "captureId"),
-        (TaskFields { process_id: Some("p".repeat(17)), ..Default::default() }, "processId"),
-        (TaskFields { channel: Some("c".repeat(33)), ..Default::default() }, "channel"),
-        (TaskFields { priority: Some(1 << 31), ..Default::default() }, "priority"),
-        (TaskFields { priority: Some(-(1 << 31)), ..Default::default() }, "priority"),
-        (TaskFields { business_value: Some(i64::MAX), ..Default::default() }, "businessValue"),
         (
             TaskFields {
-                ext: Ext { customer_id: Some(long), ..Default::default() },
+                capture_id: Some(long.clone()),
+                ..Default::default()
+            },
+            "captureId",
+        ),
+        (
+            TaskFields {
+                process_id: Some("p".repeat(17)),
+                ..Default::default()
+            },
+            "processId",
+        ),
+        (
+            TaskFields {
+                channel: Some("c".repeat(33)),
+                ..Default::default()
+            },
+            "channel",
+        ),
+        (
+            TaskFields {
+                priority: Some(1 << 31),
+                ..Default::default()
+            },
+            "priority",
+        ),
+        (
+            TaskFields {
+                priority: Some(-(1 << 31)),
+                ..Default::default()
+            },
+            "priority",
+        ),
+        (
+            TaskFields {
+                business_value: Some(i64::MAX),
+                ..Default::default()
+            },
+            "businessValue",
+        ),
+        (
+            TaskFields {
+                ext: Ext {
+                    customer_id: Some(long),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             "ext.customerID",
         ),
         (
-            TaskFields { data: [("k".to_owned(), "v".repeat(256))].into(), ..Default::default() },
+            TaskFields {
+                data: [("k".to_owned(), "v".repeat(256))].into(),
+                ..Default::default()
+            },
             "data.k",
         ),
     ];

@@ -29,7 +29,13 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer named `name` (its position is saved under that name).
     pub fn new(engine: Engine, name: impl Into<String>) -> Self {
-        Self { engine, name: name.into(), batch: 500, poll: Duration::from_secs(1), position: None }
+        Self {
+            engine,
+            name: name.into(),
+            batch: 500,
+            poll: Duration::from_secs(1),
+            position: None,
+        }
     }
 
     /// The most events handed to the handler at once.
@@ -61,7 +67,10 @@ impl Consumer {
 
     /// Moves the position (replay from an earlier seq, or skip ahead).
     pub async fn seek(&mut self, seq: i64) -> anyhow::Result<()> {
-        self.engine.store().save_cursor(&self.name, seq, Timestamp::now()).await?;
+        self.engine
+            .store()
+            .save_cursor(&self.name, seq, Timestamp::now())
+            .await?;
         self.position = Some(seq);
         Ok(())
     }
@@ -75,7 +84,10 @@ impl Consumer {
             return Ok(0);
         };
         handler.handle(&events).await?;
-        self.engine.store().save_cursor(&self.name, last, Timestamp::now()).await?;
+        self.engine
+            .store()
+            .save_cursor(&self.name, last, Timestamp::now())
+            .await?;
         self.position = Some(last);
         metrics::counter!("worklane_consumer_events_total", "consumer" => self.name.clone())
             .increment(events.len() as u64);

@@ -43,7 +43,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { max_batch: 256, queue_depth: 4096 }
+        Self {
+            max_batch: 256,
+            queue_depth: 4096,
+        }
     }
 }
 
@@ -67,14 +70,29 @@ impl Engine {
         let last = store.last_seq().await?;
         let (seq_tx, seq_rx) = watch::channel(last);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        let writer = tokio::spawn(write_loop(store.clone(), rx, seq_tx, options.max_batch.max(1)));
-        Ok((Engine { store, tx, seq: seq_rx }, writer))
+        let writer = tokio::spawn(write_loop(
+            store.clone(),
+            rx,
+            seq_tx,
+            options.max_batch.max(1),
+        ));
+        Ok((
+            Engine {
+                store,
+                tx,
+                seq: seq_rx,
+            },
+            writer,
+        ))
     }
 
     /// Runs one command: its effect and event are durable when this returns `Ok`.
     pub async fn execute(&self, cmd: Command) -> Result<Outcome, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send((cmd, reply)).await.map_err(|_| EngineError::Closed)?;
+        self.tx
+            .send((cmd, reply))
+            .await
+            .map_err(|_| EngineError::Closed)?;
         match rx.await {
             Ok(Ok(Ok(outcome))) => Ok(outcome),
             Ok(Ok(Err(refusal))) => Err(EngineError::Refused(refusal)),

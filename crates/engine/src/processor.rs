@@ -22,7 +22,11 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(engine: Engine) -> Self {
-        Self { engine, batch: 256, poll: Duration::from_secs(1) }
+        Self {
+            engine,
+            batch: 256,
+            poll: Duration::from_secs(1),
+        }
     }
 
     /// How often to look again when nothing woke the processor.
@@ -52,8 +56,10 @@ impl Processor {
     /// expired ones. Returns how many changes it made.
     pub async fn step(&self, now: Timestamp) -> Result<usize, EngineError> {
         let store = self.engine.store();
-        let ready =
-            store.tasks_to_process(now, self.batch).await.map_err(|e| EngineError::Store(e.into()))?;
+        let ready = store
+            .tasks_to_process(now, self.batch)
+            .await
+            .map_err(|e| EngineError::Store(e.into()))?;
         let mut classify = Vec::new();
         let mut prioritize = Vec::new();
         for t in &ready {
@@ -67,14 +73,19 @@ impl Processor {
             }
             prioritize.push(Command::act(
                 r,
-                Action::Prioritize { priority: None, reprioritize_date_time: None },
+                Action::Prioritize {
+                    priority: None,
+                    reprioritize_date_time: None,
+                },
                 Self::meta(),
             ));
         }
         let mut done = self.run_all(classify).await?;
         done += self.run_all(prioritize).await?;
-        let expired =
-            store.tasks_expired(now, self.batch).await.map_err(|e| EngineError::Store(e.into()))?;
+        let expired = store
+            .tasks_expired(now, self.batch)
+            .await
+            .map_err(|e| EngineError::Store(e.into()))?;
         let stops = expired
             .iter()
             .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, Self::meta()))

@@ -22,11 +22,19 @@ pub struct Command {
 
 impl Command {
     pub fn create(new: NewTask, meta: ActionMeta) -> Self {
-        Self { op: Op::Create(new), meta, idempotency_key: None }
+        Self {
+            op: Op::Create(new),
+            meta,
+            idempotency_key: None,
+        }
     }
 
     pub fn act(task: TaskRef, action: Action, meta: ActionMeta) -> Self {
-        Self { op: Op::Act { task, action }, meta, idempotency_key: None }
+        Self {
+            op: Op::Act { task, action },
+            meta,
+            idempotency_key: None,
+        }
     }
 
     pub fn idempotent(mut self, key: impl Into<String>) -> Self {

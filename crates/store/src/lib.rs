@@ -106,8 +106,7 @@ pub trait Store: DeliveryStore + Send + Sync + std::fmt::Debug + 'static {
 
     /// Tasks processing should move now: New with activation passed, and Captured;
     /// oldest first.
-    async fn tasks_to_process(&self, now: Timestamp, limit: u32)
-        -> Result<Vec<Task>, StoreError>;
+    async fn tasks_to_process(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
 
     /// Finished tasks (Completed, Canceled, Rejected) whose expiration has passed.
     async fn tasks_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;

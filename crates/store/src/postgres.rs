@@ -63,7 +63,10 @@ pub(crate) mod ops {
 
     impl IdSource {
         pub(crate) fn new(creates: usize) -> Self {
-            Self { wanted: creates, ids: Default::default() }
+            Self {
+                wanted: creates,
+                ids: Default::default(),
+            }
         }
 
         pub(crate) async fn next(&mut self, conn: &mut Conn) -> Result<i64, StoreError> {

@@ -17,7 +17,9 @@ pub async fn fresh_postgres_url() -> Result<String, StoreError> {
     let name = format!("wl_test_{}", random_suffix());
     let mut conn = sqlx::PgConnection::connect(&admin).await?;
     // The name is generated here, never taken from outside.
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
     let mut url = url::Url::parse(&admin).expect("admin url parses");
     url.set_path(&name);
     Ok(url.to_string())
@@ -31,9 +33,16 @@ pub fn fresh_sqlite_url() -> String {
 }
 
 fn random_suffix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{:x}{:x}{:x}", std::process::id(), nanos & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -12,59 +12,112 @@ fn now() -> Timestamp {
 fn new_task(cp: &str, capture_id: Option<&str>, on_duplicate: OnDuplicate) -> NewTask {
     NewTask {
         capture_point_id: cp.into(),
-        fields: TaskFields { capture_id: capture_id.map(Into::into), ..Default::default() },
+        fields: TaskFields {
+            capture_id: capture_id.map(Into::into),
+            ..Default::default()
+        },
         hold: false,
         on_duplicate,
     }
 }
 
 async fn create(s: &dyn Store, n: NewTask) -> CommandResult {
-    s.execute(vec![Command::create(n, ActionMeta::default())], now()).await.unwrap().remove(0)
-}
-
-async fn act(s: &dyn Store, id: BrokerId, action: Action) -> CommandResult {
-    s.execute(vec![Command::act(TaskRef::Broker(id), action, ActionMeta::default())], now())
+    s.execute(vec![Command::create(n, ActionMeta::default())], now())
         .await
         .unwrap()
         .remove(0)
 }
 
+async fn act(s: &dyn Store, id: BrokerId, action: Action) -> CommandResult {
+    s.execute(
+        vec![Command::act(
+            TaskRef::Broker(id),
+            action,
+            ActionMeta::default(),
+        )],
+        now(),
+    )
+    .await
+    .unwrap()
+    .remove(0)
+}
+
 async fn create_get_and_find(s: Arc<dyn Store>) {
-    let o = create(&*s, new_task("CP1", Some("c-1"), OnDuplicate::Allow)).await.unwrap();
+    let o = create(&*s, new_task("CP1", Some("c-1"), OnDuplicate::Allow))
+        .await
+        .unwrap();
     assert!(o.task.broker_id.0 > 0);
     let ev = o.event.unwrap();
     assert_eq!(ev.event_type, EventType::TaskCreated);
     assert_eq!(s.get_task(o.task.broker_id).await.unwrap().unwrap(), o.task);
-    let by_capture = TaskRef::Capture { capture_point_id: "CP1".into(), capture_id: "c-1".into() };
-    assert_eq!(s.find_task(&by_capture).await.unwrap().unwrap().broker_id, o.task.broker_id);
-    let other_cp = TaskRef::Capture { capture_point_id: "CP2".into(), capture_id: "c-1".into() };
+    let by_capture = TaskRef::Capture {
+        capture_point_id: "CP1".into(),
+        capture_id: "c-1".into(),
+    };
+    assert_eq!(
+        s.find_task(&by_capture).await.unwrap().unwrap().broker_id,
+        o.task.broker_id
+    );
+    let other_cp = TaskRef::Capture {
+        capture_point_id: "CP2".into(),
+        capture_id: "c-1".into(),
+    };
     assert!(s.find_task(&other_cp).await.unwrap().is_none());
     // Without a captureId, it is the brokerId as text.
-    let o2 = create(&*s, new_task("CP1", None, OnDuplicate::Allow)).await.unwrap();
+    let o2 = create(&*s, new_task("CP1", None, OnDuplicate::Allow))
+        .await
+        .unwrap();
     assert_eq!(o2.task.capture_id, o2.task.broker_id.to_string());
     assert!(o2.task.broker_id > o.task.broker_id);
 }
 
 async fn duplicates(s: Arc<dyn Store>) {
-    let first = create(&*s, new_task("CP", Some("dup"), OnDuplicate::Refuse)).await.unwrap();
-    let e = create(&*s, new_task("CP", Some("dup"), OnDuplicate::Refuse)).await.unwrap_err();
+    let first = create(&*s, new_task("CP", Some("dup"), OnDuplicate::Refuse))
+        .await
+        .unwrap();
+    let e = create(&*s, new_task("CP", Some("dup"), OnDuplicate::Refuse))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::TaskAlreadyCaptured);
-    assert!(e.parameters.contains(&format!("BrokerId={}", first.task.broker_id)));
-    let again = create(&*s, new_task("CP", Some("dup"), OnDuplicate::ReturnExisting)).await.unwrap();
+    assert!(e
+        .parameters
+        .contains(&format!("BrokerId={}", first.task.broker_id)));
+    let again = create(
+        &*s,
+        new_task("CP", Some("dup"), OnDuplicate::ReturnExisting),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.task.broker_id, first.task.broker_id);
     assert!(again.event.is_none());
     // Another capture point may use the same captureId; so may a point that does not check.
-    create(&*s, new_task("CP9", Some("dup"), OnDuplicate::Refuse)).await.unwrap();
-    create(&*s, new_task("CP", Some("dup"), OnDuplicate::Allow)).await.unwrap();
+    create(&*s, new_task("CP9", Some("dup"), OnDuplicate::Refuse))
+        .await
+        .unwrap();
+    create(&*s, new_task("CP", Some("dup"), OnDuplicate::Allow))
+        .await
+        .unwrap();
 }
 
 async fn actions_and_events(s: Arc<dyn Store>) {
-    let id = create(&*s, new_task("CP", None, OnDuplicate::Allow)).await.unwrap().task.broker_id;
+    let id = create(&*s, new_task("CP", None, OnDuplicate::Allow))
+        .await
+        .unwrap()
+        .task
+        .broker_id;
     act(&*s, id, Action::Hold).await.unwrap();
     let e = act(&*s, id, Action::Hold).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::CannotHoldAssignedTask);
     act(&*s, id, Action::Resume).await.unwrap();
-    act(&*s, id, Action::Assign { user: "agent".into() }).await.unwrap();
+    act(
+        &*s,
+        id,
+        Action::Assign {
+            user: "agent".into(),
+        },
+    )
+    .await
+    .unwrap();
     act(&*s, id, Action::Complete).await.unwrap();
     let e = act(&*s, id, Action::Cancel).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::CannotCancelCompletedTask);
@@ -87,29 +140,53 @@ async fn actions_and_events(s: Arc<dyn Store>) {
     // Stop deletes the task; its history stays.
     act(&*s, id, Action::Stop).await.unwrap();
     assert!(s.get_task(id).await.unwrap().is_none());
-    assert_eq!(s.task_events(id).await.unwrap().last().unwrap().event_type, EventType::TaskStopped);
+    assert_eq!(
+        s.task_events(id).await.unwrap().last().unwrap().event_type,
+        EventType::TaskStopped
+    );
 }
 
 async fn batch_is_one_transaction_with_independent_results(s: Arc<dyn Store>) {
     let mut batch = Vec::new();
     for i in 0..50 {
-        batch.push(Command::create(new_task("B", Some(&format!("b{i}")), OnDuplicate::Refuse), ActionMeta::default()));
+        batch.push(Command::create(
+            new_task("B", Some(&format!("b{i}")), OnDuplicate::Refuse),
+            ActionMeta::default(),
+        ));
     }
-    batch.push(Command::create(new_task("B", Some("b1"), OnDuplicate::Refuse), ActionMeta::default()));
-    batch.push(Command::act(TaskRef::Broker(BrokerId(123_456_789)), Action::Hold, ActionMeta::default()));
+    batch.push(Command::create(
+        new_task("B", Some("b1"), OnDuplicate::Refuse),
+        ActionMeta::default(),
+    ));
+    batch.push(Command::act(
+        TaskRef::Broker(BrokerId(123_456_789)),
+        Action::Hold,
+        ActionMeta::default(),
+    ));
     let results = s.execute(batch, now()).await.unwrap();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
-    assert_eq!(results[50].as_ref().unwrap_err().code, ErrorCode::TaskAlreadyCaptured);
-    assert_eq!(results[51].as_ref().unwrap_err().code, ErrorCode::TaskNotFound);
-    let ids: std::collections::HashSet<_> =
-        results.iter().filter_map(|r| r.as_ref().ok()).map(|o| o.task.broker_id).collect();
+    assert_eq!(
+        results[50].as_ref().unwrap_err().code,
+        ErrorCode::TaskAlreadyCaptured
+    );
+    assert_eq!(
+        results[51].as_ref().unwrap_err().code,
+        ErrorCode::TaskNotFound
+    );
+    let ids: std::collections::HashSet<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|o| o.task.broker_id)
+        .collect();
     assert_eq!(ids.len(), 50);
 }
 
 async fn events_after_and_cursors(s: Arc<dyn Store>) {
     let start = s.last_seq().await.unwrap();
     for _ in 0..5 {
-        create(&*s, new_task("E", None, OnDuplicate::Allow)).await.unwrap();
+        create(&*s, new_task("E", None, OnDuplicate::Allow))
+            .await
+            .unwrap();
     }
     let evs = s.events_after(start, 3).await.unwrap();
     assert_eq!(evs.len(), 3);
@@ -123,21 +200,41 @@ async fn events_after_and_cursors(s: Arc<dyn Store>) {
 }
 
 async fn idempotent_commands_replay(s: Arc<dyn Store>) {
-    let cmd = Command::create(new_task("I", Some("i1"), OnDuplicate::Allow), ActionMeta::default())
-        .idempotent("I:msg-1");
-    let first = s.execute(vec![cmd.clone()], now()).await.unwrap().remove(0).unwrap();
-    let second = s.execute(vec![cmd], now()).await.unwrap().remove(0).unwrap();
+    let cmd = Command::create(
+        new_task("I", Some("i1"), OnDuplicate::Allow),
+        ActionMeta::default(),
+    )
+    .idempotent("I:msg-1");
+    let first = s
+        .execute(vec![cmd.clone()], now())
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let second = s
+        .execute(vec![cmd], now())
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
     assert!(second.replayed);
     assert_eq!(second.task, first.task);
     assert_eq!(second.event, first.event);
     let tasks = s
-        .list_tasks(&TaskQuery { capture_point_id: Some("I".into()), ..Default::default() })
+        .list_tasks(&TaskQuery {
+            capture_point_id: Some("I".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(tasks.len(), 1);
     // A refusal is replayed too.
-    let bad = Command::act(TaskRef::Broker(BrokerId(987_654)), Action::Hold, ActionMeta::default())
-        .idempotent("I:msg-2");
+    let bad = Command::act(
+        TaskRef::Broker(BrokerId(987_654)),
+        Action::Hold,
+        ActionMeta::default(),
+    )
+    .idempotent("I:msg-2");
     let r1 = s.execute(vec![bad.clone()], now()).await.unwrap().remove(0);
     let r2 = s.execute(vec![bad], now()).await.unwrap().remove(0);
     assert_eq!(r1, r2);
@@ -146,12 +243,34 @@ async fn idempotent_commands_replay(s: Arc<dyn Store>) {
 async fn listing_filters_and_pages(s: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for p in [5, 1, 5, 9, 3] {
-        let o = create(&*s, new_task("L", None, OnDuplicate::Allow)).await.unwrap();
-        act(&*s, o.task.broker_id, Action::Classify(Classification { process_id: Some("proc".into()), ..Default::default() })).await.unwrap();
-        act(&*s, o.task.broker_id, Action::Prioritize { priority: Some(p), reprioritize_date_time: None }).await.unwrap();
+        let o = create(&*s, new_task("L", None, OnDuplicate::Allow))
+            .await
+            .unwrap();
+        act(
+            &*s,
+            o.task.broker_id,
+            Action::Classify(Classification {
+                process_id: Some("proc".into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+        act(
+            &*s,
+            o.task.broker_id,
+            Action::Prioritize {
+                priority: Some(p),
+                reprioritize_date_time: None,
+            },
+        )
+        .await
+        .unwrap();
         ids.push((p, o.task.broker_id));
     }
-    act(&*s, ids[4].1, Action::Assign { user: "u1".into() }).await.unwrap();
+    act(&*s, ids[4].1, Action::Assign { user: "u1".into() })
+        .await
+        .unwrap();
     let q = |after, order| TaskQuery {
         status: Some(Status::Queued),
         capture_point_id: Some("L".into()),
@@ -164,7 +283,13 @@ async fn listing_filters_and_pages(s: Arc<dyn Store>) {
     assert_eq!(p1.iter().map(|t| t.priority).collect::<Vec<_>>(), [9, 5]);
     let last = p1.last().unwrap();
     let p2 = s
-        .list_tasks(&q(Some(PageAfter { broker_id: last.broker_id, priority: last.priority }), TaskOrder::Priority))
+        .list_tasks(&q(
+            Some(PageAfter {
+                broker_id: last.broker_id,
+                priority: last.priority,
+            }),
+            TaskOrder::Priority,
+        ))
         .await
         .unwrap();
     assert_eq!(p2.iter().map(|t| t.priority).collect::<Vec<_>>(), [5, 1]);
@@ -172,12 +297,19 @@ async fn listing_filters_and_pages(s: Arc<dyn Store>) {
     let by_id = s.list_tasks(&q(None, TaskOrder::BrokerId)).await.unwrap();
     assert_eq!(by_id[0].broker_id, ids[0].1);
     let assigned = s
-        .list_tasks(&TaskQuery { assigned_to_user: Some("u1".into()), ..Default::default() })
+        .list_tasks(&TaskQuery {
+            assigned_to_user: Some("u1".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(assigned.len(), 1);
     let by_process = s
-        .list_tasks(&TaskQuery { process_id: Some("proc".into()), capture_point_id: Some("L".into()), ..Default::default() })
+        .list_tasks(&TaskQuery {
+            process_id: Some("proc".into()),
+            capture_point_id: Some("L".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_process.len(), 5);
@@ -188,8 +320,17 @@ async fn processing_queries(s: Arc<dyn Store>) {
     let mut n = new_task("P", None, OnDuplicate::Allow);
     n.fields.activation_date_time = Some(later);
     let waiting = create(&*s, n).await.unwrap().task;
-    let ready = create(&*s, new_task("P", None, OnDuplicate::Allow)).await.unwrap().task;
-    let todo: Vec<_> = s.tasks_to_process(now(), 100).await.unwrap().into_iter().map(|t| t.broker_id).collect();
+    let ready = create(&*s, new_task("P", None, OnDuplicate::Allow))
+        .await
+        .unwrap()
+        .task;
+    let todo: Vec<_> = s
+        .tasks_to_process(now(), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.broker_id)
+        .collect();
     assert!(todo.contains(&ready.broker_id));
     assert!(!todo.contains(&waiting.broker_id));
     assert_eq!(s.next_activation(now()).await.unwrap(), Some(later));
@@ -199,9 +340,19 @@ async fn processing_queries(s: Arc<dyn Store>) {
     let mut e = new_task("P", None, OnDuplicate::Allow);
     e.fields.expiration_date_time = Some("2000-01-01T00:00:00Z".parse().unwrap());
     let exp = create(&*s, e).await.unwrap().task;
-    assert!(s.tasks_expired(now(), 10).await.unwrap().iter().all(|t| t.broker_id != exp.broker_id));
+    assert!(s
+        .tasks_expired(now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.broker_id != exp.broker_id));
     act(&*s, exp.broker_id, Action::Cancel).await.unwrap();
-    assert!(s.tasks_expired(now(), 10).await.unwrap().iter().any(|t| t.broker_id == exp.broker_id));
+    assert!(s
+        .tasks_expired(now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.broker_id == exp.broker_id));
 }
 
 macro_rules! suite {

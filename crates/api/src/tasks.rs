@@ -1,0 +1,378 @@
+//! `/api/v1/tasks`: create, read, list, update, and every action of SPEC section 2.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{split_body, Json, Query};
+use crate::{AppState, RequestId};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use worklane_domain::{
+    Action, ActionMeta, BrokerId, Event, NewTask, OnDuplicate, Status, Task, TaskFields, TaskRef,
+    Timestamp,
+};
+use worklane_store::{Command, PageAfter, TaskOrder, TaskQuery};
+
+/// The capture point REST creates default to, and the origin of REST changes.
+pub const REST_ORIGIN: &str = "REST";
+
+/// CreateTask's attributes plus `hold`, the audit attributes and the capture point.
+// Documents the body in the OpenAPI schema; the handler parses it in two parts.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateTaskBody {
+    #[serde(flatten)]
+    pub fields: TaskFields,
+    /// Create the task NewHeld: it is not processed until resumed.
+    #[serde(default)]
+    pub hold: bool,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_date_time: Option<Timestamp>,
+    /// The capture point the task belongs to; `REST` when absent. A second create with the
+    /// same captureId in the same capture point is refused (TASK_ALREADY_CAPTURED).
+    pub capture_point_id: Option<String>,
+}
+
+/// UpdateTask: only the given attributes change.
+// Documents the body in the OpenAPI schema; the handler parses it in two parts.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTaskBody {
+    #[serde(flatten)]
+    pub fields: TaskFields,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_date_time: Option<Timestamp>,
+}
+
+/// The audit attributes of CreateTask, apart from the task's own attributes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateEnvelope {
+    #[serde(default)]
+    hold: bool,
+    actor: Option<String>,
+    reason: Option<String>,
+    action_date_time: Option<Timestamp>,
+    capture_point_id: Option<String>,
+}
+
+const CREATE_KEYS: &[&str] = &[
+    "hold",
+    "actor",
+    "reason",
+    "actionDateTime",
+    "capturePointId",
+];
+const AUDIT_KEYS: &[&str] = &["actor", "reason", "actionDateTime"];
+
+/// The optional audit attributes of an action.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionBody {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_date_time: Option<Timestamp>,
+}
+
+/// A supervisor's direct assignment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignBody {
+    pub assigned_to_user: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_date_time: Option<Timestamp>,
+}
+
+/// Filters and pagination of the task listing.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// A status, e.g. `Queued`.
+    pub status: Option<String>,
+    pub capture_point_id: Option<String>,
+    pub capture_id: Option<String>,
+    pub process_id: Option<String>,
+    pub queue: Option<String>,
+    pub assigned_to_user: Option<String>,
+    /// Only tasks due before this instant (RFC 3339).
+    #[param(value_type = Option<String>)]
+    pub due_before: Option<Timestamp>,
+    /// `brokerId` (default: oldest first) or `priority` (highest first, then oldest).
+    pub sort: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// The `nextAfter` of the previous page.
+    pub after: Option<String>,
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+fn meta(
+    req: &RequestId,
+    actor: Option<String>,
+    reason: Option<String>,
+    at: Option<Timestamp>,
+    origin: &str,
+) -> ActionMeta {
+    ActionMeta {
+        actor,
+        reason,
+        action_date_time: at,
+        request_id: req.0.clone(),
+        origin: None,
+    }
+    .defaulted(origin)
+}
+
+fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
+    raw.parse::<BrokerId>().map_err(ApiError::from)
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = CreateTaskBody,
+    responses((status = 201, body = Task), (status = 400, body = ErrorBody),
+              (status = 409, description = "TASK_ALREADY_CAPTURED; parameters name the existing BrokerId", body = ErrorBody),
+              (status = 413, body = ErrorBody)))]
+pub async fn create_task(
+    State(st): State<AppState>,
+    req: RequestId,
+    Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Response, ApiError> {
+    let (body, fields): (CreateEnvelope, TaskFields) = split_body(raw, CREATE_KEYS)?;
+    let cp = body
+        .capture_point_id
+        .unwrap_or_else(|| REST_ORIGIN.to_owned());
+    let new = NewTask {
+        capture_point_id: cp.clone(),
+        fields,
+        hold: body.hold,
+        on_duplicate: OnDuplicate::Refuse,
+    };
+    let m = meta(&req, body.actor, body.reason, body.action_date_time, &cp);
+    let out = st.engine.execute(Command::create(new, m)).await?;
+    let location = format!("/api/v1/tasks/{}", out.task.broker_id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(out.task),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks/{brokerId}", tag = "tasks",
+    params(("brokerId" = i64, Path, description = "the task's brokerId")),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+pub async fn get_task(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    match st.engine.store().get_task(id).await? {
+        Some(t) => Ok(axum::Json(t)),
+        None => Err(not_found(id)),
+    }
+}
+
+fn not_found(id: BrokerId) -> ApiError {
+    worklane_domain::DomainError::new(
+        worklane_domain::ErrorCode::TaskNotFound,
+        format!("no task with BrokerId {id}"),
+    )
+    .with_param(format!("BrokerId={id}"))
+    .into()
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams),
+    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody)))]
+pub async fn list_tasks(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<axum::Json<TaskPage>, ApiError> {
+    let status = p.status.as_deref().map(str::parse::<Status>).transpose()?;
+    let order = match p.sort.as_deref() {
+        None | Some("brokerId") => TaskOrder::BrokerId,
+        Some("priority") => TaskOrder::Priority,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "sort",
+                format!("{other:?} is not brokerId or priority"),
+            ))
+        }
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let after = p
+        .after
+        .as_deref()
+        .map(|a| parse_after(a, order))
+        .transpose()?;
+    let q = TaskQuery {
+        status,
+        capture_point_id: p.capture_point_id,
+        capture_id: p.capture_id,
+        process_id: p.process_id,
+        queue: p.queue,
+        assigned_to_user: p.assigned_to_user,
+        due_before: p.due_before,
+        order,
+        after,
+        limit,
+    };
+    let tasks = st.engine.store().list_tasks(&q).await?;
+    let next_after = (tasks.len() == limit as usize)
+        .then(|| tasks.last())
+        .flatten()
+        .map(|t| match order {
+            TaskOrder::BrokerId => t.broker_id.to_string(),
+            TaskOrder::Priority => format!("{}:{}", t.priority, t.broker_id),
+        });
+    Ok(axum::Json(TaskPage { tasks, next_after }))
+}
+
+fn parse_after(raw: &str, order: TaskOrder) -> Result<PageAfter, ApiError> {
+    let bad = || ApiError::invalid("after", format!("{raw:?} is not a cursor of this listing"));
+    match order {
+        TaskOrder::BrokerId => Ok(PageAfter {
+            broker_id: raw.parse().map_err(|_| bad())?,
+            priority: 0,
+        }),
+        TaskOrder::Priority => {
+            let (p, id) = raw.split_once(':').ok_or_else(bad)?;
+            Ok(PageAfter {
+                priority: p.parse().map_err(|_| bad())?,
+                broker_id: id.parse().map_err(|_| bad())?,
+            })
+        }
+    }
+}
+
+async fn act(
+    st: &AppState,
+    id: BrokerId,
+    action: Action,
+    m: ActionMeta,
+) -> Result<axum::Json<Task>, ApiError> {
+    let out = st
+        .engine
+        .execute(Command::act(TaskRef::Broker(id), action, m))
+        .await?;
+    Ok(axum::Json(out.task))
+}
+
+#[utoipa::path(patch, path = "/api/v1/tasks/{brokerId}", tag = "tasks", request_body = UpdateTaskBody,
+    params(("brokerId" = i64, Path, description = "the task's brokerId")),
+    responses((status = 200, body = Task), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_task(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+    Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    let (body, fields): (ActionBody, TaskFields) = split_body(raw, AUDIT_KEYS)?;
+    let m = meta(
+        &req,
+        body.actor,
+        body.reason,
+        body.action_date_time,
+        REST_ORIGIN,
+    );
+    act(&st, id, Action::Update(fields), m).await
+}
+
+/// `POST /api/v1/tasks/{brokerId}/{action}` for hold, resume, restart, cancel, complete.
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/{action}", tag = "tasks", request_body(content = ActionBody, description = "optional"),
+    params(("brokerId" = i64, Path, description = "the task's brokerId"),
+           ("action" = String, Path, description = "hold, resume, restart, cancel or complete")),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
+              (status = 409, description = "CANNOT_HOLD_ASSIGNED_TASK, CANNOT_RESUME_TASK, CANNOT_RESTART_TASK, CANNOT_CANCEL_COMPLETED_TASK, CANNOT_COMPLETE_TASK", body = ErrorBody)))]
+pub async fn task_action(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path((id, action)): Path<(String, String)>,
+    Json(body): Json<ActionBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    let action = match action.as_str() {
+        "hold" => Action::Hold,
+        "resume" => Action::Resume,
+        "restart" => Action::Restart,
+        "cancel" => Action::Cancel,
+        "complete" => Action::Complete,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("no action {other:?}"),
+            ));
+        }
+    };
+    let m = meta(
+        &req,
+        body.actor,
+        body.reason,
+        body.action_date_time,
+        REST_ORIGIN,
+    );
+    act(&st, id, action, m).await
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/assign", tag = "tasks", request_body = AssignBody,
+    params(("brokerId" = i64, Path, description = "the task's brokerId")),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
+              (status = 409, description = "CANNOT_ASSIGN_TASK: not Queued or Distributed", body = ErrorBody)))]
+pub async fn assign_task(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+    Json(body): Json<AssignBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    let m = meta(
+        &req,
+        body.actor,
+        body.reason,
+        body.action_date_time,
+        REST_ORIGIN,
+    );
+    act(
+        &st,
+        id,
+        Action::Assign {
+            user: body.assigned_to_user,
+        },
+        m,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks/{brokerId}/events", tag = "events",
+    params(("brokerId" = i64, Path, description = "the task's brokerId")),
+    responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
+pub async fn task_events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<Event>>, ApiError> {
+    let id = parse_id(&id)?;
+    let events = st.engine.store().task_events(id).await?;
+    if events.is_empty() {
+        return Err(not_found(id));
+    }
+    Ok(axum::Json(events))
+}
