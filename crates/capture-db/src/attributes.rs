@@ -76,7 +76,10 @@ pub const QUEUE: &str = "Queue";
 
 /// The settable attribute a column name means, matched without regard to case.
 fn settable(column: &str) -> Option<&'static str> {
-    SETTABLE.iter().copied().find(|a| a.eq_ignore_ascii_case(column))
+    SETTABLE
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(column))
 }
 
 /// Whether `name`, as a parameter, is one of the task's attributes or the seed's special
@@ -85,9 +88,15 @@ pub fn is_known_parameter(name: &str) -> bool {
     let c = camel(name);
     SETTABLE.contains(&c.as_str())
         || SERVER_OWNED.contains(&c.as_str())
-        || [INTERACTION_ID, EXTERNAL_ID, ERROR_CODE, ERROR_DESCRIPTION, QUEUE]
-            .iter()
-            .any(|s| camel(s) == c)
+        || [
+            INTERACTION_ID,
+            EXTERNAL_ID,
+            ERROR_CODE,
+            ERROR_DESCRIPTION,
+            QUEUE,
+        ]
+        .iter()
+        .any(|s| camel(s) == c)
 }
 
 /// A parameter name that looks like a known one but is spelled in a case the seed does
@@ -96,7 +105,13 @@ pub fn near_miss(name: &str) -> Option<String> {
     if is_known_parameter(name) {
         return None;
     }
-    let specials = [INTERACTION_ID, EXTERNAL_ID, ERROR_CODE, ERROR_DESCRIPTION, QUEUE];
+    let specials = [
+        INTERACTION_ID,
+        EXTERNAL_ID,
+        ERROR_CODE,
+        ERROR_DESCRIPTION,
+        QUEUE,
+    ];
     SETTABLE
         .iter()
         .chain(SERVER_OWNED.iter())
@@ -192,19 +207,21 @@ pub enum UpdateTarget {
 
 /// Reads a source-update row: `InteractionId` finds the task when present (then
 /// `ExternalId` is a captureId change); otherwise `ExternalId` does.
-pub fn update_from_row(row: &Row, tz: &TimeZone) -> Result<(UpdateTarget, TaskFields), DomainError> {
+pub fn update_from_row(
+    row: &Row,
+    tz: &TimeZone,
+) -> Result<(UpdateTarget, TaskFields), DomainError> {
     let interaction = row.get_ci(INTERACTION_ID).filter(|v| !v.is_null());
     let external = row.get_ci(EXTERNAL_ID).filter(|v| !v.is_null());
     let target = match (interaction, external) {
         (Some(v), _) => {
-            let id = v.to_int(INTERACTION_ID)?.filter(|&i| i > 0).ok_or_else(|| {
-                DomainError::invalid(INTERACTION_ID, "is not a positive integer")
-            })?;
+            let id = v
+                .to_int(INTERACTION_ID)?
+                .filter(|&i| i > 0)
+                .ok_or_else(|| DomainError::invalid(INTERACTION_ID, "is not a positive integer"))?;
             UpdateTarget::Broker(BrokerId(id))
         }
-        (None, Some(v)) => UpdateTarget::Capture(
-            v.to_attribute_text().unwrap_or_default(),
-        ),
+        (None, Some(v)) => UpdateTarget::Capture(v.to_attribute_text().unwrap_or_default()),
         (None, None) => {
             return Err(DomainError::invalid(
                 "InteractionId",
@@ -255,13 +272,25 @@ impl Context<'_> {
             if let Some(t) = self.task {
                 return Value::Int(t.broker_id.0);
             }
-            return self.row.and_then(|r| r.get_ci(INTERACTION_ID)).cloned().unwrap_or(Value::Null);
+            return self
+                .row
+                .and_then(|r| r.get_ci(INTERACTION_ID))
+                .cloned()
+                .unwrap_or(Value::Null);
         }
         if c == "externalId" {
-            if let Some(v) = self.row.and_then(|r| r.get_ci(EXTERNAL_ID)) {
+            // A source-update row may name its task by InteractionId only: then the
+            // task's captureId is the ExternalId.
+            if let Some(v) = self
+                .row
+                .and_then(|r| r.get_ci(EXTERNAL_ID))
+                .filter(|v| !v.is_null())
+            {
                 return v.clone();
             }
-            return self.task.map_or(Value::Null, |t| Value::Text(t.capture_id.clone()));
+            return self
+                .task
+                .map_or(Value::Null, |t| Value::Text(t.capture_id.clone()));
         }
         if c == "queue" {
             if let Some(q) = self.queue {
@@ -339,7 +368,12 @@ mod tests {
     use super::*;
 
     fn row(cols: &[(&str, Value)]) -> Row {
-        Row { columns: cols.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect() }
+        Row {
+            columns: cols
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
     }
 
     #[test]
@@ -357,30 +391,51 @@ mod tests {
         assert_eq!(f.capture_id.as_deref(), Some("C-1"));
         assert_eq!(f.priority, Some(7));
         assert_eq!(f.ext.customer_id.as_deref(), Some("K9"));
-        assert_eq!(f.due_date_time.map(|t| t.to_string()).as_deref(), Some("2026-02-01T00:00:00Z"));
+        assert_eq!(
+            f.due_date_time.map(|t| t.to_string()).as_deref(),
+            Some("2026-02-01T00:00:00Z")
+        );
         // Server-owned names and unknown columns become custom data; NULLs are left out.
         assert_eq!(f.data.get("Status").map(String::as_str), Some("new"));
-        assert_eq!(f.data.get("ReceivedAt").map(String::as_str), Some("2026-01-02 03:04:05"));
+        assert_eq!(
+            f.data.get("ReceivedAt").map(String::as_str),
+            Some("2026-01-02 03:04:05")
+        );
         assert!(!f.data.contains_key("Note"));
     }
 
     #[test]
     fn a_bad_value_names_its_attribute() {
-        let r = row(&[("ExternalId", Value::Text("C-1".into())), ("Priority", Value::Text("high".into()))]);
+        let r = row(&[
+            ("ExternalId", Value::Text("C-1".into())),
+            ("Priority", Value::Text("high".into())),
+        ]);
         let e = fields_for_capture(&r, &TimeZone::UTC).expect_err("refused");
         assert_eq!(e.parameters, ["priority"]);
         let long = "x".repeat(65);
         let r = row(&[("ExternalId", Value::Text(long))]);
-        assert_eq!(fields_for_capture(&r, &TimeZone::UTC).expect_err("too long").parameters, ["captureId"]);
+        assert_eq!(
+            fields_for_capture(&r, &TimeZone::UTC)
+                .expect_err("too long")
+                .parameters,
+            ["captureId"]
+        );
     }
 
     #[test]
     fn update_rows_name_their_task_by_interaction_id_first() {
-        let r = row(&[("InteractionId", Value::Text("12".into())), ("ExternalId", Value::Text("NEW".into())), ("Priority", Value::Int(3))]);
+        let r = row(&[
+            ("InteractionId", Value::Text("12".into())),
+            ("ExternalId", Value::Text("NEW".into())),
+            ("Priority", Value::Int(3)),
+        ]);
         let (t, f) = update_from_row(&r, &TimeZone::UTC).expect("reads");
         assert_eq!(t, UpdateTarget::Broker(BrokerId(12)));
         assert_eq!(f.capture_id.as_deref(), Some("NEW"));
-        let r = row(&[("ExternalId", Value::Text("C-1".into())), ("Priority", Value::Int(3))]);
+        let r = row(&[
+            ("ExternalId", Value::Text("C-1".into())),
+            ("Priority", Value::Int(3)),
+        ]);
         let (t, f) = update_from_row(&r, &TimeZone::UTC).expect("reads");
         assert_eq!(t, UpdateTarget::Capture("C-1".into()));
         assert_eq!(f.capture_id, None);
@@ -389,8 +444,15 @@ mod tests {
 
     #[test]
     fn parameter_names_resolve_in_order() {
-        let r = row(&[("ExternalId", Value::Text("C-1".into())), ("Extra", Value::Int(4))]);
-        let ctx = Context { row: Some(&r), error: Some((3, "dup")), ..Context::default() };
+        let r = row(&[
+            ("ExternalId", Value::Text("C-1".into())),
+            ("Extra", Value::Int(4)),
+        ]);
+        let ctx = Context {
+            row: Some(&r),
+            error: Some((3, "dup")),
+            ..Context::default()
+        };
         assert_eq!(ctx.value("ExternalId"), Value::Text("C-1".into()));
         assert_eq!(ctx.value("ErrorCode"), Value::Int(3));
         assert_eq!(ctx.value("errorDescription"), Value::Text("dup".into()));

@@ -62,7 +62,10 @@ fn fingerprint(row: &Row) -> u64 {
 impl CapturePoint {
     /// The idempotency key of a row's create.
     fn capture_key(&self, row: &Row) -> String {
-        let external = row.get_ci(EXTERNAL_ID).and_then(Value::to_attribute_text).unwrap_or_default();
+        let external = row
+            .get_ci(EXTERNAL_ID)
+            .and_then(Value::to_attribute_text)
+            .unwrap_or_default();
         format!("dbcp:{}:{external}:{:016x}", self.cfg.id, fingerprint(row))
     }
 
@@ -72,9 +75,15 @@ impl CapturePoint {
         let Some(query) = self.statement("captureQuerySql") else {
             return Ok(CapturedBatch { rows: Vec::new() });
         };
-        let rows = self.source.query(&query.sql, &[], self.cfg.batch_size).await?;
-        let on_duplicate =
-            if self.cfg.check_if_captured { OnDuplicate::Refuse } else { OnDuplicate::ReturnExisting };
+        let rows = self
+            .source
+            .query(&query.sql, &[], self.cfg.batch_size)
+            .await?;
+        let on_duplicate = if self.cfg.check_if_captured {
+            OnDuplicate::Refuse
+        } else {
+            OnDuplicate::ReturnExisting
+        };
         let mut pending = Vec::with_capacity(rows.len());
         let mut commands = Vec::new();
         for row in &rows {
@@ -118,11 +127,18 @@ impl CapturePoint {
         let mut execs = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
         for (row, result) in &batch.rows {
-            let what = row.get_ci(EXTERNAL_ID).map(|v| format!("ExternalId={v:?}")).unwrap_or_default();
+            let what = row
+                .get_ci(EXTERNAL_ID)
+                .map(|v| format!("ExternalId={v:?}"))
+                .unwrap_or_default();
             match result {
                 Ok(outcome) => {
                     if let Some(s) = captured {
-                        execs.push(s.bind(&Context { row: Some(row), task: Some(&outcome.task), ..Context::default() }));
+                        execs.push(s.bind(&Context {
+                            row: Some(row),
+                            task: Some(&outcome.task),
+                            ..Context::default()
+                        }));
                         labels.push((s.option, what));
                     }
                 }
@@ -165,7 +181,12 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_rows_apart_and_stay_stable() {
-        let a = Row { columns: vec![("ExternalId".into(), Value::Text("1".into())), ("P".into(), Value::Int(1))] };
+        let a = Row {
+            columns: vec![
+                ("ExternalId".into(), Value::Text("1".into())),
+                ("P".into(), Value::Int(1)),
+            ],
+        };
         let mut b = a.clone();
         b.columns[1].1 = Value::Int(2);
         assert_ne!(fingerprint(&a), fingerprint(&b));

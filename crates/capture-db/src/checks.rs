@@ -29,9 +29,13 @@ impl CapturePoint {
             if option == "startupQuerySql" {
                 continue;
             }
-            let Some(stmt) = self.statement(option) else { continue };
+            let Some(stmt) = self.statement(option) else {
+                continue;
+            };
             let columns = self.source.prepare(&stmt.sql).await.map_err(|e| match e {
-                SourceError::Unavailable(m) => CheckError::Unavailable(format!("{id}: source unavailable: {m}")),
+                SourceError::Unavailable(m) => {
+                    CheckError::Unavailable(format!("{id}: source unavailable: {m}"))
+                }
                 other => CheckError::Statement(format!("{id}.{option}: {other}")),
             })?;
             match option {
@@ -43,12 +47,18 @@ impl CapturePoint {
         // Custom data of a captured task comes from its row's columns and the defaults.
         let defaults: Vec<String> = self.cfg.defaults.data.keys().cloned().collect();
         for (option, role) in STATEMENTS {
-            let Some(stmt) = self.statement(option) else { continue };
+            let Some(stmt) = self.statement(option) else {
+                continue;
+            };
             let columns: Vec<&String> = match (option, role) {
-                ("capturedUpdateSql" | "errorUpdateSql", _) => capture_columns.iter().chain(&defaults).collect(),
-                ("sourceUpdatedUpdateSql" | "sourceErrorUpdateSql", _) => {
-                    update_columns.iter().chain(&capture_columns).chain(&defaults).collect()
+                ("capturedUpdateSql" | "errorUpdateSql", _) => {
+                    capture_columns.iter().chain(&defaults).collect()
                 }
+                ("sourceUpdatedUpdateSql" | "sourceErrorUpdateSql", _) => update_columns
+                    .iter()
+                    .chain(&capture_columns)
+                    .chain(&defaults)
+                    .collect(),
                 (_, Role::Notification) => {
                     // Tasks may carry custom data set by others (REST, other updates):
                     // an unknown name is only suspicious here.
@@ -66,7 +76,11 @@ impl CapturePoint {
                 }
                 _ => continue,
             };
-            if let Some(name) = stmt.binds.iter().find(|n| !is_known_parameter(n) && !columns.contains(n)) {
+            if let Some(name) = stmt
+                .binds
+                .iter()
+                .find(|n| !is_known_parameter(n) && !columns.contains(n))
+            {
                 return Err(CheckError::Statement(format!(
                     "{id}.{option}: unknown parameter ?'{name}': neither a task attribute nor a column of the query"
                 )));

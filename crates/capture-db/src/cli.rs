@@ -22,15 +22,21 @@ pub struct CheckArgs {
 /// The `kind = "database"` entries of a configuration file's `[[capture_point]]` array.
 pub fn database_entries(text: &str) -> anyhow::Result<Vec<DatabaseCaptureConfig>> {
     let doc: toml::Table = toml::from_str(text).context("the configuration is not valid TOML")?;
-    let Some(points) = doc.get("capture_point") else { return Ok(Vec::new()) };
-    let points = points.as_array().context("capture_point must be an array of tables ([[capture_point]])")?;
+    let Some(points) = doc.get("capture_point") else {
+        return Ok(Vec::new());
+    };
+    let points = points
+        .as_array()
+        .context("capture_point must be an array of tables ([[capture_point]])")?;
     let mut out = Vec::new();
     for (i, p) in points.iter().enumerate() {
         if p.get("kind").and_then(|k| k.as_str()) != Some("database") {
             continue;
         }
-        let cfg: DatabaseCaptureConfig =
-            p.clone().try_into().with_context(|| format!("capture_point[{i}] (kind = \"database\")"))?;
+        let cfg: DatabaseCaptureConfig = p
+            .clone()
+            .try_into()
+            .with_context(|| format!("capture_point[{i}] (kind = \"database\")"))?;
         out.push(cfg);
     }
     Ok(out)
@@ -45,7 +51,14 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         .filter(|c| args.id.as_ref().is_none_or(|id| &c.id == id))
         .collect();
     if entries.is_empty() {
-        anyhow::bail!("no database capture point{} in {}", args.id.as_ref().map(|i| format!(" {i:?}")).unwrap_or_default(), args.config.display());
+        anyhow::bail!(
+            "no database capture point{} in {}",
+            args.id
+                .as_ref()
+                .map(|i| format!(" {i:?}"))
+                .unwrap_or_default(),
+            args.config.display()
+        );
     }
     // The checks need no store; a throwaway in-memory one satisfies the engine.
     let store = worklane_store::connect("sqlite::memory:").await?;

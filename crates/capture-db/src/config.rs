@@ -236,7 +236,10 @@ impl DatabaseCaptureConfig {
             ("rejectedUpdateSql", o(&self.rejected_update_sql)),
             ("restartedUpdateSql", o(&self.restarted_update_sql)),
             ("stoppedUpdateSql", o(&self.stopped_update_sql)),
-            ("routeRequestedUpdateSql", o(&self.route_requested_update_sql)),
+            (
+                "routeRequestedUpdateSql",
+                o(&self.route_requested_update_sql),
+            ),
             ("updatedUpdateSql", o(&self.updated_update_sql)),
             ("resumedUpdateSql", o(&self.resumed_update_sql)),
             ("sourceUpdateQuerySql", o(&self.source_update_query_sql)),
@@ -248,7 +251,10 @@ impl DatabaseCaptureConfig {
 
     /// The SQL of the statement option named `option`, when set.
     pub fn statement(&self, option: &str) -> Option<&str> {
-        self.statements().into_iter().find(|(n, _)| *n == option).and_then(|(_, s)| s)
+        self.statements()
+            .into_iter()
+            .find(|(n, _)| *n == option)
+            .and_then(|(_, s)| s)
     }
 
     /// The dialect the url's driver speaks (None for an unsupported url).
@@ -284,7 +290,10 @@ impl DatabaseCaptureConfig {
             return Err("capture_point.id: must not be empty".into());
         }
         if id.chars().count() > limits::CAPTURE_POINT_ID {
-            return Err(format!("{id}.id: at most {} characters", limits::CAPTURE_POINT_ID));
+            return Err(format!(
+                "{id}.id: at most {} characters",
+                limits::CAPTURE_POINT_ID
+            ));
         }
         if let Some(key) = self.unknown.keys().find(|k| k.as_str() != "kind") {
             let hint = STATEMENTS
@@ -310,12 +319,16 @@ impl DatabaseCaptureConfig {
             return Err(format!("{id}.batch_size: must be between 1 and 100000"));
         }
         self.time_zone()?;
-        self.defaults.validate().map_err(|e| format!("{id}.defaults: {}", e.message))?;
+        self.defaults
+            .validate()
+            .map_err(|e| format!("{id}.defaults: {}", e.message))?;
         if self.capture_query_sql.trim().is_empty() {
             return Err(format!("{id}.captureQuerySql: must not be empty"));
         }
         for (option, role) in STATEMENTS {
-            let Some(sql) = self.statement(option) else { continue };
+            let Some(sql) = self.statement(option) else {
+                continue;
+            };
             let parsed = params::parse(sql, dialect).map_err(|e| format!("{id}.{option}: {e}"))?;
             check_names(&parsed.names(), role).map_err(|e| format!("{id}.{option}: {e}"))?;
         }
@@ -336,14 +349,18 @@ fn check_names(names: &[&str], role: Role) -> Result<(), String> {
         if role == Role::Query {
             return Err(format!("takes no parameters, found ?'{name}'"));
         }
-        let is_error_param = [ERROR_CODE, ERROR_DESCRIPTION].iter().any(|e| e.eq_ignore_ascii_case(name));
+        let is_error_param = [ERROR_CODE, ERROR_DESCRIPTION]
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(name));
         if is_error_param && role != Role::RowError {
             return Err(format!(
                 "unknown parameter ?'{name}': only errorUpdateSql and sourceErrorUpdateSql have it"
             ));
         }
         if let Some(meant) = near_miss(name) {
-            return Err(format!("unknown parameter ?'{name}' (did you mean ?'{meant}'?)"));
+            return Err(format!(
+                "unknown parameter ?'{name}' (did you mean ?'{meant}'?)"
+            ));
         }
     }
     Ok(())
@@ -389,26 +406,42 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let mut c = parse(SEED);
-        c.completed_update_sql = Some("update cases set status='completed' where caseId=?'externalid'".into());
+        c.completed_update_sql =
+            Some("update cases set status='completed' where caseId=?'externalid'".into());
         let e = c.validate().expect_err("typo");
-        assert!(e.starts_with("DB1.completedUpdateSql: unknown parameter ?'externalid'"), "{e}");
+        assert!(
+            e.starts_with("DB1.completedUpdateSql: unknown parameter ?'externalid'"),
+            "{e}"
+        );
 
         let mut c = parse(SEED);
         c.held_update_sql = Some("update cases set code=?'ErrorCode'".into());
-        assert!(c.validate().expect_err("no ErrorCode").starts_with("DB1.heldUpdateSql:"));
+        assert!(c
+            .validate()
+            .expect_err("no ErrorCode")
+            .starts_with("DB1.heldUpdateSql:"));
 
         let mut c = parse(SEED);
         c.captured_update_sql = Some("update cases set note='open where id=?'ExternalId'".into());
-        assert!(c.validate().expect_err("unterminated").starts_with("DB1.capturedUpdateSql:"));
+        assert!(c
+            .validate()
+            .expect_err("unterminated")
+            .starts_with("DB1.capturedUpdateSql:"));
 
         let mut c = parse(SEED);
         c.capture_query_sql = "select * from cases where id=?'ExternalId'".into();
-        assert!(c.validate().expect_err("no params").starts_with("DB1.captureQuerySql: takes no parameters"));
+        assert!(c
+            .validate()
+            .expect_err("no params")
+            .starts_with("DB1.captureQuerySql: takes no parameters"));
 
         let e = parse(&format!("completedUpdateSQL = 'x'\n{SEED}"))
             .validate()
             .expect_err("unknown key");
-        assert_eq!(e, "DB1.completedUpdateSQL: unknown key (did you mean completedUpdateSql?)");
+        assert_eq!(
+            e,
+            "DB1.completedUpdateSQL: unknown key (did you mean completedUpdateSql?)"
+        );
 
         let mut c = parse(SEED);
         c.url = "oracle://x".into();
@@ -429,7 +462,10 @@ mod tests {
 
     #[test]
     fn every_notification_event_has_its_statement() {
-        let names: Vec<_> = EventType::ALL.iter().filter_map(|e| notification_option(*e)).collect();
+        let names: Vec<_> = EventType::ALL
+            .iter()
+            .filter_map(|e| notification_option(*e))
+            .collect();
         for (option, role) in STATEMENTS {
             if role == Role::Notification {
                 assert!(names.contains(&option), "{option} is never run");

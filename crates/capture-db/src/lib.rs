@@ -42,7 +42,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// is down; failing on a wrong statement), then polling (capture and source updates) and
 /// the notification statements side by side. On `cancel` the step in progress finishes,
 /// then it returns.
-pub async fn run(engine: Engine, cfg: DatabaseCaptureConfig, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    engine: Engine,
+    cfg: DatabaseCaptureConfig,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let id = cfg.id.clone();
     let point = Arc::new(CapturePoint::new(engine.clone(), cfg).await?);
     tracing::info!(capture_point = %id, source = %source::redact_url(&point.config().url), "database capture point starting");

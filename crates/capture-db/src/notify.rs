@@ -27,7 +27,10 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(point: Arc<CapturePoint>) -> Self {
-        Self { point, done_through: 0 }
+        Self {
+            point,
+            done_through: 0,
+        }
     }
 
     /// A consumer for this capture point's notifications on `engine`.
@@ -40,7 +43,9 @@ impl Notifier {
 #[async_trait]
 impl EventHandler for Notifier {
     async fn handle(&mut self, events: &[Event]) -> anyhow::Result<()> {
-        let Some(last) = events.last().map(|e| e.seq) else { return Ok(()) };
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(());
+        };
         let p = &self.point;
         let mut execs = Vec::new();
         let mut labels = Vec::new();
@@ -49,18 +54,35 @@ impl EventHandler for Notifier {
             if e.seq <= self.done_through || e.capture_point_id != p.cfg.id {
                 continue;
             }
-            let Some(option) = notification_option(e.event_type) else { continue };
+            let Some(option) = notification_option(e.event_type) else {
+                continue;
+            };
             // updatedUpdateSql reports changes made by someone else, not our own.
-            if e.event_type == EventType::TaskUpdated && e.origin.as_deref() == Some(p.cfg.id.as_str()) {
+            if e.event_type == EventType::TaskUpdated
+                && e.origin.as_deref() == Some(p.cfg.id.as_str())
+            {
                 continue;
             }
-            let Some(stmt) = p.statement(option) else { continue };
+            let Some(stmt) = p.statement(option) else {
+                continue;
+            };
             // The queue the task was placed in; before the distribution layer names one,
             // the status it is in (e.g. `Queued`).
-            let queue = e.task.queue.clone().unwrap_or_else(|| e.task.status.as_str().to_owned());
-            let ctx = Context { task: Some(&e.task), queue: Some(&queue), ..Context::default() };
+            let queue = e
+                .task
+                .queue
+                .clone()
+                .unwrap_or_else(|| e.task.status.as_str().to_owned());
+            let ctx = Context {
+                task: Some(&e.task),
+                queue: Some(&queue),
+                ..Context::default()
+            };
             execs.push(stmt.bind(&ctx));
-            labels.push((stmt.option, format!("seq={} BrokerId={}", e.seq, e.broker_id)));
+            labels.push((
+                stmt.option,
+                format!("seq={} BrokerId={}", e.seq, e.broker_id),
+            ));
             seqs.push(e.seq);
         }
         if let Err(partial) = p.run_statements(&execs, &labels).await {

@@ -61,7 +61,10 @@ pub fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, ParseError> {
     let mut out = String::with_capacity(sql.len());
     let mut binds: Vec<String> = Vec::new();
     let mut i = 0;
-    let err = |at: usize, problem: &str| ParseError { at, problem: problem.to_owned() };
+    let err = |at: usize, problem: &str| ParseError {
+        at,
+        problem: problem.to_owned(),
+    };
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
@@ -109,7 +112,10 @@ pub fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, ParseError> {
             }
             '$' if dialect == Dialect::Postgres => {
                 if next.is_some_and(|d| d.is_ascii_digit()) {
-                    return Err(err(i, "positional parameters ($1) are not supported: write ?'Name'"));
+                    return Err(err(
+                        i,
+                        "positional parameters ($1) are not supported: write ?'Name'",
+                    ));
                 }
                 match dollar_quote_end(&chars, i) {
                     Some(end) => {
@@ -190,7 +196,10 @@ fn skip_quoted(chars: &[char], start: usize, quote: char, backslash: bool) -> Op
 }
 
 fn line_end(chars: &[char], start: usize) -> usize {
-    chars[start..].iter().position(|&c| c == '\n').map_or(chars.len(), |p| start + p)
+    chars[start..]
+        .iter()
+        .position(|&c| c == '\n')
+        .map_or(chars.len(), |p| start + p)
 }
 
 fn block_comment_end(chars: &[char], start: usize, nested: bool) -> Option<usize> {
@@ -258,7 +267,10 @@ mod tests {
         assert_eq!(p.binds, ["InteractionId", "ExternalId"]);
         for d in [Dialect::MySql, Dialect::Sqlite, Dialect::Odbc] {
             let p = parse(sql, d).expect("parses");
-            assert_eq!(p.sql, "update cases set caseTrackingId=?, status='submitted' where caseId=?");
+            assert_eq!(
+                p.sql,
+                "update cases set caseTrackingId=?, status='submitted' where caseId=?"
+            );
             assert_eq!(p.binds, ["InteractionId", "ExternalId"]);
         }
     }
@@ -266,7 +278,10 @@ mod tests {
     #[test]
     fn white_space_after_question_mark_is_allowed() {
         let p = pg("update case_updates set status='applied' where caseId=? 'ExternalId'");
-        assert_eq!(p.sql, "update case_updates set status='applied' where caseId=$1");
+        assert_eq!(
+            p.sql,
+            "update case_updates set status='applied' where caseId=$1"
+        );
         assert_eq!(p.binds, ["ExternalId"]);
     }
 
@@ -280,8 +295,11 @@ mod tests {
         assert!(p.sql.contains("'?''Name'''"));
         assert!(p.sql.contains("-- ?'Comment'\n"));
 
-        let my = parse("select 'it\\'s ?''x''', `a?'b'` # ?'c'\n, ?'D'", Dialect::MySql)
-            .expect("parses");
+        let my = parse(
+            "select 'it\\'s ?''x''', `a?'b'` # ?'c'\n, ?'D'",
+            Dialect::MySql,
+        )
+        .expect("parses");
         assert_eq!(my.binds, ["D"]);
         assert_eq!(my.sql, "select 'it\\'s ?''x''', `a?'b'` # ?'c'\n, ?");
     }
@@ -326,7 +344,11 @@ mod tests {
 
     #[test]
     fn non_ascii_text_survives() {
-        let p = parse("update t set note='größe ?' where id=?'Id'", Dialect::Sqlite).expect("parses");
+        let p = parse(
+            "update t set note='größe ?' where id=?'Id'",
+            Dialect::Sqlite,
+        )
+        .expect("parses");
         assert_eq!(p.sql, "update t set note='größe ?' where id=?");
     }
 }

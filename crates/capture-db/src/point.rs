@@ -25,7 +25,10 @@ pub struct Statement {
 impl Statement {
     /// The statement with its parameters taken from `ctx`.
     pub fn bind(&self, ctx: &Context<'_>) -> Exec {
-        Exec { sql: self.sql.clone(), params: self.binds.iter().map(|n| ctx.value(n)).collect() }
+        Exec {
+            sql: self.sql.clone(),
+            params: self.binds.iter().map(|n| ctx.value(n)).collect(),
+        }
     }
 }
 
@@ -79,10 +82,20 @@ impl CapturePoint {
                 .map_err(|e| PointError::Config(format!("{}.{option}: {e}", cfg.id)))?;
             statements.insert(
                 option,
-                Statement { option, sql: parsed.sql.into(), binds: parsed.binds },
+                Statement {
+                    option,
+                    sql: parsed.sql.into(),
+                    binds: parsed.binds,
+                },
             );
         }
-        Ok(Self { cfg, engine, source, tz, statements })
+        Ok(Self {
+            cfg,
+            engine,
+            source,
+            tz,
+            statements,
+        })
     }
 
     /// The configured statement named `option` (seed name), when set.
@@ -175,7 +188,10 @@ pub fn error_number(code: ErrorCode) -> i64 {
 
 /// The ErrorDescription of a refusal: its code and message, at most 256 characters.
 pub fn error_description(e: &DomainError) -> String {
-    format!("{}: {}", e.code.as_str(), e.message).chars().take(256).collect()
+    format!("{}: {}", e.code.as_str(), e.message)
+        .chars()
+        .take(256)
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,8 +18,13 @@ impl CapturePoint {
     /// One poll of sourceUpdateQuerySql. Returns the rows handled (0 when the option is
     /// not set).
     pub async fn source_update_step(&self) -> Result<usize, PointError> {
-        let Some(query) = self.statement("sourceUpdateQuerySql") else { return Ok(0) };
-        let rows = self.source.query(&query.sql, &[], self.cfg.batch_size).await?;
+        let Some(query) = self.statement("sourceUpdateQuerySql") else {
+            return Ok(0);
+        };
+        let rows = self
+            .source
+            .query(&query.sql, &[], self.cfg.batch_size)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -37,7 +42,11 @@ impl CapturePoint {
             match result {
                 Ok(outcome) => {
                     if let Some(s) = done {
-                        execs.push(s.bind(&Context { row: Some(row), task: Some(&outcome.task), ..Context::default() }));
+                        execs.push(s.bind(&Context {
+                            row: Some(row),
+                            task: Some(&outcome.task),
+                            ..Context::default()
+                        }));
                         labels.push((s.option, what));
                     }
                 }
@@ -72,7 +81,10 @@ impl CapturePoint {
                         UpdateTarget::Broker(id) => (format!("b:{id}"), TaskRef::Broker(id)),
                         UpdateTarget::Capture(capture_id) => (
                             format!("c:{capture_id}"),
-                            TaskRef::Capture { capture_point_id: self.cfg.id.clone(), capture_id },
+                            TaskRef::Capture {
+                                capture_point_id: self.cfg.id.clone(),
+                                capture_id,
+                            },
                         ),
                     };
                     let cmd = Command::act(task, Action::Update(fields), self.meta());
@@ -95,6 +107,9 @@ impl CapturePoint {
                 results[i] = Some(r);
             }
         }
-        Ok(results.into_iter().map(|r| r.expect("every row has a result")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every row has a result"))
+            .collect())
     }
 }

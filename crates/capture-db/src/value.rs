@@ -80,19 +80,29 @@ impl Value {
             Self::Text(s) => parse_int(s.trim())
                 .map(Some)
                 .ok_or_else(|| DomainError::invalid(attribute, format!("{s:?} is not an integer"))),
-            other => Err(DomainError::invalid(attribute, format!("{other:?} is not an integer"))),
+            other => Err(DomainError::invalid(
+                attribute,
+                format!("{other:?} is not an integer"),
+            )),
         }
     }
 
     /// The value as a task's timestamp attribute; zone-less text is read in `tz`.
-    pub fn to_timestamp(&self, attribute: &str, tz: &TimeZone) -> Result<Option<Timestamp>, DomainError> {
+    pub fn to_timestamp(
+        &self,
+        attribute: &str,
+        tz: &TimeZone,
+    ) -> Result<Option<Timestamp>, DomainError> {
         match self {
             Self::Null => Ok(None),
             Self::Timestamp(t) => Ok(Some(*t)),
             Self::Text(s) => parse_timestamp(s, tz).map(Some).ok_or_else(|| {
                 DomainError::invalid(attribute, format!("{s:?} is not a date and time"))
             }),
-            other => Err(DomainError::invalid(attribute, format!("{other:?} is not a date and time"))),
+            other => Err(DomainError::invalid(
+                attribute,
+                format!("{other:?} is not a date and time"),
+            )),
         }
     }
 }
@@ -121,7 +131,9 @@ pub fn parse_timestamp(s: &str, tz: &TimeZone) -> Option<Timestamp> {
         return tz.to_timestamp(dt).ok();
     }
     if let Ok(d) = jiff::civil::Date::from_str(s) {
-        return tz.to_timestamp(d.to_datetime(jiff::civil::Time::midnight())).ok();
+        return tz
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .ok();
     }
     None
 }
@@ -141,13 +153,21 @@ pub fn civil_text(t: Timestamp, tz: &TimeZone) -> String {
 pub fn to_naive(t: Timestamp, tz: &TimeZone) -> chrono::NaiveDateTime {
     let dt = t.to_zoned(tz.clone()).datetime();
     // The civil time, taken as if it were UTC, gives the naive value's micro count.
-    let as_utc = dt.to_zoned(TimeZone::UTC).map(|z| z.timestamp().as_microsecond()).unwrap_or(0);
-    chrono::DateTime::from_timestamp_micros(as_utc).unwrap_or_default().naive_utc()
+    let as_utc = dt
+        .to_zoned(TimeZone::UTC)
+        .map(|z| z.timestamp().as_microsecond())
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp_micros(as_utc)
+        .unwrap_or_default()
+        .naive_utc()
 }
 
 /// A driver's zone-less date-time, read in `tz`.
 pub fn from_naive(n: chrono::NaiveDateTime, tz: &TimeZone) -> Option<Timestamp> {
-    let civil = Timestamp::from_microsecond(n.and_utc().timestamp_micros()).ok()?.to_zoned(TimeZone::UTC).datetime();
+    let civil = Timestamp::from_microsecond(n.and_utc().timestamp_micros())
+        .ok()?
+        .to_zoned(TimeZone::UTC)
+        .datetime();
     tz.to_timestamp(civil).ok()
 }
 
@@ -172,7 +192,12 @@ mod tests {
         assert_eq!(t.to_string(), "2026-07-01T10:00:00Z");
         assert_eq!(civil_text(t, &tz), "2026-07-01 12:00:00");
         assert_eq!(from_naive(to_naive(t, &tz), &tz), Some(t));
-        assert_eq!(parse_timestamp("2026-07-01T12:00:00Z", &tz).map(|t| t.to_string()).as_deref(), Some("2026-07-01T12:00:00Z"));
+        assert_eq!(
+            parse_timestamp("2026-07-01T12:00:00Z", &tz)
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2026-07-01T12:00:00Z")
+        );
         assert!(parse_timestamp("2026-07-01", &tz).is_some());
         assert!(parse_timestamp("yesterday", &tz).is_none());
         assert_eq!(from_utc(to_utc(t)), Some(t));
@@ -180,10 +205,18 @@ mod tests {
 
     #[test]
     fn integers_come_from_numbers_and_text() {
-        assert_eq!(Value::Text(" 5 ".into()).to_int("priority").expect("int"), Some(5));
-        assert_eq!(Value::Text("5.00".into()).to_int("priority").expect("int"), Some(5));
+        assert_eq!(
+            Value::Text(" 5 ".into()).to_int("priority").expect("int"),
+            Some(5)
+        );
+        assert_eq!(
+            Value::Text("5.00".into()).to_int("priority").expect("int"),
+            Some(5)
+        );
         assert_eq!(Value::Float(3.0).to_int("priority").expect("int"), Some(3));
-        let e = Value::Text("high".into()).to_int("priority").expect_err("not an int");
+        let e = Value::Text("high".into())
+            .to_int("priority")
+            .expect_err("not an int");
         assert_eq!(e.parameters, ["priority"]);
         assert_eq!(Value::Null.to_int("priority").expect("null"), None);
     }

@@ -29,8 +29,12 @@ impl Row {
 
     /// The value of the column named `name` in any case.
     pub fn get_ci(&self, name: &str) -> Option<&Value> {
-        self.get(name)
-            .or_else(|| self.columns.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        self.get(name).or_else(|| {
+            self.columns
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
     }
 }
 
@@ -74,7 +78,12 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     async fn prepare(&self, sql: &str) -> Result<Vec<String>, SourceError>;
 
     /// Runs a query and returns at most `limit` rows (all when `limit` is 0).
-    async fn query(&self, sql: &str, params: &[Value], limit: usize) -> Result<Vec<Row>, SourceError>;
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limit: usize,
+    ) -> Result<Vec<Row>, SourceError>;
 
     /// Runs statements in order in one transaction: all take effect or none does.
     async fn execute_all(&self, statements: &[Exec]) -> Result<(), SourceError>;
@@ -103,7 +112,10 @@ pub fn redact_url(url: &str) -> String {
         let parts: Vec<String> = conn
             .split(';')
             .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.trim().eq_ignore_ascii_case("pwd") || k.trim().eq_ignore_ascii_case("password") => {
+                Some((k, _))
+                    if k.trim().eq_ignore_ascii_case("pwd")
+                        || k.trim().eq_ignore_ascii_case("password") =>
+                {
                     format!("{k}=***")
                 }
                 _ => p.to_owned(),
@@ -126,7 +138,10 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(
             redact_url("odbc:Driver={PostgreSQL Unicode};Server=h;UID=u;PWD=secret"),
             "odbc:Driver={PostgreSQL Unicode};Server=h;UID=u;PWD=***"
@@ -136,7 +151,12 @@ mod tests {
 
     #[test]
     fn rows_find_columns_exactly_then_in_any_case() {
-        let r = Row { columns: vec![("externalid".into(), Value::Int(1)), ("ExternalId".into(), Value::Int(2))] };
+        let r = Row {
+            columns: vec![
+                ("externalid".into(), Value::Int(1)),
+                ("ExternalId".into(), Value::Int(2)),
+            ],
+        };
         assert_eq!(r.get_ci("ExternalId"), Some(&Value::Int(2)));
         assert_eq!(r.get_ci("EXTERNALID"), Some(&Value::Int(1)));
     }

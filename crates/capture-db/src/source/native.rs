@@ -110,18 +110,29 @@ impl NativeSource {
                 super::redact_url(url)
             )));
         };
-        Ok(Self { pool, tz, pg_params: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            pool,
+            tz,
+            pg_params: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The PostgreSQL parameter types of `sql`, described once and remembered.
     async fn pg_kinds(&self, pool: &PgPool, sql: &str) -> Result<Arc<Vec<PgKind>>, SourceError> {
-        if let Some(k) = self.pg_params.lock().unwrap_or_else(|e| e.into_inner()).get(sql) {
+        if let Some(k) = self
+            .pg_params
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+        {
             return Ok(k.clone());
         }
         let kinds = match pool.describe(sql).await {
             Ok(d) => match d.parameters() {
                 Some(either) => match either {
-                    sqlx::Either::Left(types) => types.iter().map(|t| PgKind::of(t.name())).collect(),
+                    sqlx::Either::Left(types) => {
+                        types.iter().map(|t| PgKind::of(t.name())).collect()
+                    }
                     sqlx::Either::Right(n) => vec![PgKind::Natural; n],
                 },
                 None => Vec::new(),
@@ -131,7 +142,10 @@ impl NativeSource {
             Err(e) => return Err(classify(e)),
         };
         let kinds = Arc::new(kinds);
-        self.pg_params.lock().unwrap_or_else(|e| e.into_inner()).insert(sql.to_owned(), kinds.clone());
+        self.pg_params
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql.to_owned(), kinds.clone());
         Ok(kinds)
     }
 }
@@ -158,7 +172,9 @@ impl super::Source for NativeSource {
                         self.pg_kinds(p, sql).await?;
                         Ok(names(d.columns()))
                     }
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P18") => Ok(Vec::new()),
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P18") => {
+                        Ok(Vec::new())
+                    }
                     Err(e) => Err(classify(e)),
                 }
             }
@@ -167,7 +183,12 @@ impl super::Source for NativeSource {
         }
     }
 
-    async fn query(&self, sql: &str, params: &[Value], limit: usize) -> Result<Vec<Row>, SourceError> {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limit: usize,
+    ) -> Result<Vec<Row>, SourceError> {
         // Reading only `limit` rows of a larger result would still make the server send
         // them all; a LIMIT around the operator's query keeps each poll small.
         let limited;
@@ -191,12 +212,16 @@ impl super::Source for NativeSource {
             Pool::MySql(p) => {
                 let q = bind_mysql(sqlx::query(sql), params, tz);
                 let rows: Vec<_> = q.fetch(p).try_collect().await.map_err(classify)?;
-                rows.iter().map(|r| decode_row(r, tz, decode_mysql)).collect()
+                rows.iter()
+                    .map(|r| decode_row(r, tz, decode_mysql))
+                    .collect()
             }
             Pool::Sqlite(p) => {
                 let q = bind_sqlite(sqlx::query(sql), params, tz);
                 let rows: Vec<_> = q.fetch(p).try_collect().await.map_err(classify)?;
-                rows.iter().map(|r| decode_row(r, tz, decode_sqlite)).collect()
+                rows.iter()
+                    .map(|r| decode_row(r, tz, decode_sqlite))
+                    .collect()
             }
         }
     }
@@ -224,14 +249,20 @@ impl super::Source for NativeSource {
             Pool::MySql(p) => {
                 let mut tx = p.begin().await.map_err(classify)?;
                 for s in statements {
-                    bind_mysql(sqlx::query(&s.sql), &s.params, tz).execute(&mut *tx).await.map_err(classify)?;
+                    bind_mysql(sqlx::query(&s.sql), &s.params, tz)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(classify)?;
                 }
                 tx.commit().await.map_err(classify)?;
             }
             Pool::Sqlite(p) => {
                 let mut tx = p.begin().await.map_err(classify)?;
                 for s in statements {
-                    bind_sqlite(sqlx::query(&s.sql), &s.params, tz).execute(&mut *tx).await.map_err(classify)?;
+                    bind_sqlite(sqlx::query(&s.sql), &s.params, tz)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(classify)?;
                 }
                 tx.commit().await.map_err(classify)?;
             }
@@ -280,7 +311,9 @@ fn transient_code(code: &str) -> bool {
         // SQLite reports its (extended) result code; the primary code is the low byte.
         return matches!(n & 0xff, 5 | 6 | 8 | 10 | 14 | 26);
     }
-    ["08", "40", "53", "57", "58", "3D"].iter().any(|c| code.starts_with(c))
+    ["08", "40", "53", "57", "58", "3D"]
+        .iter()
+        .any(|c| code.starts_with(c))
 }
 
 fn param_err(i: usize, e: impl std::fmt::Display) -> SourceError {
@@ -344,10 +377,21 @@ fn bind_pg<'q>(
                 Value::Timestamp(_) => Err(param_err(i, "a timestamp is not a number")),
             }
         };
-        let ts = || v.to_timestamp("value", tz).map_err(|e| param_err(i, e.message));
+        let ts = || {
+            v.to_timestamp("value", tz)
+                .map_err(|e| param_err(i, e.message))
+        };
         q = match kind {
-            PgKind::I2 => q.bind(int()?.map(|n| i16::try_from(n).map_err(|e| param_err(i, e))).transpose()?),
-            PgKind::I4 => q.bind(int()?.map(|n| i32::try_from(n).map_err(|e| param_err(i, e))).transpose()?),
+            PgKind::I2 => q.bind(
+                int()?
+                    .map(|n| i16::try_from(n).map_err(|e| param_err(i, e)))
+                    .transpose()?,
+            ),
+            PgKind::I4 => q.bind(
+                int()?
+                    .map(|n| i32::try_from(n).map_err(|e| param_err(i, e)))
+                    .transpose()?,
+            ),
             PgKind::I8 => q.bind(int()?),
             PgKind::F4 => q.bind(float()?.map(|f| f as f32)),
             PgKind::F8 => q.bind(float()?),
@@ -361,7 +405,10 @@ fn bind_pg<'q>(
             PgKind::Bool => q.bind(match v {
                 Value::Null => None,
                 Value::Int(n) => Some(*n != 0),
-                Value::Text(s) => Some(matches!(s.trim().to_ascii_lowercase().as_str(), "t" | "true" | "1" | "y" | "yes")),
+                Value::Text(s) => Some(matches!(
+                    s.trim().to_ascii_lowercase().as_str(),
+                    "t" | "true" | "1" | "y" | "yes"
+                )),
                 other => return Err(param_err(i, format!("{other:?} is not a boolean"))),
             }),
             PgKind::Text => q.bind(v.to_attribute_text()),
@@ -427,7 +474,10 @@ where
         } else {
             let ty = raw.type_info().name().to_owned();
             decode(r, i, &ty, tz).map_err(|e| {
-                SourceError::Statement(format!("column {:?} of type {ty} cannot be read: {e}", c.name()))
+                SourceError::Statement(format!(
+                    "column {:?} of type {ty} cannot be read: {e}",
+                    c.name()
+                ))
             })?
         };
         columns.push((c.name().to_owned(), value));
@@ -449,7 +499,12 @@ fn naive(n: chrono::NaiveDateTime, tz: &TimeZone) -> Value {
     value::from_naive(n, tz).map_or(Value::Null, Value::Timestamp)
 }
 
-fn decode_pg(r: &sqlx::postgres::PgRow, i: usize, ty: &str, tz: &TimeZone) -> Result<Value, sqlx::Error> {
+fn decode_pg(
+    r: &sqlx::postgres::PgRow,
+    i: usize,
+    ty: &str,
+    tz: &TimeZone,
+) -> Result<Value, sqlx::Error> {
     Ok(match ty {
         "INT2" => Value::Int(r.try_get::<i16, _>(i)?.into()),
         "INT4" => Value::Int(r.try_get::<i32, _>(i)?.into()),
@@ -460,13 +515,22 @@ fn decode_pg(r: &sqlx::postgres::PgRow, i: usize, ty: &str, tz: &TimeZone) -> Re
         "BOOL" => Value::Int(r.try_get::<bool, _>(i)?.into()),
         "TIMESTAMPTZ" => value::from_utc(r.try_get(i)?).map_or(Value::Null, Value::Timestamp),
         "TIMESTAMP" => naive(r.try_get(i)?, tz),
-        "DATE" => naive(r.try_get::<chrono::NaiveDate, _>(i)?.and_time(chrono::NaiveTime::MIN), tz),
+        "DATE" => naive(
+            r.try_get::<chrono::NaiveDate, _>(i)?
+                .and_time(chrono::NaiveTime::MIN),
+            tz,
+        ),
         // Text types, enums, and anything else PostgreSQL sends as text.
         _ => Value::Text(r.try_get_unchecked::<String, _>(i)?),
     })
 }
 
-fn decode_mysql(r: &sqlx::mysql::MySqlRow, i: usize, ty: &str, tz: &TimeZone) -> Result<Value, sqlx::Error> {
+fn decode_mysql(
+    r: &sqlx::mysql::MySqlRow,
+    i: usize,
+    ty: &str,
+    tz: &TimeZone,
+) -> Result<Value, sqlx::Error> {
     Ok(match ty {
         "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "BOOLEAN" | "YEAR" => {
             Value::Int(r.try_get_unchecked::<i64, _>(i)?)
@@ -479,16 +543,27 @@ fn decode_mysql(r: &sqlx::mysql::MySqlRow, i: usize, ty: &str, tz: &TimeZone) ->
         "DECIMAL" => decimal(r.try_get::<Decimal, _>(i)?),
         "DATETIME" => naive(r.try_get(i)?, tz),
         "TIMESTAMP" => value::from_utc(r.try_get(i)?).map_or(Value::Null, Value::Timestamp),
-        "DATE" => naive(r.try_get::<chrono::NaiveDate, _>(i)?.and_time(chrono::NaiveTime::MIN), tz),
+        "DATE" => naive(
+            r.try_get::<chrono::NaiveDate, _>(i)?
+                .and_time(chrono::NaiveTime::MIN),
+            tz,
+        ),
         _ => match r.try_get::<String, _>(i) {
             Ok(s) => Value::Text(s),
             // Binary strings (and text MariaDB flags as binary): read as UTF-8.
-            Err(_) => Value::Text(String::from_utf8_lossy(&r.try_get_unchecked::<Vec<u8>, _>(i)?).into_owned()),
+            Err(_) => Value::Text(
+                String::from_utf8_lossy(&r.try_get_unchecked::<Vec<u8>, _>(i)?).into_owned(),
+            ),
         },
     })
 }
 
-fn decode_sqlite(r: &sqlx::sqlite::SqliteRow, i: usize, ty: &str, _tz: &TimeZone) -> Result<Value, sqlx::Error> {
+fn decode_sqlite(
+    r: &sqlx::sqlite::SqliteRow,
+    i: usize,
+    ty: &str,
+    _tz: &TimeZone,
+) -> Result<Value, sqlx::Error> {
     Ok(match ty {
         "INTEGER" => Value::Int(r.try_get::<i64, _>(i)?),
         "REAL" => Value::Float(r.try_get::<f64, _>(i)?),

@@ -27,7 +27,10 @@ struct Inner {
 impl fmt::Debug for OdbcSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OdbcSource")
-            .field("connection", &super::redact_url(&format!("odbc:{}", self.inner.conn_str)))
+            .field(
+                "connection",
+                &super::redact_url(&format!("odbc:{}", self.inner.conn_str)),
+            )
             .finish()
     }
 }
@@ -35,7 +38,14 @@ impl fmt::Debug for OdbcSource {
 impl OdbcSource {
     /// Sets the source up without connecting yet.
     pub fn new(conn_str: String, startup: Option<String>, tz: TimeZone) -> Self {
-        Self { inner: Arc::new(Inner { conn_str, startup, tz, conn: Mutex::new(None) }) }
+        Self {
+            inner: Arc::new(Inner {
+                conn_str,
+                startup,
+                tz,
+                conn: Mutex::new(None),
+            }),
+        }
     }
 
     /// Runs `f` with a live connection on a blocking thread.
@@ -72,7 +82,8 @@ impl OdbcSource {
 impl Inner {
     fn open(&self) -> Result<Connection<'static>, odbc_api::Error> {
         let env = odbc_api::environment()?;
-        let conn = env.connect_with_connection_string(&self.conn_str, ConnectionOptions::default())?;
+        let conn =
+            env.connect_with_connection_string(&self.conn_str, ConnectionOptions::default())?;
         if let Some(sql) = &self.startup {
             conn.execute(sql, (), None)?;
         }
@@ -127,11 +138,21 @@ fn parameter(v: &Value, described: Option<DataType>, tz: &TimeZone) -> Box<dyn I
         Value::Int(n) if !text_wanted => Box::new(n.into_parameter()),
         Value::Float(f) if !text_wanted => Box::new(f.into_parameter()),
         Value::Timestamp(t) if !text_wanted => Box::new(value::civil_text(*t, tz).into_parameter()),
-        other => Box::new(other.to_attribute_text().unwrap_or_default().into_parameter()),
+        other => Box::new(
+            other
+                .to_attribute_text()
+                .unwrap_or_default()
+                .into_parameter(),
+        ),
     }
 }
 
-fn run(conn: &Connection<'static>, sql: &str, params: &[Value], tz: &TimeZone) -> Result<(), odbc_api::Error> {
+fn run(
+    conn: &Connection<'static>,
+    sql: &str,
+    params: &[Value],
+    tz: &TimeZone,
+) -> Result<(), odbc_api::Error> {
     let mut prepared = conn.prepare(sql)?;
     let bound = bind(&mut prepared, params, tz);
     prepared.execute(&bound[..])?;
@@ -148,13 +169,20 @@ fn bind<S: odbc_api::handles::AsStatementRef>(
         .enumerate()
         .map(|(i, v)| {
             // Drivers that cannot describe a parameter get the value as it is.
-            let described = u16::try_from(i + 1).ok().and_then(|n| prepared.describe_param(n).ok()).map(|c| c.data_type);
+            let described = u16::try_from(i + 1)
+                .ok()
+                .and_then(|n| prepared.describe_param(n).ok())
+                .map(|c| c.data_type);
             parameter(v, described, tz)
         })
         .collect()
 }
 
-fn read_rows(cursor: &mut impl Cursor, limit: usize, tz: &TimeZone) -> Result<Vec<Row>, odbc_api::Error> {
+fn read_rows(
+    cursor: &mut impl Cursor,
+    limit: usize,
+    tz: &TimeZone,
+) -> Result<Vec<Row>, odbc_api::Error> {
     let n = cursor.num_result_cols()?;
     let mut columns = Vec::new();
     for c in 1..=n as u16 {
@@ -163,7 +191,9 @@ fn read_rows(cursor: &mut impl Cursor, limit: usize, tz: &TimeZone) -> Result<Ve
     let mut rows = Vec::new();
     let mut buf = Vec::new();
     while limit == 0 || rows.len() < limit {
-        let Some(mut row) = cursor.next_row()? else { break };
+        let Some(mut row) = cursor.next_row()? else {
+            break;
+        };
         let mut out = Vec::with_capacity(columns.len());
         for (i, (name, ty)) in columns.iter().enumerate() {
             buf.clear();
@@ -173,14 +203,18 @@ fn read_rows(cursor: &mut impl Cursor, limit: usize, tz: &TimeZone) -> Result<Ve
                 Value::Null
             } else {
                 match ty {
-                    DataType::Integer | DataType::SmallInt | DataType::BigInt | DataType::TinyInt => {
+                    DataType::Integer
+                    | DataType::SmallInt
+                    | DataType::BigInt
+                    | DataType::TinyInt => {
                         text.trim().parse().map_or(Value::Text(text), Value::Int)
                     }
                     DataType::Real | DataType::Double | DataType::Float { .. } => {
                         text.trim().parse().map_or(Value::Text(text), Value::Float)
                     }
                     DataType::Timestamp { .. } | DataType::Date => {
-                        value::parse_timestamp(&text, tz).map_or(Value::Text(text), Value::Timestamp)
+                        value::parse_timestamp(&text, tz)
+                            .map_or(Value::Text(text), Value::Timestamp)
                     }
                     _ => Value::Text(text),
                 }
@@ -212,7 +246,12 @@ impl super::Source for OdbcSource {
         .await
     }
 
-    async fn query(&self, sql: &str, params: &[Value], limit: usize) -> Result<Vec<Row>, SourceError> {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limit: usize,
+    ) -> Result<Vec<Row>, SourceError> {
         let sql = sql.to_owned();
         let params = params.to_vec();
         self.with_conn(move |conn, tz| {
@@ -235,7 +274,10 @@ impl super::Source for OdbcSource {
         let statements = statements.to_vec();
         self.with_conn(move |conn, tz| {
             conn.set_autocommit(false)?;
-            let result = statements.iter().try_for_each(|s| run(conn, &s.sql, &s.params, tz)).and_then(|()| conn.commit());
+            let result = statements
+                .iter()
+                .try_for_each(|s| run(conn, &s.sql, &s.params, tz))
+                .and_then(|()| conn.commit());
             if result.is_err() {
                 let _ = conn.rollback();
             }
