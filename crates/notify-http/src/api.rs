@@ -1,0 +1,255 @@
+//! The notifications API, mounted by the server under `/api/v1`:
+//!
+//! - `GET  /notifications/{target}/deliveries?status=&brokerId=&after=&limit=`
+//! - `GET  /notifications/{target}/deliveries/{id}` (with its body and attempts)
+//! - `POST /notifications/{target}/deliveries/{id}/resend`
+//! - `POST /notifications/{target}/replay` with `{"fromSeq": N}`
+//!
+//! Errors are `{code, message, parameters}` like the rest of the API.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use worklane_domain::Timestamp;
+use worklane_engine::Engine;
+use worklane_store::{Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus, StoreError};
+
+/// The routes, relative to `/api/v1`.
+pub fn router(engine: Engine) -> Router {
+    Router::new()
+        .route("/notifications/{target}/deliveries", get(list))
+        .route("/notifications/{target}/deliveries/{id}", get(show))
+        .route(
+            "/notifications/{target}/deliveries/{id}/resend",
+            post(resend),
+        )
+        .route("/notifications/{target}/replay", post(replay))
+        .with_state(engine)
+}
+
+/// An API error: an HTTP status and the `{code, message, parameters}` body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+/// The JSON shape of every error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub parameters: Vec<String>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        params: Vec<String>,
+    ) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                parameters: params,
+            },
+        }
+    }
+
+    fn not_found(target: &str, id: i64) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "DELIVERY_NOT_FOUND",
+            format!("target {target} has no delivery {id}"),
+            vec![format!("DeliveryId={id}")],
+        )
+    }
+
+    fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FORMAT",
+            message,
+            vec![param.into()],
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "notifications API: store failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            e.to_string(),
+            vec![],
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::invalid("query", e.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::invalid("body", e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Query of the delivery listing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub broker_id: Option<i64>,
+    /// The last id of the previous page.
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPage {
+    pub items: Vec<serde_json::Value>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<i64>,
+}
+
+/// A delivery with its body and attempts.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// The body exactly as sent (JSON), or as text when it is not JSON.
+    pub body: serde_json::Value,
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+fn body_value(d: &Delivery) -> serde_json::Value {
+    serde_json::from_slice(&d.body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&d.body).into()))
+}
+
+async fn list(
+    State(engine): State<Engine>,
+    Path(target): Path<String>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let Query(q) = q?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", e))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let items = engine
+        .store()
+        .list_deliveries(&DeliveryQuery {
+            target,
+            status,
+            broker_id: q.broker_id,
+            after_id: q.after,
+            limit,
+        })
+        .await?;
+    let next_after = (items.len() == limit as usize)
+        .then(|| items.last().map(|d| d.id))
+        .flatten();
+    let items = items
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap_or_default())
+        .collect();
+    Ok(Json(DeliveryPage { items, next_after }))
+}
+
+async fn show(
+    State(engine): State<Engine>,
+    Path((target, id)): Path<(String, i64)>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    let store = engine.store();
+    let d = store
+        .get_delivery(id)
+        .await?
+        .filter(|d| d.target == target)
+        .ok_or_else(|| ApiError::not_found(&target, id))?;
+    let attempts = store.delivery_attempts(id).await?;
+    Ok(Json(DeliveryDetail {
+        body: body_value(&d),
+        delivery: d,
+        attempts,
+    }))
+}
+
+async fn resend(
+    State(engine): State<Engine>,
+    Path((target, id)): Path<(String, i64)>,
+) -> Result<Json<Delivery>, ApiError> {
+    let d = engine
+        .store()
+        .resend_delivery(&target, id, Timestamp::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&target, id))?;
+    tracing::info!(notification_target = %target, delivery = id, "notification resend requested");
+    Ok(Json(d))
+}
+
+/// Body of a replay request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// The first event sequence number to notify again.
+    pub from_seq: i64,
+}
+
+/// Answer to a replay request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayAccepted {
+    pub target: String,
+    pub from_seq: i64,
+    /// Existing deliveries made pending again (same GUIDs).
+    pub reset: u64,
+}
+
+async fn replay(
+    State(engine): State<Engine>,
+    Path(target): Path<String>,
+    body: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<ReplayAccepted>), ApiError> {
+    let Json(req) = body?;
+    if req.from_seq < 1 {
+        return Err(ApiError::invalid("fromSeq", "fromSeq must be 1 or more"));
+    }
+    let reset = engine
+        .store()
+        .request_replay(&target, req.from_seq, Timestamp::now())
+        .await?;
+    tracing::info!(notification_target = %target, from_seq = req.from_seq, reset, "notification replay requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReplayAccepted {
+            target,
+            from_seq: req.from_seq,
+            reset,
+        }),
+    ))
+}

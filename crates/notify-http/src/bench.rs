@@ -1,0 +1,318 @@
+//! `worklane bench notify`: delivery throughput against a local receiver versus a plain
+//! reqwest loop POSTing the same bodies with the same concurrency, and the memory a large
+//! backlog for a dead target takes.
+
+use crate::config::NotificationTargetConfig;
+use crate::format::Renderer;
+use anyhow::Context as _;
+use axum::http::StatusCode;
+use futures::StreamExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use worklane_domain::{ActionMeta, NewTask, OnDuplicate, TaskFields, Timestamp};
+use worklane_engine::{Command, Engine, EngineOptions};
+
+/// Options of the notification benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Events (tasks created) per throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// http_connection_pool_size, and the baseline's concurrency.
+    #[arg(long, default_value_t = 64)]
+    pub pool_size: usize,
+    /// Throughput runs; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Pending notifications for the dead-target memory run (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pending: usize,
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("worklane-bench-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run_in(&dir, &args).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for r in 0..args.runs.max(1) {
+        let (a, b) = throughput_run(dir, r, args).await?;
+        println!(
+            "run {}: worklane {:.0} deliveries/s, raw baseline {:.0} POSTs/s, ratio {:.2}",
+            r + 1,
+            a,
+            b,
+            a / b
+        );
+        ours.push(a);
+        raw.push(b);
+    }
+    let (mo, mr) = (median(&mut ours), median(&mut raw));
+    println!(
+        "notify throughput ({} events, pool {}): median worklane {:.0} deliveries/s, median raw {:.0} POSTs/s, ratio {:.2} (targets: >= 10000/s, >= 0.70)",
+        args.events, args.pool_size, mo, mr, mo / mr
+    );
+    if args.pending > 0 {
+        memory_run(dir, args).await?;
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A local receiver that answers 200 to every POST and counts them.
+struct Receiver {
+    url: String,
+    count: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+async fn receiver() -> anyhow::Result<Receiver> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                StatusCode::OK
+            }
+        }),
+    );
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(s.cancelled_owned())
+            .await;
+    });
+    Ok(Receiver { url, count, stop })
+}
+
+async fn start_engine(url: &str) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
+    let store = worklane_store::connect(url).await?;
+    Ok(Engine::start(store, EngineOptions::default()).await?)
+}
+
+/// Creates `n` tasks (one TaskCreated event each), many at a time.
+async fn create_tasks(engine: &Engine, n: usize) -> anyhow::Result<()> {
+    let mut results = futures::stream::iter(0..n)
+        .map(|i| {
+            let engine = engine.clone();
+            async move {
+                let fields = TaskFields {
+                    capture_id: Some(format!("bench-{i}")),
+                    channel: Some("Email".into()),
+                    ..Default::default()
+                };
+                let new = NewTask {
+                    capture_point_id: "BENCH".into(),
+                    fields,
+                    hold: false,
+                    on_duplicate: OnDuplicate::Allow,
+                };
+                engine
+                    .execute(Command::create(
+                        new,
+                        ActionMeta::default().defaulted("BENCH"),
+                    ))
+                    .await
+            }
+        })
+        .buffer_unordered(1024);
+    while let Some(r) = results.next().await {
+        r.context("creating a task")?;
+    }
+    Ok(())
+}
+
+fn target(id: &str, uri: &str, pool: usize) -> anyhow::Result<NotificationTargetConfig> {
+    let cfg: NotificationTargetConfig = serde_json::from_value(serde_json::json!({
+        "id": id,
+        "uri": uri,
+        "http_connection_pool_size": pool,
+        "http_retry_max_attempts": 1000,
+        "start_at": "beginning",
+    }))?;
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
+async fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut done: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done().await? {
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// One run: Worklane's rate, then the raw baseline's, on the same bodies.
+async fn throughput_run(
+    dir: &std::path::Path,
+    r: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<(f64, f64)> {
+    let url = format!(
+        "sqlite://{}",
+        dir.join(format!("throughput-{r}.db")).display()
+    );
+    let (engine, writer) = start_engine(&url).await?;
+    create_tasks(&engine, args.events).await?;
+    let rx = receiver().await?;
+    let cfg = target("bench", &rx.url, args.pool_size)?;
+
+    let cancel = CancellationToken::new();
+    let started = Instant::now();
+    let notifier = tokio::spawn(crate::run(engine.clone(), cfg.clone(), cancel.clone()));
+    let store = engine.store().clone();
+    let n = args.events;
+    wait_for(
+        "every notification delivered",
+        Duration::from_secs(600),
+        async || {
+            Ok(
+                rx.count.load(Ordering::Relaxed) >= n
+                    && store.delivery_backlog("bench").await? == 0,
+            )
+        },
+    )
+    .await?;
+    let ours = n as f64 / started.elapsed().as_secs_f64();
+    cancel.cancel();
+    notifier.await??;
+
+    // The same bodies, POSTed by a plain client with the same concurrency.
+    let renderer = Renderer::new(&cfg);
+    let mut bodies = Vec::with_capacity(n);
+    let mut after = 0;
+    loop {
+        let events = store.events_after(after, 5000).await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        let now = Timestamp::now();
+        bodies.extend(events.iter().filter_map(|e| {
+            let guid = uuid::Uuid::new_v4().to_string();
+            renderer.render(e, &guid, now).map(|b| (guid, b))
+        }));
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.pool_size)
+        .tcp_nodelay(true)
+        .build()?;
+    let before = rx.count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let mut sends = futures::stream::iter(bodies)
+        .map(|(guid, body)| {
+            client
+                .post(&rx.url)
+                .header("content-type", "application/json")
+                .header("etag", guid)
+                .body(body)
+                .send()
+        })
+        .buffer_unordered(args.pool_size);
+    while let Some(resp) = sends.next().await {
+        let resp = resp?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "baseline POST answered {}",
+            resp.status()
+        );
+        resp.bytes().await?;
+    }
+    let raw = (rx.count.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+    rx.stop.cancel();
+    drop(engine);
+    drop(store);
+    let _ = writer.await;
+    Ok((ours, raw))
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A dead target with `pending` notifications: the backlog stays in the store, not in
+/// memory.
+async fn memory_run(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
+    let url = format!("sqlite://{}", dir.join("pending.db").display());
+    let (engine, writer) = start_engine(&url).await?;
+    // A port nobody listens on: every attempt is refused and retried later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let cfg = target(
+        "dead",
+        &format!("http://127.0.0.1:{port}/hook"),
+        args.pool_size,
+    )?;
+    let cancel = CancellationToken::new();
+    let notifier = tokio::spawn(crate::run(engine.clone(), cfg, cancel.clone()));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (peak, cancel) = (peak.clone(), cancel.clone());
+        tokio::spawn(async move {
+            while !cancel.is_cancelled() {
+                peak.fetch_max(rss_kib() as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    create_tasks(&engine, args.pending).await?;
+    let store = engine.store().clone();
+    let n = args.pending as i64;
+    wait_for(
+        "every notification pending",
+        Duration::from_secs(1800),
+        async || {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(store.delivery_backlog("dead").await? >= n)
+        },
+    )
+    .await?;
+    let filled = started.elapsed();
+    // Let the sender churn through retries of the whole backlog for a while.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let backlog = store.delivery_backlog("dead").await?;
+    let now_rss = rss_kib();
+    cancel.cancel();
+    notifier.await??;
+    sampler.await?;
+    println!(
+        "notify memory (target down): {backlog} pending notifications (filled in {:.0} s); RSS now {:.0} MB, peak {:.0} MB (target: < 200 MB)",
+        filled.as_secs_f64(),
+        now_rss as f64 / 1024.0,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    drop(engine);
+    drop(store);
+    let _ = writer.await;
+    Ok(())
+}

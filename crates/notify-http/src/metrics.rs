@@ -1,0 +1,35 @@
+//! Metrics per target (label `target`), names from constants so dashboards can rely on
+//! them.
+
+/// Notifications generated from the event log.
+pub const ENQUEUED: &str = "worklane_notify_enqueued_total";
+/// Notifications the target accepted (2xx).
+pub const DELIVERED: &str = "worklane_notify_delivered_total";
+/// Notifications that failed for good (kept as failed, resendable).
+pub const FAILED: &str = "worklane_notify_failed_total";
+/// Failed attempts that will be retried.
+pub const RETRIED: &str = "worklane_notify_retried_total";
+/// Time from sending a request to its answer (or failure), in seconds.
+pub const LATENCY: &str = "worklane_notify_attempt_seconds";
+/// Pending notifications (refreshed every few seconds).
+pub const BACKLOG: &str = "worklane_notify_backlog";
+
+/// Describes the metrics once (for Prometheus HELP lines).
+pub fn describe() {
+    metrics::describe_counter!(ENQUEUED, "HTTP notifications generated from the event log");
+    metrics::describe_counter!(DELIVERED, "HTTP notifications the target accepted");
+    metrics::describe_counter!(
+        FAILED,
+        "HTTP notifications that failed after every allowed attempt"
+    );
+    metrics::describe_counter!(
+        RETRIED,
+        "HTTP notification attempts that failed and will be retried"
+    );
+    metrics::describe_histogram!(
+        LATENCY,
+        metrics::Unit::Seconds,
+        "HTTP notification attempt latency"
+    );
+    metrics::describe_gauge!(BACKLOG, "Pending HTTP notifications");
+}
