@@ -52,9 +52,14 @@ impl Semantics {
             Inbound::Ping => Some(Answer::plain(Outbound::Pong)),
             Inbound::CreateTask(c) => {
                 let meta = meta_of(&c.meta);
+                let param = c
+                    .fields
+                    .capture_id
+                    .as_ref()
+                    .map(|id| format!("CaptureId={id}"));
                 let cmd = self.create_command(c, meta, msg);
                 let result = self.engine.execute_result(cmd).await?;
-                self.answer_result(result, None).await?
+                self.answer_result(result, param).await?
             }
             Inbound::Action(a) => {
                 let meta = meta_of(&a.meta);
