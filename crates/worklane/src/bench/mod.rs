@@ -1,0 +1,103 @@
+//! `worklane bench ...`: benchmarks that start the real server as a child process (so its
+//! RSS is its own and it can be killed with SIGKILL) and measure it from this process.
+
+pub mod create;
+pub mod read;
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Resolves `sqlite` (a new file in a temp dir), `postgres` (a new database on the local
+/// server, or `WORKLANE_TEST_POSTGRES`), or a store URL as given.
+pub async fn store_url(spec: &str) -> anyhow::Result<String> {
+    Ok(match spec {
+        "sqlite" => worklane_store::testing::fresh_sqlite_url(),
+        "postgres" => worklane_store::testing::fresh_postgres_url().await?,
+        url => url.to_owned(),
+    })
+}
+
+/// A `worklane serve` child process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Starts `worklane serve` on a free port with `store`, and waits until it is healthy.
+    pub async fn start(store: &str) -> anyhow::Result<Self> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let exe: PathBuf = std::env::current_exe().context("finding the worklane executable")?;
+        let child = Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--store",
+                store,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not become healthy in time");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, base })
+    }
+
+    /// The server's resident set size and its peak, in MiB.
+    pub fn rss_mib(&self) -> Option<(f64, f64)> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map(|kb| kb / 1024.0)
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// SIGKILL, no goodbye.
+    pub async fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+/// Latency percentiles of a sample, in milliseconds.
+pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.99), at(0.999))
+}

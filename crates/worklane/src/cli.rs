@@ -1,0 +1,216 @@
+//! The command line: `worklane serve`, `config check`, task client commands, benchmarks.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Worklane: workload distribution server.
+///
+/// Exit codes: 0 success; 1 failure; 2 usage error; 3 the server refused the request
+/// (4xx: not found, refused action, bad input); 4 the server could not be reached or
+/// failed (5xx); 5 invalid configuration.
+#[derive(Debug, Parser)]
+#[command(name = "worklane", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (REST API, processing, capture points, notifiers).
+    Serve(ServeArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Work with tasks on a running server.
+    Task(TaskArgs),
+    /// Print the REST API's OpenAPI document.
+    Openapi,
+    /// Measure performance (starts its own server and stores).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); see worklane.example.toml.
+    #[arg(long, env = "WORKLANE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Store URL (overrides store.url): sqlite://FILE or postgres://USER@HOST/DB.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Log as JSON lines (overrides log.format).
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (and WORKLANE_* variables); names the bad key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The server's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WORKLANE_SERVER",
+        default_value = "http://127.0.0.1:8035"
+    )]
+    pub server: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: TaskCommand,
+}
+
+/// Attributes a source may set (SPEC section 1).
+#[derive(Debug, Args, Default)]
+pub struct TaskAttrs {
+    #[arg(long)]
+    pub capture_id: Option<String>,
+    #[arg(long)]
+    pub channel: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub business_value: Option<i64>,
+    #[arg(long)]
+    pub tenant_id: Option<String>,
+    #[arg(long)]
+    pub process_id: Option<String>,
+    #[arg(long)]
+    pub department_id: Option<String>,
+    /// RFC 3339, e.g. 2026-12-01T17:00:00Z.
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// RFC 3339 SLA due time.
+    #[arg(long)]
+    pub due: Option<String>,
+    /// RFC 3339.
+    #[arg(long)]
+    pub expiration: Option<String>,
+    /// A custom attribute, KEY=VALUE (repeatable).
+    #[arg(long = "data", value_name = "KEY=VALUE")]
+    pub data: Vec<String>,
+    /// An ext attribute, NAME=VALUE, e.g. customerID=C1 (repeatable).
+    #[arg(long = "ext", value_name = "NAME=VALUE")]
+    pub ext: Vec<String>,
+}
+
+/// Audit attributes of an action.
+#[derive(Debug, Args, Default)]
+pub struct Audit {
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Create a task.
+    Create {
+        #[command(flatten)]
+        attrs: TaskAttrs,
+        /// Capture point the task belongs to (default REST).
+        #[arg(long)]
+        capture_point_id: Option<String>,
+        /// Create it NewHeld.
+        #[arg(long)]
+        hold: bool,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Show one task.
+    Get { broker_id: i64 },
+    /// List tasks.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        capture_point_id: Option<String>,
+        #[arg(long)]
+        capture_id: Option<String>,
+        #[arg(long)]
+        process_id: Option<String>,
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        assigned_to_user: Option<String>,
+        /// brokerId or priority.
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The nextAfter cursor of the previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Change the given attributes of a task.
+    Update {
+        broker_id: i64,
+        #[command(flatten)]
+        attrs: TaskAttrs,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Hold a task.
+    Hold {
+        broker_id: i64,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Resume a held task.
+    Resume {
+        broker_id: i64,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Restart a task (classified and prioritized again).
+    Restart {
+        broker_id: i64,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Cancel a task.
+    Cancel {
+        broker_id: i64,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Complete a task.
+    Complete {
+        broker_id: i64,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Assign a Queued or Distributed task to an agent.
+    Assign {
+        broker_id: i64,
+        user: String,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Show a task's history.
+    Events { broker_id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Create over REST with concurrent clients against a server it starts.
+    Create(crate::bench::create::CreateArgs),
+    /// Reads on a store seeded with many tasks: get by id, first page by priority, RSS.
+    Read(crate::bench::read::ReadArgs),
+}

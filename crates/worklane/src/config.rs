@@ -1,0 +1,230 @@
+//! Configuration: one TOML file (`--config`), every key overridable by a `WORKLANE_`
+//! environment variable (`WORKLANE_SERVER__LISTEN`, `WORKLANE_STORE__URL`: sections and
+//! keys joined by `__`), validated at start-up with errors that name the key.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The whole configuration. `worklane.example.toml` documents every key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub processing: ProcessingConfig,
+    /// `[[capture_point]]` tables, each with a `kind` ("mq" or "database").
+    #[serde(default)]
+    pub capture_point: Vec<toml::Table>,
+    /// `[[notification_target]]` tables.
+    #[serde(default)]
+    pub notification_target: Vec<toml::Table>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the REST API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Larger request bodies are refused with 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://FILE` (the default, created when missing) or `postgres://USER@HOST/DB`.
+    #[serde(default = "default_store")]
+    pub url: String,
+    /// The most commands committed in one transaction (group commit).
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `worklane=debug,sqlx=warn`; `RUST_LOG` wins.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// How often processing looks for work when nothing woke it.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8035".into()
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_store() -> String {
+    "sqlite://worklane.db".into()
+}
+fn default_batch() -> usize {
+    256
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(1)
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                toml::from_str("").expect("every key has a default")
+            }
+        }
+    )*};
+}
+default_from_serde!(ServerConfig, StoreConfig, LogConfig, ProcessingConfig);
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: Default::default(),
+            store: Default::default(),
+            log: Default::default(),
+            processing: Default::default(),
+            capture_point: vec![],
+            notification_target: vec![],
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (when given), then `WORKLANE_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist", f.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        // Only `SECTION__KEY` variables: WORKLANE_CONFIG and the like are the CLI's.
+        fig = fig.merge(
+            Env::prefixed("WORKLANE_")
+                .split("__")
+                .filter(|k| k.as_str().contains("__")),
+        );
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types alone do not: addresses, URLs, ids, each component's options.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.listen", format!("{:?}: {e}", self.server.listen)))?;
+        let u = &self.store.url;
+        if !(u.starts_with("sqlite:")
+            || u.starts_with("postgres://")
+            || u.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "store.url",
+                format!(
+                    "{:?} is not sqlite://FILE or postgres://...",
+                    worklane_store::redact_url(u)
+                ),
+            ));
+        }
+        if self.store.max_batch == 0 {
+            return Err(invalid("store.max_batch", "must be at least 1"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "log.format",
+                format!("{:?} is not text or json", self.log.format),
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, cp) in self.capture_point.iter().enumerate() {
+            let key = format!("capture_point[{i}]");
+            let id = cp
+                .get("id")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| invalid(format!("{key}.id"), "is missing"))?;
+            if id.is_empty() || id.chars().count() > 16 {
+                return Err(invalid(format!("{key}.id"), "must be 1 to 16 characters"));
+            }
+            if !ids.insert(id.to_owned()) {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("{id:?} is used twice"),
+                ));
+            }
+            crate::components::validate_capture_point(cp)
+                .map_err(|p| invalid(format!("capture_point {id:?}"), p))?;
+        }
+        let mut tids = std::collections::HashSet::new();
+        for (i, t) in self.notification_target.iter().enumerate() {
+            let key = format!("notification_target[{i}]");
+            let id = t
+                .get("id")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| invalid(format!("{key}.id"), "is missing"))?;
+            if !tids.insert(id.to_owned()) {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("{id:?} is used twice"),
+                ));
+            }
+            crate::components::validate_target(t)
+                .map_err(|p| invalid(format!("notification_target {id:?}"), p))?;
+        }
+        Ok(())
+    }
+}
