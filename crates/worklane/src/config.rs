@@ -155,7 +155,7 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("WORKLANE_")
                 .split("__")
-                .filter(|k| k.as_str().contains("__")),
+                .filter(|k| k.as_str().contains('.') || k.as_str().contains("__")),
         );
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.validate()?;

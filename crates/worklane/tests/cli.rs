@@ -1,0 +1,291 @@
+//! The binary end to end: durability across kill -9, graceful SIGTERM, configuration errors.
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_worklane");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(store: &str, port: u16) -> Child {
+    Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            store,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_healthy(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server at {base} not healthy in time");
+}
+
+/// Creates tasks from `clients` concurrent clients until `stop`; returns the acknowledged
+/// (brokerId, captureId) pairs.
+async fn create_until(base: String, clients: usize, stop: Arc<AtomicBool>) -> Vec<(i64, String)> {
+    let http = reqwest::Client::new();
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        set.spawn(async move {
+            let mut acked = vec![];
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let cid = format!("k{c}-{i}");
+                match http
+                    .post(format!("{base}/api/v1/tasks"))
+                    .json(&json!({"captureId": cid}))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => break,
+                        };
+                        acked.push((v["brokerId"].as_i64().unwrap(), cid));
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        });
+    }
+    let mut all = vec![];
+    while let Some(r) = set.join_next().await {
+        all.extend(r.unwrap());
+    }
+    all
+}
+
+async fn all_tasks(base: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut out = vec![];
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/tasks?limit=1000");
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={a}"));
+        }
+        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        out.extend(page["tasks"].as_array().unwrap().iter().cloned());
+        match page["nextAfter"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_creates_survive_kill_9() {
+    let store = worklane_store::testing::fresh_sqlite_url();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&store, port);
+    wait_healthy(&base).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(create_until(base.clone(), 16, stop.clone()));
+    // Kill in the middle of the stream, once a good number has been acknowledged.
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page: Value = http
+            .get(format!("{base}/api/v1/tasks?limit=1000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["tasks"].as_array().unwrap().len() >= 500 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let acked = load.await.unwrap();
+    assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&store, port);
+    wait_healthy(&base).await;
+    let tasks = all_tasks(&base).await;
+    let stored: HashSet<(i64, String)> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["brokerId"].as_i64().unwrap(),
+                t["captureId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for a in &acked {
+        assert!(stored.contains(a), "acknowledged task {a:?} lost");
+    }
+    let capture_ids: HashSet<_> = tasks
+        .iter()
+        .map(|t| t["captureId"].as_str().unwrap())
+        .collect();
+    assert_eq!(capture_ids.len(), tasks.len(), "no task doubled");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let store = worklane_store::testing::fresh_sqlite_url();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&store, port);
+    wait_healthy(&base).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(create_until(base.clone(), 8, stop.clone()));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page: Value = http
+            .get(format!("{base}/api/v1/events?limit=200"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["events"].as_array().unwrap().len() >= 100 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let acked = load.await.unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&store, port);
+    wait_healthy(&base).await;
+    let stored: HashSet<i64> = all_tasks(&base)
+        .await
+        .iter()
+        .map(|t| t["brokerId"].as_i64().unwrap())
+        .collect();
+    assert!(acked.iter().all(|(id, _)| stored.contains(id)));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+fn check(file_text: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("w.toml");
+    std::fs::write(&f, file_text).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["config", "check", f.to_str().unwrap()]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn config_check_names_the_bad_key() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../worklane.example.toml"
+    ))
+    .unwrap();
+    let (code, text) = check(&example, &[]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check("[server]\nlisten = \"nowhere\"\n", &[]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("server.listen"), "{text}");
+    let (code, text) = check("[server]\nlisen = \"127.0.0.1:1\"\n", &[]);
+    assert_eq!(code, 5);
+    assert!(text.contains("lisen"), "{text}");
+    let (code, text) = check("[store]\nurl = \"mysql://x\"\n", &[]);
+    assert_eq!(code, 5);
+    assert!(text.contains("store.url"), "{text}");
+    let (code, text) = check("[store]\nmax_batch = \"many\"\n", &[]);
+    assert_eq!(code, 5);
+    assert!(text.contains("max_batch"), "{text}");
+    // Environment overrides the file, and is validated the same way.
+    let (code, text) = check("", &[("WORKLANE_SERVER__LISTEN", "bad")]);
+    assert_eq!(code, 5);
+    assert!(text.contains("server.listen"), "{text}");
+    let (code, text) = check("", &[("WORKLANE_STORE__URL", "postgres://u:secret@h/db")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("secret"), "password redacted: {text}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["task", "--help"],
+        vec!["task", "create", "--help"],
+        vec!["task", "list", "--help"],
+        vec!["task", "assign", "--help"],
+        vec!["bench", "create", "--help"],
+        vec!["bench", "read", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["task", "get", "1", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "unreachable server");
+    let out = Command::new(BIN)
+        .args(["no-such-command"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

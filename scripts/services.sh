@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Makes sure the local services the tests use answer, starting any that does not.
+# PostgreSQL (5432), MariaDB (3306), RabbitMQ (5672). Idempotent.
+set -euo pipefail
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {
+  local name=$1 port=$2 i
+  for i in $(seq 1 120); do
+    answers "$port" && return 0
+    sleep 1
+  done
+  echo "services: $name did not come up on port $port" >&2
+  return 1
+}
+
+ensure() {
+  local name=$1 port=$2; shift 2
+  if answers "$port"; then return 0; fi
+  echo "services: starting $name"
+  "$@" || true
+  wait_for "$name" "$port"
+}
+
+ensure postgresql 5432 bash -c 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'
+ensure mariadb 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+ensure rabbitmq 5672 rabbitmq-server -detached
+
+# RabbitMQ accepts TCP before it serves AMQP: wait until it answers as a broker.
+if command -v rabbitmq-diagnostics >/dev/null 2>&1; then
+  for i in $(seq 1 60); do
+    rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
