@@ -1,1 +1,282 @@
-//! bench
+//! `worklane bench mq`: CreateTask on the input queue until its TaskCreated is on the
+//! output queue, many in flight, on a SQLite store; against a raw AMQP echo through the
+//! same broker in the same run (consume, publish a same-size persistent reply with
+//! publisher confirms, ack after the confirm). Prints both rates and their ratio.
+
+use crate::MqConfig;
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use worklane_engine::{Engine, EngineOptions};
+
+/// Options of the MQ benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The AMQP broker.
+    #[arg(
+        long,
+        env = "WORKLANE_MQ_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Messages per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: usize,
+    /// Requests in flight (sent, not yet answered).
+    #[arg(long, default_value_t = 1_000)]
+    pub in_flight: usize,
+    /// The capture point's (and the echo's) prefetch window.
+    #[arg(long, default_value_t = 512)]
+    pub prefetch: u16,
+    /// Measurements of each kind; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
+
+/// Runs the benchmark and prints the rates.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "mq bench: {} messages per round, {} in flight, prefetch {}, {} rounds",
+        args.messages, args.in_flight, args.prefetch, args.rounds
+    );
+    let mut echo = Vec::new();
+    let mut capture = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let e = echo_rate(&args).await.context("echo baseline")?;
+        let c = capture_rate(&args).await.context("capture point")?;
+        println!(
+            "round {round}: echo {e:.0} msg/s, capture point {c:.0} msg/s, ratio {:.2}",
+            c / e
+        );
+        echo.push(e);
+        capture.push(c);
+    }
+    let (e, c) = (median(&mut echo), median(&mut capture));
+    println!("median: raw AMQP echo {e:.0} msg/s, MQ capture point (SQLite) {c:.0} msg/s, ratio {:.2} (target >= 0.50)", c / e);
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Queues {
+    input: String,
+    output: String,
+    error: String,
+}
+
+impl Queues {
+    fn fresh() -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            input: format!("wl-bench-{tag}-in"),
+            output: format!("wl-bench-{tag}-out"),
+            error: format!("wl-bench-{tag}-err"),
+        }
+    }
+
+    async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
+        for q in [&self.input, &self.output, &self.error] {
+            ch.queue_declare(
+                ShortString::from(q.as_str()),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, ch: &Channel) {
+        for q in [&self.input, &self.output, &self.error] {
+            let _ = ch
+                .queue_delete(ShortString::from(q.as_str()), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<Connection> {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .with_context(|| format!("connecting to {}", worklane_store::redact_url(url)))
+}
+
+/// The source side: sends `bodies` to `input` keeping at most `in_flight` unanswered,
+/// and counts the answers on `output`. Returns messages per second.
+async fn drive(
+    url: &str,
+    q: &Queues,
+    bodies: Vec<Vec<u8>>,
+    in_flight: usize,
+) -> anyhow::Result<f64> {
+    let conn = connect(url).await?;
+    let send = conn.create_channel().await?;
+    let recv = conn.create_channel().await?;
+    let n = bodies.len();
+    let window = Arc::new(Semaphore::new(in_flight));
+    let mut answers = recv
+        .basic_consume(
+            ShortString::from(q.output.as_str()),
+            ShortString::from("bench-reader"),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    let w = window.clone();
+    let input = q.input.clone();
+    let sender = tokio::spawn(async move {
+        for (i, body) in bodies.into_iter().enumerate() {
+            w.acquire().await?.forget();
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(ShortString::from(format!("b-{i}")));
+            // Not waiting for each confirm: a source system streams its requests.
+            send.basic_publish(
+                ShortString::from(""),
+                ShortString::from(input.as_str()),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    });
+    let mut got = 0;
+    while got < n {
+        let d = tokio::time::timeout(Duration::from_secs(60), answers.next())
+            .await
+            .context("no answer within 60 s")?
+            .context("answer stream ended")??;
+        anyhow::ensure!(!d.data.is_empty(), "empty answer");
+        got += 1;
+        window.add_permits(1);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    sender.await??;
+    let _ = conn.close(200, "bench done".into()).await;
+    Ok(n as f64 / elapsed)
+}
+
+/// Baseline: consume, publish a same-size persistent reply with confirms, ack after it.
+async fn echo_rate(args: &BenchArgs) -> anyhow::Result<f64> {
+    let q = Queues::fresh();
+    let conn = connect(&args.url).await?;
+    let admin = conn.create_channel().await?;
+    q.declare(&admin).await?;
+    let consume = conn.create_channel().await?;
+    consume
+        .basic_qos(args.prefetch, BasicQosOptions::default())
+        .await?;
+    let publish = conn.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut deliveries = consume
+        .basic_consume(
+            ShortString::from(q.input.as_str()),
+            ShortString::from("bench-echo"),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let output = q.output.clone();
+    let echo = tokio::spawn(async move {
+        loop {
+            let d = tokio::select! {
+                _ = stop.cancelled() => break,
+                d = deliveries.next() => match d { Some(Ok(d)) => d, _ => break },
+            };
+            let (publish, output) = (publish.clone(), output.clone());
+            tokio::spawn(async move {
+                let props = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type(ShortString::from("application/xml"));
+                let confirm = publish
+                    .basic_publish(
+                        ShortString::from(""),
+                        ShortString::from(output.as_str()),
+                        BasicPublishOptions::default(),
+                        &d.data,
+                        props,
+                    )
+                    .await?
+                    .await?;
+                if confirm.is_ack() {
+                    d.acker.ack(BasicAckOptions::default()).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+    });
+    let body = sample_create(0).into_bytes();
+    let rate = drive(&args.url, &q, vec![body; args.messages], args.in_flight).await;
+    cancel.cancel();
+    let _ = echo.await;
+    q.delete(&admin).await;
+    let _ = conn.close(200, "bench done".into()).await;
+    rate
+}
+
+fn sample_create(i: usize) -> String {
+    format!(
+        "<GTLMessages>\n  <CreateTask>\n    <CaptureId>bench-{i:08}</CaptureId>\n    <channel>Email</channel>\n    <priority>5</priority>\n  </CreateTask>\n</GTLMessages>\n"
+    )
+}
+
+/// The capture point on a fresh SQLite store: CreateTask in, TaskCreated out.
+async fn capture_rate(args: &BenchArgs) -> anyhow::Result<f64> {
+    let q = Queues::fresh();
+    let dir =
+        std::env::temp_dir().join(format!("worklane-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let store =
+        worklane_store::connect(&format!("sqlite://{}", dir.join("bench.db").display())).await?;
+    let (engine, writer) = Engine::start(store, EngineOptions::default()).await?;
+    let conn = connect(&args.url).await?;
+    let admin = conn.create_channel().await?;
+    q.declare(&admin).await?;
+    let mut cfg = MqConfig::new("BENCH");
+    cfg.url = args.url.clone();
+    cfg.input_queue = q.input.clone();
+    cfg.output_queue = q.output.clone();
+    cfg.error_queue = q.error.clone();
+    cfg.prefetch = args.prefetch;
+    let cancel = CancellationToken::new();
+    let cp = tokio::spawn(crate::run(engine.clone(), cfg, cancel.clone()));
+    let bodies = (0..args.messages)
+        .map(|i| sample_create(i).into_bytes())
+        .collect();
+    let rate = drive(&args.url, &q, bodies, args.in_flight).await;
+    cancel.cancel();
+    cp.await??;
+    drop(engine);
+    // The writer stops once every engine handle is gone; do not hang the report on it.
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    q.delete(&admin).await;
+    let _ = conn.close(200, "bench done".into()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
