@@ -15,6 +15,7 @@ use crate::point::{error_description, error_number, CapturePoint, PointError};
 use crate::source::Row;
 use crate::value::Value;
 use futures::future::join_all;
+use std::collections::HashSet;
 use worklane_domain::{DomainError, NewTask, OnDuplicate};
 use worklane_engine::{Command, CommandResult};
 
@@ -72,13 +73,21 @@ impl CapturePoint {
     /// First half of a poll: reads up to `batch_size` rows and creates their tasks, all
     /// at once so the engine commits them together. Nothing is written to the source yet.
     pub async fn read_and_create(&self) -> Result<CapturedBatch, PointError> {
+        self.read_and_create_excluding(&HashSet::new()).await
+    }
+
+    /// [`Self::read_and_create`], skipping rows whose create key is in `in_flight` (rows
+    /// of a batch being marked right now, which the source still shows as new).
+    async fn read_and_create_excluding(&self, in_flight: &HashSet<String>) -> Result<CapturedBatch, PointError> {
         let Some(query) = self.statement("captureQuerySql") else {
             return Ok(CapturedBatch { rows: Vec::new() });
         };
-        let rows = self
-            .source
-            .query(&query.sql, &[], self.cfg.batch_size)
-            .await?;
+        let limit = self.cfg.batch_size + in_flight.len();
+        let mut rows = self.source.query(&query.sql, &[], limit).await?;
+        if !in_flight.is_empty() {
+            rows.retain(|r| !in_flight.contains(&self.capture_key(r)));
+        }
+        rows.truncate(self.cfg.batch_size);
         let on_duplicate = if self.cfg.check_if_captured {
             OnDuplicate::Refuse
         } else {
@@ -168,6 +177,67 @@ impl CapturePoint {
             return Ok(0);
         }
         self.mark(batch).await
+    }
+}
+
+/// Capture with the source work of one batch overlapping the store work of the next:
+/// while batch k's rows are marked (capturedUpdateSql, in the source), batch k+1 is read
+/// and its tasks created (in the store). Rows of the batch being marked are still new to
+/// the source until its transaction commits; they are recognised by their create key
+/// and skipped.
+#[derive(Debug, Default)]
+pub struct CapturePipeline {
+    /// Created, not yet marked.
+    pending: Option<CapturedBatch>,
+}
+
+impl CapturePipeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when a created batch still waits to be marked.
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// One round: marks the batch created in the previous round while reading and
+    /// creating the next. Returns how many rows it read. On an error, rows not marked
+    /// are read again by a later poll (their creates are answered from their keys).
+    pub async fn step(&mut self, point: &CapturePoint) -> Result<usize, PointError> {
+        let pending = self.pending.take();
+        let in_flight: HashSet<String> =
+            pending.iter().flat_map(|b| b.rows.iter().map(|(r, _)| point.capture_key(r))).collect();
+        let mark = async {
+            match pending {
+                Some(b) => point.mark(b).await,
+                None => Ok(0),
+            }
+        };
+        let (marked, next) = tokio::join!(mark, point.read_and_create_excluding(&in_flight));
+        let read = match next {
+            Ok(batch) => {
+                let n = batch.len();
+                if n > 0 {
+                    self.pending = Some(batch);
+                }
+                n
+            }
+            Err(e) => {
+                marked?;
+                return Err(e);
+            }
+        };
+        marked?;
+        Ok(read)
+    }
+
+    /// Marks the batch still pending (before waiting, and before stopping).
+    pub async fn flush(&mut self, point: &CapturePoint) -> Result<usize, PointError> {
+        match self.pending.take() {
+            Some(b) => point.mark(b).await,
+            None => Ok(0),
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //!   and the start-up checks, all methods of [`CapturePoint`].
 
 pub mod attributes;
-// BENCH pub mod bench;
+pub mod bench;
 mod capture;
 mod checks;
 pub mod cli;
@@ -24,7 +24,7 @@ pub mod source;
 mod source_updates;
 pub mod value;
 
-pub use capture::CapturedBatch;
+pub use capture::{CapturePipeline, CapturedBatch};
 pub use checks::CheckError;
 pub use config::DatabaseCaptureConfig;
 pub use notify::{consumer_name, Notifier};
@@ -76,16 +76,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Polls until `cancel`: a capture step and a source-update step per round; at once again
-/// when either read a full batch, else after `poll_interval`; with growing backoff while
-/// the source or the store is unavailable.
+/// Polls until `cancel`: a capture round (see [`CapturePipeline`]) and a source-update
+/// step per round; at once again when either read a full batch, else after marking what
+/// is pending and waiting `poll_interval`; with growing backoff while the source or the
+/// store is unavailable. On `cancel` the pending batch is marked before returning.
 async fn poll_loop(point: &CapturePoint, cancel: &CancellationToken) {
     let cfg = point.config();
+    let mut pipeline = CapturePipeline::new();
     let mut backoff = Duration::from_millis(200);
     while !cancel.is_cancelled() {
         let round = async {
-            let captured = point.capture_step().await?;
+            let captured = pipeline.step(point).await?;
             let updated = point.source_update_step().await?;
+            if captured < cfg.batch_size {
+                pipeline.flush(point).await?;
+            }
             Ok::<_, PointError>(captured.max(updated))
         };
         let wait = match round.await {
@@ -107,5 +112,8 @@ async fn poll_loop(point: &CapturePoint, cancel: &CancellationToken) {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+    if let Err(e) = pipeline.flush(point).await {
+        tracing::warn!(capture_point = %cfg.id, error = %e, "could not mark the last batch; its rows are captured again on restart");
     }
 }

@@ -489,3 +489,65 @@ async fn run_fails_fast_on_a_wrong_statement() {
         .expect_err("fails");
     assert!(e.to_string().starts_with("DB1.heldUpdateSql: "), "{e}");
 }
+
+/// `examples/database/` works as shipped: its configuration validates and passes the
+/// start-up checks against its schema, and its sample data is captured and updated.
+#[tokio::test]
+async fn the_shipped_example_works() {
+    use sqlx::{Connection, Executor};
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/database");
+    let dir = std::env::temp_dir().join(unique("wl-dbcp-example"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("sqlite://{}", dir.join("source.db").display());
+    let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
+    let mut c = sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true)).await.expect("sqlite");
+    for file in ["schema.sql", "sample-data.sql"] {
+        let sql = std::fs::read_to_string(examples.join(file)).expect(file);
+        c.execute(sqlx::raw_sql(&sql)).await.expect(file);
+    }
+    let text = std::fs::read_to_string(examples.join("worklane.toml")).expect("worklane.toml");
+    let mut cfg = worklane_capture_db::cli::database_entries(&text).expect("parses").remove(0);
+    cfg.validate().expect("valid as shipped");
+    cfg.url = url;
+    let engine = engine().await;
+    let point = point(&engine, cfg).await;
+    point.check().await.expect("start-up checks pass");
+    assert_eq!(point.capture_step().await.expect("capture"), 3);
+    assert_eq!(point.source_update_step().await.expect("updates"), 1);
+    assert_eq!(task(&engine, "DB1", "CASE-1002").await.expect("task").priority, 9);
+    assert_eq!(task(&engine, "DB1", "CASE-1001").await.expect("task").channel.as_deref(), Some("Database"));
+}
+
+/// The pipelined capture (marking one batch while creating the next) captures every row
+/// once, in small batches, and marks each with its own task's InteractionId.
+async fn pipelined_capture(backend: Backend) {
+    let src = TestSource::new(backend).await;
+    let engine = engine().await;
+    for i in 0..7 {
+        src.insert_case(&format!("P{i}"), i).await;
+    }
+    let mut cfg = seed_config("DB1", &src.url);
+    cfg.batch_size = 2;
+    cfg.check_if_captured = true;
+    let point = point(&engine, cfg).await;
+    let mut pipeline = worklane_capture_db::CapturePipeline::new();
+    let mut read = 0;
+    loop {
+        let n = pipeline.step(&point).await.expect("round");
+        read += n;
+        if n == 0 {
+            break;
+        }
+    }
+    pipeline.flush(&point).await.expect("flush");
+    assert_eq!(read, 7, "every row read once");
+    let tasks = tasks_of(&engine, "DB1").await;
+    assert_eq!(tasks.len(), 7);
+    for t in tasks {
+        let case = src.case(&t.capture_id).await;
+        assert_eq!(text(&case, "status").as_deref(), Some("submitted"));
+        assert_eq!(text(&case, "caseTrackingId"), Some(t.broker_id.to_string()));
+    }
+}
+
+on_backends!(pipelined_capture: Postgres, MariaDb, Sqlite);
