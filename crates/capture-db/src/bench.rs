@@ -18,11 +18,18 @@ pub struct BenchArgs {
     /// The capture point's batch_size (rows per poll and per source transaction).
     #[arg(long, default_value_t = 2_000)]
     pub batch_size: usize,
+    /// The engine's group-commit size (the server's `store.max_batch`).
+    #[arg(long, default_value_t = 256)]
+    pub max_batch: usize,
     /// How many times to measure both; the medians are reported.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
     /// A PostgreSQL server where the bench may create (and drop) databases.
-    #[arg(long, env = "WORKLANE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "WORKLANE_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub postgres: String,
 }
 
@@ -43,14 +50,23 @@ impl BenchDb {
         let name = format!(
             "wl_dbcp_bench_{:x}_{:x}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .subsec_nanos()
         );
-        let mut conn = sqlx::PgConnection::connect(admin).await.context("connecting to the bench's PostgreSQL")?;
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .context("connecting to the bench's PostgreSQL")?;
         // The name is generated here, never taken from outside.
-        conn.execute(sqlx::raw_sql(&format!("CREATE DATABASE {name}"))).await?;
+        conn.execute(sqlx::raw_sql(&format!("CREATE DATABASE {name}")))
+            .await?;
         let mut url = url::Url::parse(admin)?;
         url.set_path(&name);
-        let db = Self { admin: admin.to_owned(), name, url: url.to_string() };
+        let db = Self {
+            admin: admin.to_owned(),
+            name,
+            url: url.to_string(),
+        };
         let mut c = sqlx::PgConnection::connect(&db.url).await?;
         c.execute(sqlx::raw_sql(
             "create table cases (caseId varchar(64) primary key, createdTimestamp timestamp not null default now(), \
@@ -71,22 +87,29 @@ impl BenchDb {
 
     async fn reset(&self) -> anyhow::Result<()> {
         let mut c = sqlx::PgConnection::connect(&self.url).await?;
-        c.execute("update cases set status='new', caseTrackingId=null").await?;
+        c.execute("update cases set status='new', caseTrackingId=null")
+            .await?;
         c.execute("vacuum analyze cases").await?;
         Ok(())
     }
 
     async fn submitted(&self) -> anyhow::Result<i64> {
         let mut c = sqlx::PgConnection::connect(&self.url).await?;
-        let row = sqlx::query("select count(*) from cases where status='submitted' and caseTrackingId is not null")
-            .fetch_one(&mut c)
-            .await?;
+        let row = sqlx::query(
+            "select count(*) from cases where status='submitted' and caseTrackingId is not null",
+        )
+        .fetch_one(&mut c)
+        .await?;
         Ok(row.try_get(0)?)
     }
 
     async fn drop_db(self) -> anyhow::Result<()> {
         let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
-        conn.execute(sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await?;
+        conn.execute(sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .await?;
         Ok(())
     }
 }
@@ -99,17 +122,30 @@ async fn baseline(db: &BenchDb) -> anyhow::Result<Duration> {
     let update = crate::params::parse(CAPTURED_UPDATE, crate::params::Dialect::Postgres)?;
     for (i, r) in rows.iter().enumerate() {
         let id: String = r.try_get("ExternalId")?;
-        sqlx::query(&update.sql).bind((i + 1).to_string()).bind(id).execute(&mut c).await?;
+        sqlx::query(&update.sql)
+            .bind((i + 1).to_string())
+            .bind(id)
+            .execute(&mut c)
+            .await?;
     }
     Ok(started.elapsed())
 }
 
 /// The capture point, polling until the table has no 'new' row left.
-async fn capture(db: &BenchDb, batch_size: usize) -> anyhow::Result<(Duration, i64)> {
+async fn capture(
+    db: &BenchDb,
+    batch_size: usize,
+    max_batch: usize,
+) -> anyhow::Result<(Duration, i64)> {
     let dir = std::env::temp_dir().join(format!("worklane-bench-dbcp-{}", db.name));
     std::fs::create_dir_all(&dir)?;
-    let store = worklane_store::connect(&format!("sqlite://{}", dir.join("store.db").display())).await?;
-    let (engine, writer) = Engine::start(store, EngineOptions::default()).await?;
+    let store =
+        worklane_store::connect(&format!("sqlite://{}", dir.join("store.db").display())).await?;
+    let options = EngineOptions {
+        max_batch,
+        ..EngineOptions::default()
+    };
+    let (engine, writer) = Engine::start(store, options).await?;
     let mut cfg = DatabaseCaptureConfig::new("BENCH", &db.url, CAPTURE_QUERY);
     cfg.batch_size = batch_size;
     cfg.captured_update_sql = Some(CAPTURED_UPDATE.to_owned());
@@ -136,7 +172,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the bench and prints both rates and their ratio.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rows > 0 && args.runs > 0 && args.batch_size > 0, "rows, runs and batch size must be positive");
+    anyhow::ensure!(
+        args.rows > 0 && args.runs > 0 && args.batch_size > 0,
+        "rows, runs and batch size must be positive"
+    );
     let db = BenchDb::create(&args.postgres, args.rows).await?;
     let result = measure(&db, &args).await;
     db.drop_db().await?;
@@ -150,11 +189,21 @@ async fn measure(db: &BenchDb, args: &BenchArgs) -> anyhow::Result<()> {
     for run in 1..=args.runs {
         db.reset().await?;
         let b = baseline(db).await?;
-        anyhow::ensure!(db.submitted().await? == i64::from(args.rows), "baseline did not mark every row");
+        anyhow::ensure!(
+            db.submitted().await? == i64::from(args.rows),
+            "baseline did not mark every row"
+        );
         db.reset().await?;
-        let (c, tasks) = capture(db, args.batch_size).await?;
-        anyhow::ensure!(db.submitted().await? == i64::from(args.rows), "capture did not mark every row");
-        anyhow::ensure!(tasks == i64::from(args.rows), "capture made {tasks} tasks for {} rows", args.rows);
+        let (c, tasks) = capture(db, args.batch_size, args.max_batch).await?;
+        anyhow::ensure!(
+            db.submitted().await? == i64::from(args.rows),
+            "capture did not mark every row"
+        );
+        anyhow::ensure!(
+            tasks == i64::from(args.rows),
+            "capture made {tasks} tasks for {} rows",
+            args.rows
+        );
         let (br, cr) = (n / b.as_secs_f64(), n / c.as_secs_f64());
         println!(
             "run {run}: baseline {:.0} rows/s ({:.2} s), capture {:.0} rows/s ({:.2} s), ratio {:.2}",
@@ -168,7 +217,10 @@ async fn measure(db: &BenchDb, args: &BenchArgs) -> anyhow::Result<()> {
         capture_rates.push(cr);
     }
     let (br, cr) = (median(base_rates), median(capture_rates));
-    println!("dbcp bench: {} rows, batch_size {}, {} runs (medians)", args.rows, args.batch_size, args.runs);
+    println!(
+        "dbcp bench: {} rows, batch_size {}, engine max_batch {}, {} runs (medians)",
+        args.rows, args.batch_size, args.max_batch, args.runs
+    );
     println!("baseline loop (select, then the captured update row by row): {br:.0} rows/s");
     println!("capture point (task created and row marked submitted):       {cr:.0} rows/s");
     println!("ratio capture/baseline: {:.2}", cr / br);

@@ -78,7 +78,10 @@ impl CapturePoint {
 
     /// [`Self::read_and_create`], skipping rows whose create key is in `in_flight` (rows
     /// of a batch being marked right now, which the source still shows as new).
-    async fn read_and_create_excluding(&self, in_flight: &HashSet<String>) -> Result<CapturedBatch, PointError> {
+    async fn read_and_create_excluding(
+        &self,
+        in_flight: &HashSet<String>,
+    ) -> Result<CapturedBatch, PointError> {
         let Some(query) = self.statement("captureQuerySql") else {
             return Ok(CapturedBatch { rows: Vec::new() });
         };
@@ -206,8 +209,10 @@ impl CapturePipeline {
     /// are read again by a later poll (their creates are answered from their keys).
     pub async fn step(&mut self, point: &CapturePoint) -> Result<usize, PointError> {
         let pending = self.pending.take();
-        let in_flight: HashSet<String> =
-            pending.iter().flat_map(|b| b.rows.iter().map(|(r, _)| point.capture_key(r))).collect();
+        let in_flight: HashSet<String> = pending
+            .iter()
+            .flat_map(|b| b.rows.iter().map(|(r, _)| point.capture_key(r)))
+            .collect();
         let mark = async {
             match pending {
                 Some(b) => point.mark(b).await,

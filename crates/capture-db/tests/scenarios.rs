@@ -365,15 +365,26 @@ async fn postgres_outage_mid_run() {
     let away = format!("{}_away", src.name);
     let rename = |from: String, to: String| async move {
         use sqlx::{Connection, Executor};
-        let mut admin = sqlx::PgConnection::connect(&postgres_admin()).await.expect("admin");
+        let mut admin = sqlx::PgConnection::connect(&postgres_admin())
+            .await
+            .expect("admin");
         // Kill the connections, then rename; a pool reconnecting in between makes the
         // rename fail, so try again.
         for _ in 0..50 {
             let kill = format!(
                 "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{from}' and pid <> pg_backend_pid()"
             );
-            admin.execute(sqlx::raw_sql(&kill)).await.expect("terminate");
-            if admin.execute(sqlx::raw_sql(&format!("alter database {from} rename to {to}"))).await.is_ok() {
+            admin
+                .execute(sqlx::raw_sql(&kill))
+                .await
+                .expect("terminate");
+            if admin
+                .execute(sqlx::raw_sql(&format!(
+                    "alter database {from} rename to {to}"
+                )))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -500,13 +511,17 @@ async fn the_shipped_example_works() {
     std::fs::create_dir_all(&dir).expect("dir");
     let url = format!("sqlite://{}", dir.join("source.db").display());
     let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
-    let mut c = sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true)).await.expect("sqlite");
+    let mut c = sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true))
+        .await
+        .expect("sqlite");
     for file in ["schema.sql", "sample-data.sql"] {
         let sql = std::fs::read_to_string(examples.join(file)).expect(file);
         c.execute(sqlx::raw_sql(&sql)).await.expect(file);
     }
     let text = std::fs::read_to_string(examples.join("worklane.toml")).expect("worklane.toml");
-    let mut cfg = worklane_capture_db::cli::database_entries(&text).expect("parses").remove(0);
+    let mut cfg = worklane_capture_db::cli::database_entries(&text)
+        .expect("parses")
+        .remove(0);
     cfg.validate().expect("valid as shipped");
     cfg.url = url;
     let engine = engine().await;
@@ -514,8 +529,21 @@ async fn the_shipped_example_works() {
     point.check().await.expect("start-up checks pass");
     assert_eq!(point.capture_step().await.expect("capture"), 3);
     assert_eq!(point.source_update_step().await.expect("updates"), 1);
-    assert_eq!(task(&engine, "DB1", "CASE-1002").await.expect("task").priority, 9);
-    assert_eq!(task(&engine, "DB1", "CASE-1001").await.expect("task").channel.as_deref(), Some("Database"));
+    assert_eq!(
+        task(&engine, "DB1", "CASE-1002")
+            .await
+            .expect("task")
+            .priority,
+        9
+    );
+    assert_eq!(
+        task(&engine, "DB1", "CASE-1001")
+            .await
+            .expect("task")
+            .channel
+            .as_deref(),
+        Some("Database")
+    );
 }
 
 /// The pipelined capture (marking one batch while creating the next) captures every row

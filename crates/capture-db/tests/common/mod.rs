@@ -60,11 +60,19 @@ pub struct TestSource {
 pub async fn admin_exec(url: &str, sql: &str) {
     use sqlx::{Connection, Executor};
     if url.starts_with("postgres") {
-        let mut c = sqlx::PgConnection::connect(url).await.expect("postgres admin");
-        c.execute(sqlx::raw_sql(sql)).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .expect("postgres admin");
+        c.execute(sqlx::raw_sql(sql))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     } else {
-        let mut c = sqlx::MySqlConnection::connect(url).await.expect("mariadb admin");
-        c.execute(sqlx::raw_sql(sql)).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut c = sqlx::MySqlConnection::connect(url)
+            .await
+            .expect("mariadb admin");
+        c.execute(sqlx::raw_sql(sql))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
