@@ -1,0 +1,353 @@
+//! Delivery against real local receivers: retries, Retry-After, timeouts, final
+//! failures, redirects, order per task, a dead target beside a healthy one, a restart.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+use support::*;
+use worklane_domain::{Action, BrokerId};
+use worklane_store::DeliveryStatus;
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn retries_are_byte_identical_with_the_guid_in_body_and_etag() {
+    let rx = http_receiver().await;
+    rx.behave(|_, n| {
+        if n < 2 {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target(
+        "crm",
+        &rx.url,
+        "http_custom_headers = { \"X-Api-Key\" = \"k-123\" }\n\
+         [events.TaskCreated]\nnotify_params = [\"brokerId\", \"captureId\"]\n\
+         notify_custom = { source = \"worklane\" }\n",
+    ));
+    let id = wl.create("case-1").await;
+    wait_until("three attempts", T, || rx.count() == 3).await;
+    wait_for("delivered", T, || wl.all_delivered("crm", 1)).await;
+    let got = rx.got();
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "every retry byte-identical"
+    );
+    let body = &got[0].json;
+    assert_eq!(body["event_id"], "TaskCreated");
+    assert_eq!(body["brokerId"], id.0);
+    assert_eq!(body["captureId"], "case-1");
+    assert_eq!(body["source"], "worklane");
+    let guid = body["message_guid"].as_str().unwrap();
+    for r in &got {
+        assert_eq!(r.headers["etag"], guid);
+        assert_eq!(r.headers["x-api-key"], "k-123");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    let d = &wl.deliveries("crm").await[0];
+    assert_eq!(d.guid, guid);
+    let attempts = wl.engine.store().delivery_attempts(d.id).await.unwrap();
+    let codes: Vec<_> = attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(500), Some(500), Some(200)]);
+    assert!(attempts.iter().all(|a| a.latency_us > 0));
+    assert!(attempts[0].error.as_deref().unwrap().contains("500"));
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let rx = http_receiver().await;
+    rx.behave(|_, n| {
+        if n == 0 {
+            Reply::RetryAfter(429, 1)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target("t", &rx.url, ""));
+    wl.create("c").await;
+    wait_for("delivered", T, || wl.all_delivered("t", 1)).await;
+    let got = rx.got();
+    assert_eq!(got.len(), 2);
+    let gap = got[1].at - got[0].at;
+    // The backoff alone would be at most 200 ms here.
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_and_unlisted_4xx_fail_for_good_until_resent() {
+    let slow = http_receiver().await;
+    slow.behave(|_, n| {
+        if n == 0 {
+            Reply::Hang
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let strict = http_receiver().await;
+    strict.behave(|_, n| {
+        if n == 0 {
+            Reply::Status(404)
+        } else {
+            Reply::Status(204)
+        }
+    });
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target(
+        "slow",
+        &slow.url,
+        "http_response_timeout = \"300ms\"\n",
+    ));
+    wl.notify(target("strict", &strict.url, ""));
+    wl.create("c").await;
+    wait_for("slow delivered after a timeout", T, || {
+        wl.all_delivered("slow", 1)
+    })
+    .await;
+    let d = &wl.deliveries("slow").await[0];
+    let attempts = wl.engine.store().delivery_attempts(d.id).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].status_code, None);
+    assert!(attempts[0].latency_us >= 300_000);
+    assert!(
+        attempts[0].error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        attempts[0].error
+    );
+
+    wait_for("404 final", T, || async {
+        wl.deliveries("strict")
+            .await
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    let failed = wl.deliveries("strict").await.remove(0);
+    assert_eq!((failed.attempts, failed.last_status_code), (1, Some(404)));
+    assert_eq!(strict.count(), 1, "a 404 is not retried unless listed");
+    // Resent by hand: same GUID and body.
+    let resent =
+        wl.engine
+            .store()
+            .resend_delivery("strict", failed.id, worklane_domain::Timestamp::now());
+    resent.await.unwrap().unwrap();
+    wait_for("resent and delivered", T, || wl.all_delivered("strict", 1)).await;
+    let got = strict.got();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].body, got[1].body);
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn listed_codes_are_retried_and_redirects_not_followed() {
+    let rx = http_receiver().await;
+    let elsewhere = http_receiver().await;
+    let loc = elsewhere.url.clone();
+    rx.behave(move |_, n| match n {
+        0 => Reply::Status(404),
+        _ => Reply::Redirect(302, loc.clone()),
+    });
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target("t", &rx.url, "http_retry_applies_to = [\"404\"]\n"));
+    wl.create("c").await;
+    wait_for("302 final", T, || async {
+        wl.deliveries("t")
+            .await
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Failed)
+    })
+    .await;
+    let d = wl.deliveries("t").await.remove(0);
+    assert_eq!((d.attempts, d.last_status_code), (2, Some(302)));
+    assert_eq!(elsewhere.count(), 0, "redirect not followed");
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_target_does_not_delay_a_healthy_one() {
+    let rx = http_receiver().await;
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target(
+        "dead",
+        &dead_url(),
+        "http_connection_pool_size = 4\n",
+    ));
+    wl.notify(target("live", &rx.url, "http_connection_pool_size = 4\n"));
+    for i in 0..100 {
+        wl.create(&format!("c{i}")).await;
+    }
+    wait_for("the live target got everything", T, || {
+        wl.all_delivered("live", 100)
+    })
+    .await;
+    let dead = wl.deliveries("dead").await;
+    assert_eq!(dead.len(), 100);
+    assert!(dead.iter().all(|d| d.status == DeliveryStatus::Pending));
+    wait_for("refused attempts recorded", T, || async {
+        let d = wl.deliveries("dead").await;
+        d.iter().any(|d| d.attempts > 0)
+    })
+    .await;
+    let tried = wl
+        .deliveries("dead")
+        .await
+        .into_iter()
+        .find(|d| d.attempts > 0)
+        .unwrap();
+    let a = wl.engine.store().delivery_attempts(tried.id).await.unwrap();
+    assert_eq!(a[0].status_code, None);
+    assert!(a[0].error.is_some());
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn a_tasks_events_arrive_in_order_even_across_retries() {
+    let rx = http_receiver().await;
+    // Every task's first notification fails once; its later ones must wait for it.
+    let failed_once = std::sync::Mutex::new(std::collections::HashSet::new());
+    rx.behave(move |r, _| {
+        let id = r.json["brokerId"].as_i64().unwrap();
+        if failed_once.lock().unwrap().insert(id) {
+            Reply::Status(503)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target("t", &rx.url, "http_connection_pool_size = 16\n"));
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(wl.create(&format!("c{i}")).await);
+    }
+    for round in 0..4 {
+        for id in &ids {
+            wl.update(*id, "round", &round.to_string()).await;
+        }
+    }
+    wait_for("all delivered", T, || wl.all_delivered("t", 50)).await;
+    let mut delivered: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut failed_first: HashMap<i64, i64> = HashMap::new();
+    for r in rx.got() {
+        let id = r.json["brokerId"].as_i64().unwrap();
+        let seq = r.json["seq"].as_i64().unwrap();
+        if let std::collections::hash_map::Entry::Vacant(e) = failed_first.entry(id) {
+            e.insert(seq);
+            continue;
+        }
+        delivered.entry(id).or_default().push(seq);
+    }
+    for id in &ids {
+        let seqs = &delivered[&id.0];
+        assert_eq!(seqs.len(), 5, "task {id}: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "task {id} out of order: {seqs:?}"
+        );
+        assert_eq!(
+            seqs[0], failed_first[&id.0],
+            "the failed one came first again"
+        );
+    }
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_with_retries_pending_delivers_everything_with_the_same_guids() {
+    let rx = http_receiver().await;
+    rx.behave(|_, _| Reply::Status(503));
+    let url = worklane_store::testing::fresh_sqlite_url();
+    let mut wl = Worklane::start(&url).await;
+    wl.notify(target(
+        "t",
+        &rx.url,
+        "http_retry_backoff_initial = \"100ms\"\n",
+    ));
+    let mut ids: Vec<BrokerId> = Vec::new();
+    for i in 0..20 {
+        ids.push(wl.create(&format!("c{i}")).await);
+    }
+    wait_until("every notification tried", T, || {
+        let got = rx.got();
+        ids.iter()
+            .all(|id| got.iter().any(|r| r.json["brokerId"] == id.0))
+    })
+    .await;
+    let mut first_seen: HashMap<i64, (String, axum::body::Bytes)> = HashMap::new();
+    for r in rx.got() {
+        let id = r.json["brokerId"].as_i64().unwrap();
+        first_seen.entry(id).or_insert((
+            r.json["message_guid"].as_str().unwrap().into(),
+            r.body.clone(),
+        ));
+    }
+    wl.stop().await;
+
+    rx.behave(|_, _| Reply::Status(200));
+    let before = rx.count();
+    let mut wl = Worklane::start(&url).await;
+    wl.notify(target("t", &rx.url, ""));
+    wait_for("all delivered after the restart", T, || {
+        wl.all_delivered("t", 20)
+    })
+    .await;
+    let after: Vec<_> = rx
+        .got()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.headers.contains_key("etag"))
+        .collect();
+    for id in &ids {
+        let (guid, body) = &first_seen[&id.0];
+        let ok: Vec<_> = after
+            .iter()
+            .filter(|r| r.json["brokerId"] == id.0)
+            .collect();
+        assert!(!ok.is_empty(), "task {id} delivered after the restart");
+        for r in ok {
+            assert_eq!(r.headers["etag"], guid.as_str());
+            assert_eq!(&r.body, body, "byte-identical across the restart");
+        }
+    }
+    wl.stop().await;
+}
+
+#[tokio::test]
+async fn contact_processed_sends_one_message_per_finished_task() {
+    let rx = http_receiver().await;
+    let mut wl = Worklane::fresh().await;
+    wl.notify(target("ocs", &rx.url, "format = \"contact-processed\"\n"));
+    let a = wl.create("a").await;
+    let b = wl.create("b").await;
+    wl.update(a, "Other1", "x").await;
+    wl.act(a, Action::Complete).await;
+    wl.act(b, Action::Cancel).await;
+    wait_for("two messages", T, || wl.all_delivered("ocs", 2)).await;
+    let got = rx.got();
+    assert_eq!(got.len(), 2);
+    let by_id: HashMap<i64, &serde_json::Value> = got
+        .iter()
+        .map(|r| (r.json["GSW_RECORD_HANDLE"].as_i64().unwrap(), &r.json))
+        .collect();
+    let m = by_id[&a.0];
+    assert_eq!(m["GSW_MESSAGE"], "ContactProcessed");
+    assert_eq!(m["GSW_RECORD_STATUS"], "Completed");
+    assert_eq!(m["GSW_CHAIN_ID"], "a");
+    assert_eq!(m["Other1"], "x");
+    let ts = m["GSW_TIMESTAMP"].as_str().unwrap();
+    assert!(
+        ts.len() > 4 && ts.as_bytes()[ts.len() - 4] == b'.',
+        "epoch dot millis: {ts}"
+    );
+    assert_eq!(
+        got[0].headers["etag"],
+        got[0].json["GSW_MESSAGE_GUID"].as_str().unwrap()
+    );
+    assert_eq!(by_id[&b.0]["GSW_RECORD_STATUS"], "Canceled");
+    wl.stop().await;
+}
