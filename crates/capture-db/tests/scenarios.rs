@@ -336,12 +336,12 @@ macro_rules! on_backends {
     };
 }
 
-on_backends!(seed_cycle: Postgres, MariaDb, Sqlite, OdbcPostgres);
-on_backends!(error_path: Postgres, MariaDb, Sqlite, OdbcPostgres);
+on_backends!(seed_cycle: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+on_backends!(error_path: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
 on_backends!(crash_between_create_and_mark: Postgres, MariaDb, Sqlite);
-on_backends!(source_updates: Postgres, MariaDb, Sqlite, OdbcPostgres);
+on_backends!(source_updates: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
 on_backends!(every_notification_statement: Postgres, MariaDb, Sqlite);
-on_backends!(startup_checks_name_the_option: Postgres, MariaDb, Sqlite, OdbcPostgres);
+on_backends!(startup_checks_name_the_option: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
 
 /// An outage of a PostgreSQL source mid-run: its connections are killed and the database
 /// renamed away. Capture and notifications fail without losing anything (the
@@ -579,3 +579,48 @@ async fn pipelined_capture(backend: Backend) {
 }
 
 on_backends!(pipelined_capture: Postgres, MariaDb, Sqlite);
+
+/// Zone-less timestamps are read and written in the capture point's time zone: a
+/// TIMESTAMP / DATETIME / text column becomes dueDateTime, and the task's dueDateTime is
+/// bound back into that column by a notification statement.
+async fn timestamps_in_the_configured_zone(backend: Backend) {
+    let src = TestSource::new(backend).await;
+    let engine = engine().await;
+    src.exec("insert into cases (caseId, casePriority, status, createdTimestamp) values ('T1', 1, 'new', '2026-07-01 12:00:00')")
+        .await;
+    let mut cfg = seed_config("DB1", &src.url);
+    cfg.timezone = Some("Europe/Berlin".into());
+    cfg.capture_query_sql = "select caseId \"ExternalId\", createdTimestamp \"DueDateTime\" from cases where status='new'".into();
+    cfg.updated_update_sql =
+        Some("update cases set createdTimestamp=?'DueDateTime' where caseId=?'ExternalId'".into());
+    let point = point(&engine, cfg).await;
+    point.check().await.expect("checks");
+    assert_eq!(point.capture_step().await.expect("capture"), 1);
+    let t1 = task(&engine, "DB1", "T1").await.expect("T1");
+    assert_eq!(
+        t1.due_date_time.map(|t| t.to_string()).as_deref(),
+        Some("2026-07-01T10:00:00Z")
+    );
+
+    let due: Timestamp = "2026-08-01T00:00:00Z".parse().expect("timestamp");
+    let fields = TaskFields {
+        due_date_time: Some(due),
+        ..TaskFields::default()
+    };
+    act(&engine, &t1, Action::Update(fields)).await;
+    notify_all(&engine, &point).await.expect("notifications");
+    let rows = src
+        .query("select createdTimestamp from cases where caseId='T1'")
+        .await;
+    let written = rows[0].columns[0]
+        .1
+        .to_timestamp("createdTimestamp", &jiff::tz::TimeZone::UTC)
+        .expect("timestamp");
+    // Berlin civil time 02:00, read back here as if it were UTC.
+    assert_eq!(
+        written.map(|t| t.to_string()).as_deref(),
+        Some("2026-08-01T02:00:00Z")
+    );
+}
+
+on_backends!(timestamps_in_the_configured_zone: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);

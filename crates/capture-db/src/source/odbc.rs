@@ -137,7 +137,9 @@ fn parameter(v: &Value, described: Option<DataType>, tz: &TimeZone) -> Box<dyn I
         Value::Null => Box::new(None::<String>.into_parameter()),
         Value::Int(n) if !text_wanted => Box::new(n.into_parameter()),
         Value::Float(f) if !text_wanted => Box::new(f.into_parameter()),
-        Value::Timestamp(t) if !text_wanted => Box::new(value::civil_text(*t, tz).into_parameter()),
+        // Zone-less text in the configured zone: what date-time columns accept as text,
+        // also from drivers that describe every parameter as a character one (MariaDB).
+        Value::Timestamp(t) => Box::new(value::civil_text(*t, tz).into_parameter()),
         other => Box::new(
             other
                 .to_attribute_text()

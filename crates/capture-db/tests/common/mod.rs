@@ -19,6 +19,7 @@ pub enum Backend {
     MariaDb,
     Sqlite,
     OdbcPostgres,
+    OdbcMariaDb,
 }
 
 pub fn postgres_admin() -> String {
@@ -86,7 +87,7 @@ impl TestSource {
                 u.set_path(&name);
                 (u.to_string(), name)
             }
-            Backend::MariaDb => {
+            Backend::MariaDb | Backend::OdbcMariaDb => {
                 let name = unique("wl_dbcp");
                 admin_exec(&mariadb_admin(), &format!("CREATE DATABASE {name}")).await;
                 let mut u = url::Url::parse(&mariadb_admin()).expect("url");
@@ -109,10 +110,14 @@ impl TestSource {
             .expect("source");
         let me = Self {
             backend,
-            url: if backend == Backend::OdbcPostgres {
-                format!("odbc:Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database={name};Uid=postgres;")
-            } else {
-                url
+            url: match backend {
+                Backend::OdbcPostgres => format!(
+                    "odbc:Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database={name};Uid=postgres;"
+                ),
+                Backend::OdbcMariaDb => format!(
+                    "odbc:Driver={{MariaDB Unicode}};Server=127.0.0.1;Port=3306;Database={name};User=root;Password=;"
+                ),
+                _ => url,
             },
             name,
             admin,
@@ -126,7 +131,7 @@ impl TestSource {
     pub fn dialect(&self) -> Dialect {
         match self.backend {
             Backend::Postgres | Backend::OdbcPostgres => Dialect::Postgres,
-            Backend::MariaDb => Dialect::MySql,
+            Backend::MariaDb | Backend::OdbcMariaDb => Dialect::MySql,
             Backend::Sqlite => Dialect::Sqlite,
         }
     }
@@ -143,7 +148,7 @@ impl TestSource {
                 "create table case_log (id serial primary key, caseId varchar(100), what varchar(32), detail varchar(255))",
                 "create table startup_log (id serial primary key, at timestamp not null default now())",
             ],
-            Backend::MariaDb => vec![
+            Backend::MariaDb | Backend::OdbcMariaDb => vec![
                 "create table cases (caseId varchar(100) primary key, createdTimestamp datetime(6) not null default current_timestamp(6), \
                  casePriority int, status varchar(32) not null, caseTrackingId varchar(32), errorCode int, \
                  errorDescr varchar(300), substatus varchar(255))",
