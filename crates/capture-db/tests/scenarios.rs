@@ -343,13 +343,12 @@ on_backends!(source_updates: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaD
 on_backends!(every_notification_statement: Postgres, MariaDb, Sqlite);
 on_backends!(startup_checks_name_the_option: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
 
-/// An outage of a PostgreSQL source mid-run: its connections are killed and the database
+/// An outage of a PostgreSQL source (native, and through ODBC) mid-run: its connections are killed and the database
 /// renamed away. Capture and notifications fail without losing anything (the
 /// notification position does not move); once it is back, startupQuerySql runs on the
 /// new connections and everything catches up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_mid_run() {
-    let src = TestSource::new(Backend::Postgres).await;
+async fn outage_mid_run(backend: Backend) {
+    let src = TestSource::new(backend).await;
     let engine = engine().await;
     src.insert_case("C1", 1).await;
     let point = point(&engine, seed_config("DB1", &src.url)).await;
@@ -624,3 +623,42 @@ async fn timestamps_in_the_configured_zone(backend: Backend) {
 }
 
 on_backends!(timestamps_in_the_configured_zone: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+
+on_backends!(outage_mid_run: Postgres, OdbcPostgres);
+
+/// `dbcp check` prepares the statements of a configuration file's database capture
+/// points and fails, naming the option, when one is wrong.
+#[tokio::test]
+async fn dbcp_check_reports_per_capture_point() {
+    let src = TestSource::new(Backend::Sqlite).await;
+    let dir = std::env::temp_dir().join(unique("wl-dbcp-check"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("worklane.toml");
+    let write = |completed: &str| {
+        let text = format!(
+            "[[capture_point]]\nid = \"DB1\"\nkind = \"database\"\nurl = \"{}\"\n\
+             captureQuerySql = \"select caseId \\\"ExternalId\\\" from cases where status='new'\"\n\
+             completedUpdateSql = \"{completed}\"\n\
+             [[capture_point]]\nid = \"MQ1\"\nkind = \"mq\"\n",
+            src.url
+        );
+        std::fs::write(&file, text).expect("write config");
+    };
+    let args = |id: Option<&str>| worklane_capture_db::cli::CheckArgs {
+        config: file.clone(),
+        id: id.map(str::to_owned),
+    };
+    write("update cases set status='completed' where caseId=?'ExternalId'");
+    worklane_capture_db::cli::check(args(None))
+        .await
+        .expect("passes");
+    write("update cases set statu='completed' where caseId=?'ExternalId'");
+    let e = worklane_capture_db::cli::check(args(Some("DB1")))
+        .await
+        .expect_err("fails");
+    assert!(e.to_string().contains("failed the checks"), "{e}");
+    let e = worklane_capture_db::cli::check(args(Some("NOPE")))
+        .await
+        .expect_err("no such point");
+    assert!(e.to_string().contains("no database capture point"), "{e}");
+}
