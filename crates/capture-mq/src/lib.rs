@@ -27,7 +27,11 @@ use worklane_engine::Engine;
 /// consumer stops at a saved position.
 pub async fn run(engine: Engine, cfg: MqConfig, cancel: CancellationToken) -> anyhow::Result<()> {
     let settings = Arc::new(cfg.resolve().map_err(anyhow::Error::msg)?);
+    let name = format!(
+        "worklane capture point {} ({})",
+        settings.id, settings.input_queue
+    );
     let transport: Arc<dyn transport::Transport> =
-        Arc::new(transport::AmqpTransport::new(cfg.url.clone()));
+        Arc::new(transport::AmqpTransport::new(cfg.url.clone()).with_name(name));
     run_with(engine, settings, transport, cancel).await
 }

@@ -19,6 +19,8 @@ const PERSISTENT: u8 = 2;
 /// A broker reached over AMQP 0-9-1.
 pub struct AmqpTransport {
     url: String,
+    /// The connection name the broker shows (management UI, `rabbitmqctl`).
+    name: String,
     /// The publishing connection, opened on first use and again after a failure.
     publisher: Mutex<Option<(Connection, Channel)>>,
 }
@@ -27,6 +29,7 @@ impl std::fmt::Debug for AmqpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpTransport")
             .field("url", &worklane_store::redact_url(&self.url))
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -37,13 +40,19 @@ impl AmqpTransport {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            name: "worklane".to_owned(),
             publisher: Mutex::new(None),
         }
     }
 
+    /// Names the connections, so operators can tell them apart in the broker.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     async fn connect(&self) -> Result<Connection, TransportError> {
-        let props =
-            ConnectionProperties::default().with_connection_name("worklane-capture-mq".into());
+        let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
         Ok(Connection::connect(&self.url, props).await?)
     }
 

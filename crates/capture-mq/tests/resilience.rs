@@ -1,0 +1,112 @@
+//! Redeliveries without a message id, and a connection the broker drops.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{unique_config, Rig};
+use std::process::Command;
+use std::sync::Arc;
+use worklane_capture_mq::codec::{NoticeKind, Outbound};
+use worklane_capture_mq::semantics::Semantics;
+use worklane_capture_mq::transport::{Acknowledge, Incoming, TransportError};
+use worklane_capture_mq::MqConfig;
+use worklane_engine::{Engine, EngineOptions};
+
+/// Semantics are driven directly here: acknowledging is the transport's business.
+struct NoAck;
+
+#[async_trait]
+impl Acknowledge for NoAck {
+    async fn ack(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+fn delivery(body: &str, redelivered: bool) -> Incoming {
+    Incoming {
+        body: body.as_bytes().to_vec(),
+        message_id: None,
+        correlation_id: Some("c-1".into()),
+        redelivered,
+        acker: Box::new(NoAck),
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_create_without_message_id_is_recognised_by_its_capture_id() {
+    for check_if_captured in [false, true] {
+        let store = worklane_store::connect(&worklane_store::testing::fresh_sqlite_url())
+            .await
+            .unwrap();
+        let (engine, _w) = Engine::start(store, EngineOptions::default())
+            .await
+            .unwrap();
+        let mut cfg = MqConfig::new("R1");
+        cfg.check_if_captured = check_if_captured;
+        let semantics = Semantics::new(engine.clone(), Arc::new(cfg.resolve().unwrap()));
+        let body = "<GTLMessages><CreateTask><CaptureId>r-1</CaptureId></CreateTask></GTLMessages>";
+        let first = semantics.respond(&delivery(body, false)).await.unwrap();
+        let again = semantics.respond(&delivery(body, true)).await.unwrap();
+        assert_eq!(first, again, "answered as the first time");
+        assert_eq!(first[0].correlation_id.as_deref(), Some("c-1"));
+        let tasks = engine
+            .store()
+            .list_tasks(&Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            tasks.len(),
+            1,
+            "no second task (check_if_captured = {check_if_captured})"
+        );
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_capture_point_reconnects_after_the_broker_drops_it() {
+    let mut rig = Rig::start(unique_config("RC1")).await;
+    assert_eq!(
+        rig.client.ask("<GTLMessages><Ping/></GTLMessages>").await,
+        Outbound::Pong
+    );
+    // Close every connection of this capture point (named after its unique input queue).
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(&rig.cfg.input_queue))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        !pids.is_empty(),
+        "the capture point's connections are listed:\n{listing}"
+    );
+    for pid in pids {
+        rabbitmqctl(&["close_connection", pid, "test drops the connection"]);
+    }
+    let body = "<GTLMessages><CreateTask><CaptureId>after</CaptureId></CreateTask></GTLMessages>";
+    let answer = rig.client.ask(body).await;
+    let Outbound::Notice(n) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(n.kind, NoticeKind::TaskCreated);
+    rig.finish().await;
+}
