@@ -60,18 +60,20 @@ impl Processor {
             .tasks_to_process(now, self.batch)
             .await
             .map_err(|e| EngineError::Store(e.into()))?;
-        let mut classify = Vec::new();
-        let mut prioritize = Vec::new();
+        // Both steps of every ready task in one wave: the writer keeps the order in which
+        // commands are sent, so they share group commits and each prioritize sees its
+        // task classified.
+        let mut cmds = Vec::with_capacity(ready.len() * 2);
         for t in &ready {
             let r = TaskRef::Broker(t.broker_id);
             if t.status == Status::New {
-                classify.push(Command::act(
+                cmds.push(Command::act(
                     r.clone(),
                     Action::Classify(Classification::default()),
                     Self::meta(),
                 ));
             }
-            prioritize.push(Command::act(
+            cmds.push(Command::act(
                 r,
                 Action::Prioritize {
                     priority: None,
@@ -80,8 +82,7 @@ impl Processor {
                 Self::meta(),
             ));
         }
-        let mut done = self.run_all(classify).await?;
-        done += self.run_all(prioritize).await?;
+        let mut done = self.run_all(cmds).await?;
         let expired = store
             .tasks_expired(now, self.batch)
             .await

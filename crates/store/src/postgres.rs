@@ -55,34 +55,26 @@ pub(crate) mod ops {
     type Db = sqlx::Postgres;
     shared_ops!();
 
-    /// Draws brokerIds from the sequence, all of a batch's in one round trip.
-    pub(crate) struct IdSource {
-        wanted: usize,
-        ids: std::collections::VecDeque<i64>,
-    }
-
-    impl IdSource {
-        pub(crate) fn new(creates: usize) -> Self {
-            Self {
-                wanted: creates,
-                ids: Default::default(),
-            }
-        }
-
-        pub(crate) async fn next(&mut self, conn: &mut Conn) -> Result<i64, StoreError> {
-            if self.ids.is_empty() {
-                let n = self.wanted.max(1) as i64;
-                let rows: Vec<(i64,)> = sqlx::query_as(
-                    "SELECT nextval('tasks_broker_id_seq') FROM generate_series(1, $1)",
-                )
-                .bind(n)
+    async fn next_n(conn: &mut Conn, sequence: &str, n: usize) -> Result<Vec<i64>, StoreError> {
+        let mut v: Vec<i64> =
+            sqlx::query_scalar("SELECT nextval($1::regclass) FROM generate_series(1, $2)")
+                .bind(sequence)
+                .bind(n as i64)
                 .fetch_all(&mut *conn)
                 .await?;
-                self.ids.extend(rows.into_iter().map(|r| r.0));
-            }
-            self.wanted = self.wanted.saturating_sub(1);
-            Ok(self.ids.pop_front().expect("sequence returned ids"))
-        }
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// brokerIds for a batch's creates, in one round trip.
+    pub(crate) async fn alloc_ids(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+        next_n(conn, "tasks_broker_id_seq", n).await
+    }
+
+    /// Sequence numbers for a batch's events, in one round trip. Writers hold the
+    /// advisory lock, so numbers drawn later commit later.
+    pub(crate) async fn alloc_seqs(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+        next_n(conn, "events_seq_seq", n).await
     }
 }
 

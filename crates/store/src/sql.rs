@@ -2,7 +2,7 @@
 //! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so one macro expands the operations
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
-/// Expands, inside a backend module that defines `type Db` and `IdSource`, the operations
+/// Expands, inside a backend module that defines `type Db`, `alloc_ids` and `alloc_seqs`, the operations
 /// every backend shares.
 macro_rules! shared_ops {
     () => {
@@ -58,119 +58,109 @@ macro_rules! shared_ops {
             }
         }
 
-        async fn insert_task(conn: &mut Conn, t: &Task) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
-                 process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
-                 version, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(t.broker_id.0)
-            .bind(&t.capture_point_id)
-            .bind(&t.capture_id)
-            .bind(t.status.as_str())
-            .bind(t.priority)
-            .bind(&t.process_id)
-            .bind(&t.queue)
-            .bind(&t.assigned_to_user)
-            .bind(t.activation_date_time.map(micros))
-            .bind(t.due_date_time.map(micros))
-            .bind(t.expiration_date_time.map(micros))
-            .bind(t.version)
-            .bind(serde_json::to_string(t)?)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
+        /// A batch's view of the tasks it touches: what the database held before the
+        /// batch (prefetched in a few queries), changed in memory as its commands are
+        /// decided, and written once at the end.
+        #[derive(Default)]
+        struct Working {
+            /// None: deleted in this batch.
+            tasks: std::collections::HashMap<i64, Option<Task>>,
+            /// Touched tasks, in first-touch order.
+            dirty: Vec<i64>,
+            /// Created in this batch (not in the database yet).
+            created: std::collections::HashSet<i64>,
         }
 
-        async fn update_task(conn: &mut Conn, t: &Task) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE tasks SET capture_id = $1, status = $2, priority = $3, process_id = $4, \
-                 queue = $5, assigned_to_user = $6, activation_at = $7, due_at = $8, \
-                 expiration_at = $9, version = $10, body = $11 WHERE broker_id = $12",
-            )
-            .bind(&t.capture_id)
-            .bind(t.status.as_str())
-            .bind(t.priority)
-            .bind(&t.process_id)
-            .bind(&t.queue)
-            .bind(&t.assigned_to_user)
-            .bind(t.activation_date_time.map(micros))
-            .bind(t.due_date_time.map(micros))
-            .bind(t.expiration_date_time.map(micros))
-            .bind(t.version)
-            .bind(serde_json::to_string(t)?)
-            .bind(t.broker_id.0)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        }
-
-        async fn insert_event(
-            conn: &mut Conn,
-            e: NewEvent,
-            task: &Task,
-        ) -> Result<Event, StoreError> {
-            let mut event = Event::from_parts(0, e, task.clone());
-            let (seq,): (i64,) = sqlx::query_as(
-                "INSERT INTO events (broker_id, capture_point_id, event_type, body) \
-                 VALUES ($1, $2, $3, $4) RETURNING seq",
-            )
-            .bind(task.broker_id.0)
-            .bind(&task.capture_point_id)
-            .bind(event.event_type.as_str())
-            .bind(serde_json::to_string(&event)?)
-            .fetch_one(&mut *conn)
-            .await?;
-            event.seq = seq;
-            Ok(event)
-        }
-
-        /// Runs one command inside the batch's transaction.
-        pub(crate) async fn run_command(
-            conn: &mut Conn,
-            cmd: Command,
-            now: Timestamp,
-            ids: &mut IdSource,
-        ) -> Result<CommandResult, StoreError> {
-            if let Some(key) = &cmd.idempotency_key {
-                let row: Option<(String,)> =
-                    sqlx::query_as("SELECT result FROM requests WHERE key = $1")
-                        .bind(key)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                if let Some((stored,)) = row {
-                    let mut result: CommandResult = serde_json::from_str(&stored)?;
-                    if let Ok(o) = &mut result {
-                        o.replayed = true;
-                    }
-                    return Ok(result);
+        impl Working {
+            fn find(&self, r: &TaskRef) -> Option<&Task> {
+                match r {
+                    TaskRef::Broker(id) => self.tasks.get(&id.0).and_then(Option::as_ref),
+                    // The oldest live task with that captureId, as `find_task` answers.
+                    TaskRef::Capture { capture_point_id, capture_id } => self
+                        .tasks
+                        .values()
+                        .flatten()
+                        .filter(|t| &t.capture_point_id == capture_point_id && &t.capture_id == capture_id)
+                        .min_by_key(|t| t.broker_id),
                 }
             }
-            let result = apply(conn, &cmd, now, ids).await?;
-            if let Some(key) = &cmd.idempotency_key {
-                sqlx::query("INSERT INTO requests (key, result, created_at) VALUES ($1, $2, $3)")
-                    .bind(key)
-                    .bind(serde_json::to_string(&result)?)
-                    .bind(micros(now))
-                    .execute(&mut *conn)
-                    .await?;
+
+            fn put(&mut self, id: i64, t: Option<Task>) {
+                if !self.dirty.contains(&id) {
+                    self.dirty.push(id);
+                }
+                self.tasks.insert(id, t);
             }
-            Ok(result)
         }
 
-        async fn apply(
-            conn: &mut Conn,
+        /// Loads every task the batch names (by brokerId, by captureId, or as a
+        /// duplicate check), all rows for each captureId named.
+        async fn prefetch(conn: &mut Conn, batch: &[Command]) -> Result<Working, StoreError> {
+            let mut ids = std::collections::BTreeSet::new();
+            let mut caps = std::collections::BTreeSet::new();
+            for c in batch {
+                match &c.op {
+                    Op::Create(n) if n.on_duplicate != OnDuplicate::Allow => {
+                        if let Some(cid) = &n.fields.capture_id {
+                            caps.insert((n.capture_point_id.clone(), cid.clone()));
+                        }
+                    }
+                    Op::Create(_) => {}
+                    Op::Act { task: TaskRef::Broker(id), .. } => {
+                        ids.insert(id.0);
+                    }
+                    Op::Act { task: TaskRef::Capture { capture_point_id, capture_id }, .. } => {
+                        caps.insert((capture_point_id.clone(), capture_id.clone()));
+                    }
+                }
+            }
+            let mut w = Working::default();
+            let ids: Vec<i64> = ids.into_iter().collect();
+            for chunk in ids.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE broker_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                sep.push_unseparated(")");
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    let t = decode_task(row.try_get::<&str, _>(0)?)?;
+                    w.tasks.insert(t.broker_id.0, Some(t));
+                }
+            }
+            let caps: Vec<(String, String)> = caps.into_iter().collect();
+            for chunk in caps.chunks(250) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE ");
+                for (i, (cp, cid)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("(capture_point_id = ").push_bind(cp.clone());
+                    qb.push(" AND capture_id = ").push_bind(cid.clone()).push(")");
+                }
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    let t = decode_task(row.try_get::<&str, _>(0)?)?;
+                    w.tasks.insert(t.broker_id.0, Some(t));
+                }
+            }
+            Ok(w)
+        }
+
+        /// Decides one command against the batch's working set. Returns its result and,
+        /// when it changed something, the event to record (its seq comes later).
+        fn decide_one(
+            w: &mut Working,
             cmd: &Command,
             now: Timestamp,
-            ids: &mut IdSource,
-        ) -> Result<CommandResult, StoreError> {
+            ids: &mut std::collections::VecDeque<i64>,
+        ) -> (CommandResult, Option<(NewEvent, Task)>) {
             if let Err(e) = cmd.meta.validate() {
-                return Ok(Err(e));
+                return (Err(e), None);
             }
             match &cmd.op {
                 Op::Create(new) => {
                     if let Err(e) = new.validate() {
-                        return Ok(Err(e));
+                        return (Err(e), None);
                     }
                     if let (Some(cid), true) =
                         (&new.fields.capture_id, new.on_duplicate != OnDuplicate::Allow)
@@ -179,11 +169,13 @@ macro_rules! shared_ops {
                             capture_point_id: new.capture_point_id.clone(),
                             capture_id: cid.clone(),
                         };
-                        if let Some(existing) = find_task(conn, &r).await? {
-                            return Ok(match new.on_duplicate {
-                                OnDuplicate::ReturnExisting => {
-                                    Ok(Outcome { task: existing, event: None, replayed: false })
-                                }
+                        if let Some(existing) = w.find(&r) {
+                            let result = match new.on_duplicate {
+                                OnDuplicate::ReturnExisting => Ok(Outcome {
+                                    task: existing.clone(),
+                                    event: None,
+                                    replayed: false,
+                                }),
                                 _ => Err(DomainError::new(
                                     ErrorCode::TaskAlreadyCaptured,
                                     format!(
@@ -194,39 +186,210 @@ macro_rules! shared_ops {
                                 )
                                 .with_param(format!("CaptureId={cid}"))
                                 .with_param(format!("BrokerId={}", existing.broker_id))),
-                            });
+                            };
+                            return (result, None);
                         }
                     }
-                    let id = ids.next(conn).await?;
+                    let id = ids.pop_front().expect("an id was drawn for every create");
                     let tr = action::create(new, BrokerId(id), &cmd.meta, now);
-                    insert_task(conn, &tr.task).await?;
-                    let event = insert_event(conn, tr.event, &tr.task).await?;
-                    Ok(Ok(Outcome { task: tr.task, event: Some(event), replayed: false }))
+                    w.created.insert(id);
+                    w.put(id, Some(tr.task.clone()));
+                    let out = Outcome { task: tr.task.clone(), event: None, replayed: false };
+                    (Ok(out), Some((tr.event, tr.task)))
                 }
                 Op::Act { task, action } => {
-                    let Some(current) = find_task(conn, task).await? else {
-                        return Ok(Err(DomainError::new(
-                            ErrorCode::TaskNotFound,
-                            format!("no task with {}", task.as_param().replace('=', " ")),
-                        )
-                        .with_param(task.as_param())));
+                    let Some(current) = w.find(task) else {
+                        return (
+                            Err(DomainError::new(
+                                ErrorCode::TaskNotFound,
+                                format!("no task with {}", task.as_param().replace('=', " ")),
+                            )
+                            .with_param(task.as_param())),
+                            None,
+                        );
                     };
-                    let tr = match decide(&current, action, &cmd.meta, now) {
+                    let tr = match decide(current, action, &cmd.meta, now) {
                         Ok(tr) => tr,
-                        Err(e) => return Ok(Err(e)),
+                        Err(e) => return (Err(e), None),
                     };
-                    if tr.deleted {
-                        sqlx::query("DELETE FROM tasks WHERE broker_id = $1")
-                            .bind(current.broker_id.0)
-                            .execute(&mut *conn)
-                            .await?;
-                    } else {
-                        update_task(conn, &tr.task).await?;
-                    }
-                    let event = insert_event(conn, tr.event, &tr.task).await?;
-                    Ok(Ok(Outcome { task: tr.task, event: Some(event), replayed: false }))
+                    let id = tr.task.broker_id.0;
+                    w.put(id, (!tr.deleted).then(|| tr.task.clone()));
+                    let out = Outcome { task: tr.task.clone(), event: None, replayed: false };
+                    (Ok(out), Some((tr.event, tr.task)))
                 }
             }
+        }
+
+        /// Runs a batch inside the caller's transaction with a fixed number of statements
+        /// whatever its size: prefetch, decide every command in memory, then write the
+        /// tasks, events and idempotency records with multi-row statements.
+        pub(crate) async fn execute_batch(
+            conn: &mut Conn,
+            batch: Vec<Command>,
+            now: Timestamp,
+        ) -> Result<Vec<CommandResult>, StoreError> {
+            // Results stored under idempotency keys: by earlier batches, then this one.
+            let keys: Vec<&str> = batch.iter().filter_map(|c| c.idempotency_key.as_deref()).collect();
+            let mut stored: std::collections::HashMap<String, String> = Default::default();
+            for chunk in keys.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT key, result FROM requests WHERE key IN (");
+                let mut sep = qb.separated(", ");
+                for k in chunk {
+                    sep.push_bind(k.to_string());
+                }
+                sep.push_unseparated(")");
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    stored.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+                }
+            }
+            let mut w = prefetch(conn, &batch).await?;
+            let creates = batch.iter().filter(|c| matches!(c.op, Op::Create(_))).count();
+            let mut ids: std::collections::VecDeque<i64> =
+                if creates > 0 { alloc_ids(conn, creates).await?.into() } else { Default::default() };
+
+            let mut results: Vec<Option<CommandResult>> = Vec::with_capacity(batch.len());
+            let mut pending: Vec<(usize, NewEvent, Task)> = Vec::new();
+            // Commands whose result is kept, and commands answered from an earlier result.
+            let mut keep: Vec<(usize, String)> = Vec::new();
+            let mut replay_of: Vec<(usize, usize)> = Vec::new();
+            let mut first_with_key: std::collections::HashMap<&str, usize> = Default::default();
+            for (i, cmd) in batch.iter().enumerate() {
+                if let Some(key) = cmd.idempotency_key.as_deref() {
+                    if let Some(json) = stored.get(key) {
+                        let mut r: CommandResult = serde_json::from_str(json)?;
+                        if let Ok(o) = &mut r {
+                            o.replayed = true;
+                        }
+                        results.push(Some(r));
+                        continue;
+                    }
+                    if let Some(&first) = first_with_key.get(key) {
+                        replay_of.push((i, first));
+                        results.push(None);
+                        continue;
+                    }
+                    first_with_key.insert(key, i);
+                    keep.push((i, key.to_owned()));
+                }
+                let (r, ev) = decide_one(&mut w, cmd, now, &mut ids);
+                if let Some((e, t)) = ev {
+                    pending.push((i, e, t));
+                }
+                results.push(Some(r));
+            }
+
+            // Give the events their place in the log and put them in the results.
+            let mut events = Vec::with_capacity(pending.len());
+            if !pending.is_empty() {
+                let seqs = alloc_seqs(conn, pending.len()).await?;
+                for ((i, e, t), seq) in pending.into_iter().zip(seqs) {
+                    let event = Event::from_parts(seq, e, t);
+                    if let Some(Ok(o)) = &mut results[i] {
+                        o.event = Some(event.clone());
+                    }
+                    events.push(event);
+                }
+            }
+            for (i, first) in replay_of {
+                let mut r = results[first].clone().expect("decided before its repeat");
+                if let Ok(o) = &mut r {
+                    o.replayed = true;
+                }
+                results[i] = Some(r);
+            }
+
+            write_tasks(conn, &w).await?;
+            write_events(conn, &events).await?;
+            for chunk in keep.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("INSERT INTO requests (key, result, created_at) ");
+                let mut rows = Vec::with_capacity(chunk.len());
+                for (i, key) in chunk {
+                    rows.push((key, serde_json::to_string(results[*i].as_ref().expect("decided"))?));
+                }
+                qb.push_values(rows, |mut b, (key, json)| {
+                    b.push_bind(key.clone()).push_bind(json).push_bind(micros(now));
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            Ok(results.into_iter().map(|r| r.expect("every command has a result")).collect())
+        }
+
+        async fn write_tasks(conn: &mut Conn, w: &Working) -> Result<(), StoreError> {
+            let live: Vec<&Task> = w.dirty.iter().filter_map(|id| w.tasks[id].as_ref()).collect();
+            for chunk in live.chunks(400) {
+                let mut qb = QueryBuilder::<Db>::new(
+                    "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
+                     process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
+                     version, body) ",
+                );
+                let mut rows = Vec::with_capacity(chunk.len());
+                for t in chunk {
+                    rows.push((*t, serde_json::to_string(t)?));
+                }
+                qb.push_values(rows, |mut b, (t, body)| {
+                    b.push_bind(t.broker_id.0)
+                        .push_bind(t.capture_point_id.clone())
+                        .push_bind(t.capture_id.clone())
+                        .push_bind(t.status.as_str())
+                        .push_bind(t.priority)
+                        .push_bind(t.process_id.clone())
+                        .push_bind(t.queue.clone())
+                        .push_bind(t.assigned_to_user.clone())
+                        .push_bind(t.activation_date_time.map(micros))
+                        .push_bind(t.due_date_time.map(micros))
+                        .push_bind(t.expiration_date_time.map(micros))
+                        .push_bind(t.version)
+                        .push_bind(body);
+                });
+                qb.push(
+                    " ON CONFLICT (broker_id) DO UPDATE SET \
+                     capture_point_id = excluded.capture_point_id, capture_id = excluded.capture_id, \
+                     status = excluded.status, priority = excluded.priority, \
+                     process_id = excluded.process_id, queue = excluded.queue, \
+                     assigned_to_user = excluded.assigned_to_user, \
+                     activation_at = excluded.activation_at, due_at = excluded.due_at, \
+                     expiration_at = excluded.expiration_at, version = excluded.version, \
+                     body = excluded.body",
+                );
+                qb.build().execute(&mut *conn).await?;
+            }
+            let gone: Vec<i64> = w
+                .dirty
+                .iter()
+                .filter(|id| w.tasks[*id].is_none() && !w.created.contains(*id))
+                .copied()
+                .collect();
+            for chunk in gone.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("DELETE FROM tasks WHERE broker_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                sep.push_unseparated(")");
+                qb.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
+        async fn write_events(conn: &mut Conn, events: &[Event]) -> Result<(), StoreError> {
+            for chunk in events.chunks(1000) {
+                let mut qb = QueryBuilder::<Db>::new(
+                    "INSERT INTO events (seq, broker_id, capture_point_id, event_type, body) ",
+                );
+                let mut rows = Vec::with_capacity(chunk.len());
+                for e in chunk {
+                    rows.push((e, serde_json::to_string(e)?));
+                }
+                qb.push_values(rows, |mut b, (e, body)| {
+                    b.push_bind(e.seq)
+                        .push_bind(e.broker_id.0)
+                        .push_bind(e.capture_point_id.clone())
+                        .push_bind(e.event_type.as_str())
+                        .push_bind(body);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            Ok(())
         }
 
         pub(crate) async fn list_tasks(
@@ -398,11 +561,6 @@ macro_rules! shared_ops {
             .await?;
             Ok(m.and_then(|us| Timestamp::from_microsecond(us).ok()))
         }
-
-        /// Counts the creates of a batch, so ids can be drawn once per batch.
-        pub(crate) fn creates(batch: &[Command]) -> usize {
-            batch.iter().filter(|c| matches!(c.op, Op::Create(_))).count()
-        }
     };
 }
 
@@ -418,11 +576,7 @@ macro_rules! impl_store {
                 now: worklane_domain::Timestamp,
             ) -> Result<Vec<$crate::CommandResult>, $crate::StoreError> {
                 let mut tx = self.begin_write().await?;
-                let mut ids = $ops::IdSource::new($ops::creates(&batch));
-                let mut out = Vec::with_capacity(batch.len());
-                for cmd in batch {
-                    out.push($ops::run_command(&mut tx, cmd, now, &mut ids).await?);
-                }
+                let out = $ops::execute_batch(&mut tx, batch, now).await?;
                 tx.commit().await?;
                 Ok(out)
             }

@@ -64,32 +64,32 @@ pub(crate) mod ops {
     type Db = sqlx::Sqlite;
     shared_ops!();
 
-    /// Draws brokerIds for a batch: SQLite's writer is alone, so the next ids are known.
-    pub(crate) struct IdSource {
-        next: Option<i64>,
+    /// The next `n` values after the larger of the table's AUTOINCREMENT counter and its
+    /// largest key: SQLite's writer is alone, so they are free until commit.
+    async fn next_n(
+        conn: &mut Conn,
+        table: &str,
+        key: &str,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        // `table` and `key` are constants of this module, never outside input.
+        let (max,): (i64,) = sqlx::query_as(&format!(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
+             COALESCE((SELECT MAX({key}) FROM {table}), 0))"
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((1..=n as i64).map(|i| max + i).collect())
     }
 
-    impl IdSource {
-        pub(crate) fn new(_creates: usize) -> Self {
-            Self { next: None }
-        }
+    /// brokerIds for a batch's creates.
+    pub(crate) async fn alloc_ids(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+        next_n(conn, "tasks", "broker_id", n).await
+    }
 
-        pub(crate) async fn next(&mut self, conn: &mut Conn) -> Result<i64, StoreError> {
-            let id = match self.next {
-                Some(id) => id,
-                None => {
-                    let (max,): (i64,) = sqlx::query_as(
-                        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence \
-                         WHERE name = 'tasks'), 0), COALESCE((SELECT MAX(broker_id) FROM tasks), 0))",
-                    )
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    max + 1
-                }
-            };
-            self.next = Some(id + 1);
-            Ok(id)
-        }
+    /// Sequence numbers for a batch's events.
+    pub(crate) async fn alloc_seqs(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+        next_n(conn, "events", "seq", n).await
     }
 }
 

@@ -355,6 +355,95 @@ async fn processing_queries(s: Arc<dyn Store>) {
         .any(|t| t.broker_id == exp.broker_id));
 }
 
+/// Commands of one batch see the effects of the commands before them.
+async fn batch_sees_its_own_changes(s: Arc<dyn Store>) {
+    let cap = |cid: &str| TaskRef::Capture {
+        capture_point_id: "W".into(),
+        capture_id: cid.into(),
+    };
+    let m = ActionMeta::default;
+    let batch = vec![
+        Command::create(new_task("W", Some("w1"), OnDuplicate::Refuse), m()),
+        Command::act(cap("w1"), Action::Hold, m()),
+        Command::create(new_task("W", Some("w1"), OnDuplicate::Refuse), m()),
+        Command::create(new_task("W", Some("w1"), OnDuplicate::ReturnExisting), m()),
+        Command::act(
+            cap("w1"),
+            Action::Update(TaskFields {
+                capture_id: Some("w2".into()),
+                ..Default::default()
+            }),
+            m(),
+        ),
+        Command::act(cap("w1"), Action::Resume, m()),
+        Command::act(cap("w2"), Action::Resume, m()),
+        Command::create(new_task("W", None, OnDuplicate::Allow), m()).idempotent("W:k1"),
+        Command::create(new_task("W", None, OnDuplicate::Allow), m()).idempotent("W:k1"),
+        Command::act(cap("w2"), Action::Cancel, m()),
+        Command::act(cap("w2"), Action::Stop, m()),
+        Command::act(cap("w2"), Action::Hold, m()),
+    ];
+    let r = s.execute(batch, now()).await.unwrap();
+    let id = r[0].as_ref().unwrap().task.broker_id;
+    assert_eq!(r[1].as_ref().unwrap().task.status, Status::Held);
+    assert_eq!(
+        r[2].as_ref().unwrap_err().code,
+        ErrorCode::TaskAlreadyCaptured
+    );
+    assert_eq!(r[3].as_ref().unwrap().task.broker_id, id);
+    assert!(r[3].as_ref().unwrap().event.is_none());
+    assert_eq!(r[4].as_ref().unwrap().task.capture_id, "w2");
+    assert_eq!(
+        r[5].as_ref().unwrap_err().code,
+        ErrorCode::TaskNotFound,
+        "w1 is gone after the update"
+    );
+    assert_eq!(r[6].as_ref().unwrap().task.status, Status::Queued);
+    let (k1, k1_again) = (r[7].as_ref().unwrap(), r[8].as_ref().unwrap());
+    assert_eq!(k1.task.broker_id, k1_again.task.broker_id);
+    assert!(k1_again.replayed && !k1.replayed);
+    assert_eq!(k1.event, k1_again.event);
+    assert_eq!(
+        r[11].as_ref().unwrap_err().code,
+        ErrorCode::TaskNotFound,
+        "stopped in the batch"
+    );
+    // What the batch wrote is what it answered.
+    assert!(s.get_task(id).await.unwrap().is_none());
+    let history = s.task_events(id).await.unwrap();
+    let types: Vec<_> = history.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            EventType::TaskCreated,
+            EventType::TaskHeld,
+            EventType::TaskUpdated,
+            EventType::TaskResumed,
+            EventType::TaskCanceled,
+            EventType::TaskStopped
+        ]
+    );
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+    let seqs: Vec<i64> = r
+        .iter()
+        .filter_map(|x| x.as_ref().ok()?.event.as_ref().map(|e| e.seq))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] <= w[1]),
+        "events in command order: {seqs:?}"
+    );
+    // A later batch replays the key from the store.
+    let again = s
+        .execute(
+            vec![Command::create(new_task("W", None, OnDuplicate::Allow), m()).idempotent("W:k1")],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0].as_ref().unwrap().task.broker_id, k1.task.broker_id);
+    assert!(again[0].as_ref().unwrap().replayed);
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod sqlite {
@@ -387,5 +476,6 @@ suite!(
     events_after_and_cursors,
     idempotent_commands_replay,
     listing_filters_and_pages,
-    processing_queries
+    processing_queries,
+    batch_sees_its_own_changes
 );
