@@ -25,6 +25,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// A notifier publishing through `transport` for the capture point `settings` describe.
     pub fn new(settings: Arc<Settings>, transport: Arc<dyn Transport>) -> Self {
         Self {
             settings,

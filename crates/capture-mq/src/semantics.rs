@@ -26,6 +26,7 @@ pub struct Semantics {
 }
 
 impl Semantics {
+    /// Semantics of the capture point `settings` describe, writing through `engine`.
     pub fn new(engine: Engine, settings: Arc<Settings>) -> Self {
         Self { engine, settings }
     }

@@ -618,3 +618,40 @@ async fn switched_off_messages_are_not_sent() {
     assert_eq!(task.status, Status::Completed);
     rig.finish().await;
 }
+
+#[tokio::test]
+async fn notifications_resume_after_a_restart_without_loss_or_repeat() {
+    let mut rig = Rig::start(unique_config("MQ13")).await;
+    let id = notice(
+        rig.client
+            .ask(&msg("CreateTask", "<CaptureId>r1</CaptureId>"))
+            .await,
+    )
+    .broker_id;
+    let rest = || ActionMeta::default().defaulted("REST");
+    let engine = rig.engine.clone();
+    engine
+        .execute(Command::act(TaskRef::Broker(id), Action::Hold, rest()))
+        .await
+        .unwrap();
+    assert_eq!(
+        notice(rig.client.recv().await.parse()).kind,
+        NoticeKind::TaskHeld
+    );
+    let (client, cfg) = rig.stop().await;
+    client.conn.close(200, "restart".into()).await.unwrap();
+
+    // Changed while the capture point is down: told once it is back, and only that.
+    engine
+        .execute(Command::act(TaskRef::Broker(id), Action::Resume, rest()))
+        .await
+        .unwrap();
+    let mut rig = Rig::start_with(engine, cfg).await;
+    let n = notice(rig.client.recv().await.parse());
+    assert_eq!((n.kind, n.broker_id), (NoticeKind::TaskResumed, id));
+    assert_eq!(
+        rig.client.ask("<GTLMessages><Ping/></GTLMessages>").await,
+        Outbound::Pong
+    );
+    rig.finish().await;
+}

@@ -28,6 +28,7 @@ pub struct Codec {
 }
 
 impl Codec {
+    /// A codec writing and reading DateTime in `time_zone`, parsing within `limits`.
     pub fn new(time_zone: TimeZone, limits: Limits) -> Self {
         Self { time_zone, limits }
     }
@@ -37,6 +38,7 @@ impl Codec {
         Self::new(TimeZone::UTC, Limits::default())
     }
 
+    /// The time zone DateTime values are read and written in.
     pub fn time_zone(&self) -> &TimeZone {
         &self.time_zone
     }

@@ -30,6 +30,7 @@ impl<'a> XmlWriter<'a> {
         }
     }
 
+    /// `<name>` on its own line; what follows is nested.
     pub fn open(&mut self, name: &str) {
         self.indent();
         self.out.push('<');
@@ -38,6 +39,7 @@ impl<'a> XmlWriter<'a> {
         self.depth += 1;
     }
 
+    /// `</name>`, closing the innermost open element.
     pub fn close(&mut self, name: &str) {
         self.depth -= 1;
         self.indent();
@@ -58,12 +60,14 @@ impl<'a> XmlWriter<'a> {
         self.out.push_str(">\n");
     }
 
+    /// A leaf when there is a value; nothing otherwise.
     pub fn opt(&mut self, name: &str, value: Option<&str>) {
         if let Some(v) = value {
             self.leaf(name, v);
         }
     }
 
+    /// A DateTime leaf in the capture point's time zone, when there is a value.
     pub fn time(&mut self, name: &str, value: Option<Timestamp>) {
         if let Some(t) = value {
             let v = datetime::format(t, self.tz);
@@ -71,6 +75,7 @@ impl<'a> XmlWriter<'a> {
         }
     }
 
+    /// An Integer leaf, when there is a value.
     pub fn int(&mut self, name: &str, value: Option<impl std::fmt::Display>) {
         if let Some(v) = value {
             self.leaf(name, &v.to_string());

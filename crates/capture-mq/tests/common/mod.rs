@@ -226,6 +226,11 @@ impl Rig {
         let (engine, _writer) = Engine::start(store, EngineOptions::default())
             .await
             .unwrap();
+        Self::start_with(engine, cfg).await
+    }
+
+    /// Starts the capture point on an existing engine (a restart).
+    pub async fn start_with(engine: Engine, cfg: MqConfig) -> Self {
         let client = Client::connect(&cfg, &cfg.output_queue).await;
         let cancel = CancellationToken::new();
         let task = tokio::spawn(worklane_capture_mq::run(
