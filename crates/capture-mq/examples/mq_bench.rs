@@ -1,5 +1,5 @@
 //! Runs the MQ benchmark until `worklane bench mq` exposes it:
-//! `cargo run --release -p worklane-capture-mq --example bench -- --messages 20000`
+//! `cargo run --release -p worklane-capture-mq --example mq_bench -- --messages 20000`
 
 use clap::Parser;
 
