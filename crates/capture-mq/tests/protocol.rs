@@ -655,3 +655,68 @@ async fn notifications_resume_after_a_restart_without_loss_or_repeat() {
     );
     rig.finish().await;
 }
+
+#[tokio::test]
+async fn every_change_the_engine_can_make_elsewhere_is_notified() {
+    let mut rig = Rig::start(unique_config("MQ14")).await;
+    let rest = || ActionMeta::default().defaulted("REST");
+    let e = rig.engine.clone();
+    let act = |id: BrokerId, action: Action| Command::act(TaskRef::Broker(id), action, rest());
+    let new = worklane_domain::NewTask {
+        capture_point_id: "MQ14".into(),
+        ..Default::default()
+    };
+    let a = e
+        .execute(Command::create(new.clone(), rest()))
+        .await
+        .unwrap()
+        .task
+        .broker_id;
+    let update = worklane_domain::TaskFields {
+        priority: Some(3),
+        ..Default::default()
+    };
+    e.execute(act(a, Action::Update(update))).await.unwrap();
+    e.execute(act(a, Action::Hold)).await.unwrap();
+    e.execute(act(a, Action::Resume)).await.unwrap();
+    e.execute(act(a, Action::Restart)).await.unwrap();
+    e.execute(act(
+        a,
+        Action::ErrorHold {
+            error: "no rule matched".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    e.execute(act(a, Action::Cancel)).await.unwrap();
+    let b = e
+        .execute(Command::create(new, rest()))
+        .await
+        .unwrap()
+        .task
+        .broker_id;
+    e.execute(act(b, Action::Reject)).await.unwrap();
+    let expected = [
+        NoticeKind::TaskCreated,
+        NoticeKind::TaskUpdated,
+        NoticeKind::TaskHeld,
+        NoticeKind::TaskResumed,
+        NoticeKind::TaskRestarted,
+        NoticeKind::TaskErrorHeld,
+        NoticeKind::TaskCanceled,
+        NoticeKind::TaskCreated,
+        NoticeKind::TaskRejected,
+    ];
+    for kind in expected {
+        let n = notice(rig.client.recv().await.parse());
+        assert_eq!(n.kind, kind);
+        assert_eq!(n.actor.as_deref(), Some("REST"));
+        if kind == NoticeKind::TaskErrorHeld {
+            assert_eq!(n.details.error.as_deref(), Some("no rule matched"));
+        }
+        if kind == NoticeKind::TaskUpdated {
+            assert_eq!(n.details.priority, Some(3));
+        }
+    }
+    rig.finish().await;
+}
