@@ -26,9 +26,31 @@ pub enum Command {
     Task(TaskArgs),
     /// Print the REST API's OpenAPI document.
     Openapi,
+    /// Try the MQ Capture Point's protocol by hand.
+    #[command(subcommand)]
+    Mq(MqCommand),
+    /// Database Capture Point tools.
+    #[command(subcommand)]
+    Dbcp(DbcpCommand),
+    /// List, resend and replay HTTP notifications of a running server.
+    Notifications(worklane_notify_http::cli::NotificationsArgs),
     /// Measure performance (starts its own server and stores).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MqCommand {
+    /// Put GTLMessages XML files on a capture point's input queue.
+    Send(worklane_capture_mq::cli::SendArgs),
+    /// Print what arrives on a capture point's output queue (or another queue).
+    Listen(worklane_capture_mq::cli::ListenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbcpCommand {
+    /// Prepare every statement of the database capture points against their sources.
+    Check(worklane_capture_db::cli::CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,4 +235,10 @@ pub enum BenchCommand {
     Create(crate::bench::create::CreateArgs),
     /// Reads on a store seeded with many tasks: get by id, first page by priority, RSS.
     Read(crate::bench::read::ReadArgs),
+    /// MQ Capture Point end to end against a raw AMQP echo baseline.
+    Mq(worklane_capture_mq::bench::BenchArgs),
+    /// Database Capture Point capture rate against a plain select-and-update loop.
+    Dbcp(worklane_capture_db::bench::BenchArgs),
+    /// HTTP notification deliveries against a plain POST loop; RSS with a dead target.
+    Notify(worklane_notify_http::bench::BenchArgs),
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The whole configuration. `worklane.example.toml` documents every key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -109,18 +109,6 @@ macro_rules! default_from_serde {
 }
 default_from_serde!(ServerConfig, StoreConfig, LogConfig, ProcessingConfig);
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: Default::default(),
-            store: Default::default(),
-            log: Default::default(),
-            processing: Default::default(),
-            capture_point: vec![],
-            notification_target: vec![],
-        }
-    }
-}
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +126,46 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `WORKLANE_CAPTURE_POINT__<ID>__<KEY>=value` and `WORKLANE_NOTIFICATION_TARGET__<ID>__<KEY>`
+/// set one key of the entry with that id (ids and keys match without regard to case), so
+/// secrets such as broker URLs can stay out of the file. Values are read as TOML
+/// (`true`, `42`, `["a", "b"]`), else taken as a string.
+fn apply_entry_overrides(
+    cfg: &mut Config,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in vars {
+        let (list, rest) = if let Some(r) = name.strip_prefix("WORKLANE_CAPTURE_POINT__") {
+            (&mut cfg.capture_point, r)
+        } else if let Some(r) = name.strip_prefix("WORKLANE_NOTIFICATION_TARGET__") {
+            (&mut cfg.notification_target, r)
+        } else {
+            continue;
+        };
+        let Some((id, key)) = rest.split_once("__") else {
+            return Err(invalid(name.clone(), "expected ..__<ID>__<KEY>"));
+        };
+        let entry = list
+            .iter_mut()
+            .find(|t| {
+                t.get("id")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| v.eq_ignore_ascii_case(id))
+            })
+            .ok_or_else(|| invalid(name.clone(), format!("no entry with id {id:?}")))?;
+        let key = entry
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(key))
+            .cloned()
+            .unwrap_or_else(|| key.to_lowercase());
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"));
+        entry.insert(key, parsed.unwrap_or(toml::Value::String(value)));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Defaults, then the file (when given), then `WORKLANE_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -152,12 +180,16 @@ impl Config {
             fig = fig.merge(Toml::file_exact(f));
         }
         // Only `SECTION__KEY` variables: WORKLANE_CONFIG and the like are the CLI's.
-        fig = fig.merge(
-            Env::prefixed("WORKLANE_")
-                .split("__")
-                .filter(|k| k.as_str().contains('.') || k.as_str().contains("__")),
-        );
-        let cfg: Config = fig.extract().map_err(Box::new)?;
+        // Only `SECTION__KEY` variables: WORKLANE_CONFIG and the like are the CLI's, and
+        // the arrays' entries are overridden by id below.
+        fig = fig.merge(Env::prefixed("WORKLANE_").split("__").filter(|k| {
+            let k = k.as_str();
+            (k.contains('.') || k.contains("__"))
+                && !k.starts_with("capture_point")
+                && !k.starts_with("notification_target")
+        }));
+        let mut cfg: Config = fig.extract().map_err(Box::new)?;
+        apply_entry_overrides(&mut cfg, std::env::vars())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -226,5 +258,67 @@ impl Config {
                 .map_err(|p| invalid(format!("notification_target {id:?}"), p))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_entries() -> Config {
+        toml::from_str(
+            r#"
+            [[capture_point]]
+            id = "MQ1"
+            kind = "mq"
+            url = "amqp://file"
+            [[notification_target]]
+            id = "crm"
+            uri = "http://x"
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn entry_overrides_find_the_entry_by_id_and_key_by_name() {
+        let mut cfg = with_entries();
+        let vars = [
+            ("WORKLANE_CAPTURE_POINT__mq1__URL", "amqp://env"),
+            ("WORKLANE_CAPTURE_POINT__MQ1__CHECK_IF_CAPTURED", "true"),
+            (
+                "WORKLANE_NOTIFICATION_TARGET__CRM__HTTP_RETRY_MAX_ATTEMPTS",
+                "3",
+            ),
+            ("WORKLANE_SERVER__LISTEN", "ignored here"),
+        ];
+        apply_entry_overrides(
+            &mut cfg,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        assert_eq!(cfg.capture_point[0]["url"].as_str(), Some("amqp://env"));
+        assert_eq!(
+            cfg.capture_point[0]["check_if_captured"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            cfg.notification_target[0]["http_retry_max_attempts"].as_integer(),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn entry_override_for_an_unknown_id_names_the_variable() {
+        let mut cfg = with_entries();
+        let vars = [(
+            "WORKLANE_CAPTURE_POINT__MQ9__URL".to_owned(),
+            "x".to_owned(),
+        )];
+        let e = apply_entry_overrides(&mut cfg, vars.into_iter()).unwrap_err();
+        assert!(
+            e.to_string().contains("WORKLANE_CAPTURE_POINT__MQ9__URL"),
+            "{e}"
+        );
     }
 }

@@ -10,7 +10,7 @@ mod serve;
 mod telemetry;
 
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command, ConfigCommand, ServeArgs};
+use cli::{BenchCommand, Cli, Command, ConfigCommand, DbcpCommand, MqCommand, ServeArgs};
 use exit::Failure;
 
 fn main() {
@@ -51,11 +51,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Mq(MqCommand::Send(a)) => Ok(worklane_capture_mq::cli::send(a).await?),
+        Command::Mq(MqCommand::Listen(a)) => Ok(worklane_capture_mq::cli::listen(a).await?),
+        Command::Dbcp(DbcpCommand::Check(a)) => {
+            telemetry::init("text", "warn");
+            worklane_capture_db::cli::check(a)
+                .await
+                .map_err(|e| Failure::config(format!("{e:#}")))
+        }
+        Command::Notifications(a) => worklane_notify_http::cli::run(a)
+            .await
+            .map_err(|e| Failure::refused(format!("{e:#}"))),
         Command::Bench(b) => {
             telemetry::init("text", "warn");
             match b {
                 BenchCommand::Create(a) => bench::create::run(a).await?,
                 BenchCommand::Read(a) => bench::read::run(a).await?,
+                BenchCommand::Mq(a) => worklane_capture_mq::bench::run(a).await?,
+                BenchCommand::Dbcp(a) => worklane_capture_db::bench::run(a).await?,
+                BenchCommand::Notify(a) => worklane_notify_http::bench::run(a).await?,
             }
             Ok(())
         }

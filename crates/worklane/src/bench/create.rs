@@ -30,6 +30,7 @@ pub struct CreateArgs {
 
 async fn load(
     base: &str,
+    phase: &str,
     clients: usize,
     n: usize,
     bar: &ProgressBar,
@@ -41,7 +42,13 @@ async fn load(
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (http, next, base, bar) = (http.clone(), next.clone(), base.to_owned(), bar.clone());
+        let (http, next, base, bar, phase) = (
+            http.clone(),
+            next.clone(),
+            base.to_owned(),
+            bar.clone(),
+            phase.to_owned(),
+        );
         workers.spawn(async move {
             let mut lat = Vec::new();
             let mut ids = Vec::new();
@@ -50,7 +57,7 @@ async fn load(
                 if i >= n {
                     break;
                 }
-                let body = serde_json::json!({"captureId": format!("bench-{i}"), "priority": (i % 100) as i64, "channel": "Email", "data": {"i": i.to_string()}});
+                let body = serde_json::json!({"captureId": format!("{phase}-{i}"), "priority": (i % 100) as i64, "channel": "Email", "data": {"i": i.to_string()}});
                 let t = Instant::now();
                 let r = http.post(format!("{base}/api/v1/tasks")).json(&body).send().await?;
                 if r.status() != reqwest::StatusCode::CREATED {
@@ -87,9 +94,9 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")?,
     );
     bar.set_message("warm-up");
-    let (_, warm_ids, _) = load(&server.base, args.clients, args.warmup, &bar).await?;
+    let (_, warm_ids, _) = load(&server.base, "warmup", args.clients, args.warmup, &bar).await?;
     bar.set_message("measuring");
-    let (lat, ids, took) = load(&server.base, args.clients, args.tasks, &bar).await?;
+    let (lat, ids, took) = load(&server.base, "bench", args.clients, args.tasks, &bar).await?;
     bar.finish_and_clear();
     let rate = args.tasks as f64 / took.as_secs_f64();
     let (p50, p99, p999) = percentiles(lat);
