@@ -2,6 +2,8 @@
 //! in a temporary directory, or a new PostgreSQL database per call.
 
 use crate::StoreError;
+use std::future::Future;
+use std::time::Duration;
 
 /// The PostgreSQL server tests use: `WORKLANE_TEST_POSTGRES`, else the local one.
 pub fn postgres_admin_url() -> String {
@@ -45,4 +47,21 @@ fn random_suffix() -> String {
         nanos & 0xffff_ffff,
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Waits until `cond` holds, checking every 20 ms; panics naming `what` after `limit`.
+/// Tests wait on a condition with a deadline this way, never on a bare sleep.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

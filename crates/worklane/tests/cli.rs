@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use worklane_store::testing::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_worklane");
 
@@ -35,16 +36,32 @@ fn start(store: &str, port: u16) -> Child {
 
 async fn wait_healthy(base: &str) {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server at {base} not healthy in time");
+    let url = format!("{base}/healthz");
+    wait_until(
+        "the server to be healthy",
+        Duration::from_secs(60),
+        || async {
+            http.get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+}
+
+/// Waits until the server holds at least `n` tasks.
+async fn wait_for_tasks(base: &str, n: usize) {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/tasks?limit=1000");
+    wait_until("tasks to be created", Duration::from_secs(60), || async {
+        let Ok(r) = http.get(&url).send().await else {
+            return false;
+        };
+        let page: Value = r.json().await.unwrap_or_default();
+        page["tasks"].as_array().is_some_and(|t| t.len() >= n)
+    })
+    .await;
 }
 
 /// Creates tasks from `clients` concurrent clients until `stop`; returns the acknowledged
@@ -115,22 +132,7 @@ async fn acknowledged_creates_survive_kill_9() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(create_until(base.clone(), 16, stop.clone()));
     // Kill in the middle of the stream, once a good number has been acknowledged.
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let page: Value = http
-            .get(format!("{base}/api/v1/tasks?limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["tasks"].as_array().unwrap().len() >= 500 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_tasks(&base, 500).await;
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -172,22 +174,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     wait_healthy(&base).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(create_until(base.clone(), 8, stop.clone()));
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let page: Value = http
-            .get(format!("{base}/api/v1/events?limit=200"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["events"].as_array().unwrap().len() >= 100 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_tasks(&base, 50).await;
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
