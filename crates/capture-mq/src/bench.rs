@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use worklane_engine::{Engine, EngineOptions};
 
 /// Options of the MQ benchmark.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct BenchArgs {
     /// The AMQP broker.
     #[arg(
@@ -41,6 +41,18 @@ pub struct BenchArgs {
     /// Measurements of each kind; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+}
+
+impl std::fmt::Debug for BenchArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchArgs")
+            .field("url", &worklane_store::redact_url(&self.url))
+            .field("messages", &self.messages)
+            .field("in_flight", &self.in_flight)
+            .field("prefetch", &self.prefetch)
+            .field("rounds", &self.rounds)
+            .finish()
+    }
 }
 
 /// Runs the benchmark and prints the rates.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the capture point's queues are.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct QueueArgs {
     /// The AMQP broker.
     #[arg(
@@ -27,6 +27,16 @@ pub struct QueueArgs {
     /// The capture point's output queue.
     #[arg(long, default_value = "GTLOut")]
     pub output_queue: String,
+}
+
+impl std::fmt::Debug for QueueArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueArgs")
+            .field("url", &worklane_store::redact_url(&self.url))
+            .field("input_queue", &self.input_queue)
+            .field("output_queue", &self.output_queue)
+            .finish()
+    }
 }
 
 /// `mq send --capture-point ID FILE...`

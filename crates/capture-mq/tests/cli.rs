@@ -53,3 +53,25 @@ async fn send_puts_each_file_on_the_input_queue_and_listen_reads_them() {
     assert!(format!("{err:#}").contains("/nonexistent/x.xml"));
     client.delete_queues(&cfg).await;
 }
+
+#[test]
+fn arguments_do_not_show_the_broker_password() {
+    let queues = QueueArgs {
+        url: "amqp://user:hunter2@broker:5672/%2f".into(),
+        input_queue: "GTLIn".into(),
+        output_queue: "GTLOut".into(),
+    };
+    let bench = worklane_capture_mq::bench::BenchArgs {
+        url: queues.url.clone(),
+        messages: 1,
+        in_flight: 1,
+        prefetch: 1,
+        rounds: 1,
+    };
+    for shown in [format!("{queues:?}"), format!("{bench:?}")] {
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***"),
+            "{shown}"
+        );
+    }
+}

@@ -69,6 +69,12 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let killed_at = answers.len();
+    // Mid-stream: requests are left for the restarted capture point (still being sent, or
+    // taken but unacknowledged by the killed one and handed back by the broker).
+    wait_until(10, "requests left after the kill", || async {
+        client.count(&cfg.input_queue).await > 0
+    })
+    .await;
     let mut child = spawn(&cfg, &store_url);
     let publisher = sending.await.unwrap();
     tokio::time::timeout(
