@@ -37,25 +37,22 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often replay requests and the backlog gauge are refreshed.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
 
-/// Turns events into pending deliveries.
+/// Turns events into pending deliveries, and hands the ones that can go out at once
+/// straight to the sender (leased in the same transaction), sparing them a claim.
 #[derive(Debug)]
 pub struct Enqueuer {
     target: String,
     renderer: Renderer,
-    store: Arc<dyn Store>,
-    wake: Arc<Notify>,
+    shared: Arc<Shared>,
+    sender: SendHandles,
 }
 
-impl Enqueuer {
-    /// The enqueuer of a validated target; `wake` is told when deliveries were added.
-    pub fn new(cfg: &NotificationTargetConfig, store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
-        Self {
-            target: cfg.id.clone(),
-            renderer: Renderer::new(cfg),
-            store,
-            wake,
-        }
-    }
+/// What starting a request needs.
+#[derive(Debug, Clone)]
+struct SendHandles {
+    tracker: TaskTracker,
+    done: mpsc::Sender<AttemptResult>,
+    cancel: CancellationToken,
 }
 
 #[async_trait]
@@ -81,13 +78,27 @@ impl EventHandler for Enqueuer {
         if rows.is_empty() {
             return Ok(());
         }
-        let added = self
+        let sh = &self.shared;
+        // Room left for requests in memory; reserved before the transaction.
+        let room = sh
+            .max_in_memory
+            .saturating_sub(sh.in_memory.load(Ordering::Acquire));
+        sh.in_memory.fetch_add(room, Ordering::AcqRel);
+        let lease_until = sh.lease_until(now);
+        let result = sh
             .store
-            .enqueue_deliveries(&rows, now)
-            .await
-            .context("writing pending notifications")?;
-        metrics::counter!(m::ENQUEUED, "target" => self.target.clone()).increment(added);
-        self.wake.notify_one();
+            .enqueue_and_lease(&rows, now, lease_until, room)
+            .await;
+        let leased = result.as_ref().map_or(0, |e| e.leased.len());
+        sh.in_memory.fetch_sub(room - leased, Ordering::AcqRel);
+        let enqueued = result.context("writing pending notifications")?;
+        metrics::counter!(m::ENQUEUED, "target" => self.target.clone()).increment(enqueued.added);
+        for d in enqueued.leased {
+            let h = &self.sender;
+            h.tracker
+                .spawn(send_one(sh.clone(), d, h.done.clone(), h.cancel.clone()));
+        }
+        sh.wake.notify_one();
         Ok(())
     }
 }
@@ -105,6 +116,14 @@ struct Shared {
     in_memory: AtomicUsize,
     max_in_memory: usize,
     lease: Duration,
+}
+
+impl Shared {
+    /// Until when a delivery claimed now is ours.
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        now.checked_add(jiff::SignedDuration::try_from(self.lease).unwrap_or_default())
+            .unwrap_or(now)
+    }
 }
 
 /// A running target.
@@ -132,8 +151,9 @@ impl Notifier {
             tracing::info!(notification_target = %cfg.id, released, "resending notifications a previous run left in flight");
         }
         let pool = cfg.http_connection_pool_size;
-        // Enough claimed ahead to keep every connection busy between claims.
-        let max_in_memory = (pool * 4).clamp(64, 4 * CLAIM_BATCH);
+        // Enough claimed ahead to keep every connection busy while results are written
+        // and the next batch is claimed (each a transaction of its own).
+        let max_in_memory = (pool * 32).clamp(256, 4 * CLAIM_BATCH);
         let rounds = (max_in_memory / pool + 2) as u32;
         let shared = Arc::new(Shared {
             target: cfg.id.clone(),
@@ -167,11 +187,16 @@ impl Notifier {
         let (done_tx, done_rx) = mpsc::channel::<AttemptResult>(RECORD_BATCH * 2);
         let tracker = TaskTracker::new();
         let recorder = tokio::spawn(record_loop(self.shared.clone(), done_rx));
+        let handles = SendHandles {
+            tracker: tracker.clone(),
+            done: done_tx.clone(),
+            cancel: cancel.clone(),
+        };
         let enqueuer = tokio::spawn(enqueue_loop(
             self.engine.clone(),
             self.cfg.clone(),
             self.shared.clone(),
-            cancel.clone(),
+            handles,
         ));
         send_loop(
             self.shared.clone(),
@@ -180,11 +205,12 @@ impl Notifier {
             cancel.clone(),
         )
         .await;
+        // The enqueuer starts requests too: it stops before the tracker is waited on.
+        enqueuer.await.context("notification enqueuer")?;
         tracker.close();
         tracker.wait().await;
         // Every sender's channel handle is gone now: the recorder drains and stops.
         recorder.await.context("notification recorder")?;
-        enqueuer.await.context("notification enqueuer")?;
         tracing::debug!(notification_target = %self.cfg.id, "notifier stopped");
         Ok(())
     }
@@ -194,12 +220,18 @@ async fn enqueue_loop(
     engine: Engine,
     cfg: NotificationTargetConfig,
     shared: Arc<Shared>,
-    cancel: CancellationToken,
+    sender: SendHandles,
 ) {
+    let cancel = sender.cancel.clone();
     let store = engine.store().clone();
     let mut wake = engine.subscribe();
     let mut consumer = Consumer::new(engine, cfg.consumer_name()).batch(READ_BATCH);
-    let mut handler = Enqueuer::new(&cfg, store.clone(), shared.wake.clone());
+    let mut handler = Enqueuer {
+        target: cfg.id.clone(),
+        renderer: Renderer::new(&cfg),
+        shared: shared.clone(),
+        sender,
+    };
     let mut backoff = Duration::from_millis(100);
     let mut housekeeping = Instant::now() - HOUSEKEEPING;
     while !cancel.is_cancelled() {
@@ -260,9 +292,7 @@ async fn send_loop(
         if room >= (shared.max_in_memory / 4).max(1) {
             let want = room.min(CLAIM_BATCH);
             let now = Timestamp::now();
-            let lease_until = now
-                .checked_add(jiff::SignedDuration::try_from(shared.lease).unwrap_or_default())
-                .unwrap_or(now);
+            let lease_until = shared.lease_until(now);
             match shared
                 .store
                 .claim_deliveries(&shared.target, now, lease_until, want as u32)

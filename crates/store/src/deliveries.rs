@@ -76,6 +76,7 @@ pub struct Delivery {
     pub event_type: String,
     pub guid: String,
     pub created_at: Timestamp,
+    /// The body exactly as sent (empty in listings).
     #[serde(skip)]
     pub body: Vec<u8>,
     pub status: DeliveryStatus,
@@ -121,6 +122,15 @@ pub struct AttemptResult {
     pub outcome: AttemptOutcome,
 }
 
+/// What [`DeliveryStore::enqueue_and_lease`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Enqueued {
+    /// Deliveries written (those already there are not counted).
+    pub added: u64,
+    /// The new deliveries leased to the caller, oldest seq first.
+    pub leased: Vec<Delivery>,
+}
+
 /// Filters and keyset paging for [`DeliveryStore::list_deliveries`].
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
@@ -154,6 +164,18 @@ pub trait DeliveryStore: Send + Sync {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
+    /// Like [`DeliveryStore::enqueue_deliveries`] (all `rows` of one target), and in the
+    /// same transaction leases up to `max_leased` of them until `lease_until` and returns
+    /// those, so a sender can post them at once without claiming them: each task's first
+    /// row here, when the task has no pending delivery already (per-task order holds).
+    async fn enqueue_and_lease(
+        &self,
+        rows: &[NewDelivery],
+        now: Timestamp,
+        lease_until: Timestamp,
+        max_leased: usize,
+    ) -> Result<Enqueued, StoreError>;
+
     /// Leases up to `limit` due deliveries of `target` until `lease_until` and returns
     /// them, oldest seq first. Only a task's oldest pending delivery is ever due, so a
     /// task's notifications go out in order.
@@ -179,6 +201,7 @@ pub trait DeliveryStore: Send + Sync {
     /// The earliest next attempt among `target`'s pending deliveries.
     async fn next_delivery_due(&self, target: &str) -> Result<Option<Timestamp>, StoreError>;
 
+    /// Lists deliveries without their bodies (empty; [`DeliveryStore::get_delivery`] has it).
     async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
 
     async fn get_delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError>;
@@ -216,7 +239,7 @@ pub trait DeliveryStore: Send + Sync {
 /// limit of 32766).
 const INSERT_CHUNK: usize = 1000;
 
-const COLUMNS: &str = "id, target, seq, broker_id, event_type, guid, created_at, body, status, \
+const COLUMNS: &str = "id, target, seq, broker_id, event_type, guid, created_at, status, \
                        attempts, next_attempt_at, last_status_code, last_error, updated_at";
 
 fn ts(us: i64) -> Timestamp {
@@ -232,7 +255,6 @@ struct DeliveryRow {
     event_type: String,
     guid: String,
     created_at: i64,
-    body: Vec<u8>,
     status: String,
     attempts: i64,
     next_attempt_at: i64,
@@ -242,6 +264,7 @@ struct DeliveryRow {
 }
 
 impl DeliveryRow {
+    /// The delivery, without its body (read separately by `load_bodies!`).
     fn into_delivery(self) -> Delivery {
         Delivery {
             id: self.id,
@@ -251,7 +274,7 @@ impl DeliveryRow {
             event_type: self.event_type,
             guid: self.guid,
             created_at: ts(self.created_at),
-            body: self.body,
+            body: Vec::new(),
             // Only this module writes the column.
             status: self.status.parse().unwrap_or(DeliveryStatus::Pending),
             attempts: self.attempts,
@@ -271,6 +294,28 @@ struct AttemptRow {
     status_code: Option<i64>,
     latency_us: i64,
     error: Option<String>,
+}
+
+/// Fills in the bodies of `deliveries` (read from `delivery_bodies` on `$exec`).
+macro_rules! load_bodies {
+    ($exec:expr, $db:ty, $deliveries:expr) => {{
+        let deliveries: &mut Vec<Delivery> = $deliveries;
+        if !deliveries.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "SELECT id, body FROM delivery_bodies WHERE id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for d in deliveries.iter() {
+                sep.push_bind(d.id);
+            }
+            qb.push(")");
+            let bodies: Vec<(i64, Vec<u8>)> = qb.build_query_as().fetch_all($exec).await?;
+            let mut bodies: std::collections::HashMap<i64, Vec<u8>> = bodies.into_iter().collect();
+            for d in deliveries.iter_mut() {
+                d.body = bodies.remove(&d.id).unwrap_or_default();
+            }
+        }
+    }};
 }
 
 /// Implements [`DeliveryStore`] for a backend with `read()` and `write()` pools.
@@ -308,34 +353,113 @@ macro_rules! impl_delivery_store {
                 rows: &[NewDelivery],
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
+                Ok(self.enqueue_and_lease(rows, now, now, 0).await?.added)
+            }
+
+            async fn enqueue_and_lease(
+                &self,
+                rows: &[NewDelivery],
+                now: Timestamp,
+                lease_until: Timestamp,
+                max_leased: usize,
+            ) -> Result<Enqueued, StoreError> {
+                let mut out = Enqueued::default();
                 if rows.is_empty() {
-                    return Ok(0);
+                    return Ok(out);
                 }
-                let now = micros(now);
+                let (now_us, lease_us) = (micros(now), micros(lease_until));
                 let mut tx = self.write().begin().await?;
-                let mut added = 0;
+                let mut lease = std::collections::HashSet::new();
+                if max_leased > 0 {
+                    // Each task's first row, unless an earlier one of it is still pending.
+                    let mut seen = std::collections::HashSet::new();
+                    let firsts: Vec<(i64, i64)> = rows
+                        .iter()
+                        .filter(|r| seen.insert(r.broker_id))
+                        .map(|r| (r.broker_id, r.seq))
+                        .collect();
+                    let mut blocked = std::collections::HashSet::new();
+                    for chunk in firsts.chunks(INSERT_CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT DISTINCT broker_id FROM deliveries WHERE status = 'pending' \
+                             AND target = ",
+                        );
+                        qb.push_bind(rows[0].target.clone()).push(" AND broker_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for (b, _) in chunk {
+                            sep.push_bind(*b);
+                        }
+                        qb.push(")");
+                        let found: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                        blocked.extend(found.into_iter().map(|r| r.0));
+                    }
+                    lease.extend(
+                        firsts
+                            .iter()
+                            .filter(|(b, _)| !blocked.contains(b))
+                            .take(max_leased)
+                            .map(|(_, seq)| *seq),
+                    );
+                }
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, \
-                         created_at, body, status, next_attempt_at, updated_at) ",
+                         created_at, status, next_attempt_at, leased, updated_at) ",
                     );
                     qb.push_values(chunk, |mut b, r| {
+                        let leased = lease.contains(&r.seq);
                         b.push_bind(r.target.clone())
                             .push_bind(r.seq)
                             .push_bind(r.broker_id)
                             .push_bind(r.event_type.clone())
                             .push_bind(r.guid.clone())
                             .push_bind(micros(r.created_at))
-                            .push_bind(r.body.clone())
                             .push_bind(DeliveryStatus::Pending.as_str())
-                            .push_bind(now)
-                            .push_bind(now);
+                            .push_bind(if leased { lease_us } else { now_us })
+                            .push_bind(leased)
+                            .push_bind(now_us);
                     });
-                    qb.push(" ON CONFLICT (target, seq) DO NOTHING");
-                    added += qb.build().execute(&mut *tx).await?.rows_affected();
+                    qb.push(" ON CONFLICT (target, seq) DO NOTHING RETURNING id, seq");
+                    let ids: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    out.added += ids.len() as u64;
+                    let by_seq: std::collections::HashMap<i64, &NewDelivery> =
+                        chunk.iter().map(|r| (r.seq, r)).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO delivery_bodies (id, body) ",
+                    );
+                    qb.push_values(&ids, |mut b, (id, seq)| {
+                        b.push_bind(*id)
+                            .push_bind(by_seq.get(seq).map(|r| r.body.clone()).unwrap_or_default());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                    for (id, seq) in &ids {
+                        let Some(r) = by_seq.get(seq).filter(|_| lease.contains(seq)) else {
+                            continue;
+                        };
+                        out.leased.push(Delivery {
+                            id: *id,
+                            target: r.target.clone(),
+                            seq: r.seq,
+                            broker_id: r.broker_id,
+                            event_type: r.event_type.clone(),
+                            guid: r.guid.clone(),
+                            created_at: r.created_at,
+                            body: r.body.clone(),
+                            status: DeliveryStatus::Pending,
+                            attempts: 0,
+                            next_attempt_at: lease_until,
+                            last_status_code: None,
+                            last_error: None,
+                            updated_at: now,
+                        });
+                    }
                 }
                 tx.commit().await?;
-                Ok(added)
+                out.leased.sort_by_key(|d| d.seq);
+                Ok(out)
             }
 
             async fn claim_deliveries(
@@ -354,15 +478,20 @@ macro_rules! impl_delivery_store {
                      ORDER BY d.next_attempt_at, d.id LIMIT $4 {}) RETURNING {COLUMNS}",
                     $lock
                 );
+                let mut tx = self.write().begin().await?;
                 let mut rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
                     .bind(micros(lease_until))
                     .bind(micros(now))
                     .bind(target)
                     .bind(i64::from(limit.max(1)))
-                    .fetch_all(self.write())
+                    .fetch_all(&mut *tx)
                     .await?;
                 rows.sort_by_key(|r| r.seq);
-                Ok(rows.into_iter().map(DeliveryRow::into_delivery).collect())
+                let mut out: Vec<Delivery> =
+                    rows.into_iter().map(DeliveryRow::into_delivery).collect();
+                load_bodies!(&mut *tx, $db, &mut out);
+                tx.commit().await?;
+                Ok(out)
             }
 
             async fn release_deliveries(
@@ -508,7 +637,9 @@ macro_rules! impl_delivery_store {
                         .bind(id)
                         .fetch_optional(self.read())
                         .await?;
-                Ok(row.map(DeliveryRow::into_delivery))
+                let mut out: Vec<Delivery> = row.into_iter().map(DeliveryRow::into_delivery).collect();
+                load_bodies!(self.read(), $db, &mut out);
+                Ok(out.pop())
             }
 
             async fn delivery_attempts(
@@ -551,7 +682,9 @@ macro_rules! impl_delivery_store {
                 .bind(target)
                 .fetch_optional(self.write())
                 .await?;
-                Ok(row.map(DeliveryRow::into_delivery))
+                let mut out: Vec<Delivery> = row.into_iter().map(DeliveryRow::into_delivery).collect();
+                load_bodies!(self.read(), $db, &mut out);
+                Ok(out.pop())
             }
 
             async fn request_replay(

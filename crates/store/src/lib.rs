@@ -13,7 +13,7 @@ mod sqlite;
 pub use command::{Command, CommandResult, Op, Outcome};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
-    DeliveryStore, NewDelivery,
+    DeliveryStore, Enqueued, NewDelivery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

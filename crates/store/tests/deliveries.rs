@@ -56,7 +56,9 @@ async fn enqueue_is_idempotent_per_event(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(first[0].guid, "guid-t-1");
-    assert_eq!(first[0].body, b"{\"seq\":1}");
+    assert!(first[0].body.is_empty(), "listings leave bodies out");
+    let one = s.get_delivery(first[0].id).await.unwrap().unwrap();
+    assert_eq!(one.body, b"{\"seq\":1}");
     assert_eq!(first[0].created_at, at(0));
     assert_eq!(first[0].status, DeliveryStatus::Pending);
 }
@@ -103,6 +105,7 @@ async fn claims_respect_lease_and_task_order(s: Arc<dyn Store>) {
     assert_eq!(s.next_delivery_due("t").await.unwrap(), Some(at(0)));
     let retry = s.claim_deliveries("t", at(31), at(90), 10).await.unwrap();
     assert_eq!(retry.iter().map(|d| d.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(retry[0].body, b"{\"seq\":1}", "claims carry the body");
     assert_eq!(retry[0].attempts, 1);
     assert_eq!(retry[0].last_status_code, Some(500));
     // A final failure unblocks the task's next notification.
@@ -147,6 +150,35 @@ async fn claims_respect_lease_and_task_order(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(of_task.len(), 3);
+}
+
+async fn enqueue_can_lease_each_tasks_first_row(s: Arc<dyn Store>) {
+    // Task 3 already has a pending delivery: its new one must wait behind it.
+    s.enqueue_deliveries(&[row("t", 1, 3)], at(0))
+        .await
+        .unwrap();
+    let rows = vec![
+        row("t", 2, 1),
+        row("t", 3, 1),
+        row("t", 4, 2),
+        row("t", 5, 3),
+        row("t", 6, 4),
+    ];
+    let e = s.enqueue_and_lease(&rows, at(1), at(60), 2).await.unwrap();
+    assert_eq!(e.added, 5);
+    let leased: Vec<_> = e.leased.iter().map(|d| d.seq).collect();
+    assert_eq!(leased, [2, 4], "first rows of tasks 1 and 2, at most 2");
+    assert_eq!(e.leased[0].body, b"{\"seq\":2}");
+    assert_eq!(e.leased[0].guid, "guid-t-2");
+    // Leased rows are not claimed; the rest is, in task order.
+    let claimed: Vec<_> = s
+        .claim_deliveries("t", at(2), at(60), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(claimed, [1, 6]);
 }
 
 async fn resend_and_replay(s: Arc<dyn Store>) {
@@ -248,5 +280,6 @@ suite!(
     enqueue_is_idempotent_per_event,
     claims_respect_lease_and_task_order,
     resend_and_replay,
+    enqueue_can_lease_each_tasks_first_row,
     delivery_cursor_starts_once
 );

@@ -1,5 +1,7 @@
 -- Pending and finished HTTP notifications, one row per (target, event). The body, its
 -- GUID and its timestamp are fixed when the row is written, so every retry is identical.
+-- The body lives in its own table, written once: the many updates of a delivery's state
+-- then never rewrite it.
 CREATE TABLE deliveries (
     id               BIGSERIAL PRIMARY KEY,
     target           TEXT    NOT NULL,
@@ -8,7 +10,6 @@ CREATE TABLE deliveries (
     event_type       TEXT    NOT NULL,
     guid             TEXT    NOT NULL,
     created_at       BIGINT  NOT NULL,
-    body             BYTEA   NOT NULL,
     status           TEXT    NOT NULL,
     attempts         BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT  NOT NULL,
@@ -23,6 +24,11 @@ CREATE INDEX deliveries_due ON deliveries (target, next_attempt_at) WHERE status
 -- Per-task order: a task's next notification waits for its earlier pending ones.
 CREATE INDEX deliveries_task ON deliveries (target, broker_id, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_status ON deliveries (target, status, id);
+
+CREATE TABLE delivery_bodies (
+    id   BIGINT  PRIMARY KEY,
+    body BYTEA   NOT NULL
+);
 
 CREATE TABLE delivery_attempts (
     id           BIGSERIAL PRIMARY KEY,

@@ -1,14 +1,15 @@
 -- Pending and finished HTTP notifications, one row per (target, event). The body, its
 -- GUID and its timestamp are fixed when the row is written, so every retry is identical.
+-- The body lives in its own table, written once: the many updates of a delivery's state
+-- then never rewrite it.
 CREATE TABLE deliveries (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               INTEGER PRIMARY KEY,
     target           TEXT    NOT NULL,
     seq              INTEGER NOT NULL,
     broker_id        INTEGER NOT NULL,
     event_type       TEXT    NOT NULL,
     guid             TEXT    NOT NULL,
     created_at       INTEGER NOT NULL,
-    body             BLOB    NOT NULL,
     status           TEXT    NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER NOT NULL,
@@ -24,8 +25,13 @@ CREATE INDEX deliveries_due ON deliveries (target, next_attempt_at) WHERE status
 CREATE INDEX deliveries_task ON deliveries (target, broker_id, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_status ON deliveries (target, status, id);
 
+CREATE TABLE delivery_bodies (
+    id   INTEGER PRIMARY KEY,
+    body BLOB   NOT NULL
+);
+
 CREATE TABLE delivery_attempts (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           INTEGER PRIMARY KEY,
     delivery_id  INTEGER NOT NULL,
     attempted_at INTEGER NOT NULL,
     status_code  INTEGER,
