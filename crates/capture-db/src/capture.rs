@@ -31,6 +31,7 @@ impl CapturedBatch {
         self.rows.len()
     }
 
+    /// True when the poll found no row.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -195,6 +196,7 @@ pub struct CapturePipeline {
 }
 
 impl CapturePipeline {
+    /// A pipeline with nothing pending.
     pub fn new() -> Self {
         Self::default()
     }

@@ -32,7 +32,7 @@ pub struct DatabaseCaptureConfig {
     #[serde(default)]
     pub timezone: Option<String>,
     /// Attribute values a captured task starts with when its row does not set them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "task_defaults")]
     pub defaults: TaskFields,
     /// How often the notification statements look for events when nothing woke them.
     #[serde(default = "default_poll_interval", deserialize_with = "duration")]
@@ -103,6 +103,42 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(serde::de::Error::custom),
         Raw::Secs(n) => Ok(Duration::from_secs(n)),
     }
+}
+
+/// The keys `defaults` may have: the attributes a source may set (camelCase).
+const DEFAULT_KEYS: [&str; 17] = [
+    "captureId",
+    "tenantId",
+    "solutionId",
+    "departmentId",
+    "processId",
+    "contractId",
+    "businessCalendarId",
+    "channel",
+    "category",
+    "priority",
+    "businessValue",
+    "activationDateTime",
+    "dueDateTime",
+    "expirationDateTime",
+    "reprioritizeDateTime",
+    "ext",
+    "data",
+];
+
+/// Reads `defaults`, refusing a key that is no settable attribute (a misspelled one
+/// would otherwise be ignored).
+fn task_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<TaskFields, D::Error> {
+    use serde::de::Error;
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    if let Some(key) = map.keys().find(|k| !DEFAULT_KEYS.contains(&k.as_str())) {
+        return Err(D::Error::custom(format!(
+            "defaults.{key}: unknown attribute; one of {}",
+            DEFAULT_KEYS.join(", ")
+        )));
+    }
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| D::Error::custom(format!("defaults: {e}")))
 }
 
 impl fmt::Debug for DatabaseCaptureConfig {
@@ -450,6 +486,27 @@ mod tests {
         let mut c = parse(SEED);
         c.timezone = Some("Mars/Olympus".into());
         assert!(c.validate().expect_err("tz").starts_with("DB1.timezone:"));
+    }
+
+    #[test]
+    fn defaults_refuse_unknown_attributes() {
+        let e = toml::from_str::<DatabaseCaptureConfig>(
+            &SEED.replace("channel = \"Email\"", "chanel = \"Email\""),
+        )
+        .expect_err("misspelled");
+        assert!(
+            e.to_string().contains("defaults.chanel: unknown attribute"),
+            "{e}"
+        );
+        let c = parse(&SEED.replace(
+            "channel = \"Email\"",
+            "priority = 3\ndata = { source = \"crm\" }",
+        ));
+        assert_eq!(c.defaults.priority, Some(3));
+        assert_eq!(
+            c.defaults.data.get("source").map(String::as_str),
+            Some("crm")
+        );
     }
 
     #[test]

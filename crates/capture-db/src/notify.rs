@@ -26,6 +26,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The notifier of `point`.
     pub fn new(point: Arc<CapturePoint>) -> Self {
         Self {
             point,

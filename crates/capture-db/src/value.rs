@@ -56,6 +56,7 @@ impl From<Option<i64>> for Value {
 }
 
 impl Value {
+    /// True for SQL NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Self::Null)
     }
