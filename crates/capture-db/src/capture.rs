@@ -171,6 +171,11 @@ impl CapturePoint {
             }
         }
         self.run_statements(&execs, &labels).await?;
+        let refused = batch.rows.iter().filter(|(_, r)| r.is_err()).count() as u64;
+        let cp = self.cfg.id.clone();
+        metrics::counter!(crate::point::ROWS_CAPTURED, "capture_point" => cp.clone())
+            .increment(n as u64 - refused);
+        metrics::counter!(crate::point::ROWS_REFUSED, "capture_point" => cp).increment(refused);
         Ok(n)
     }
 

@@ -12,6 +12,15 @@ use std::sync::Arc;
 use worklane_domain::{ActionMeta, DomainError, ErrorCode};
 use worklane_engine::{Engine, EngineError};
 
+/// Metric names (counters, labelled by `capture_point`).
+pub const ROWS_CAPTURED: &str = "worklane_dbcp_rows_captured_total";
+pub const ROWS_REFUSED: &str = "worklane_dbcp_rows_refused_total";
+pub const SOURCE_UPDATES: &str = "worklane_dbcp_source_updates_total";
+pub const STATEMENTS_RUN: &str = "worklane_dbcp_statements_total";
+/// Also labelled by `option`: statements the source refused (logged and skipped).
+pub const STATEMENTS_FAILED: &str = "worklane_dbcp_statement_failures_total";
+pub const SOURCE_UNAVAILABLE: &str = "worklane_dbcp_source_unavailable_total";
+
 /// A statement ready to bind: SQL for the source's driver and the parameter name at each
 /// placeholder.
 #[derive(Debug, Clone)]
@@ -134,6 +143,25 @@ impl CapturePoint {
         execs: &[Exec],
         labels: &[(&'static str, String)],
     ) -> Result<(), Partial> {
+        let outcome = self.run_statements_inner(execs, labels).await;
+        let cp = self.cfg.id.clone();
+        match &outcome {
+            Ok(()) => metrics::counter!(STATEMENTS_RUN, "capture_point" => cp)
+                .increment(execs.len() as u64),
+            Err(p) => {
+                metrics::counter!(STATEMENTS_RUN, "capture_point" => cp.clone())
+                    .increment(p.done as u64);
+                metrics::counter!(SOURCE_UNAVAILABLE, "capture_point" => cp).increment(1);
+            }
+        }
+        outcome
+    }
+
+    async fn run_statements_inner(
+        &self,
+        execs: &[Exec],
+        labels: &[(&'static str, String)],
+    ) -> Result<(), Partial> {
         match self.source.execute_all(execs).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_unavailable() => Err(Partial { done: 0, error: e }),
@@ -143,6 +171,8 @@ impl CapturePoint {
                         Ok(()) => {}
                         Err(e) if e.is_unavailable() => return Err(Partial { done: i, error: e }),
                         Err(e) => {
+                            metrics::counter!(STATEMENTS_FAILED, "capture_point" => self.cfg.id.clone(), "option" => *option)
+                                .increment(1);
                             tracing::error!(capture_point = %self.cfg.id, option, %what, error = %e, "statement failed");
                         }
                     }

@@ -66,6 +66,8 @@ impl CapturePoint {
             }
         }
         self.run_statements(&execs, &labels).await?;
+        metrics::counter!(crate::point::SOURCE_UPDATES, "capture_point" => self.cfg.id.clone())
+            .increment(rows.len() as u64);
         Ok(rows.len())
     }
 
