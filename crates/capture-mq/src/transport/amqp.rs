@@ -73,6 +73,43 @@ impl AmqpTransport {
         *guard = Some((conn, ch.clone()));
         Ok(ch)
     }
+
+    /// Sends every message first, in order, then waits for the confirms together (one
+    /// round trip for the whole batch). Returns the indices of messages the broker could
+    /// not route.
+    async fn send_confirmed(&self, messages: &[Outgoing]) -> Result<Vec<usize>, TransportError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ch = self.publish_channel().await?;
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in messages {
+            let confirm = ch
+                .basic_publish(
+                    ShortString::from(""),
+                    ShortString::from(m.queue.as_str()),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &m.body,
+                    properties(m),
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        let mut returned = Vec::new();
+        for (i, confirm) in confirms.into_iter().enumerate() {
+            let c = confirm.await?;
+            if c.is_nack() {
+                return Err(TransportError::Nacked(messages[i].queue.clone()));
+            }
+            if c.take_message().is_some() {
+                returned.push(i);
+            }
+        }
+        Ok(returned)
+    }
 }
 
 fn properties(m: &Outgoing) -> BasicProperties {
@@ -124,41 +161,24 @@ impl Transport for AmqpTransport {
     }
 
     async fn publish(&self, messages: Vec<Outgoing>) -> Result<(), TransportError> {
-        if messages.is_empty() {
+        let returned = self.send_confirmed(&messages).await?;
+        if returned.is_empty() {
             return Ok(());
         }
-        let ch = self.publish_channel().await?;
-        // Send every message first, in order, then wait for the confirms together: one
-        // round trip for the whole batch.
-        let mut confirms = Vec::with_capacity(messages.len());
-        for m in &messages {
-            let confirm = ch
-                .basic_publish(
-                    ShortString::from(""),
-                    ShortString::from(m.queue.as_str()),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &m.body,
-                    properties(m),
-                )
-                .await?;
-            confirms.push((confirm, &m.queue));
+        // A queue went missing (deleted by an operator): declare it and send what came
+        // back once more. Returned messages were delivered nowhere, so nothing doubles.
+        let again: Vec<Outgoing> = returned.into_iter().map(|i| messages[i].clone()).collect();
+        let queues: std::collections::BTreeSet<&str> =
+            again.iter().map(|m| m.queue.as_str()).collect();
+        self.declare(&queues.into_iter().collect::<Vec<_>>())
+            .await?;
+        match self.send_confirmed(&again).await?.first() {
+            None => Ok(()),
+            Some(&i) => Err(TransportError::Returned {
+                queue: again[i].queue.clone(),
+                reply: "NO_ROUTE after declaring the queue".to_owned(),
+            }),
         }
-        for (confirm, queue) in confirms {
-            let c = confirm.await?;
-            if c.is_nack() {
-                return Err(TransportError::Nacked(queue.clone()));
-            }
-            if let Some(returned) = c.take_message() {
-                return Err(TransportError::Returned {
-                    queue: queue.clone(),
-                    reply: returned.reply_text.to_string(),
-                });
-            }
-        }
-        Ok(())
     }
 
     async fn subscribe(
