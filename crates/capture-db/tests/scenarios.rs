@@ -419,12 +419,10 @@ async fn outage_mid_run(backend: Backend) {
     assert!(e.is_transient(), "{e}");
 
     rename(away, src.name.clone()).await;
-    let back = TestSource {
-        admin: worklane_capture_db::source::connect(&src.url, None, jiff::tz::TimeZone::UTC)
-            .await
-            .expect("admin"),
-        ..src
-    };
+    let mut back = src;
+    back.admin = worklane_capture_db::source::connect(&back.url, None, jiff::tz::TimeZone::UTC)
+        .await
+        .expect("admin");
     back.insert_case("C2", 1).await;
     let caught_up = wait_until(Duration::from_secs(20), || async {
         point.capture_step().await.is_ok() && notify_all(&engine, &point).await.is_ok()

@@ -251,6 +251,46 @@ impl TestSource {
     }
 }
 
+/// Drops the test's database (also when the test failed), so runs leave nothing behind.
+impl Drop for TestSource {
+    fn drop(&mut self) {
+        let (admin, sql) = match self.backend {
+            Backend::Postgres | Backend::OdbcPostgres => (
+                postgres_admin(),
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ),
+            Backend::MariaDb | Backend::OdbcMariaDb => (
+                mariadb_admin(),
+                format!("DROP DATABASE IF EXISTS {}", self.name),
+            ),
+            Backend::Sqlite => {
+                if let Some(dir) = std::path::Path::new(&self.name).parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return;
+            }
+        };
+        // Drop cannot await; a thread with its own runtime can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::{Connection, Executor};
+                if admin.starts_with("postgres") {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = c.execute(sqlx::raw_sql(&sql)).await;
+                    }
+                } else if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                    let _ = c.execute(sqlx::raw_sql(&sql)).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A column's value as text, looked up in any case (PostgreSQL folds unquoted names).
 pub fn text(r: &Row, column: &str) -> Option<String> {
     r.get_ci(column).and_then(Value::to_attribute_text)
