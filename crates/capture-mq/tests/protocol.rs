@@ -720,3 +720,35 @@ async fn every_change_the_engine_can_make_elsewhere_is_notified() {
     }
     rig.finish().await;
 }
+
+#[tokio::test]
+async fn works_the_same_on_postgresql() {
+    let url = worklane_store::testing::fresh_postgres_url().await.unwrap();
+    let store = worklane_store::connect(&url).await.unwrap();
+    let (engine, _writer) =
+        worklane_engine::Engine::start(store, worklane_engine::EngineOptions::default())
+            .await
+            .unwrap();
+    let mut cfg = unique_config("PG1");
+    cfg.check_if_captured = true;
+    let mut rig = Rig::start_with(engine, cfg).await;
+    let body = msg("CreateTask", "<CaptureId>pg-1</CaptureId>");
+    rig.client.send(&body, Some("pg-m1"), None).await;
+    let first = rig.client.recv().await;
+    rig.client.send(&body, Some("pg-m1"), None).await;
+    assert_eq!(
+        rig.client.recv().await,
+        first,
+        "a redelivery is answered identically"
+    );
+    assert_eq!(notice(first.parse()).kind, NoticeKind::TaskCreated);
+    let e = error(rig.client.ask(&body).await);
+    assert_eq!(e.code, "TASK_ALREADY_CAPTURED");
+    let n = notice(
+        rig.client
+            .ask(&msg("HoldTask", "<CaptureId>pg-1</CaptureId>"))
+            .await,
+    );
+    assert_eq!(n.kind, NoticeKind::TaskHeld);
+    rig.finish().await;
+}
