@@ -660,3 +660,42 @@ async fn dbcp_check_reports_per_capture_point() {
         .expect_err("no such point");
     assert!(e.to_string().contains("no database capture point"), "{e}");
 }
+
+/// A statement the source refuses (here a primary-key violation) is logged and skipped;
+/// the statements around it in the same batch still run and the position moves on.
+async fn a_refused_statement_does_not_block_the_others(backend: Backend) {
+    let src = TestSource::new(backend).await;
+    src.exec("create table held_once (caseId varchar(100) primary key)")
+        .await;
+    let engine = engine().await;
+    src.insert_case("C1", 1).await;
+    let mut cfg = seed_config("DB1", &src.url);
+    cfg.held_update_sql = Some("insert into held_once (caseId) values (?'ExternalId')".into());
+    let point = point(&engine, cfg).await;
+    assert_eq!(point.capture_step().await.expect("capture"), 1);
+    Processor::new(engine.clone())
+        .step(Timestamp::now())
+        .await
+        .expect("processing");
+    let c1 = task(&engine, "DB1", "C1").await.expect("C1");
+    let c1 = act(&engine, &c1, Action::Hold).await;
+    let c1 = act(&engine, &c1, Action::Resume).await;
+    let c1 = act(&engine, &c1, Action::Hold).await;
+    act(&engine, &c1, Action::Resume).await;
+    notify_all(&engine, &point)
+        .await
+        .expect("notifications go on");
+    assert_eq!(src.count("select count(*) from held_once").await, 1);
+    assert_eq!(
+        src.log("C1").await,
+        ["queued:Queued", "resumed:Queued", "resumed:Queued"]
+    );
+    let position = engine
+        .store()
+        .cursor(&worklane_capture_db::consumer_name("DB1"))
+        .await
+        .expect("cursor");
+    assert_eq!(position, engine.store().last_seq().await.expect("seq"));
+}
+
+on_backends!(a_refused_statement_does_not_block_the_others: Postgres, MariaDb, Sqlite);
