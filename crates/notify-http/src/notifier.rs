@@ -5,7 +5,8 @@
 //!   writes one pending delivery per wanted event, body, GUID and timestamp fixed then;
 //! - the *sender* claims due deliveries in batches (a task's oldest pending one only, so a
 //!   task's notifications arrive in order) and POSTs them with at most
-//!   `http_connection_pool_size` requests in flight;
+//!   `http_connection_pool_size` requests in flight (one task drives them all, as a plain
+//!   client loop would);
 //! - the *recorder* writes attempt results back in batches and wakes the sender.
 
 use crate::config::{NotificationTargetConfig, StartAt};
@@ -16,15 +17,17 @@ use crate::retry::RetryPolicy;
 use crate::signing::Signer;
 use anyhow::Context as _;
 use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use worklane_domain::{Event, Timestamp};
 use worklane_engine::{Consumer, Engine, EventHandler};
-use worklane_store::{AttemptOutcome, AttemptResult, Delivery, NewDelivery, Store};
+use worklane_store::{AttemptOutcome, AttemptResult, Delivery, NewDelivery, Store, StoreError};
 
 /// Events read from the log per step.
 const READ_BATCH: u32 = 2000;
@@ -44,15 +47,8 @@ pub struct Enqueuer {
     target: String,
     renderer: Renderer,
     shared: Arc<Shared>,
-    sender: SendHandles,
-}
-
-/// What starting a request needs.
-#[derive(Debug, Clone)]
-struct SendHandles {
-    tracker: TaskTracker,
-    done: mpsc::Sender<AttemptResult>,
-    cancel: CancellationToken,
+    /// To the sender: deliveries leased at creation, to post at once.
+    direct: mpsc::UnboundedSender<Delivery>,
 }
 
 #[async_trait]
@@ -94,9 +90,10 @@ impl EventHandler for Enqueuer {
         let enqueued = result.context("writing pending notifications")?;
         metrics::counter!(m::ENQUEUED, "target" => self.target.clone()).increment(enqueued.added);
         for d in enqueued.leased {
-            let h = &self.sender;
-            h.tracker
-                .spawn(send_one(sh.clone(), d, h.done.clone(), h.cancel.clone()));
+            if self.direct.send(d).is_err() {
+                // The sender has stopped: the lease runs out or the next run releases it.
+                sh.in_memory.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         sh.wake.notify_one();
         Ok(())
@@ -110,9 +107,9 @@ struct Shared {
     store: Arc<dyn Store>,
     poster: Poster,
     policy: RetryPolicy,
-    pool: Arc<Semaphore>,
+    pool_size: usize,
     wake: Arc<Notify>,
-    /// Deliveries claimed and not yet recorded.
+    /// Deliveries leased to this run and not yet recorded.
     in_memory: AtomicUsize,
     max_in_memory: usize,
     lease: Duration,
@@ -166,7 +163,7 @@ impl Notifier {
                 target: cfg.id.clone(),
             },
             policy: RetryPolicy::new(&cfg),
-            pool: Arc::new(Semaphore::new(pool)),
+            pool_size: pool,
             wake: Arc::new(Notify::new()),
             in_memory: AtomicUsize::new(0),
             max_in_memory,
@@ -185,31 +182,18 @@ impl Notifier {
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         m::describe();
         let (done_tx, done_rx) = mpsc::channel::<AttemptResult>(RECORD_BATCH * 2);
-        let tracker = TaskTracker::new();
+        let (direct_tx, direct_rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_loop(self.shared.clone(), done_rx));
-        let handles = SendHandles {
-            tracker: tracker.clone(),
-            done: done_tx.clone(),
-            cancel: cancel.clone(),
-        };
         let enqueuer = tokio::spawn(enqueue_loop(
             self.engine.clone(),
             self.cfg.clone(),
             self.shared.clone(),
-            handles,
-        ));
-        send_loop(
-            self.shared.clone(),
-            done_tx,
-            tracker.clone(),
+            direct_tx,
             cancel.clone(),
-        )
-        .await;
-        // The enqueuer starts requests too: it stops before the tracker is waited on.
+        ));
+        send_loop(self.shared.clone(), direct_rx, done_tx, cancel).await;
         enqueuer.await.context("notification enqueuer")?;
-        tracker.close();
-        tracker.wait().await;
-        // Every sender's channel handle is gone now: the recorder drains and stops.
+        // The sender's results channel is gone now: the recorder drains and stops.
         recorder.await.context("notification recorder")?;
         tracing::debug!(notification_target = %self.cfg.id, "notifier stopped");
         Ok(())
@@ -220,9 +204,9 @@ async fn enqueue_loop(
     engine: Engine,
     cfg: NotificationTargetConfig,
     shared: Arc<Shared>,
-    sender: SendHandles,
+    direct: mpsc::UnboundedSender<Delivery>,
+    cancel: CancellationToken,
 ) {
-    let cancel = sender.cancel.clone();
     let store = engine.store().clone();
     let mut wake = engine.subscribe();
     let mut consumer = Consumer::new(engine, cfg.consumer_name()).batch(READ_BATCH);
@@ -230,7 +214,7 @@ async fn enqueue_loop(
         target: cfg.id.clone(),
         renderer: Renderer::new(&cfg),
         shared: shared.clone(),
-        sender,
+        direct,
     };
     let mut backoff = Duration::from_millis(100);
     let mut housekeeping = Instant::now() - HOUSEKEEPING;
@@ -276,90 +260,132 @@ async fn enqueue_loop(
     }
 }
 
-async fn send_loop(
-    shared: Arc<Shared>,
-    done: mpsc::Sender<AttemptResult>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    while !cancel.is_cancelled() {
-        let room = shared
-            .max_in_memory
-            .saturating_sub(shared.in_memory.load(Ordering::Acquire));
-        let mut wait = IDLE_POLL;
-        // Claim only when a good share of the room is free: fewer, larger round trips.
-        if room >= (shared.max_in_memory / 4).max(1) {
-            let want = room.min(CLAIM_BATCH);
-            let now = Timestamp::now();
-            let lease_until = shared.lease_until(now);
-            match shared
+/// What a claim gives: how many were asked for, the deliveries, and (when fewer came)
+/// the earliest next attempt.
+type Claimed = (
+    usize,
+    Result<(Vec<Delivery>, Option<Timestamp>), StoreError>,
+);
+
+fn claim(shared: Arc<Shared>, want: usize) -> BoxFuture<'static, Claimed> {
+    Box::pin(async move {
+        let now = Timestamp::now();
+        let r = async {
+            let batch = shared
                 .store
-                .claim_deliveries(&shared.target, now, lease_until, want as u32)
-                .await
-            {
-                Ok(batch) => {
-                    backoff = Duration::from_millis(100);
-                    let got = batch.len();
-                    shared.in_memory.fetch_add(got, Ordering::AcqRel);
-                    for d in batch {
-                        tracker.spawn(send_one(shared.clone(), d, done.clone(), cancel.clone()));
-                    }
-                    if got == want {
-                        continue;
-                    }
-                    wait = match shared.store.next_delivery_due(&shared.target).await {
-                        Ok(Some(t)) => {
-                            let until = t.duration_since(Timestamp::now());
-                            // Due now but not claimed: waiting behind an earlier delivery of
-                            // its task, whose result will wake us.
-                            if until.is_positive() {
-                                until.unsigned_abs().min(IDLE_POLL)
-                            } else {
-                                IDLE_POLL
-                            }
-                        }
-                        _ => IDLE_POLL,
-                    };
-                }
-                Err(e) => {
-                    tracing::warn!(notification_target = %shared.target, error = %e, retry_in = ?backoff, "claiming notifications failed");
-                    wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+                .claim_deliveries(&shared.target, now, shared.lease_until(now), want as u32)
+                .await?;
+            let next = if batch.len() < want {
+                shared.store.next_delivery_due(&shared.target).await?
+            } else {
+                None
+            };
+            Ok((batch, next))
+        }
+        .await;
+        (want, r)
+    })
+}
+
+/// When to claim again after a claim that found fewer than asked.
+fn next_claim_after(next_due: Option<Timestamp>) -> Instant {
+    let wait = match next_due {
+        Some(t) => {
+            let until = t.duration_since(Timestamp::now());
+            // Due now but not claimed: waiting behind an earlier delivery of its task,
+            // whose result will wake us.
+            if until.is_positive() {
+                until.unsigned_abs().min(IDLE_POLL)
+            } else {
+                IDLE_POLL
             }
         }
+        None => IDLE_POLL,
+    };
+    Instant::now() + wait.max(Duration::from_millis(5))
+}
+
+/// Posts queued deliveries with at most `pool_size` requests in flight, claims more
+/// while there is room, and hands results to the recorder. On cancel, requests in
+/// flight finish and are recorded; queued ones stay leased for the next run.
+async fn send_loop(
+    shared: Arc<Shared>,
+    mut direct: mpsc::UnboundedReceiver<Delivery>,
+    done: mpsc::Sender<AttemptResult>,
+    cancel: CancellationToken,
+) {
+    let mut queue: VecDeque<Delivery> = VecDeque::new();
+    let mut inflight = FuturesUnordered::new();
+    let mut claiming: Option<BoxFuture<'static, Claimed>> = None;
+    let mut next_claim = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        while inflight.len() < shared.pool_size {
+            let Some(d) = queue.pop_front() else { break };
+            inflight.push(attempt(shared.clone(), d));
+        }
+        let now = Instant::now();
+        if claiming.is_none() && now >= next_claim {
+            let room = shared
+                .max_in_memory
+                .saturating_sub(shared.in_memory.load(Ordering::Acquire));
+            // Claim only when a good share of the room is free: fewer, larger round trips.
+            if room >= (shared.max_in_memory / 4).max(1) {
+                let want = room.min(CLAIM_BATCH);
+                shared.in_memory.fetch_add(want, Ordering::AcqRel);
+                claiming = Some(claim(shared.clone(), want));
+            }
+        }
+        let idle_until = if next_claim > now {
+            next_claim
+        } else {
+            now + IDLE_POLL
+        };
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+            Some(result) = inflight.next(), if !inflight.is_empty() => {
+                if done.send(result).await.is_err() {
+                    shared.in_memory.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            Some(d) = direct.recv() => queue.push_back(d),
+            (want, r) = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                claiming = None;
+                match r {
+                    Ok((batch, next_due)) => {
+                        backoff = Duration::from_millis(100);
+                        shared.in_memory.fetch_sub(want - batch.len(), Ordering::AcqRel);
+                        if batch.len() < want {
+                            next_claim = next_claim_after(next_due);
+                        }
+                        queue.extend(batch);
+                    }
+                    Err(e) => {
+                        shared.in_memory.fetch_sub(want, Ordering::AcqRel);
+                        tracing::warn!(notification_target = %shared.target, error = %e, retry_in = ?backoff, "claiming notifications failed");
+                        next_claim = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+            _ = shared.wake.notified() => next_claim = Instant::now(),
+            _ = tokio::time::sleep_until(idle_until.into()), if claiming.is_none() => {}
+        }
+    }
+    shared.in_memory.fetch_sub(queue.len(), Ordering::AcqRel);
+    drop(claiming);
+    while let Some(result) = inflight.next().await {
+        if done.send(result).await.is_err() {
+            shared.in_memory.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-async fn send_one(
-    shared: Arc<Shared>,
-    d: Delivery,
-    done: mpsc::Sender<AttemptResult>,
-    cancel: CancellationToken,
-) {
-    let permit = tokio::select! {
-        p = shared.pool.clone().acquire_owned() => p,
-        // Not started: it stays leased and the next run sends it.
-        _ = cancel.cancelled() => {
-            shared.in_memory.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
-    };
-    let Ok(_permit) = permit else {
-        shared.in_memory.fetch_sub(1, Ordering::AcqRel);
-        return;
-    };
+/// One attempt: the POST and its judged result.
+async fn attempt(shared: Arc<Shared>, d: Delivery) -> AttemptResult {
     let sent = shared.poster.post(&d).await;
-    let result = judge(&shared, &d, sent);
-    if done.send(result).await.is_err() {
-        shared.in_memory.fetch_sub(1, Ordering::AcqRel);
-    }
+    judge(&shared, &d, sent)
 }
 
 /// Turns what an attempt gave into its stored result, and counts it.
