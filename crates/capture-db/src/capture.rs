@@ -86,7 +86,13 @@ impl CapturePoint {
         let Some(query) = self.statement("captureQuerySql") else {
             return Ok(CapturedBatch { rows: Vec::new() });
         };
-        let limit = self.cfg.batch_size + in_flight.len();
+        // At most a batch is in flight, so twice a batch always leaves a full batch of
+        // new rows; a fixed limit keeps the statement text (and its prepared form) fixed.
+        let limit = if in_flight.is_empty() {
+            self.cfg.batch_size
+        } else {
+            2 * self.cfg.batch_size
+        };
         let mut rows = self.source.query(&query.sql, &[], limit).await?;
         if !in_flight.is_empty() {
             rows.retain(|r| !in_flight.contains(&self.capture_key(r)));
