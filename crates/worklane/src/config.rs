@@ -109,7 +109,6 @@ macro_rules! default_from_serde {
 }
 default_from_serde!(ServerConfig, StoreConfig, LogConfig, ProcessingConfig);
 
-
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
