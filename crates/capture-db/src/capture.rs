@@ -13,6 +13,7 @@
 use crate::attributes::{fields_for_capture, Context, EXTERNAL_ID};
 use crate::point::{error_description, error_number, CapturePoint, PointError};
 use crate::source::Row;
+use crate::unmarked::Held;
 use crate::value::Value;
 use futures::future::join_all;
 use std::collections::HashSet;
@@ -23,6 +24,9 @@ use worklane_engine::{Command, CommandResult};
 #[derive(Debug)]
 pub struct CapturedBatch {
     rows: Vec<(Row, CommandResult)>,
+    /// Keeps the rows' ExternalIds registered as not yet marked until the batch is
+    /// marked or dropped, so their tasks' notifications wait for capturedUpdateSql.
+    _held: Vec<Held>,
 }
 
 impl CapturedBatch {
@@ -84,7 +88,10 @@ impl CapturePoint {
         in_flight: &HashSet<String>,
     ) -> Result<CapturedBatch, PointError> {
         let Some(query) = self.statement("captureQuerySql") else {
-            return Ok(CapturedBatch { rows: Vec::new() });
+            return Ok(CapturedBatch {
+                rows: Vec::new(),
+                _held: Vec::new(),
+            });
         };
         // At most a batch is in flight, so twice a batch always leaves a full batch of
         // new rows; a fixed limit keeps the statement text (and its prepared form) fixed.
@@ -98,6 +105,11 @@ impl CapturePoint {
             rows.retain(|r| !in_flight.contains(&self.capture_key(r)));
         }
         rows.truncate(self.cfg.batch_size);
+        let external_ids = rows
+            .iter()
+            .filter_map(|r| r.get_ci(EXTERNAL_ID).and_then(Value::to_attribute_text))
+            .collect();
+        let mut held = vec![self.unmarked.hold(external_ids)];
         let on_duplicate = if self.cfg.check_if_captured {
             OnDuplicate::Refuse
         } else {
@@ -134,7 +146,17 @@ impl CapturePoint {
             };
             out.push((row, result));
         }
-        Ok(CapturedBatch { rows: out })
+        // Rows without an ExternalId: their tasks' captureId is the brokerId.
+        let generated = out
+            .iter()
+            .filter(|(r, _)| r.get_ci(EXTERNAL_ID).is_none_or(Value::is_null))
+            .filter_map(|(_, res)| res.as_ref().ok().map(|o| o.task.capture_id.clone()))
+            .collect();
+        held.push(self.unmarked.hold(generated));
+        Ok(CapturedBatch {
+            rows: out,
+            _held: held,
+        })
     }
 
     /// Second half of a poll: runs capturedUpdateSql for each captured row and

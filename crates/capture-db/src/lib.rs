@@ -22,6 +22,7 @@ pub mod params;
 mod point;
 pub mod source;
 mod source_updates;
+mod unmarked;
 pub mod value;
 
 pub use capture::{CapturePipeline, CapturedBatch};
@@ -68,8 +69,18 @@ pub async fn run(
     let mut notifier = Notifier::new(point.clone());
     let consumer = notifier.consumer(engine);
     let notify_cancel = cancel.clone();
-    let notify = tokio::spawn(async move { consumer.run(&mut notifier, notify_cancel).await });
-    poll_loop(&point, &cancel).await;
+    // Notifications start once capture has caught up: after a crash, rows whose tasks
+    // were created but not marked are marked (capturedUpdateSql) before any of their
+    // tasks' notification statements run.
+    let (caught_up, mut ready) = tokio::sync::watch::channel(false);
+    let notify = tokio::spawn(async move {
+        tokio::select! {
+            _ = notify_cancel.cancelled() => return,
+            _ = ready.wait_for(|r| *r) => {}
+        }
+        consumer.run(&mut notifier, notify_cancel).await
+    });
+    poll_loop(&point, &cancel, &caught_up).await;
     notify.await?;
     point.source().close().await;
     tracing::info!(capture_point = %id, "database capture point stopped");
@@ -80,7 +91,11 @@ pub async fn run(
 /// step per round; at once again when either read a full batch, else after marking what
 /// is pending and waiting `poll_interval`; with growing backoff while the source or the
 /// store is unavailable. On `cancel` the pending batch is marked before returning.
-async fn poll_loop(point: &CapturePoint, cancel: &CancellationToken) {
+async fn poll_loop(
+    point: &CapturePoint,
+    cancel: &CancellationToken,
+    caught_up: &tokio::sync::watch::Sender<bool>,
+) {
     let cfg = point.config();
     let mut pipeline = CapturePipeline::new();
     let mut backoff = Duration::from_millis(200);
@@ -90,6 +105,7 @@ async fn poll_loop(point: &CapturePoint, cancel: &CancellationToken) {
             let updated = point.source_update_step().await?;
             if captured < cfg.batch_size {
                 pipeline.flush(point).await?;
+                caught_up.send_replace(true);
             }
             Ok::<_, PointError>(captured.max(updated))
         };

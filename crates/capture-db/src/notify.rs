@@ -67,6 +67,8 @@ impl EventHandler for Notifier {
             let Some(stmt) = p.statement(option) else {
                 continue;
             };
+            // Not before the row's capturedUpdateSql (see `unmarked`).
+            p.unmarked.wait_marked(&e.capture_id).await;
             // The queue the task was placed in; before the distribution layer names one,
             // the status it is in (e.g. `Queued`).
             let queue = e

@@ -72,6 +72,8 @@ pub struct CapturePoint {
     pub(crate) source: Arc<dyn Source>,
     pub(crate) tz: TimeZone,
     statements: HashMap<&'static str, Statement>,
+    /// Rows created and not yet marked (see [`crate::unmarked`]).
+    pub(crate) unmarked: Arc<crate::unmarked::Unmarked>,
 }
 
 impl CapturePoint {
@@ -99,6 +101,7 @@ impl CapturePoint {
             );
         }
         Ok(Self {
+            unmarked: Arc::default(),
             cfg,
             engine,
             source,

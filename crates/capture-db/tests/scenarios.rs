@@ -699,3 +699,95 @@ async fn a_refused_statement_does_not_block_the_others(backend: Backend) {
 }
 
 on_backends!(a_refused_statement_does_not_block_the_others: Postgres, MariaDb, Sqlite);
+
+/// With everything running at once (capture pipeline, processing, notifications), a
+/// task's notification statements never run before its row's capturedUpdateSql: every
+/// row ends `queued` (the seed's queuedUpdateSql), none is left `submitted`.
+async fn run_marks_rows_before_their_notifications(backend: Backend) {
+    let src = TestSource::new(backend).await;
+    let engine = engine().await;
+    for i in 0..40 {
+        src.insert_case(&format!("R{i:02}"), i).await;
+    }
+    let mut cfg = seed_config("DB1", &src.url);
+    cfg.batch_size = 7;
+    cfg.queued_update_sql = Some(
+        "update cases set status = 'queued', substatus=?'Queue' where caseId=?'ExternalId'".into(),
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let processor = tokio::spawn(
+        Processor::new(engine.clone())
+            .poll_interval(Duration::from_millis(10))
+            .run(cancel.clone()),
+    );
+    let running = tokio::spawn(worklane_capture_db::run(
+        engine.clone(),
+        cfg,
+        cancel.clone(),
+    ));
+    let settled = wait_until(Duration::from_secs(30), || async {
+        src.count(
+            "select count(*) from cases where status = 'queued' and caseTrackingId is not null",
+        )
+        .await
+            == 40
+    })
+    .await;
+    cancel.cancel();
+    running.await.expect("join").expect("run ends cleanly");
+    processor.await.expect("join");
+    let left = src
+        .query(
+            "select caseId, status from cases where status <> 'queued' or caseTrackingId is null",
+        )
+        .await;
+    assert!(settled, "rows not queued: {left:?}");
+}
+
+on_backends!(run_marks_rows_before_their_notifications: Postgres, Sqlite);
+
+/// After a crash between creating tasks and marking their rows, the tasks went on
+/// (queued) while the capture point was down. On restart their rows are marked before
+/// the queued notifications run, so capturedUpdateSql is not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_marks_rows_before_notifying() {
+    let src = TestSource::new(Backend::Sqlite).await;
+    let engine = engine().await;
+    src.insert_case("C1", 1).await;
+    let mut cfg = seed_config("DB1", &src.url);
+    cfg.queued_update_sql = Some(
+        "update cases set status = 'queued', substatus=?'Queue' where caseId=?'ExternalId'".into(),
+    );
+    let crashed = point(&engine, cfg.clone()).await;
+    drop(crashed.read_and_create().await.expect("created"));
+    crashed.source().close().await;
+    drop(crashed);
+    Processor::new(engine.clone())
+        .step(Timestamp::now())
+        .await
+        .expect("processing");
+    assert_eq!(
+        task(&engine, "DB1", "C1").await.expect("C1").status,
+        Status::Queued
+    );
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worklane_capture_db::run(
+        engine.clone(),
+        cfg,
+        cancel.clone(),
+    ));
+    let done = wait_until(Duration::from_secs(20), || async {
+        text(&src.case("C1").await, "status").as_deref() == Some("queued")
+    })
+    .await;
+    cancel.cancel();
+    running.await.expect("join").expect("run ends cleanly");
+    assert!(done, "queued notification ran");
+    let b = task(&engine, "DB1", "C1").await.expect("C1").broker_id;
+    assert_eq!(
+        text(&src.case("C1").await, "caseTrackingId"),
+        Some(b.to_string())
+    );
+    assert_eq!(tasks_of(&engine, "DB1").await.len(), 1);
+}
