@@ -15,6 +15,9 @@ use tokio::sync::Mutex;
 
 /// Persistent delivery mode (AMQP 0-9-1 `delivery-mode = 2`).
 const PERSISTENT: u8 = 2;
+/// How long to wait for the broker to confirm a message before treating it as not sent
+/// (a half-dead connection must not hang the capture point or its shutdown).
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A broker reached over AMQP 0-9-1.
 pub struct AmqpTransport {
@@ -74,6 +77,17 @@ impl AmqpTransport {
         Ok(ch)
     }
 
+    /// Forgets the publishing connection after a failure, so the next publish opens a
+    /// fresh one; the old one is closed in the background (it may be half dead).
+    async fn drop_publisher(&self) {
+        if let Some((conn, _)) = self.publisher.lock().await.take() {
+            tokio::spawn(async move {
+                let close = conn.close(200, "publish failed".into());
+                let _ = tokio::time::timeout(CONFIRM_TIMEOUT, close).await;
+            });
+        }
+    }
+
     /// Sends every message first, in order, then waits for the confirms together (one
     /// round trip for the whole batch). Returns the indices of messages the broker could
     /// not route.
@@ -100,7 +114,9 @@ impl AmqpTransport {
         }
         let mut returned = Vec::new();
         for (i, confirm) in confirms.into_iter().enumerate() {
-            let c = confirm.await?;
+            let c = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                .await
+                .map_err(|_| TransportError::Unconfirmed(messages[i].queue.clone()))??;
             if c.is_nack() {
                 return Err(TransportError::Nacked(messages[i].queue.clone()));
             }
@@ -161,7 +177,13 @@ impl Transport for AmqpTransport {
     }
 
     async fn publish(&self, messages: Vec<Outgoing>) -> Result<(), TransportError> {
-        let returned = self.send_confirmed(&messages).await?;
+        let returned = match self.send_confirmed(&messages).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_publisher().await;
+                return Err(e);
+            }
+        };
         if returned.is_empty() {
             return Ok(());
         }

@@ -19,6 +19,9 @@ pub enum TransportError {
     /// The broker could not route a message (its queue does not exist).
     #[error("the broker returned a message for queue {queue:?}: {reply}")]
     Returned { queue: String, reply: String },
+    /// The broker did not confirm a message in time.
+    #[error("the broker did not confirm a message for queue {0:?} in time")]
+    Unconfirmed(String),
     /// The subscription ended (connection or channel closed).
     #[error("the subscription to {0:?} ended")]
     Closed(String),
