@@ -122,21 +122,23 @@ pub struct TaskPage {
     pub next_after: Option<String>,
 }
 
+/// Audit attributes of a REST request. The origin is always `REST` (so a capture point
+/// announces REST changes to its tasks as changes made by someone else); the actor
+/// defaults to `default_actor` (the task's capture point on create).
 fn meta(
     req: &RequestId,
     actor: Option<String>,
     reason: Option<String>,
     at: Option<Timestamp>,
-    origin: &str,
+    default_actor: &str,
 ) -> ActionMeta {
     ActionMeta {
-        actor,
+        actor: actor.or_else(|| Some(default_actor.to_owned())),
         reason,
         action_date_time: at,
         request_id: req.0.clone(),
-        origin: None,
+        origin: Some(REST_ORIGIN.to_owned()),
     }
-    .defaulted(origin)
 }
 
 fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {

@@ -320,6 +320,10 @@ async fn duplicate_create_is_refused_with_the_existing_id(app: TestApp) {
             .contains(&json!(format!("BrokerId={id}"))),
         "{v}"
     );
+    // The create is REST's request, made in CRM's name.
+    let (_, evs) = app.get(&format!("/api/v1/tasks/{id}/events")).await;
+    assert_eq!(evs[0]["origin"], "REST");
+    assert_eq!(evs[0]["actor"], "CRM");
     // Same captureId in another capture point is another task.
     app.create(json!({"captureId": "dup-1", "capturePointId": "OTHER"}))
         .await;
