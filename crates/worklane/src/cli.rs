@@ -42,9 +42,24 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MqCommand {
     /// Put GTLMessages XML files on a capture point's input queue.
-    Send(worklane_capture_mq::cli::SendArgs),
+    Send {
+        /// Take the broker URL and queues of `--capture-point` from this configuration.
+        #[arg(long, env = "WORKLANE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: worklane_capture_mq::cli::SendArgs,
+    },
     /// Print what arrives on a capture point's output queue (or another queue).
-    Listen(worklane_capture_mq::cli::ListenArgs),
+    Listen {
+        /// Take the broker URL and queues of `--capture-point` from this configuration.
+        #[arg(long, env = "WORKLANE_CONFIG", requires = "capture_point")]
+        config: Option<PathBuf>,
+        /// The capture point whose queues to read (with `--config`).
+        #[arg(long)]
+        capture_point: Option<String>,
+        #[command(flatten)]
+        args: worklane_capture_mq::cli::ListenArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,8 +51,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Mq(MqCommand::Send(a)) => Ok(worklane_capture_mq::cli::send(a).await?),
-        Command::Mq(MqCommand::Listen(a)) => Ok(worklane_capture_mq::cli::listen(a).await?),
+        Command::Mq(MqCommand::Send { config, mut args }) => {
+            if let Some(file) = config {
+                args.queues = mq_queues(&file, &args.capture_point)?;
+            }
+            Ok(worklane_capture_mq::cli::send(args).await?)
+        }
+        Command::Mq(MqCommand::Listen {
+            config,
+            capture_point,
+            mut args,
+        }) => {
+            if let (Some(file), Some(cp)) = (config, capture_point) {
+                args.queues = mq_queues(&file, &cp)?;
+            }
+            Ok(worklane_capture_mq::cli::listen(args).await?)
+        }
         Command::Dbcp(DbcpCommand::Check(a)) => {
             telemetry::init("text", "warn");
             worklane_capture_db::cli::check(a)
@@ -73,6 +87,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+    }
+}
+
+/// The broker URL and queues of the MQ capture point `id` in a configuration file.
+fn mq_queues(
+    file: &std::path::Path,
+    id: &str,
+) -> Result<worklane_capture_mq::cli::QueueArgs, Failure> {
+    let cfg = config::Config::load(Some(file)).map_err(|e| Failure::config(e.to_string()))?;
+    let entry = cfg
+        .capture_point
+        .iter()
+        .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
+        .ok_or_else(|| Failure::config(format!("{}: no capture point {id:?}", file.display())))?;
+    match components::capture_point(entry).map_err(Failure::config)? {
+        components::CapturePoint::Mq(c) => Ok(worklane_capture_mq::cli::QueueArgs {
+            url: c.url,
+            input_queue: c.input_queue,
+            output_queue: c.output_queue,
+        }),
+        components::CapturePoint::Database(_) => Err(Failure::config(format!(
+            "capture point {id:?} is not an MQ capture point"
+        ))),
     }
 }
 
