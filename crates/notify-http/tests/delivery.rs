@@ -176,7 +176,7 @@ async fn a_dead_target_does_not_delay_a_healthy_one() {
     wl.notify(target(
         "dead",
         &dead_url(),
-        "http_connection_pool_size = 4\n",
+        "http_connection_pool_size = 4\nhttp_retry_max_attempts = 1000\n",
     ));
     wl.notify(target("live", &rx.url, "http_connection_pool_size = 4\n"));
     for i in 0..100 {
@@ -186,8 +186,11 @@ async fn a_dead_target_does_not_delay_a_healthy_one() {
         wl.all_delivered("live", 100)
     })
     .await;
+    wait_for("the dead target's backlog complete", T, || async {
+        wl.deliveries("dead").await.len() == 100
+    })
+    .await;
     let dead = wl.deliveries("dead").await;
-    assert_eq!(dead.len(), 100);
     assert!(dead.iter().all(|d| d.status == DeliveryStatus::Pending));
     wait_for("refused attempts recorded", T, || async {
         let d = wl.deliveries("dead").await;
