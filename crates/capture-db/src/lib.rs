@@ -36,6 +36,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worklane_engine::Engine;
 
+/// Full capture rounds after which notifications start even if the source still has a
+/// backlog (normally they start after the first round that drains it).
+const CATCH_UP_ROUNDS: u32 = 10;
+
 /// The longest wait between attempts while the source (or the store) is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -98,13 +102,18 @@ async fn poll_loop(
 ) {
     let cfg = point.config();
     let mut pipeline = CapturePipeline::new();
+    let mut rounds = 0u32;
     let mut backoff = Duration::from_millis(200);
     while !cancel.is_cancelled() {
         let round = async {
             let captured = pipeline.step(point).await?;
             let updated = point.source_update_step().await?;
+            rounds += 1;
             if captured < cfg.batch_size {
                 pipeline.flush(point).await?;
+                caught_up.send_replace(true);
+            } else if rounds >= CATCH_UP_ROUNDS {
+                // A source that never runs dry must not hold notifications back forever.
                 caught_up.send_replace(true);
             }
             Ok::<_, PointError>(captured.max(updated))
