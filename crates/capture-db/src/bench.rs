@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use worklane_engine::{Engine, EngineOptions};
 
 /// Options of `bench dbcp`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct BenchArgs {
     /// Rows with status 'new' in the source table.
     #[arg(long, default_value_t = 100_000)]
@@ -31,6 +31,18 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres: String,
+}
+
+impl std::fmt::Debug for BenchArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchArgs")
+            .field("rows", &self.rows)
+            .field("batch_size", &self.batch_size)
+            .field("max_batch", &self.max_batch)
+            .field("runs", &self.runs)
+            .field("postgres", &crate::source::redact_url(&self.postgres))
+            .finish()
+    }
 }
 
 const CAPTURED_UPDATE: &str =
