@@ -236,7 +236,9 @@ pub trait DeliveryStore: Send + Sync {
 }
 
 /// Deliveries written per INSERT statement (10 parameters each, well under SQLite's
-/// limit of 32766).
+/// limit of 32766). Statements built for a batch are not kept in the connection's
+/// statement cache (`persistent(false)`): each batch size is a new statement text, and
+/// caching up to a hundred large prepared statements per connection costs tens of MB.
 const INSERT_CHUNK: usize = 1000;
 
 const COLUMNS: &str = "id, target, seq, broker_id, event_type, guid, created_at, status, \
@@ -309,7 +311,11 @@ macro_rules! load_bodies {
                 sep.push_bind(d.id);
             }
             qb.push(")");
-            let bodies: Vec<(i64, Vec<u8>)> = qb.build_query_as().fetch_all($exec).await?;
+            let bodies: Vec<(i64, Vec<u8>)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all($exec)
+                .await?;
             let mut bodies: std::collections::HashMap<i64, Vec<u8>> = bodies.into_iter().collect();
             for d in deliveries.iter_mut() {
                 d.body = bodies.remove(&d.id).unwrap_or_default();
@@ -390,7 +396,7 @@ macro_rules! impl_delivery_store {
                             sep.push_bind(*b);
                         }
                         qb.push(")");
-                        let found: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                        let found: Vec<(i64,)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                         blocked.extend(found.into_iter().map(|r| r.0));
                     }
                     lease.extend(
@@ -420,7 +426,7 @@ macro_rules! impl_delivery_store {
                             .push_bind(now_us);
                     });
                     qb.push(" ON CONFLICT (target, seq) DO NOTHING RETURNING id, seq");
-                    let ids: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    let ids: Vec<(i64, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     if ids.is_empty() {
                         continue;
                     }
@@ -434,7 +440,7 @@ macro_rules! impl_delivery_store {
                         b.push_bind(*id)
                             .push_bind(by_seq.get(seq).map(|r| r.body.clone()).unwrap_or_default());
                     });
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                     for (id, seq) in &ids {
                         let Some(r) = by_seq.get(seq).filter(|_| lease.contains(seq)) else {
                             continue;
@@ -532,7 +538,7 @@ macro_rules! impl_delivery_store {
                             .push_bind(r.latency_us)
                             .push_bind(r.error.clone());
                     });
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
                 // Successes, by far the most common, go in one statement per status code.
                 let mut delivered: std::collections::BTreeMap<Option<i64>, Vec<i64>> =
@@ -584,7 +590,7 @@ macro_rules! impl_delivery_store {
                             sep.push_bind(*id);
                         }
                         qb.push(")");
-                        qb.build().execute(&mut *tx).await?;
+                        qb.build().persistent(false).execute(&mut *tx).await?;
                     }
                 }
                 tx.commit().await?;
@@ -627,7 +633,7 @@ macro_rules! impl_delivery_store {
                     n => n.min(1000),
                 };
                 qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-                let rows: Vec<DeliveryRow> = qb.build_query_as().fetch_all(self.read()).await?;
+                let rows: Vec<DeliveryRow> = qb.build_query_as().persistent(false).fetch_all(self.read()).await?;
                 Ok(rows.into_iter().map(DeliveryRow::into_delivery).collect())
             }
 
