@@ -49,19 +49,33 @@ fn random_suffix() -> String {
     )
 }
 
-/// Waits until `cond` holds, checking every 20 ms; panics naming `what` after `limit`.
+/// Checks `cond` every 20 ms until it holds (true) or `limit` passes (false).
 /// Tests wait on a condition with a deadline this way, never on a bare sleep.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+pub async fn poll_until<F, Fut>(limit: Duration, mut cond: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + limit;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Like [`poll_until`], but panics naming `what` when `limit` passes.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    assert!(
+        poll_until(limit, cond).await,
+        "timed out after {limit:?} waiting for {what}"
+    );
 }

@@ -413,20 +413,5 @@ pub async fn tasks_of(engine: &Engine, cp: &str) -> Vec<Task> {
         .expect("store")
 }
 
-/// Polls `cond` until it holds or `within` passes.
-pub async fn wait_until<F, Fut>(within: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Polls a condition until it holds or the deadline passes.
+pub use worklane_store::testing::poll_until as wait_until;

@@ -261,18 +261,11 @@ impl Rig {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds, failing after `secs`.
-pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
+/// Polls `cond` until it holds, failing after `secs`.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    worklane_store::testing::wait_until(what, Duration::from_secs(secs), cond).await;
 }
