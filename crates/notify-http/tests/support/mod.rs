@@ -16,26 +16,12 @@ use worklane_domain::*;
 use worklane_engine::{Command, Engine, EngineOptions};
 use worklane_notify_http::NotificationTargetConfig;
 
-/// Waits for `cond` with a deadline, checking every 20 ms.
-pub async fn wait_until<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond: F) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Waits for an async condition with a deadline (the project's shared helper).
+pub use worklane_store::testing::wait_until as wait_for;
 
-/// Like [`wait_until`] for an async condition.
-pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits for a plain condition with a deadline.
+pub async fn wait_until<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond: F) {
+    wait_for(what, limit, || std::future::ready(cond())).await;
 }
 
 /// A request the receiver got.
