@@ -364,31 +364,29 @@ async fn outage_mid_run(backend: Backend) {
     let away = format!("{}_away", src.name);
     let rename = |from: String, to: String| async move {
         use sqlx::{Connection, Executor};
-        let mut admin = sqlx::PgConnection::connect(&postgres_admin())
-            .await
-            .expect("admin");
         // Kill the connections, then rename; a pool reconnecting in between makes the
-        // rename fail, so try again.
-        for _ in 0..50 {
-            let kill = format!(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{from}' and pid <> pg_backend_pid()"
-            );
-            admin
-                .execute(sqlx::raw_sql(&kill))
-                .await
-                .expect("terminate");
-            if admin
-                .execute(sqlx::raw_sql(&format!(
-                    "alter database {from} rename to {to}"
-                )))
-                .await
-                .is_ok()
-            {
-                return;
+        // rename fail, so try again until it holds.
+        let renamed = worklane_store::testing::poll_until(Duration::from_secs(10), || {
+            let (from, to) = (from.clone(), to.clone());
+            async move {
+                let mut admin = sqlx::PgConnection::connect(&postgres_admin())
+                    .await
+                    .expect("admin");
+                let kill = format!(
+                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{from}' and pid <> pg_backend_pid()"
+                );
+                admin
+                    .execute(sqlx::raw_sql(&kill))
+                    .await
+                    .expect("terminate");
+                admin
+                    .execute(sqlx::raw_sql(&format!("alter database {from} rename to {to}")))
+                    .await
+                    .is_ok()
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("could not rename {from}");
+        })
+        .await;
+        assert!(renamed, "could not rename {from}");
     };
     rename(src.name.clone(), away.clone()).await;
 
