@@ -79,3 +79,30 @@ where
         "timed out after {limit:?} waiting for {what}"
     );
 }
+
+/// Runs each named `async fn(Arc<dyn Store>)` of the calling test file against a fresh
+/// SQLite store and a fresh PostgreSQL store: `store_suite!(test_a, test_b);` makes
+/// `sqlite::test_a`, `postgres::test_a`, ... (the one conformance-suite harness).
+#[macro_export]
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = $crate::testing::fresh_sqlite_url();
+                    super::$name($crate::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = $crate::testing::fresh_postgres_url().await.unwrap();
+                    super::$name($crate::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+    };
+}

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use worklane_domain::*;
-use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 use worklane_store::*;
 
 fn now() -> Timestamp {
@@ -444,31 +443,7 @@ async fn batch_sees_its_own_changes(s: Arc<dyn Store>) {
     assert!(again[0].as_ref().unwrap().replayed);
 }
 
-macro_rules! suite {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let s = worklane_store::connect(&super::fresh_sqlite_url()).await.unwrap();
-                    super::$name(s).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let url = super::fresh_postgres_url().await.unwrap();
-                    let s = worklane_store::connect(&url).await.unwrap();
-                    super::$name(s).await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+worklane_store::store_suite!(
     create_get_and_find,
     duplicates,
     actions_and_events,

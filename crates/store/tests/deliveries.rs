@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use worklane_domain::*;
-use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 use worklane_store::*;
 
 fn at(secs: i64) -> Timestamp {
@@ -252,31 +251,7 @@ async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
     );
 }
 
-macro_rules! suite {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let s = worklane_store::connect(&super::fresh_sqlite_url()).await.unwrap();
-                    super::$name(s).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let url = super::fresh_postgres_url().await.unwrap();
-                    let s = worklane_store::connect(&url).await.unwrap();
-                    super::$name(s).await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+worklane_store::store_suite!(
     enqueue_is_idempotent_per_event,
     claims_respect_lease_and_task_order,
     resend_and_replay,
