@@ -268,3 +268,15 @@ fn status_and_event_names_round_trip() {
         assert_eq!(e.as_str().parse::<EventType>().unwrap(), e);
     }
 }
+
+#[test]
+fn ext_names_match_the_accessors() {
+    let ext = Ext::default();
+    let names: Vec<&str> = ext
+        .strings()
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(ext.timestamps().iter().map(|(n, _)| *n))
+        .collect();
+    assert_eq!(names, Ext::NAMES);
+}

@@ -192,6 +192,21 @@ pub struct Ext {
 }
 
 impl Ext {
+    /// Every ext attribute's wire name (seed 001 spelling): the strings, then the timestamps.
+    pub const NAMES: [&'static str; 11] = [
+        "customerID",
+        "customerSegment",
+        "productType",
+        "productSubtype",
+        "resultCode",
+        "sourceProcessType",
+        "sourceProcessSubtype",
+        "sourceTenant",
+        "sourceFirstCreatedDateTime",
+        "sourceCreatedDateTime",
+        "sourceDueDateTime",
+    ];
+
     /// The string-valued ext attributes with their wire names (seed 001 spelling).
     pub fn strings(&self) -> [(&'static str, Option<&str>); 8] {
         [

@@ -90,19 +90,7 @@ const TASK_PARAMS: &[&str] = &[
     "error",
 ];
 
-const EXT_PARAMS: &[&str] = &[
-    "customerID",
-    "customerSegment",
-    "productType",
-    "productSubtype",
-    "resultCode",
-    "sourceProcessType",
-    "sourceProcessSubtype",
-    "sourceTenant",
-    "sourceFirstCreatedDateTime",
-    "sourceCreatedDateTime",
-    "sourceDueDateTime",
-];
+const EXT_PARAMS: &[&str] = &worklane_domain::Ext::NAMES;
 
 /// Whether `name` can be asked for in `notify_params`: an event or task attribute, an ext
 /// attribute (`customerID` or `ext.customerID`), or a custom attribute (`data.<key>`).
