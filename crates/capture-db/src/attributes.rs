@@ -17,8 +17,9 @@ fn camel(name: &str) -> String {
     }
 }
 
-/// Attributes a source may set, in their camelCase spelling.
-const SETTABLE: [&str; 26] = [
+/// Task attributes a source may set, in their camelCase spelling (the ext ones are
+/// [`worklane_domain::Ext::NAMES`]).
+pub(crate) const TASK_SETTABLE: [&str; 15] = [
     "captureId",
     "tenantId",
     "solutionId",
@@ -34,18 +35,15 @@ const SETTABLE: [&str; 26] = [
     "dueDateTime",
     "expirationDateTime",
     "reprioritizeDateTime",
-    "customerID",
-    "customerSegment",
-    "productType",
-    "productSubtype",
-    "resultCode",
-    "sourceProcessType",
-    "sourceProcessSubtype",
-    "sourceTenant",
-    "sourceFirstCreatedDateTime",
-    "sourceCreatedDateTime",
-    "sourceDueDateTime",
 ];
+
+/// Every attribute a source may set: the task's and the ext ones.
+fn settable_names() -> impl Iterator<Item = &'static str> {
+    TASK_SETTABLE
+        .iter()
+        .chain(worklane_domain::Ext::NAMES.iter())
+        .copied()
+}
 
 /// Attributes the server owns: readable as parameters, never set from a row.
 const SERVER_OWNED: [&str; 16] = [
@@ -76,17 +74,14 @@ pub const QUEUE: &str = "Queue";
 
 /// The settable attribute a column name means, matched without regard to case.
 fn settable(column: &str) -> Option<&'static str> {
-    SETTABLE
-        .iter()
-        .copied()
-        .find(|a| a.eq_ignore_ascii_case(column))
+    settable_names().find(|a| a.eq_ignore_ascii_case(column))
 }
 
 /// Whether `name`, as a parameter, is one of the task's attributes or the seed's special
 /// names (any other name is a row column or a custom data key).
 pub fn is_known_parameter(name: &str) -> bool {
     let c = camel(name);
-    SETTABLE.contains(&c.as_str())
+    settable_names().any(|a| a == c)
         || SERVER_OWNED.contains(&c.as_str())
         || [
             INTERACTION_ID,
@@ -112,10 +107,9 @@ pub fn near_miss(name: &str) -> Option<String> {
         ERROR_DESCRIPTION,
         QUEUE,
     ];
-    SETTABLE
-        .iter()
-        .chain(SERVER_OWNED.iter())
-        .chain(specials.iter())
+    settable_names()
+        .chain(SERVER_OWNED.iter().copied())
+        .chain(specials)
         .find(|k| k.eq_ignore_ascii_case(name))
         .map(|k| k.to_string())
 }

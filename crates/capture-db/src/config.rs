@@ -105,36 +105,18 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     }
 }
 
-/// The keys `defaults` may have: the attributes a source may set (camelCase).
-const DEFAULT_KEYS: [&str; 17] = [
-    "captureId",
-    "tenantId",
-    "solutionId",
-    "departmentId",
-    "processId",
-    "contractId",
-    "businessCalendarId",
-    "channel",
-    "category",
-    "priority",
-    "businessValue",
-    "activationDateTime",
-    "dueDateTime",
-    "expirationDateTime",
-    "reprioritizeDateTime",
-    "ext",
-    "data",
-];
-
 /// Reads `defaults`, refusing a key that is no settable attribute (a misspelled one
 /// would otherwise be ignored).
 fn task_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<TaskFields, D::Error> {
     use serde::de::Error;
     let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-    if let Some(key) = map.keys().find(|k| !DEFAULT_KEYS.contains(&k.as_str())) {
+    // The keys `defaults` may have: the task attributes a source may set, `ext` and `data`.
+    let known =
+        |k: &str| crate::attributes::TASK_SETTABLE.contains(&k) || k == "ext" || k == "data";
+    if let Some(key) = map.keys().find(|k| !known(k)) {
         return Err(D::Error::custom(format!(
-            "defaults.{key}: unknown attribute; one of {}",
-            DEFAULT_KEYS.join(", ")
+            "defaults.{key}: unknown attribute; one of {}, ext, data",
+            crate::attributes::TASK_SETTABLE.join(", ")
         )));
     }
     serde_json::from_value(serde_json::Value::Object(map))

@@ -41,69 +41,45 @@ fn pool_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+/// A pool that connects lazily, with the size and acquire timeout every driver shares,
+/// running startupQuerySql on each new connection.
+macro_rules! lazy_pool {
+    ($options:ty, $opts:expr, $startup:expr) => {{
+        let startup: Option<String> = $startup;
+        <$options>::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(pool_timeout())
+            .after_connect(move |conn, _| {
+                let startup = startup.clone();
+                Box::pin(async move {
+                    if let Some(sql) = startup {
+                        conn.execute(sqlx::raw_sql(&sql)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with($opts)
+    }};
+}
+
 impl NativeSource {
     /// Sets up the pool for `url` without connecting yet.
     pub fn connect(url: &str, startup: Option<String>, tz: TimeZone) -> Result<Self, SourceError> {
         let bad = |e: sqlx::Error| SourceError::Url(format!("bad source url: {e}"));
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(bad)?;
-            let startup = startup.clone();
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
-                    .acquire_timeout(pool_timeout())
-                    .after_connect(move |conn, _| {
-                        let startup = startup.clone();
-                        Box::pin(async move {
-                            if let Some(sql) = startup {
-                                conn.execute(sqlx::raw_sql(&sql)).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy_with(opts),
-            )
+            Pool::Postgres(lazy_pool!(PgPoolOptions, opts, startup.clone()))
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
             let opts = MySqlConnectOptions::from_str(&url).map_err(bad)?;
-            let startup = startup.clone();
-            Pool::MySql(
-                MySqlPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
-                    .acquire_timeout(pool_timeout())
-                    .after_connect(move |conn, _| {
-                        let startup = startup.clone();
-                        Box::pin(async move {
-                            if let Some(sql) = startup {
-                                conn.execute(sqlx::raw_sql(&sql)).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy_with(opts),
-            )
+            Pool::MySql(lazy_pool!(MySqlPoolOptions, opts, startup.clone()))
         } else if url.starts_with("sqlite:") {
             // A source is someone else's database: never create it.
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(bad)?
                 .create_if_missing(false)
                 .busy_timeout(Duration::from_secs(5));
-            let startup = startup.clone();
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
-                    .acquire_timeout(pool_timeout())
-                    .after_connect(move |conn, _| {
-                        let startup = startup.clone();
-                        Box::pin(async move {
-                            if let Some(sql) = startup {
-                                conn.execute(sqlx::raw_sql(&sql)).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy_with(opts),
-            )
+            Pool::Sqlite(lazy_pool!(SqlitePoolOptions, opts, startup.clone()))
         } else {
             return Err(SourceError::Url(format!(
                 "unsupported source url {:?}: use postgres://, mysql://, sqlite: or odbc:",
