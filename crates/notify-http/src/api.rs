@@ -7,19 +7,43 @@
 //!
 //! Errors are `{code, message, parameters}` like the rest of the API.
 
+use crate::config::NotificationTargetConfig;
+use crate::format::Renderer;
+use crate::notifier::render_again;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 use worklane_domain::Timestamp;
 use worklane_engine::Engine;
 use worklane_store::{Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus, StoreError};
 
-/// The routes, relative to `/api/v1`.
-pub fn router(engine: Engine) -> Router {
+/// What the handlers share: the engine, and each configured target's renderer (a
+/// notification delivered at its first attempt is stored without its body, which is
+/// rendered again from its event to be shown).
+#[derive(Clone)]
+struct ApiState {
+    engine: Engine,
+    renderers: Arc<HashMap<String, Renderer>>,
+}
+
+impl FromRef<ApiState> for Engine {
+    fn from_ref(s: &ApiState) -> Self {
+        s.engine.clone()
+    }
+}
+
+/// The routes, relative to `/api/v1`, for the configured `targets`.
+pub fn router(engine: Engine, targets: &[NotificationTargetConfig]) -> Router {
+    let renderers = targets
+        .iter()
+        .map(|t| (t.id.clone(), Renderer::new(t)))
+        .collect();
     Router::new()
         .route("/notifications/{target}/deliveries", get(list))
         .route("/notifications/{target}/deliveries/{id}", get(show))
@@ -28,7 +52,10 @@ pub fn router(engine: Engine) -> Router {
             post(resend),
         )
         .route("/notifications/{target}/replay", post(replay))
-        .with_state(engine)
+        .with_state(ApiState {
+            engine,
+            renderers: Arc::new(renderers),
+        })
 }
 
 /// An API error: an HTTP status and the `{code, message, parameters}` body.
@@ -138,12 +165,17 @@ pub struct DeliveryPage {
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
-    /// The body exactly as sent (JSON), or as text when it is not JSON.
+    /// The body exactly as sent (JSON), or as text when it is not JSON; null when it was
+    /// not stored and cannot be rendered again (the target is no longer configured, or
+    /// its event is gone).
     pub body: serde_json::Value,
     pub attempts: Vec<DeliveryAttempt>,
 }
 
 fn body_value(d: &Delivery) -> serde_json::Value {
+    if d.body.is_empty() {
+        return serde_json::Value::Null;
+    }
     serde_json::from_slice(&d.body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&d.body).into()))
 }
@@ -182,15 +214,24 @@ async fn list(
 }
 
 async fn show(
-    State(engine): State<Engine>,
+    State(state): State<ApiState>,
     Path((target, id)): Path<(String, i64)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let store = engine.store();
-    let d = store
+    let store = state.engine.store();
+    let mut d = store
         .get_delivery(id)
         .await?
         .filter(|d| d.target == target)
         .ok_or_else(|| ApiError::not_found(&target, id))?;
+    if d.body.is_empty() {
+        // Stored without its body: rendered again, the same as sent (GUID and timestamp
+        // come from the delivery and its event), with the target's configuration.
+        if let Some(r) = state.renderers.get(&target) {
+            d.body = render_again(store.as_ref(), r, d.seq, &d.guid)
+                .await?
+                .unwrap_or_default();
+        }
+    }
     let attempts = store.delivery_attempts(id).await?;
     Ok(Json(DeliveryDetail {
         body: body_value(&d),

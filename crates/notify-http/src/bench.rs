@@ -29,10 +29,20 @@ pub struct BenchArgs {
     /// Pending notifications for the dead-target memory run (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     pub pending: usize,
+    /// Runs the receiver inside the benchmark's own process (by default it is a child
+    /// process, as a real receiver is another program).
+    #[arg(long)]
+    pub in_process_receiver: bool,
 }
+
+/// Set in the environment of the receiver child process the benchmark starts.
+const RECEIVER_ENV: &str = "WORKLANE_BENCH_NOTIFY_RECEIVER";
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if std::env::var_os(RECEIVER_ENV).is_some() {
+        return serve_receiver().await;
+    }
     let dir = std::env::temp_dir().join(format!("worklane-bench-notify-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = run_in(&dir, &args).await;
@@ -76,36 +86,121 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// A local receiver that answers 200 to every POST and counts them.
-struct Receiver {
-    url: String,
-    count: Arc<AtomicUsize>,
-    stop: CancellationToken,
+/// A local receiver that answers 200 to every POST to `/hook` and counts them; `GET
+/// /count` tells the count.
+fn receiver_app(count: Arc<AtomicUsize>) -> axum::Router {
+    let c = count.clone();
+    axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(move |_body: axum::body::Bytes| {
+                let c = c.clone();
+                async move {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route(
+            "/count",
+            axum::routing::get(move || async move { count.load(Ordering::Relaxed).to_string() }),
+        )
 }
 
-async fn receiver() -> anyhow::Result<Receiver> {
+/// The receiver child process: prints its address, serves until its stdin closes (the
+/// benchmark has ended, or died).
+async fn serve_receiver() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |_body: axum::body::Bytes| {
-            let c = c.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                StatusCode::OK
-            }
-        }),
-    );
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(s.cancelled_owned())
-            .await;
+    println!("{}", listener.local_addr()?);
+    let app = receiver_app(Arc::new(AtomicUsize::new(0)));
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     });
-    Ok(Receiver { url, count, stop })
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stdin_closed.await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Where the benchmark's receiver runs.
+enum Receiver {
+    InProcess {
+        url: String,
+        count: Arc<AtomicUsize>,
+        stop: CancellationToken,
+    },
+    Child {
+        url: String,
+        count_url: String,
+        client: reqwest::Client,
+        /// Killed when dropped.
+        _child: tokio::process::Child,
+    },
+}
+
+impl Receiver {
+    async fn start(in_process: bool) -> anyhow::Result<Self> {
+        if in_process {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}/hook", listener.local_addr()?);
+            let count = Arc::new(AtomicUsize::new(0));
+            let app = receiver_app(count.clone());
+            let stop = CancellationToken::new();
+            let s = stop.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(s.cancelled_owned())
+                    .await;
+            });
+            return Ok(Self::InProcess { url, count, stop });
+        }
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(RECEIVER_ENV, "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the receiver process")?;
+        let stdout = child.stdout.take().context("receiver stdout")?;
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut line)
+            .await?;
+        let addr = line.trim();
+        anyhow::ensure!(!addr.is_empty(), "the receiver process did not start");
+        Ok(Self::Child {
+            url: format!("http://{addr}/hook"),
+            count_url: format!("http://{addr}/count"),
+            client: reqwest::Client::new(),
+            _child: child,
+        })
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Self::InProcess { url, .. } | Self::Child { url, .. } => url,
+        }
+    }
+
+    /// POSTs received so far.
+    async fn count(&self) -> anyhow::Result<usize> {
+        match self {
+            Self::InProcess { count, .. } => Ok(count.load(Ordering::Relaxed)),
+            Self::Child {
+                count_url, client, ..
+            } => Ok(client.get(count_url).send().await?.text().await?.parse()?),
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Self::InProcess { stop, .. } = self {
+            stop.cancel();
+        }
+    }
 }
 
 async fn start_engine(url: &str) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
@@ -182,8 +277,8 @@ async fn throughput_run(
     );
     let (engine, writer) = start_engine(&url).await?;
     create_tasks(&engine, args.events).await?;
-    let rx = receiver().await?;
-    let cfg = target("bench", &rx.url, args.pool_size)?;
+    let rx = Receiver::start(args.in_process_receiver).await?;
+    let cfg = target("bench", rx.url(), args.pool_size)?;
 
     let cancel = CancellationToken::new();
     let started = Instant::now();
@@ -193,12 +288,7 @@ async fn throughput_run(
     wait_for(
         "every notification delivered",
         Duration::from_secs(600),
-        async || {
-            Ok(
-                rx.count.load(Ordering::Relaxed) >= n
-                    && store.delivery_backlog("bench").await? == 0,
-            )
-        },
+        async || Ok(rx.count().await? >= n && store.delivery_backlog("bench").await? == 0),
     )
     .await?;
     let ours = n as f64 / started.elapsed().as_secs_f64();
@@ -223,18 +313,42 @@ async fn throughput_run(
         .pool_max_idle_per_host(args.pool_size)
         .tcp_nodelay(true)
         .build()?;
-    let before = rx.count.load(Ordering::Relaxed);
+    let before = rx.count().await?;
+    // A task of the runtime, as the notifier's sender is (not the main thread's block_on,
+    // which would give the baseline a thread of its own).
+    let elapsed = tokio::spawn(plain_client_loop(
+        client,
+        rx.url().to_owned(),
+        bodies,
+        args.pool_size,
+    ))
+    .await??;
+    let raw = (rx.count().await? - before) as f64 / elapsed.as_secs_f64();
+    drop(rx);
+    drop(engine);
+    drop(store);
+    let _ = writer.await;
+    Ok((ours, raw))
+}
+
+/// POSTs every body with at most `concurrency` in flight; returns how long it took.
+async fn plain_client_loop(
+    client: reqwest::Client,
+    url: String,
+    bodies: Vec<(String, Vec<u8>)>,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut sends = futures::stream::iter(bodies)
         .map(|(guid, body)| {
             client
-                .post(&rx.url)
+                .post(&url)
                 .header("content-type", "application/json")
                 .header("etag", guid)
                 .body(body)
                 .send()
         })
-        .buffer_unordered(args.pool_size);
+        .buffer_unordered(concurrency);
     while let Some(resp) = sends.next().await {
         let resp = resp?;
         anyhow::ensure!(
@@ -244,12 +358,7 @@ async fn throughput_run(
         );
         resp.bytes().await?;
     }
-    let raw = (rx.count.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
-    rx.stop.cancel();
-    drop(engine);
-    drop(store);
-    let _ = writer.await;
-    Ok((ours, raw))
+    Ok(started.elapsed())
 }
 
 fn rss_kib() -> u64 {

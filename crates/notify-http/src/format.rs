@@ -7,7 +7,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use worklane_domain::{Event, EventType, Task, Timestamp};
+use worklane_domain::{Event, EventType, Timestamp};
 
 /// The body format of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -192,38 +192,43 @@ impl Renderer {
     /// The body for `event`, or None when the target does not want it. `guid` and `at`
     /// (the generation time) are written into it.
     pub fn render(&self, event: &Event, guid: &str, at: Timestamp) -> Option<Vec<u8>> {
-        if !self.wants(event) {
-            return None;
-        }
+        self.wants(event)
+            .then(|| self.render_wanted(event, guid, at))
+    }
+
+    /// The body for `event`, wanted or not (the caller has checked [`Renderer::wants`],
+    /// or renders again a notification it stored without its body).
+    pub fn render_wanted(&self, event: &Event, guid: &str, at: Timestamp) -> Vec<u8> {
         let section = self.sections.get(&event.event_type);
         let body = match self.format {
             Format::Event => event_body(event, section, guid, at),
             Format::ContactProcessed => contact_processed_body(event, section, guid, at),
         };
         // An ordered object of JSON values always serializes.
-        Some(serde_json::to_vec(&body).unwrap_or_default())
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
 /// A JSON object that keeps its keys in insertion order (serde_json's map sorts them).
+/// Keys borrow from the target's configuration and the event.
 #[derive(Debug, Default)]
-struct Ordered(Vec<(String, Value)>);
+struct Ordered<'a>(Vec<(&'a str, Value)>);
 
-impl Ordered {
+impl<'a> Ordered<'a> {
     /// Sets `key`, replacing an earlier value in place.
-    fn set(&mut self, key: &str, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| k == key) {
+    fn set(&mut self, key: &'a str, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_owned(), value)),
+            None => self.0.push((key, value)),
         }
     }
 
     fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == key)
+        self.0.iter().any(|(k, _)| *k == key)
     }
 
     /// Merges a custom object; it never replaces the reserved fields in `keep`.
-    fn merge(&mut self, custom: Option<&Map<String, Value>>, keep: &[&str]) {
+    fn merge(&mut self, custom: Option<&'a Map<String, Value>>, keep: &[&str]) {
         for (k, v) in custom.into_iter().flatten() {
             if !keep.contains(&k.as_str()) {
                 self.set(k, v.clone());
@@ -232,7 +237,7 @@ impl Ordered {
     }
 }
 
-impl Serialize for Ordered {
+impl Serialize for Ordered<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
@@ -242,57 +247,79 @@ impl Serialize for Ordered {
     }
 }
 
-/// Looks an attribute up in the event and its task snapshot (null when unset).
-fn param(event: &Event, task: &Map<String, Value>, name: &str) -> Value {
-    let ev = |v: Option<&String>| v.map_or(Value::Null, |s| Value::String(s.clone()));
+fn string(v: Option<&String>) -> Value {
+    v.map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Looks an attribute up in the event and its task snapshot (null when unset), as the
+/// task's JSON has it.
+fn param(event: &Event, name: &str) -> Value {
+    let t = &event.task;
     match name {
         "eventType" => Value::String(event.event_type.as_str().into()),
         "seq" => Value::from(event.seq),
-        "actor" => ev(event.actor.as_ref()),
-        "reason" => ev(event.reason.as_ref()),
-        "eventDateTime" => Value::String(event.event_date_time.to_string()),
-        "requestId" => ev(event.request_id.as_ref()),
-        "origin" => ev(event.origin.as_ref()),
+        "actor" => string(event.actor.as_ref()),
+        "reason" => string(event.reason.as_ref()),
+        "eventDateTime" => json(&event.event_date_time),
+        "requestId" => string(event.request_id.as_ref()),
+        "origin" => string(event.origin.as_ref()),
         "changes" => Value::from(event.changes.clone()),
-        "data" => task
-            .get("data")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new())),
-        "ext" => task
-            .get("ext")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new())),
+        "brokerId" => json(&t.broker_id),
+        "captureId" => Value::String(t.capture_id.clone()),
+        "capturePointId" => Value::String(t.capture_point_id.clone()),
+        "distributionId" => string(t.distribution_id.as_ref()),
+        "distributionPointId" => string(t.distribution_point_id.as_ref()),
+        "tenantId" => string(t.tenant_id.as_ref()),
+        "solutionId" => string(t.solution_id.as_ref()),
+        "departmentId" => string(t.department_id.as_ref()),
+        "processId" => string(t.process_id.as_ref()),
+        "contractId" => string(t.contract_id.as_ref()),
+        "businessCalendarId" => string(t.business_calendar_id.as_ref()),
+        "channel" => string(t.channel.as_ref()),
+        "category" => string(t.category.as_ref()),
+        "status" => json(&t.status),
+        "priority" => Value::from(t.priority),
+        "businessValue" => json(&t.business_value),
+        "createdDateTime" => json(&t.created_date_time),
+        "heldDateTime" => json(&t.held_date_time),
+        "distributedDateTime" => json(&t.distributed_date_time),
+        "assignedDateTime" => json(&t.assigned_date_time),
+        "completedDateTime" => json(&t.completed_date_time),
+        "activationDateTime" => json(&t.activation_date_time),
+        "dueDateTime" => json(&t.due_date_time),
+        "expirationDateTime" => json(&t.expiration_date_time),
+        "reprioritizeDateTime" => json(&t.reprioritize_date_time),
+        "assignedToUser" => string(t.assigned_to_user.as_ref()),
+        "queue" => string(t.queue.as_ref()),
+        "queueType" => json(&t.queue_type),
+        "queueTarget" => string(t.queue_target.as_ref()),
+        "ext" => json(&t.ext),
+        "data" => json(&t.data),
+        "error" => string(t.error.as_ref()),
         _ => {
             if let Some(key) = name.strip_prefix("data.") {
-                return event
-                    .task
-                    .data
-                    .get(key)
-                    .map_or(Value::Null, |v| Value::String(v.clone()));
+                return string(t.data.get(key));
             }
             let ext_name = name.strip_prefix("ext.").unwrap_or(name);
-            if EXT_PARAMS.contains(&ext_name) {
-                return task
-                    .get("ext")
-                    .and_then(|e| e.get(ext_name))
-                    .cloned()
-                    .unwrap_or(Value::Null);
+            match json(&t.ext) {
+                Value::Object(mut ext) => ext.remove(ext_name).unwrap_or(Value::Null),
+                _ => Value::Null,
             }
-            task.get(name).cloned().unwrap_or(Value::Null)
         }
     }
 }
 
-fn task_map(task: &Task) -> Map<String, Value> {
-    match serde_json::to_value(task) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
-}
-
-fn event_body(event: &Event, section: Option<&EventSection>, guid: &str, at: Timestamp) -> Ordered {
+fn event_body<'a>(
+    event: &'a Event,
+    section: Option<&'a EventSection>,
+    guid: &str,
+    at: Timestamp,
+) -> Ordered<'a> {
     const RESERVED: [&str; 3] = ["event_id", "message_guid", "timestamp"];
-    let task = task_map(&event.task);
     let mut body = Ordered::default();
     body.set("event_id", Value::String(event.event_type.as_str().into()));
     body.set("message_guid", Value::String(guid.into()));
@@ -304,7 +331,7 @@ fn event_body(event: &Event, section: Option<&EventSection>, guid: &str, at: Tim
     };
     for p in params {
         if !RESERVED.contains(&p) {
-            body.set(p, param(event, &task, p));
+            body.set(p, param(event, p));
         }
     }
     body.merge(section.and_then(|s| s.notify_custom.as_ref()), &RESERVED);
@@ -317,20 +344,19 @@ pub fn epoch_millis(t: Timestamp) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-fn contact_processed_body(
-    event: &Event,
-    section: Option<&EventSection>,
+fn contact_processed_body<'a>(
+    event: &'a Event,
+    section: Option<&'a EventSection>,
     guid: &str,
     at: Timestamp,
-) -> Ordered {
+) -> Ordered<'a> {
     const RESERVED: [&str; 3] = ["GSW_MESSAGE", "GSW_MESSAGE_GUID", "GSW_TIMESTAMP"];
-    let task = task_map(&event.task);
     let mut body = Ordered::default();
     body.set("GSW_MESSAGE", Value::String("ContactProcessed".into()));
     body.set("GSW_MESSAGE_GUID", Value::String(guid.into()));
     body.set("GSW_TIMESTAMP", Value::String(epoch_millis(at)));
     for (gsw, attr) in GSW_MAPPING {
-        let v = param(event, &task, attr);
+        let v = param(event, attr);
         let v = match (&v, attr.ends_with("DateTime")) {
             // Times in seed 004's epoch-dot-milliseconds form.
             (Value::String(s), true) => match s.parse::<Timestamp>() {
@@ -356,7 +382,7 @@ fn contact_processed_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use worklane_domain::BrokerId;
+    use worklane_domain::{BrokerId, Task};
 
     fn task() -> Task {
         serde_json::from_value(serde_json::json!({

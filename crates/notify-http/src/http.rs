@@ -4,10 +4,10 @@
 use crate::config::{redact_url, NotificationTargetConfig};
 use crate::retry::{parse_retry_after, Failure};
 use crate::signing::Signer;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, ETAG, RETRY_AFTER};
 use std::time::{Duration, Instant, SystemTime};
 use worklane_domain::Timestamp;
-use worklane_store::Delivery;
 
 /// Why a target's HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -86,20 +86,21 @@ pub struct Poster {
 }
 
 impl Poster {
-    /// POSTs the delivery's stored body, byte for byte, with its GUID in `ETag`.
-    pub async fn post(&self, d: &Delivery) -> Sent {
+    /// POSTs a notification's body, byte for byte, with its GUID in `ETag`. `kind` and
+    /// `id` name it in debug logs (`delivery` and its id, or `seq` while not stored).
+    pub async fn post(&self, guid: &str, body: Bytes, kind: &'static str, id: i64) -> Sent {
         let attempted_at = Timestamp::now();
-        let mut req = self.client.post(&self.uri).body(d.body.clone());
-        if let Ok(etag) = HeaderValue::from_str(&d.guid) {
+        let mut req = self.client.post(&self.uri).body(body.clone());
+        if let Ok(etag) = HeaderValue::from_str(guid) {
             req = req.header(ETAG, etag);
         }
         if self.signer.is_enabled() {
             // Signed at send time, so a receiver's replay window holds for late retries;
             // the body and its own timestamp stay those of the notification.
             let ts = attempted_at.as_second();
-            if let Some(sig) = self.signer.signature(&d.guid, ts, &d.body) {
+            if let Some(sig) = self.signer.signature(guid, ts, &body) {
                 req = req
-                    .header("webhook-id", d.guid.as_str())
+                    .header("webhook-id", guid)
                     .header("webhook-timestamp", ts.to_string())
                     .header("webhook-signature", sig);
             }
@@ -109,9 +110,10 @@ impl Poster {
                 target: "worklane::notify::debug",
                 notification_target = %self.target,
                 uri = %redact_url(&self.uri),
-                delivery = d.id,
-                guid = %d.guid,
-                body = %String::from_utf8_lossy(&d.body),
+                kind,
+                id,
+                guid = %guid,
+                body = %String::from_utf8_lossy(&body),
                 "notification request"
             );
         }
@@ -132,7 +134,8 @@ impl Poster {
                     tracing::info!(
                         target: "worklane::notify::debug",
                         notification_target = %self.target,
-                        delivery = d.id,
+                        kind,
+                        id,
                         status = status.as_u16(),
                         headers = headers.unwrap_or_default(),
                         body = %body.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
@@ -163,7 +166,8 @@ impl Poster {
                     tracing::info!(
                         target: "worklane::notify::debug",
                         notification_target = %self.target,
-                        delivery = d.id,
+                        kind,
+                        id,
                         error = %msg,
                         "notification failed"
                     );

@@ -33,3 +33,30 @@ pub fn describe() {
     );
     metrics::describe_gauge!(BACKLOG, "Pending HTTP notifications");
 }
+
+/// A target's metric handles, looked up once (a lookup per request costs more than the
+/// update).
+#[derive(Debug, Clone)]
+pub struct TargetMetrics {
+    pub enqueued: metrics::Counter,
+    pub delivered: metrics::Counter,
+    pub failed: metrics::Counter,
+    pub retried: metrics::Counter,
+    pub latency: metrics::Histogram,
+    pub backlog: metrics::Gauge,
+}
+
+impl TargetMetrics {
+    /// The handles of target `id`.
+    pub fn new(id: &str) -> Self {
+        let label = || [("target", id.to_owned())];
+        Self {
+            enqueued: metrics::counter!(ENQUEUED, &label()),
+            delivered: metrics::counter!(DELIVERED, &label()),
+            failed: metrics::counter!(FAILED, &label()),
+            retried: metrics::counter!(RETRIED, &label()),
+            latency: metrics::histogram!(LATENCY, &label()),
+            backlog: metrics::gauge!(BACKLOG, &label()),
+        }
+    }
+}

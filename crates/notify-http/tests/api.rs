@@ -14,11 +14,15 @@ const T: Duration = Duration::from_secs(20);
 /// server holds an engine handle, which must go before the engine can drain).
 async fn serve(
     engine: worklane_engine::Engine,
+    targets: &[worklane_notify_http::NotificationTargetConfig],
     stop: tokio_util::sync::CancellationToken,
 ) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().nest("/api/v1", worklane_notify_http::api::router(engine));
+    let app = axum::Router::new().nest(
+        "/api/v1",
+        worklane_notify_http::api::router(engine, targets),
+    );
     let h = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -56,9 +60,10 @@ async fn list_show_resend_and_replay() {
         }
     });
     let mut wl = Worklane::fresh().await;
-    wl.notify(target("t", &rx.url, ""));
+    let cfg = target("t", &rx.url, "");
+    wl.notify(cfg.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let (server, api) = serve(wl.engine.clone(), stop.clone()).await;
+    let (server, api) = serve(wl.engine.clone(), &[cfg], stop.clone()).await;
     wl.create("a").await;
     wl.create("b").await;
     wait_for("both failed", T, || async {
@@ -104,20 +109,64 @@ async fn list_show_resend_and_replay() {
     })
     .await;
 
-    // Replay from the first event: both notifications go out again, same GUIDs.
+    // Delivered at its first attempt: stored without its body, shown rendered again,
+    // byte for byte what was sent, with the delivering attempt.
+    wl.create("c").await;
+    wait_for("c delivered", T, || async {
+        let d = wl.deliveries("t").await;
+        d.len() == 3 && d[2].status == worklane_store::DeliveryStatus::Delivered
+    })
+    .await;
+    let c = wl.deliveries("t").await.remove(2);
+    let show = NotificationsCommand::Show(DeliveryArgs {
+        target: "t".into(),
+        id: c.id,
+    });
+    let detail = execute(&args(&server, show)).await.unwrap();
+    let sent = rx
+        .got()
+        .into_iter()
+        .find(|r| r.json["message_guid"] == c.guid.as_str())
+        .unwrap();
+    assert_eq!(detail["body"], sent.json);
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["statusCode"], 200);
+    assert!(attempts[0].get("id").is_none());
+
+    // Replay from the first event: every notification goes out again, same GUIDs and
+    // bodies (c's rendered again from its event).
     let replay = NotificationsCommand::Replay(ReplayArgs {
         target: "t".into(),
         from_seq: 1,
     });
     let r = execute(&args(&server, replay)).await.unwrap();
-    assert_eq!(r["reset"], 2);
-    wait_for("replayed", T, || wl.all_delivered("t", 2)).await;
-    let guids: std::collections::HashSet<String> = rx
-        .got()
+    assert_eq!(r["reset"], 3);
+    wait_for("replayed", T, || async {
+        wl.all_delivered("t", 3).await
+            && rx
+                .got()
+                .iter()
+                .filter(|r| r.json["message_guid"] == c.guid.as_str())
+                .count()
+                == 2
+    })
+    .await;
+    let got = rx.got();
+    let guids: std::collections::HashSet<String> = got
         .iter()
         .map(|r| r.json["message_guid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(guids.len(), 2);
+    assert_eq!(guids.len(), 3);
+    let c_bodies: Vec<_> = got
+        .iter()
+        .filter(|r| r.json["message_guid"] == c.guid.as_str())
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(
+        c_bodies[0], c_bodies[1],
+        "a resent body is the one first sent"
+    );
 
     // Errors have the API's shape.
     let missing = NotificationsCommand::Show(DeliveryArgs {

@@ -321,6 +321,43 @@ async fn a_restart_with_retries_pending_delivers_everything_with_the_same_guids(
 }
 
 #[tokio::test]
+async fn a_crash_before_recording_sends_again_with_the_same_guids() {
+    let rx = http_receiver().await;
+    rx.behave(|_, _| Reply::Hang);
+    let url = worklane_store::testing::fresh_sqlite_url();
+    let mut wl = Worklane::start(&url).await;
+    wl.notify(target("t", &rx.url, "http_response_timeout = \"60s\"\n"));
+    for i in 0..10 {
+        wl.create(&format!("c{i}")).await;
+    }
+    wait_until("every notification in flight", T, || rx.count() == 10).await;
+    let first: HashMap<i64, Received> = rx
+        .got()
+        .into_iter()
+        .map(|r| (r.json["seq"].as_i64().unwrap(), r))
+        .collect();
+    // Nothing answered, nothing recorded: the log position has not moved.
+    assert!(wl.deliveries("t").await.is_empty());
+    wl.crash().await;
+
+    rx.behave(|_, _| Reply::Status(200));
+    let mut wl = Worklane::start(&url).await;
+    wl.notify(target("t", &rx.url, ""));
+    wait_for("all delivered after the crash", T, || {
+        wl.all_delivered("t", 10)
+    })
+    .await;
+    let again: Vec<Received> = rx.got().into_iter().skip(10).collect();
+    assert_eq!(again.len(), 10, "each sent once more");
+    for r in again {
+        let before = &first[&r.json["seq"].as_i64().unwrap()];
+        assert_eq!(r.headers["etag"], before.headers["etag"], "same GUID");
+        assert_eq!(r.body, before.body, "byte-identical body");
+    }
+    wl.stop().await;
+}
+
+#[tokio::test]
 async fn contact_processed_sends_one_message_per_finished_task() {
     let rx = http_receiver().await;
     let mut wl = Worklane::fresh().await;

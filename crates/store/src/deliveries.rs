@@ -1,8 +1,12 @@
 //! Pending and finished HTTP notifications ("deliveries") and their attempts.
 //!
-//! The notifier turns events into delivery rows whose body, GUID and timestamp are fixed
-//! at creation, claims due rows in batches with a short lease, and records each attempt's
-//! result. Everything lives in the store so nothing is lost across restarts.
+//! A notifier reads the event log from a durable position, sends each wanted event's
+//! notification at once, and records it afterwards, together with the position, in one
+//! transaction ([`DeliveryStore::record_deliveries`]): a delivered one as one row without
+//! its body (its body is a pure function of the event, GUID and timestamp), one that must
+//! be retried or wait behind an earlier one of its task as a pending row with its body.
+//! Pending rows are claimed in batches with a short lease and their attempts recorded.
+//! Events past the position are sent again after a crash, with the same GUIDs.
 
 use crate::{micros, StoreError};
 use async_trait::async_trait;
@@ -85,6 +89,9 @@ pub struct Delivery {
     pub next_attempt_at: Timestamp,
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
+    /// When the last attempt was made, and how long it took.
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_latency_us: Option<i64>,
     pub updated_at: Timestamp,
 }
 
@@ -92,7 +99,10 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryAttempt {
-    pub id: i64,
+    /// The attempt row's id; none for the attempt that delivered, which is kept on the
+    /// delivery itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
     pub delivery_id: i64,
     pub attempted_at: Timestamp,
     /// The HTTP status, when an answer came.
@@ -122,13 +132,35 @@ pub struct AttemptResult {
     pub outcome: AttemptOutcome,
 }
 
-/// What [`DeliveryStore::enqueue_and_lease`] did.
-#[derive(Debug, Clone, Default)]
-pub struct Enqueued {
-    /// Deliveries written (those already there are not counted).
-    pub added: u64,
-    /// The new deliveries leased to the caller, oldest seq first.
-    pub leased: Vec<Delivery>,
+/// A notification sent (or held back) before it was stored, written with the result of
+/// its first attempt: delivered (a row without body), to be retried or failed (a row
+/// with its body and the attempt), or, without an attempt, pending behind an earlier
+/// notification of its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDelivery {
+    pub delivery: NewDelivery,
+    /// Its first attempt (`delivery_id` is not read).
+    pub attempt: Option<AttemptResult>,
+}
+
+/// What a notifier writes in one transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliveryRecords<'a> {
+    /// New rows; a (target, seq) already there is left alone.
+    pub new: &'a [RecordedDelivery],
+    /// Attempts of stored (claimed) deliveries.
+    pub results: &'a [AttemptResult],
+    /// A consumer position to save: (consumer name, seq).
+    pub cursor: Option<(&'a str, i64)>,
+}
+
+/// What the store holds of a run of events for one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownDeliveries {
+    /// The events (seqs) that already have a delivery.
+    pub existing: std::collections::HashSet<i64>,
+    /// The tasks (brokerIds) asked about that have a pending delivery.
+    pub pending_tasks: std::collections::HashSet<i64>,
 }
 
 /// Filters and keyset paging for [`DeliveryStore::list_deliveries`].
@@ -156,29 +188,71 @@ pub trait DeliveryStore: Send + Sync {
         now: Timestamp,
     ) -> Result<i64, StoreError>;
 
-    /// Writes new deliveries in large batches; a (target, seq) already there is left
-    /// alone (with its GUID). Returns how many were added.
+    /// Writes new rows, records attempts of stored deliveries and saves a position, in
+    /// one transaction. Returns how many new rows were added.
+    async fn record_deliveries(
+        &self,
+        records: DeliveryRecords<'_>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Writes new pending deliveries (never attempted); a (target, seq) already there is
+    /// left alone (with its GUID).
+    /// Returns how many were added.
     async fn enqueue_deliveries(
         &self,
         rows: &[NewDelivery],
         now: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let new: Vec<RecordedDelivery> = rows
+            .iter()
+            .map(|r| RecordedDelivery {
+                delivery: r.clone(),
+                attempt: None,
+            })
+            .collect();
+        self.record_deliveries(
+            DeliveryRecords {
+                new: &new,
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+    }
 
-    /// Like [`DeliveryStore::enqueue_deliveries`] (all `rows` of one target), and in the
-    /// same transaction leases up to `max_leased` of them until `lease_until` and returns
-    /// those, so a sender can post them at once without claiming them: each task's first
-    /// row here, when the task has no pending delivery already (per-task order holds).
-    async fn enqueue_and_lease(
+    /// Records attempts of stored deliveries and moves them on, in one transaction.
+    async fn finish_attempts(
         &self,
-        rows: &[NewDelivery],
+        results: &[AttemptResult],
         now: Timestamp,
-        lease_until: Timestamp,
-        max_leased: usize,
-    ) -> Result<Enqueued, StoreError>;
+    ) -> Result<(), StoreError> {
+        self.record_deliveries(
+            DeliveryRecords {
+                results,
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Which events in `from_seq..=to_seq` already have a delivery for `target`, and
+    /// which of `broker_ids` have a pending one (a new notification of theirs must wait
+    /// behind it).
+    async fn known_deliveries(
+        &self,
+        target: &str,
+        from_seq: i64,
+        to_seq: i64,
+        broker_ids: &[i64],
+    ) -> Result<KnownDeliveries, StoreError>;
 
     /// Leases up to `limit` due deliveries of `target` until `lease_until` and returns
     /// them, oldest seq first. Only a task's oldest pending delivery is ever due, so a
-    /// task's notifications go out in order.
+    /// task's notifications go out in order. A delivery stored without its body (it was
+    /// delivered at its first attempt, then resent) comes with an empty body.
     async fn claim_deliveries(
         &self,
         target: &str,
@@ -190,13 +264,6 @@ pub trait DeliveryStore: Send + Sync {
     /// Makes leased deliveries of `target` due now (at start-up: the previous run's
     /// in-flight requests are sent again).
     async fn release_deliveries(&self, target: &str, now: Timestamp) -> Result<u64, StoreError>;
-
-    /// Records attempts and moves their deliveries on, in one transaction.
-    async fn finish_attempts(
-        &self,
-        results: &[AttemptResult],
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
 
     /// The earliest next attempt among `target`'s pending deliveries.
     async fn next_delivery_due(&self, target: &str) -> Result<Option<Timestamp>, StoreError>;
@@ -235,14 +302,21 @@ pub trait DeliveryStore: Send + Sync {
     async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError>;
 }
 
-/// Deliveries written per INSERT statement (10 parameters each, well under SQLite's
+/// Deliveries written per INSERT statement (15 parameters each, well under SQLite's
 /// limit of 32766). Statements built for a batch are not kept in the connection's
 /// statement cache (`persistent(false)`): each batch size is a new statement text, and
 /// caching up to a hundred large prepared statements per connection costs tens of MB.
 const INSERT_CHUNK: usize = 1000;
 
 const COLUMNS: &str = "id, target, seq, broker_id, event_type, guid, created_at, status, \
-                       attempts, next_attempt_at, last_status_code, last_error, updated_at";
+                       attempts, next_attempt_at, last_status_code, last_error, \
+                       last_attempt_at, last_latency_us, updated_at";
+
+/// The columns a new row is written with (`RecordedDelivery`), in `push_new_rows!` order.
+const NEW_COLUMNS: &str = "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, \
+                           created_at, status, attempts, next_attempt_at, leased, \
+                           last_status_code, last_error, last_attempt_at, last_latency_us, \
+                           updated_at) ";
 
 fn ts(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -262,6 +336,8 @@ struct DeliveryRow {
     next_attempt_at: i64,
     last_status_code: Option<i64>,
     last_error: Option<String>,
+    last_attempt_at: Option<i64>,
+    last_latency_us: Option<i64>,
     updated_at: i64,
 }
 
@@ -283,6 +359,8 @@ impl DeliveryRow {
             next_attempt_at: ts(self.next_attempt_at),
             last_status_code: self.last_status_code,
             last_error: self.last_error,
+            last_attempt_at: self.last_attempt_at.map(ts),
+            last_latency_us: self.last_latency_us,
             updated_at: ts(self.updated_at),
         }
     }
@@ -324,6 +402,54 @@ macro_rules! load_bodies {
     }};
 }
 
+/// The attempt columns, in `push_attempt!` order.
+const ATTEMPT_COLUMNS: &str =
+    "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_us, error) ";
+
+/// Binds one attempt row (`ATTEMPT_COLUMNS`).
+macro_rules! push_attempt {
+    ($b:expr, $id:expr, $a:expr) => {{
+        let a: &AttemptResult = $a;
+        $b.push_bind($id)
+            .push_bind(micros(a.attempted_at))
+            .push_bind(a.status_code)
+            .push_bind(a.latency_us)
+            .push_bind(a.error.as_deref());
+    }};
+}
+
+/// Pushes the VALUES of new rows (`NEW_COLUMNS`) for `RecordedDelivery`s.
+macro_rules! push_new_rows {
+    ($qb:expr, $rows:expr, $now:expr) => {{
+        let now: i64 = $now;
+        $qb.push_values($rows, |mut b, r: &&RecordedDelivery| {
+            let d = &r.delivery;
+            let a = r.attempt.as_ref();
+            let (status, attempts, next) = match a.map(|a| a.outcome) {
+                None => ("pending", 0_i64, now),
+                Some(AttemptOutcome::Delivered) => ("delivered", 1, now),
+                Some(AttemptOutcome::Retry(at)) => ("pending", 1, micros(at)),
+                Some(AttemptOutcome::Failed) => ("failed", 1, now),
+            };
+            b.push_bind(d.target.as_str())
+                .push_bind(d.seq)
+                .push_bind(d.broker_id)
+                .push_bind(d.event_type.as_str())
+                .push_bind(d.guid.as_str())
+                .push_bind(micros(d.created_at))
+                .push_bind(status)
+                .push_bind(attempts)
+                .push_bind(next)
+                .push_bind(false)
+                .push_bind(a.and_then(|a| a.status_code))
+                .push_bind(a.and_then(|a| a.error.as_deref()))
+                .push_bind(a.map(|a| micros(a.attempted_at)))
+                .push_bind(a.map(|a| a.latency_us))
+                .push_bind(now);
+        });
+    }};
+}
+
 /// Implements [`DeliveryStore`] for a backend with `read()` and `write()` pools.
 /// `$lock` ends the claim's inner SELECT (PostgreSQL skips rows another server holds).
 macro_rules! impl_delivery_store {
@@ -354,117 +480,153 @@ macro_rules! impl_delivery_store {
                 Ok(seq)
             }
 
-            async fn enqueue_deliveries(
+            async fn record_deliveries(
                 &self,
-                rows: &[NewDelivery],
+                records: DeliveryRecords<'_>,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
-                Ok(self.enqueue_and_lease(rows, now, now, 0).await?.added)
-            }
-
-            async fn enqueue_and_lease(
-                &self,
-                rows: &[NewDelivery],
-                now: Timestamp,
-                lease_until: Timestamp,
-                max_leased: usize,
-            ) -> Result<Enqueued, StoreError> {
-                let mut out = Enqueued::default();
-                if rows.is_empty() {
-                    return Ok(out);
-                }
-                let (now_us, lease_us) = (micros(now), micros(lease_until));
+                let now = micros(now);
+                let mut added = 0;
                 let mut tx = self.write().begin().await?;
-                let mut lease = std::collections::HashSet::new();
-                if max_leased > 0 {
-                    // Each task's first row, unless an earlier one of it is still pending.
-                    let mut seen = std::collections::HashSet::new();
-                    let firsts: Vec<(i64, i64)> = rows
-                        .iter()
-                        .filter(|r| seen.insert(r.broker_id))
-                        .map(|r| (r.broker_id, r.seq))
-                        .collect();
-                    let mut blocked = std::collections::HashSet::new();
-                    for chunk in firsts.chunks(INSERT_CHUNK) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT DISTINCT broker_id FROM deliveries WHERE status = 'pending' \
-                             AND target = ",
-                        );
-                        qb.push_bind(rows[0].target.clone()).push(" AND broker_id IN (");
-                        let mut sep = qb.separated(", ");
-                        for (b, _) in chunk {
-                            sep.push_bind(*b);
-                        }
-                        qb.push(")");
-                        let found: Vec<(i64,)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-                        blocked.extend(found.into_iter().map(|r| r.0));
-                    }
-                    lease.extend(
-                        firsts
-                            .iter()
-                            .filter(|(b, _)| !blocked.contains(b))
-                            .take(max_leased)
-                            .map(|(_, seq)| *seq),
-                    );
-                }
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, \
-                         created_at, status, next_attempt_at, leased, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        let leased = lease.contains(&r.seq);
-                        b.push_bind(r.target.clone())
-                            .push_bind(r.seq)
-                            .push_bind(r.broker_id)
-                            .push_bind(r.event_type.clone())
-                            .push_bind(r.guid.clone())
-                            .push_bind(micros(r.created_at))
-                            .push_bind(DeliveryStatus::Pending.as_str())
-                            .push_bind(if leased { lease_us } else { now_us })
-                            .push_bind(leased)
-                            .push_bind(now_us);
+                // Delivered at the first attempt, by far the most common: one row, no body,
+                // nothing returned.
+                let (delivered, kept): (Vec<&RecordedDelivery>, Vec<&RecordedDelivery>) =
+                    records.new.iter().partition(|r| {
+                        r.attempt.as_ref().is_some_and(|a| a.outcome == AttemptOutcome::Delivered)
                     });
+                for chunk in delivered.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(NEW_COLUMNS);
+                    push_new_rows!(qb, chunk, now);
+                    qb.push(" ON CONFLICT (target, seq) DO NOTHING");
+                    added += qb.build().persistent(false).execute(&mut *tx).await?.rows_affected();
+                }
+                for chunk in kept.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(NEW_COLUMNS);
+                    push_new_rows!(qb, chunk, now);
                     qb.push(" ON CONFLICT (target, seq) DO NOTHING RETURNING id, seq");
                     let ids: Vec<(i64, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     if ids.is_empty() {
                         continue;
                     }
-                    out.added += ids.len() as u64;
-                    let by_seq: std::collections::HashMap<i64, &NewDelivery> =
-                        chunk.iter().map(|r| (r.seq, r)).collect();
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO delivery_bodies (id, body) ",
-                    );
+                    added += ids.len() as u64;
+                    let by_seq: std::collections::HashMap<i64, &RecordedDelivery> =
+                        chunk.iter().map(|r| (r.delivery.seq, *r)).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_bodies (id, body) ");
                     qb.push_values(&ids, |mut b, (id, seq)| {
-                        b.push_bind(*id)
-                            .push_bind(by_seq.get(seq).map(|r| r.body.clone()).unwrap_or_default());
+                        b.push_bind(*id).push_bind(
+                            by_seq.get(seq).map(|r| r.delivery.body.as_slice()).unwrap_or_default(),
+                        );
                     });
                     qb.build().persistent(false).execute(&mut *tx).await?;
-                    for (id, seq) in &ids {
-                        let Some(r) = by_seq.get(seq).filter(|_| lease.contains(seq)) else {
-                            continue;
-                        };
-                        out.leased.push(Delivery {
-                            id: *id,
-                            target: r.target.clone(),
-                            seq: r.seq,
-                            broker_id: r.broker_id,
-                            event_type: r.event_type.clone(),
-                            guid: r.guid.clone(),
-                            created_at: r.created_at,
-                            body: r.body.clone(),
-                            status: DeliveryStatus::Pending,
-                            attempts: 0,
-                            next_attempt_at: lease_until,
-                            last_status_code: None,
-                            last_error: None,
-                            updated_at: now,
+                    let attempts: Vec<(i64, &AttemptResult)> = ids
+                        .iter()
+                        .filter_map(|(id, seq)| Some((*id, by_seq.get(seq)?.attempt.as_ref()?)))
+                        .collect();
+                    if !attempts.is_empty() {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(ATTEMPT_COLUMNS);
+                        qb.push_values(attempts, |mut b, (id, a)| {
+                            push_attempt!(b, id, a);
                         });
+                        qb.build().persistent(false).execute(&mut *tx).await?;
                     }
                 }
+                // Attempts of stored deliveries; the one that delivers stays on the row.
+                let failed: Vec<&AttemptResult> = records
+                    .results
+                    .iter()
+                    .filter(|r| r.outcome != AttemptOutcome::Delivered)
+                    .collect();
+                for chunk in failed.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(ATTEMPT_COLUMNS);
+                    qb.push_values(chunk, |mut b, r| {
+                        push_attempt!(b, r.delivery_id, r);
+                    });
+                    qb.build().persistent(false).execute(&mut *tx).await?;
+                }
+                for r in records.results {
+                    let (status, next) = match r.outcome {
+                        AttemptOutcome::Delivered => ("delivered", None),
+                        AttemptOutcome::Retry(at) => ("pending", Some(micros(at))),
+                        AttemptOutcome::Failed => ("failed", None),
+                    };
+                    sqlx::query(
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, leased = FALSE, \
+                         next_attempt_at = COALESCE($2, next_attempt_at), last_status_code = $3, \
+                         last_error = $4, last_attempt_at = $5, last_latency_us = $6, updated_at = $7 \
+                         WHERE id = $8 AND status = 'pending'",
+                    )
+                    .bind(status)
+                    .bind(next)
+                    .bind(r.status_code)
+                    .bind(r.error.as_deref())
+                    .bind(micros(r.attempted_at))
+                    .bind(r.latency_us)
+                    .bind(now)
+                    .bind(r.delivery_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((consumer, seq)) = records.cursor {
+                    sqlx::query(
+                        "INSERT INTO cursors (consumer, seq, updated_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(consumer)
+                    .bind(seq)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                out.leased.sort_by_key(|d| d.seq);
+                Ok(added)
+            }
+
+            async fn known_deliveries(
+                &self,
+                target: &str,
+                from_seq: i64,
+                to_seq: i64,
+                broker_ids: &[i64],
+            ) -> Result<KnownDeliveries, StoreError> {
+                let mut out = KnownDeliveries::default();
+                let mut conn = self.read().acquire().await?;
+                // One round trip: the seqs there, and -1 when anything of the target is
+                // pending (a healthy target has nothing pending: one probe of the due index).
+                let seqs: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT seq FROM deliveries WHERE target = $1 AND seq >= $2 AND seq <= $3 \
+                     UNION ALL SELECT -1 WHERE EXISTS \
+                     (SELECT 1 FROM deliveries WHERE target = $1 AND status = 'pending')",
+                )
+                .bind(target)
+                .bind(from_seq)
+                .bind(to_seq)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut any_pending = false;
+                for (seq,) in seqs {
+                    if seq < 0 {
+                        any_pending = true;
+                    } else {
+                        out.existing.insert(seq);
+                    }
+                }
+                if !any_pending {
+                    return Ok(out);
+                }
+                for chunk in broker_ids.chunks(INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT DISTINCT broker_id FROM deliveries WHERE status = 'pending' AND target = ",
+                    );
+                    qb.push_bind(target).push(" AND broker_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for b in chunk {
+                        sep.push_bind(*b);
+                    }
+                    qb.push(")");
+                    let found: Vec<(i64,)> = qb.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
+                    out.pending_tasks.extend(found.into_iter().map(|r| r.0));
+                }
                 Ok(out)
             }
 
@@ -514,87 +676,6 @@ macro_rules! impl_delivery_store {
                 .execute(self.write())
                 .await?;
                 Ok(r.rows_affected())
-            }
-
-            async fn finish_attempts(
-                &self,
-                results: &[AttemptResult],
-                now: Timestamp,
-            ) -> Result<(), StoreError> {
-                if results.is_empty() {
-                    return Ok(());
-                }
-                let now = micros(now);
-                let mut tx = self.write().begin().await?;
-                for chunk in results.chunks(INSERT_CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, \
-                         latency_us, error) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.delivery_id)
-                            .push_bind(micros(r.attempted_at))
-                            .push_bind(r.status_code)
-                            .push_bind(r.latency_us)
-                            .push_bind(r.error.clone());
-                    });
-                    qb.build().persistent(false).execute(&mut *tx).await?;
-                }
-                // Successes, by far the most common, go in one statement per status code.
-                let mut delivered: std::collections::BTreeMap<Option<i64>, Vec<i64>> =
-                    Default::default();
-                for r in results {
-                    match r.outcome {
-                        AttemptOutcome::Delivered => {
-                            delivered.entry(r.status_code).or_default().push(r.delivery_id)
-                        }
-                        AttemptOutcome::Retry(at) => {
-                            sqlx::query(
-                                "UPDATE deliveries SET attempts = attempts + 1, leased = FALSE, \
-                                 next_attempt_at = $1, last_status_code = $2, last_error = $3, \
-                                 updated_at = $4 WHERE id = $5 AND status = 'pending'",
-                            )
-                            .bind(micros(at))
-                            .bind(r.status_code)
-                            .bind(&r.error)
-                            .bind(now)
-                            .bind(r.delivery_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        AttemptOutcome::Failed => {
-                            sqlx::query(
-                                "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, \
-                                 leased = FALSE, last_status_code = $1, last_error = $2, \
-                                 updated_at = $3 WHERE id = $4 AND status = 'pending'",
-                            )
-                            .bind(r.status_code)
-                            .bind(&r.error)
-                            .bind(now)
-                            .bind(r.delivery_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-                for (code, ids) in delivered {
-                    for chunk in ids.chunks(INSERT_CHUNK) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, \
-                             leased = FALSE, last_error = NULL, last_status_code = ",
-                        );
-                        qb.push_bind(code).push(", updated_at = ").push_bind(now);
-                        qb.push(" WHERE id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(*id);
-                        }
-                        qb.push(")");
-                        qb.build().persistent(false).execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn next_delivery_due(
@@ -659,17 +740,35 @@ macro_rules! impl_delivery_store {
                 .bind(id)
                 .fetch_all(self.read())
                 .await?;
-                Ok(rows
+                let mut out: Vec<DeliveryAttempt> = rows
                     .into_iter()
                     .map(|r| DeliveryAttempt {
-                        id: r.id,
+                        id: Some(r.id),
                         delivery_id: r.delivery_id,
                         attempted_at: ts(r.attempted_at),
                         status_code: r.status_code,
                         latency_us: r.latency_us,
                         error: r.error,
                     })
-                    .collect())
+                    .collect();
+                let delivering: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT last_attempt_at, last_status_code, last_latency_us FROM deliveries \
+                     WHERE id = $1 AND status = 'delivered'",
+                )
+                .bind(id)
+                .fetch_optional(self.read())
+                .await?;
+                if let Some((Some(at), code, Some(latency_us))) = delivering {
+                    out.push(DeliveryAttempt {
+                        id: None,
+                        delivery_id: id,
+                        attempted_at: ts(at),
+                        status_code: code,
+                        latency_us,
+                        error: None,
+                    });
+                }
+                Ok(out)
             }
 
             async fn resend_delivery(

@@ -12,8 +12,8 @@ mod sqlite;
 
 pub use command::{Command, CommandResult, Op, Outcome};
 pub use deliveries::{
-    AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
-    DeliveryStore, Enqueued, NewDelivery,
+    AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
+    DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

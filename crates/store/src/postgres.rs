@@ -55,6 +55,21 @@ pub(crate) mod ops {
     type Db = sqlx::Postgres;
     shared_ops!();
 
+    /// `(seq, body)` of up to `limit` events after `after`, oldest first.
+    pub(crate) async fn read_events_after(
+        conn: &mut Conn,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?,
+        )
+    }
+
     async fn next_n(conn: &mut Conn, sequence: &str, n: usize) -> Result<Vec<i64>, StoreError> {
         let mut v: Vec<i64> =
             sqlx::query_scalar("SELECT nextval($1::regclass) FROM generate_series(1, $2)")

@@ -2,8 +2,8 @@
 //! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so one macro expands the operations
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
-/// Expands, inside a backend module that defines `type Db`, `alloc_ids` and `alloc_seqs`, the operations
-/// every backend shares.
+/// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs` and
+/// `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::command::{Command, CommandResult, Op, Outcome};
@@ -452,12 +452,7 @@ macro_rules! shared_ops {
             after: i64,
             limit: u32,
         ) -> Result<Vec<Event>, StoreError> {
-            let rows: Vec<(i64, String)> =
-                sqlx::query_as("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(after)
-                    .bind(i64::from(limit.max(1)))
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let rows = read_events_after(conn, after, i64::from(limit.max(1))).await?;
             rows.iter().map(|(s, b)| decode_event(*s, b)).collect()
         }
 

@@ -64,6 +64,33 @@ pub(crate) mod ops {
     type Db = sqlx::Sqlite;
     shared_ops!();
 
+    /// `(seq, body)` of up to `limit` events after `after`, oldest first, read as one
+    /// value: sqlx hands SQLite rows over one at a time from its worker thread, which
+    /// costs more than the reading itself for a batch of small rows. Compact JSON has no
+    /// raw tab or newline, so they separate the parts.
+    pub(crate) async fn read_events_after(
+        conn: &mut Conn,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let (all,): (Option<String>,) = sqlx::query_as(
+            "SELECT group_concat(seq || char(9) || body, char(10) ORDER BY seq) FROM \
+             (SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2)",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_one(&mut *conn)
+        .await?;
+        all.as_deref()
+            .unwrap_or_default()
+            .split_terminator('\n')
+            .map(|line| {
+                let (seq, body) = line.split_once('\t').unwrap_or((line, ""));
+                Ok((serde_json::from_str(seq)?, body.to_owned()))
+            })
+            .collect()
+    }
+
     /// The next `n` values after the larger of the table's AUTOINCREMENT counter and its
     /// largest key: SQLite's writer is alone, so they are free until commit.
     async fn next_n(

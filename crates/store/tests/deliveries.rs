@@ -151,33 +151,118 @@ async fn claims_respect_lease_and_task_order(s: Arc<dyn Store>) {
     assert_eq!(of_task.len(), 3);
 }
 
-async fn enqueue_can_lease_each_tasks_first_row(s: Arc<dyn Store>) {
-    // Task 3 already has a pending delivery: its new one must wait behind it.
-    s.enqueue_deliveries(&[row("t", 1, 3)], at(0))
+fn recorded(seq: i64, broker_id: i64, outcome: Option<AttemptOutcome>) -> RecordedDelivery {
+    RecordedDelivery {
+        delivery: row("t", seq, broker_id),
+        attempt: outcome.map(|o| {
+            result(
+                0,
+                o,
+                Some(if o == AttemptOutcome::Delivered {
+                    200
+                } else {
+                    503
+                }),
+            )
+        }),
+    }
+}
+
+async fn record_writes_first_attempts_with_the_position(s: Arc<dyn Store>) {
+    s.start_delivery_cursor("notify:t", false, at(0))
         .await
         .unwrap();
-    let rows = vec![
-        row("t", 2, 1),
-        row("t", 3, 1),
-        row("t", 4, 2),
-        row("t", 5, 3),
-        row("t", 6, 4),
+    let new = vec![
+        recorded(1, 1, Some(AttemptOutcome::Delivered)),
+        recorded(2, 2, Some(AttemptOutcome::Retry(at(30)))),
+        // Task 2's next one waits behind its retry.
+        recorded(3, 2, None),
+        recorded(4, 4, Some(AttemptOutcome::Failed)),
     ];
-    let e = s.enqueue_and_lease(&rows, at(1), at(60), 2).await.unwrap();
-    assert_eq!(e.added, 5);
-    let leased: Vec<_> = e.leased.iter().map(|d| d.seq).collect();
-    assert_eq!(leased, [2, 4], "first rows of tasks 1 and 2, at most 2");
-    assert_eq!(e.leased[0].body, b"{\"seq\":2}");
-    assert_eq!(e.leased[0].guid, "guid-t-2");
-    // Leased rows are not claimed; the rest is, in task order.
-    let claimed: Vec<_> = s
-        .claim_deliveries("t", at(2), at(60), 10)
+    let records = DeliveryRecords {
+        new: &new,
+        results: &[],
+        cursor: Some(("notify:t", 4)),
+    };
+    assert_eq!(s.record_deliveries(records, at(2)).await.unwrap(), 4);
+    assert_eq!(s.cursor("notify:t").await.unwrap(), 4);
+    // Recorded again after a crash: nothing added, the first record stands.
+    assert_eq!(s.record_deliveries(records, at(3)).await.unwrap(), 0);
+
+    let all = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let by_seq = |seq: i64| all.iter().find(|d| d.seq == seq).unwrap().clone();
+    let delivered = by_seq(1);
+    assert_eq!(
+        (
+            delivered.status,
+            delivered.attempts,
+            delivered.last_status_code
+        ),
+        (DeliveryStatus::Delivered, 1, Some(200))
+    );
+    assert_eq!(delivered.last_latency_us, Some(1234));
+    let full = s.get_delivery(delivered.id).await.unwrap().unwrap();
+    assert!(
+        full.body.is_empty(),
+        "a delivered notification is stored without its body"
+    );
+    let attempts = s.delivery_attempts(delivered.id).await.unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the delivering attempt is read off the delivery"
+    );
+    assert_eq!((attempts[0].id, attempts[0].status_code), (None, Some(200)));
+
+    let retry = by_seq(2);
+    assert_eq!((retry.status, retry.attempts), (DeliveryStatus::Pending, 1));
+    assert_eq!(retry.next_attempt_at, at(30));
+    assert_eq!(
+        s.get_delivery(retry.id).await.unwrap().unwrap().body,
+        b"{\"seq\":2}"
+    );
+    let attempts = s.delivery_attempts(retry.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0].id.is_some());
+    assert_eq!(attempts[0].error.as_deref(), Some("boom"));
+    assert_eq!(
+        (by_seq(3).status, by_seq(3).attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    assert_eq!(by_seq(4).status, DeliveryStatus::Failed);
+
+    // What the store knows of a run of events: which are there, which tasks wait.
+    let known = s.known_deliveries("t", 2, 9, &[1, 2, 4, 7]).await.unwrap();
+    assert_eq!(known.existing, [2, 3, 4].into_iter().collect());
+    assert_eq!(known.pending_tasks, [2].into_iter().collect());
+    assert!(s.known_deliveries("u", 1, 9, &[2]).await.unwrap() == KnownDeliveries::default());
+
+    // Task 2 in order: the retry when due, then what waited behind it.
+    assert!(s
+        .claim_deliveries("t", at(10), at(60), 10)
         .await
         .unwrap()
-        .iter()
-        .map(|d| d.seq)
-        .collect();
-    assert_eq!(claimed, [1, 6]);
+        .is_empty());
+    let claimed = s.claim_deliveries("t", at(31), at(90), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [2]);
+    s.finish_attempts(
+        &[result(retry.id, AttemptOutcome::Delivered, Some(204))],
+        at(32),
+    )
+    .await
+    .unwrap();
+    let attempts = s.delivery_attempts(retry.id).await.unwrap();
+    let codes: Vec<_> = attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(503), Some(204)]);
+    let next = s.claim_deliveries("t", at(33), at(90), 10).await.unwrap();
+    assert_eq!(next.iter().map(|d| d.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(next[0].body, b"{\"seq\":3}");
 }
 
 async fn resend_and_replay(s: Arc<dyn Store>) {
@@ -255,6 +340,6 @@ worklane_store::store_suite!(
     enqueue_is_idempotent_per_event,
     claims_respect_lease_and_task_order,
     resend_and_replay,
-    enqueue_can_lease_each_tasks_first_row,
+    record_writes_first_attempts_with_the_position,
     delivery_cursor_starts_once
 );

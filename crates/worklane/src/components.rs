@@ -108,6 +108,15 @@ pub fn spawn_all(
 }
 
 /// API routes the components add beside the core API (under `/api/v1`).
-pub fn api_extra(engine: &Engine) -> axum::Router {
-    axum::Router::new().nest("/api/v1", worklane_notify_http::api::router(engine.clone()))
+pub fn api_extra(cfg: &crate::config::Config, engine: &Engine) -> anyhow::Result<axum::Router> {
+    let targets = cfg
+        .notification_target
+        .iter()
+        .map(target)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok(axum::Router::new().nest(
+        "/api/v1",
+        worklane_notify_http::api::router(engine.clone(), &targets),
+    ))
 }

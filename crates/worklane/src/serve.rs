@@ -66,7 +66,7 @@ pub async fn run(
         &ApiOptions {
             max_body_bytes: cfg.server.max_body_bytes,
         },
-        components::api_extra(&engine),
+        components::api_extra(&cfg, &engine)?,
     );
     let addr = listener.local_addr()?;
     let api_token = inputs.clone();

@@ -364,6 +364,19 @@ impl Worklane {
         self.notifiers.push(h);
     }
 
+    /// Kills every notifier where it stands (requests in flight dropped, nothing more
+    /// recorded), as a crash would, then stops the engine.
+    pub async fn crash(self) {
+        for n in self.notifiers {
+            n.abort();
+            let _ = n.await;
+        }
+        // Lets the notifiers' own tasks (reader, claims) end.
+        self.cancel.cancel();
+        drop(self.engine);
+        self.writer.await.unwrap();
+    }
+
     /// Stops every notifier (they drain) and the engine, as a server shutdown does.
     pub async fn stop(self) {
         self.cancel.cancel();
