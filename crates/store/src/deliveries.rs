@@ -450,10 +450,11 @@ macro_rules! push_new_rows {
     }};
 }
 
-/// Implements [`DeliveryStore`] for a backend with `read()` and `write()` pools.
+/// Implements [`DeliveryStore`] for a backend with `read()` and `write()` pools and its
+/// shared operations module `$ops`.
 /// `$lock` ends the claim's inner SELECT (PostgreSQL skips rows another server holds).
 macro_rules! impl_delivery_store {
-    ($ty:ty, $db:ty, $lock:literal) => {
+    ($ty:ty, $db:ty, $ops:ident, $lock:literal) => {
         #[async_trait]
         impl DeliveryStore for $ty {
             async fn start_delivery_cursor(
@@ -485,6 +486,7 @@ macro_rules! impl_delivery_store {
                 records: DeliveryRecords<'_>,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
+                let at = now;
                 let now = micros(now);
                 let mut added = 0;
                 let mut tx = self.write().begin().await?;
@@ -567,16 +569,7 @@ macro_rules! impl_delivery_store {
                     .await?;
                 }
                 if let Some((consumer, seq)) = records.cursor {
-                    sqlx::query(
-                        "INSERT INTO cursors (consumer, seq, updated_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(consumer)
-                    .bind(seq)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    $ops::save_cursor(&mut *tx, consumer, seq, at).await?;
                 }
                 tx.commit().await?;
                 Ok(added)
@@ -849,9 +842,12 @@ macro_rules! impl_delivery_store {
     };
 }
 
-impl_delivery_store!(crate::SqliteStore, sqlx::Sqlite, "");
+use crate::postgres::ops as postgres_ops;
+use crate::sqlite::ops as sqlite_ops;
+impl_delivery_store!(crate::SqliteStore, sqlx::Sqlite, sqlite_ops, "");
 impl_delivery_store!(
     crate::PostgresStore,
     sqlx::Postgres,
+    postgres_ops,
     "FOR UPDATE SKIP LOCKED"
 );
