@@ -267,7 +267,7 @@ pub struct ReplayRequest {
 pub struct ReplayAccepted {
     pub target: String,
     pub from_seq: i64,
-    /// Existing deliveries made pending again (same GUIDs).
+    /// Existing deliveries the replay sends again (same GUIDs), as of the request.
     pub reset: u64,
 }
 

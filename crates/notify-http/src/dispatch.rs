@@ -36,13 +36,16 @@ struct Write {
     position: Option<i64>,
     /// Tasks stored as pending by it (each counted once per row).
     pending_tasks: Vec<i64>,
-    /// A replay waiting for the position to be saved.
-    seek: Option<oneshot::Sender<()>>,
+    /// A replay carried out by it (its `from_seq`), and who waits for the new position.
+    replay: Option<(i64, oneshot::Sender<i64>)>,
 }
 
 impl Write {
     fn is_empty(&self) -> bool {
-        self.new.is_empty() && self.results.is_empty() && self.position.is_none()
+        self.new.is_empty()
+            && self.results.is_empty()
+            && self.position.is_none()
+            && self.replay.is_none()
     }
 }
 
@@ -67,8 +70,8 @@ pub(crate) struct Dispatcher {
     writing: Option<JoinHandle<(Write, Result<u64, StoreError>)>>,
     /// Pending rows per task in writes not yet acknowledged.
     storing: HashMap<i64, usize>,
-    /// A replay waiting for the window to empty.
-    seek: Option<(i64, oneshot::Sender<()>)>,
+    /// A replay (its `from_seq`) waiting for the window to empty.
+    seek: Option<(i64, oneshot::Sender<i64>)>,
     /// When the last write started.
     last_write: Instant,
 }
@@ -157,7 +160,7 @@ impl Dispatcher {
                 }
                 msg = from_reader.recv(), if reader_open && sender_open && self.seek.is_none() => match msg {
                     Some(ReaderMsg::Batch { upto, items }) => self.on_batch(upto, items).await,
-                    Some(ReaderMsg::Seek { to, done }) => self.seek = Some((to, done)),
+                    Some(ReaderMsg::Seek { from, done }) => self.seek = Some((from, done)),
                     None => reader_open = false,
                 },
                 _ = tokio::time::sleep_until(next_write.into()), if self.writing.is_none() && self.has_work() => {}
@@ -295,11 +298,10 @@ impl Dispatcher {
         if position > self.position {
             self.next.position = Some(position);
         }
+        // Rides along with whatever else is written, so a busy target cannot starve it.
+        self.try_seek();
         if self.next.is_empty() {
-            self.try_seek();
-            if self.next.is_empty() {
-                return;
-            }
+            return;
         }
         let write = std::mem::take(&mut self.next);
         self.last_write = Instant::now();
@@ -334,6 +336,7 @@ impl Dispatcher {
                 new: &write.new,
                 results: &write.results,
                 cursor: write.position.map(|p| (shared.consumer.as_str(), p)),
+                replay: write.replay.as_ref().map(|r| (shared.target.as_str(), r.0)),
             };
             let r = shared
                 .store
@@ -360,8 +363,8 @@ impl Dispatcher {
         if stored > 0 || !write.pending_tasks.is_empty() {
             self.shared.wake.notify_one();
         }
-        if let Some(answer) = write.seek {
-            let _ = answer.send(());
+        if let (Some((_, answer)), Some(p)) = (write.replay, write.position) {
+            let _ = answer.send(p);
         }
     }
 
@@ -371,17 +374,19 @@ impl Dispatcher {
             .store(self.unrecorded.len(), Ordering::Relaxed);
     }
 
-    /// Once nothing read is unrecorded, moves the position for a replay (in the next
-    /// write).
+    /// Once nothing read is unrecorded, carries out a replay in the next write: its
+    /// deliveries pending again, the position back to just before it (never forward: a
+    /// target behind the replay's start reads on from where it is).
     fn try_seek(&mut self) {
         if !self.seek_ready() {
             return;
         }
-        let Some((to, answer)) = self.seek.take() else {
+        let Some((from, answer)) = self.seek.take() else {
             return;
         };
+        let to = (from - 1).max(0).min(self.read_upto);
         self.next.position = Some(to);
-        self.next.seek = Some(answer);
+        self.next.replay = Some((from, answer));
         self.position = to;
         self.read_upto = to;
     }

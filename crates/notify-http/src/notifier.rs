@@ -23,12 +23,12 @@ use crate::http::{build_client, Poster, Sent};
 use crate::metrics::TargetMetrics;
 use crate::retry::RetryPolicy;
 use crate::signing::Signer;
-use anyhow::Context as _;
 use bytes::Bytes;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::{EventType, Timestamp};
 use worklane_engine::Engine;
@@ -245,7 +245,8 @@ impl Notifier {
         // Enough claimed ahead to keep every connection busy while results are written
         // and the next batch is claimed (each a transaction of its own).
         let max_claimed = (pool * 32).clamp(256, 4 * CLAIM_BATCH);
-        let rounds = (max_claimed / pool + 2) as u32;
+        // It may also queue behind a full window of fresh notifications.
+        let rounds = ((max_claimed + WINDOW) / pool + 2) as u32;
         crate::metrics::describe();
         let shared = Arc::new(Shared {
             target: cfg.id.clone(),
@@ -280,39 +281,70 @@ impl Notifier {
     /// their results and returns. Notifications read but not recorded are read again by
     /// the next run; deliveries claimed but not sent are released by it.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        // Any of the target's tasks ending on its own (a failure) stops the others; the
+        // set aborts them all if this future is dropped.
+        let stop = cancel.child_token();
         let window = Arc::new(Semaphore::new(WINDOW));
         let (read_tx, read_rx) = mpsc::channel(2);
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let claimed_tx = out_tx.clone();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(crate::reader::read_loop(
-            self.engine.clone(),
-            self.shared.clone(),
+        let sh = &self.shared;
+        let dispatcher = Dispatcher::new(
+            sh.clone(),
             self.position,
             window.clone(),
-            read_tx,
-            cancel.clone(),
-        ));
-        let dispatcher = Dispatcher::new(
-            self.shared.clone(),
+            out_tx,
+            stop.clone(),
+        );
+        let mut tasks: JoinSet<&'static str> = JoinSet::new();
+        let reader = crate::reader::read_loop(
+            self.engine.clone(),
+            sh.clone(),
             self.position,
             window,
-            out_tx,
-            cancel.clone(),
+            read_tx,
+            stop.clone(),
         );
-        let dispatching = tokio::spawn(dispatcher.run(read_rx, done_rx));
-        let claiming = tokio::spawn(crate::sender::claim_loop(
-            self.shared.clone(),
-            claimed_tx,
-            done_tx.clone(),
-            cancel.clone(),
-        ));
-        crate::sender::send_loop(self.shared.clone(), out_rx, done_tx, cancel).await;
-        claiming.await.context("notification claims")?;
-        reader.await.context("notification reader")?;
-        // The sender's results channel is closed now: the dispatcher records them and stops.
-        dispatching.await.context("notification dispatcher")?;
-        tracing::debug!(notification_target = %self.shared.target, "notifier stopped");
-        Ok(())
+        tasks.spawn(async move {
+            reader.await;
+            "reader"
+        });
+        tasks.spawn(async move {
+            dispatcher.run(read_rx, done_rx).await;
+            "dispatcher"
+        });
+        let claims =
+            crate::sender::claim_loop(sh.clone(), claimed_tx, done_tx.clone(), stop.clone());
+        tasks.spawn(async move {
+            claims.await;
+            "claims"
+        });
+        let sender = crate::sender::send_loop(sh.clone(), out_rx, done_tx, stop.clone());
+        tasks.spawn(async move {
+            sender.await;
+            "sender"
+        });
+        let mut result = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(_) if cancel.is_cancelled() => {}
+                Ok(task) => {
+                    result = result.and(Err(anyhow::anyhow!(
+                        "the {task} of notification target {} stopped on its own",
+                        sh.target
+                    )))
+                }
+                Err(e) => {
+                    result = result.and(Err(anyhow::anyhow!(
+                        "a task of notification target {} failed: {e}",
+                        sh.target
+                    )))
+                }
+            }
+            stop.cancel();
+        }
+        tracing::debug!(notification_target = %sh.target, "notifier stopped");
+        result
     }
 }

@@ -86,9 +86,13 @@ pub enum ReaderMsg {
     /// The notifications of the events after the previous batch up to `upto`, oldest
     /// first; each holds a window permit.
     Batch { upto: i64, items: Vec<Fresh> },
-    /// A replay: once everything in the window is recorded, move the position to `to`
-    /// and answer.
-    Seek { to: i64, done: oneshot::Sender<()> },
+    /// A replay from event `from`: once nothing read is unrecorded, make its deliveries
+    /// pending again, move the position back to just before it, and answer with the
+    /// position to read from.
+    Seek {
+        from: i64,
+        done: oneshot::Sender<i64>,
+    },
 }
 
 pub(crate) async fn read_loop(
@@ -108,19 +112,20 @@ pub(crate) async fn read_loop(
     while !cancel.is_cancelled() {
         if housekeeping.elapsed() >= HOUSEKEEPING {
             housekeeping = Instant::now();
-            match store.take_replay(target).await {
+            match store.replay_request(target).await {
                 Ok(Some(from)) => {
                     tracing::info!(notification_target = %target, from_seq = from, "replaying the event log");
-                    let to = from.saturating_sub(1).max(0);
                     let (done, answered) = oneshot::channel();
-                    if tx.send(ReaderMsg::Seek { to, done }).await.is_err() {
+                    if tx.send(ReaderMsg::Seek { from, done }).await.is_err() {
                         break;
                     }
                     tokio::select! {
                         _ = cancel.cancelled() => break,
-                        r = answered => if r.is_err() { break },
+                        r = answered => match r {
+                            Ok(p) => position = p,
+                            Err(_) => break,
+                        },
                     }
-                    position = to;
                     shared.wake.notify_one();
                 }
                 Ok(None) => {}

@@ -27,56 +27,77 @@ type Claimed = (
 fn claim(shared: Arc<Shared>, want: usize) -> BoxFuture<'static, Claimed> {
     Box::pin(async move {
         let now = Timestamp::now();
-        let r = async {
-            let batch = shared
+        let batch = match shared
+            .store
+            .claim_deliveries(&shared.target, now, shared.lease_until(now), want as u32)
+            .await
+        {
+            Ok(batch) => batch,
+            // Nothing was leased.
+            Err(e) => return (want, Err(e)),
+        };
+        // Leased now: whatever fails from here on, every row goes out or gets a result.
+        let next = if batch.len() < want {
+            shared
                 .store
-                .claim_deliveries(&shared.target, now, shared.lease_until(now), want as u32)
-                .await?;
-            let next = if batch.len() < want {
-                shared.store.next_delivery_due(&shared.target).await?
-            } else {
-                None
-            };
-            let mut ready = Vec::with_capacity(batch.len());
-            let mut gone = Vec::new();
-            for d in batch {
-                match body_of(&shared, d).await? {
-                    Ok(item) => ready.push(item),
-                    Err(done) => gone.push(done),
-                }
+                .next_delivery_due(&shared.target)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(notification_target = %shared.target, error = %e, "reading the next due notification failed");
+                    None
+                })
+        } else {
+            None
+        };
+        let mut ready = Vec::with_capacity(batch.len());
+        let mut gone = Vec::new();
+        for d in batch {
+            match body_of(&shared, d).await {
+                Ok(item) => ready.push(item),
+                Err(done) => gone.push(done),
             }
-            Ok((ready, gone, next))
         }
-        .await;
-        (want, r)
+        (want, Ok((ready, gone, next)))
     })
 }
 
 /// A claimed delivery with its body: as stored, or rendered again from its event when it
-/// was stored without one (delivered at its first attempt, then resent or replayed). Its
-/// failed result when the event is no longer in the log.
-async fn body_of(shared: &Shared, mut d: Delivery) -> Result<Result<Outgoing, Done>, StoreError> {
+/// was stored without one (delivered at its first attempt, then resent or replayed).
+/// Otherwise its result: failed when the event is no longer in the log, tried again soon
+/// when the log could not be read.
+async fn body_of(shared: &Shared, mut d: Delivery) -> Result<Outgoing, Done> {
     if !d.body.is_empty() {
         let body = Bytes::from(std::mem::take(&mut d.body));
-        return Ok(Ok(Outgoing::Stored(d, body)));
+        return Ok(Outgoing::Stored(d, body));
     }
-    match render_again(shared.store.as_ref(), &shared.renderer, d.seq, &d.guid).await? {
-        Some(body) => Ok(Ok(Outgoing::Stored(d, Bytes::from(body)))),
-        None => {
-            let result = AttemptResult {
-                delivery_id: d.id,
-                attempted_at: Timestamp::now(),
-                status_code: None,
-                latency_us: 0,
-                error: Some(format!("event {} is no longer in the event log", d.seq)),
-                outcome: AttemptOutcome::Failed,
-            };
-            Ok(Err(Done {
-                item: Outgoing::Stored(d, Bytes::new()),
-                result,
-            }))
-        }
-    }
+    let now = Timestamp::now();
+    let (outcome, error) =
+        match render_again(shared.store.as_ref(), &shared.renderer, d.seq, &d.guid).await {
+            Ok(Some(body)) => return Ok(Outgoing::Stored(d, Bytes::from(body))),
+            Ok(None) => (
+                AttemptOutcome::Failed,
+                format!("event {} is no longer in the event log", d.seq),
+            ),
+            Err(e) => (
+                AttemptOutcome::Retry(
+                    now.checked_add(jiff::SignedDuration::from_secs(5))
+                        .unwrap_or(now),
+                ),
+                format!("reading event {} to render the body failed: {e}", d.seq),
+            ),
+        };
+    let result = AttemptResult {
+        delivery_id: d.id,
+        attempted_at: now,
+        status_code: None,
+        latency_us: 0,
+        error: Some(error),
+        outcome,
+    };
+    Err(Done {
+        item: Outgoing::Stored(d, Bytes::new()),
+        result,
+    })
 }
 
 /// When to claim again after a claim that found fewer than asked.

@@ -152,6 +152,10 @@ pub struct DeliveryRecords<'a> {
     pub results: &'a [AttemptResult],
     /// A consumer position to save: (consumer name, seq).
     pub cursor: Option<(&'a str, i64)>,
+    /// A replay carried out: (target, from_seq). The target's deliveries of events from
+    /// `from_seq` on (those written by this transaction too) become pending again, and
+    /// the request for exactly that `from_seq` is removed.
+    pub replay: Option<(&'a str, i64)>,
 }
 
 /// What the store holds of a run of events for one target.
@@ -285,9 +289,11 @@ pub trait DeliveryStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError>;
 
-    /// Asks for a replay of `target` from event `from_seq`: its deliveries of those events
-    /// are made pending again now, and a request is left for the running notifier to
-    /// re-read the log from there. Returns how many deliveries were reset.
+    /// Asks for a replay of `target` from event `from_seq`: a request is left for the
+    /// running notifier, which (once nothing it has read is unrecorded) makes the
+    /// deliveries of those events pending again and re-reads the log from there, in one
+    /// transaction ([`DeliveryRecords::replay`]). An earlier request with a smaller
+    /// `from_seq` wins. Returns how many deliveries there are now to send again.
     async fn request_replay(
         &self,
         target: &str,
@@ -295,8 +301,9 @@ pub trait DeliveryStore: Send + Sync {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
-    /// Takes (and removes) the pending replay request of `target`.
-    async fn take_replay(&self, target: &str) -> Result<Option<i64>, StoreError>;
+    /// The replay asked for `target` (its `from_seq`), if any; it stays until carried out
+    /// by [`DeliveryStore::record_deliveries`].
+    async fn replay_request(&self, target: &str) -> Result<Option<i64>, StoreError>;
 
     /// How many deliveries of `target` are pending.
     async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError>;
@@ -568,6 +575,22 @@ macro_rules! impl_delivery_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if let Some((target, from_seq)) = records.replay {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
+                         next_attempt_at = $1, updated_at = $1 WHERE target = $2 AND seq >= $3",
+                    )
+                    .bind(now)
+                    .bind(target)
+                    .bind(from_seq)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM delivery_replays WHERE target = $1 AND from_seq = $2")
+                        .bind(target)
+                        .bind(from_seq)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some((consumer, seq)) = records.cursor {
                     $ops::save_cursor(&mut *tx, consumer, seq, at).await?;
                 }
@@ -791,18 +814,7 @@ macro_rules! impl_delivery_store {
                 from_seq: i64,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
-                let now = micros(now);
                 let mut tx = self.write().begin().await?;
-                let reset = sqlx::query(
-                    "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
-                     next_attempt_at = $1, updated_at = $1 WHERE target = $2 AND seq >= $3",
-                )
-                .bind(now)
-                .bind(target)
-                .bind(from_seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
                 sqlx::query(
                     "INSERT INTO delivery_replays (target, from_seq, requested_at) \
                      VALUES ($1, $2, $3) ON CONFLICT (target) DO UPDATE SET \
@@ -812,20 +824,26 @@ macro_rules! impl_delivery_store {
                 )
                 .bind(target)
                 .bind(from_seq)
-                .bind(now)
+                .bind(micros(now))
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(reset)
-            }
-
-            async fn take_replay(&self, target: &str) -> Result<Option<i64>, StoreError> {
-                let row: Option<(i64,)> = sqlx::query_as(
-                    "DELETE FROM delivery_replays WHERE target = $1 RETURNING from_seq",
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM deliveries WHERE target = $1 AND seq >= \
+                     (SELECT from_seq FROM delivery_replays WHERE target = $1)",
                 )
                 .bind(target)
-                .fetch_optional(self.write())
+                .fetch_one(&mut *tx)
                 .await?;
+                tx.commit().await?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+
+            async fn replay_request(&self, target: &str) -> Result<Option<i64>, StoreError> {
+                let row: Option<(i64,)> =
+                    sqlx::query_as("SELECT from_seq FROM delivery_replays WHERE target = $1")
+                        .bind(target)
+                        .fetch_optional(self.read())
+                        .await?;
                 Ok(row.map(|r| r.0))
             }
 

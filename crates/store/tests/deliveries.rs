@@ -183,6 +183,7 @@ async fn record_writes_first_attempts_with_the_position(s: Arc<dyn Store>) {
         new: &new,
         results: &[],
         cursor: Some(("notify:t", 4)),
+        replay: None,
     };
     assert_eq!(s.record_deliveries(records, at(2)).await.unwrap(), 4);
     assert_eq!(s.cursor("notify:t").await.unwrap(), 4);
@@ -242,6 +243,12 @@ async fn record_writes_first_attempts_with_the_position(s: Arc<dyn Store>) {
     assert_eq!(known.existing, [2, 3, 4].into_iter().collect());
     assert_eq!(known.pending_tasks, [2].into_iter().collect());
     assert!(s.known_deliveries("u", 1, 9, &[2]).await.unwrap() == KnownDeliveries::default());
+    let upto_one = s.known_deliveries("t", 0, 1, &[1]).await.unwrap();
+    assert_eq!(
+        upto_one.existing,
+        [1].into_iter().collect(),
+        "bounds are inclusive"
+    );
 
     // Task 2 in order: the retry when due, then what waited behind it.
     assert!(s
@@ -263,6 +270,16 @@ async fn record_writes_first_attempts_with_the_position(s: Arc<dyn Store>) {
     let next = s.claim_deliveries("t", at(33), at(90), 10).await.unwrap();
     assert_eq!(next.iter().map(|d| d.seq).collect::<Vec<_>>(), [3]);
     assert_eq!(next[0].body, b"{\"seq\":3}");
+    s.finish_attempts(
+        &[result(next[0].id, AttemptOutcome::Delivered, Some(200))],
+        at(34),
+    )
+    .await
+    .unwrap();
+    // Rows, none pending: nothing waits.
+    let known = s.known_deliveries("t", 1, 9, &[1, 2, 4]).await.unwrap();
+    assert_eq!(known.existing, [1, 2, 3, 4].into_iter().collect());
+    assert!(known.pending_tasks.is_empty());
 }
 
 async fn resend_and_replay(s: Arc<dyn Store>) {
@@ -290,16 +307,34 @@ async fn resend_and_replay(s: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
-    // Replay from seq 3: rows 3 and 4 pending again, and a request for the notifier.
+    // Replay from seq 3: a request for the notifier (the earliest wins), which carries it
+    // out in one of its writes: rows 3 and 4 pending again, the request gone.
     assert_eq!(s.request_replay("t", 3, at(4)).await.unwrap(), 2);
-    assert_eq!(s.request_replay("t", 5, at(4)).await.unwrap(), 0);
-    assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+    assert_eq!(s.request_replay("t", 5, at(4)).await.unwrap(), 2);
     assert_eq!(
-        s.take_replay("t").await.unwrap(),
-        Some(3),
-        "the earliest request wins"
+        s.delivery_backlog("t").await.unwrap(),
+        1,
+        "nothing reset yet"
     );
-    assert_eq!(s.take_replay("t").await.unwrap(), None);
+    assert_eq!(s.replay_request("t").await.unwrap(), Some(3));
+    assert_eq!(
+        s.replay_request("t").await.unwrap(),
+        Some(3),
+        "kept until carried out"
+    );
+    let carried = DeliveryRecords {
+        cursor: Some(("notify:t", 2)),
+        replay: Some(("t", 3)),
+        ..Default::default()
+    };
+    s.record_deliveries(carried, at(5)).await.unwrap();
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+    assert_eq!(s.replay_request("t").await.unwrap(), None);
+    assert_eq!(s.cursor("notify:t").await.unwrap(), 2);
+    // A request that came meanwhile for an earlier seq stays for the next round.
+    s.request_replay("t", 1, at(6)).await.unwrap();
+    s.record_deliveries(carried, at(7)).await.unwrap();
+    assert_eq!(s.replay_request("t").await.unwrap(), Some(1));
 }
 
 async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
