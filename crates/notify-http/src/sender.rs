@@ -4,7 +4,6 @@
 
 use crate::notifier::{render_again, Done, Outgoing, Shared, CLAIM_BATCH};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::StreamExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,28 +16,20 @@ use worklane_store::{AttemptOutcome, AttemptResult, Delivery, StoreError};
 /// How often the sender looks for due deliveries when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// What a claim gives: how many were asked for; the deliveries to send, those that cannot
-/// be sent (their event is gone), and (when fewer came) the earliest next attempt.
-type Claimed = (
-    usize,
-    Result<(Vec<Outgoing>, Vec<Done>, Option<Timestamp>), StoreError>,
-);
+/// What a claim gives: the deliveries to send, the results of those that cannot be sent,
+/// and (when fewer came than asked) the earliest next attempt.
+type Claimed = (Vec<Outgoing>, Vec<Done>, Option<Timestamp>);
 
-fn claim(shared: Arc<Shared>, want: usize) -> BoxFuture<'static, Claimed> {
-    Box::pin(async move {
-        let now = Timestamp::now();
-        let batch = match shared
-            .store
-            .claim_deliveries(&shared.target, now, shared.lease_until(now), want as u32)
-            .await
-        {
-            Ok(batch) => batch,
-            // Nothing was leased.
-            Err(e) => return (want, Err(e)),
-        };
-        // Leased now: whatever fails from here on, every row goes out or gets a result.
-        let next = if batch.len() < want {
-            shared
+async fn claim(shared: &Shared, want: usize) -> Result<Claimed, StoreError> {
+    let now = Timestamp::now();
+    // On failure nothing was leased.
+    let batch = shared
+        .store
+        .claim_deliveries(&shared.target, now, shared.lease_until(now), want as u32)
+        .await?;
+    // Leased now: whatever fails from here on, every row goes out or gets a result.
+    let next = if batch.len() < want {
+        shared
                 .store
                 .next_delivery_due(&shared.target)
                 .await
@@ -46,19 +37,18 @@ fn claim(shared: Arc<Shared>, want: usize) -> BoxFuture<'static, Claimed> {
                     tracing::warn!(notification_target = %shared.target, error = %e, "reading the next due notification failed");
                     None
                 })
-        } else {
-            None
-        };
-        let mut ready = Vec::with_capacity(batch.len());
-        let mut gone = Vec::new();
-        for d in batch {
-            match body_of(&shared, d).await {
-                Ok(item) => ready.push(item),
-                Err(done) => gone.push(done),
-            }
+    } else {
+        None
+    };
+    let mut ready = Vec::with_capacity(batch.len());
+    let mut gone = Vec::new();
+    for d in batch {
+        match body_of(shared, d).await {
+            Ok(item) => ready.push(item),
+            Err(done) => gone.push(done),
         }
-        (want, Ok((ready, gone, next)))
-    })
+    }
+    Ok((ready, gone, next))
 }
 
 /// A claimed delivery with its body: as stored, or rendered again from its event when it
@@ -171,9 +161,9 @@ pub(crate) async fn claim_loop(
         }
         let want = room.min(CLAIM_BATCH);
         shared.claimed.fetch_add(want, Ordering::AcqRel);
-        let (_, r) = tokio::select! {
+        let r = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = claim(shared.clone(), want) => r,
+            r = claim(&shared, want) => r,
         };
         match r {
             Ok((ready, gone, next_due)) => {
