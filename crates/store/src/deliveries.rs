@@ -503,11 +503,9 @@ macro_rules! impl_delivery_store {
                     records.new.iter().partition(|r| {
                         r.attempt.as_ref().is_some_and(|a| a.outcome == AttemptOutcome::Delivered)
                     });
-                for chunk in delivered.chunks(INSERT_CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(NEW_COLUMNS);
-                    push_new_rows!(qb, chunk, now);
-                    qb.push(" ON CONFLICT (target, seq) DO NOTHING");
-                    added += qb.build().persistent(false).execute(&mut *tx).await?.rows_affected();
+                for same_target in delivered.chunk_by(|a, b| a.delivery.target == b.delivery.target) {
+                    let target = same_target[0].delivery.target.as_str();
+                    added += $ops::insert_delivered(&mut *tx, target, same_target, now).await?;
                 }
                 for chunk in kept.chunks(INSERT_CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(NEW_COLUMNS);

@@ -55,19 +55,65 @@ pub(crate) mod ops {
     type Db = sqlx::Postgres;
     shared_ops!();
 
-    /// `(seq, body)` of up to `limit` events after `after`, oldest first.
+    /// Up to `limit` events after `after`, oldest first.
     pub(crate) async fn read_events_after(
         conn: &mut Conn,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
-        Ok(
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&mut *conn)
-                .await?,
+                .await?;
+        rows.iter().map(|(s, b)| decode_event(*s, b)).collect()
+    }
+
+    /// Writes deliveries of `target` delivered at their first attempt (no body, no
+    /// attempt row), skipping (target, seq) already there; returns how many were added.
+    /// One column array per value: one cached statement whatever the batch size.
+    pub(crate) async fn insert_delivered(
+        conn: &mut Conn,
+        target: &str,
+        rows: &[&crate::RecordedDelivery],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let col = |f: fn(&crate::RecordedDelivery) -> Option<i64>| -> Vec<Option<i64>> {
+            rows.iter().copied().map(f).collect()
+        };
+        let done = sqlx::query(
+            "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, created_at, \
+             status, attempts, next_attempt_at, leased, last_status_code, last_attempt_at, \
+             last_latency_us, updated_at) \
+             SELECT $1, s, b, e, g, c, 'delivered', 1, $2, FALSE, sc, la, ll, $2 \
+             FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
+             $8::bigint[], $9::bigint[], $10::bigint[]) AS t(s, b, e, g, c, sc, la, ll) \
+             ON CONFLICT (target, seq) DO NOTHING",
         )
+        .bind(target)
+        .bind(now)
+        .bind(col(|r| Some(r.delivery.seq)))
+        .bind(col(|r| Some(r.delivery.broker_id)))
+        .bind(
+            rows.iter()
+                .map(|r| r.delivery.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.delivery.guid.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|r| Some(crate::micros(r.delivery.created_at))))
+        .bind(col(|r| r.attempt.as_ref().and_then(|a| a.status_code)))
+        .bind(col(|r| {
+            r.attempt.as_ref().map(|a| crate::micros(a.attempted_at))
+        }))
+        .bind(col(|r| r.attempt.as_ref().map(|a| a.latency_us)))
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn next_n(conn: &mut Conn, sequence: &str, n: usize) -> Result<Vec<i64>, StoreError> {

@@ -452,8 +452,7 @@ macro_rules! shared_ops {
             after: i64,
             limit: u32,
         ) -> Result<Vec<Event>, StoreError> {
-            let rows = read_events_after(conn, after, i64::from(limit.max(1))).await?;
-            rows.iter().map(|(s, b)| decode_event(*s, b)).collect()
+            read_events_after(conn, after, i64::from(limit.max(1))).await
         }
 
         pub(crate) async fn task_events(

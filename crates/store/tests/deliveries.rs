@@ -371,7 +371,76 @@ async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
     );
 }
 
+/// Delivered notifications of any batch size (SQLite writes them in statements of a few
+/// fixed sizes), of two targets in one write, each written once.
+async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
+    let delivered = |target: &str, seqs: std::ops::RangeInclusive<i64>| -> Vec<RecordedDelivery> {
+        seqs.map(|i| {
+            let mut r = recorded(i, i, Some(AttemptOutcome::Delivered));
+            r.delivery.target = target.into();
+            r.delivery.guid = format!("guid-{target}-{i}");
+            r
+        })
+        .collect()
+    };
+    let write = |new: &[RecordedDelivery]| {
+        let s = s.clone();
+        let new = new.to_vec();
+        async move {
+            s.record_deliveries(
+                DeliveryRecords {
+                    new: &new,
+                    ..Default::default()
+                },
+                at(2),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // 256 + 32 + 3 * 4 + 3.
+    let mut first = delivered("t", 1..=303);
+    first.extend(delivered("u", 1..=5));
+    assert_eq!(write(&first).await, 308);
+    // Overlapping the first: only the new ones are added.
+    assert_eq!(write(&delivered("t", 290..=310)).await, 7);
+    let all = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seqs: Vec<i64> = all.iter().map(|d| d.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=310).collect::<Vec<_>>());
+    let d = all.iter().find(|d| d.seq == 300).unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.guid.as_str(), d.broker_id),
+        (DeliveryStatus::Delivered, 1, "guid-t-300", 300)
+    );
+    assert_eq!(
+        (d.last_status_code, d.last_latency_us, d.last_attempt_at),
+        (Some(200), Some(1234), Some(at(1)))
+    );
+    assert_eq!(
+        (d.event_type.as_str(), d.created_at),
+        ("TaskCreated", at(0))
+    );
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 0);
+    let u = s
+        .list_deliveries(&DeliveryQuery {
+            target: "u".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(u.len(), 5);
+}
+
 worklane_store::store_suite!(
+    delivered_batches_of_any_size_are_written_whole,
     enqueue_is_idempotent_per_event,
     claims_respect_lease_and_task_order,
     resend_and_replay,
