@@ -62,13 +62,19 @@ async fn run_in(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
     let mut ours = Vec::new();
     let mut raw = Vec::new();
     for r in 0..args.runs {
-        let (a, b) = throughput_run(dir, r, args).await?;
+        let run = throughput_run(dir, r, args).await?;
+        let (a, b) = (run.ours, run.raw);
         println!(
-            "run {}: worklane {:.0} deliveries/s, raw baseline {:.0} POSTs/s, ratio {:.2}",
+            "run {}: worklane {:.0} deliveries/s, raw baseline {:.0} POSTs/s, ratio {:.2}; \
+             CPU µs per request (sender + receiver): worklane {:.1} + {:.1}, baseline {:.1} + {:.1}",
             r + 1,
             a,
             b,
-            a / b
+            a / b,
+            run.ours_cpu.0,
+            run.ours_cpu.1,
+            run.raw_cpu.0,
+            run.raw_cpu.1,
         );
         ours.push(a);
         raw.push(b);
@@ -136,7 +142,7 @@ enum Receiver {
         count_url: String,
         client: reqwest::Client,
         /// Killed when dropped.
-        _child: tokio::process::Child,
+        child: tokio::process::Child,
     },
 }
 
@@ -174,13 +180,24 @@ impl Receiver {
             url: format!("http://{addr}/hook"),
             count_url: format!("http://{addr}/count"),
             client: reqwest::Client::new(),
-            _child: child,
+            child,
         })
     }
 
     fn url(&self) -> &str {
         match self {
             Self::InProcess { url, .. } | Self::Child { url, .. } => url,
+        }
+    }
+
+    /// CPU time the receiver has used so far (zero when it runs in our process: then
+    /// ours includes it).
+    fn cpu(&self) -> Duration {
+        match self {
+            Self::InProcess { .. } => Duration::ZERO,
+            Self::Child { child, .. } => child
+                .id()
+                .map_or(Duration::ZERO, |p| cpu_time(&p.to_string())),
         }
     }
 
@@ -266,11 +283,7 @@ async fn wait_for(
 }
 
 /// One run: Worklane's rate, then the raw baseline's, on the same bodies.
-async fn throughput_run(
-    dir: &std::path::Path,
-    r: usize,
-    args: &BenchArgs,
-) -> anyhow::Result<(f64, f64)> {
+async fn throughput_run(dir: &std::path::Path, r: usize, args: &BenchArgs) -> anyhow::Result<Run> {
     let url = format!(
         "sqlite://{}",
         dir.join(format!("throughput-{r}.db")).display()
@@ -281,6 +294,7 @@ async fn throughput_run(
     let cfg = target("bench", rx.url(), args.pool_size)?;
 
     let cancel = CancellationToken::new();
+    let cpu_start = Cpu::now(&rx);
     let started = Instant::now();
     let notifier = tokio::spawn(crate::run(engine.clone(), cfg.clone(), cancel.clone()));
     let store = engine.store().clone();
@@ -292,6 +306,7 @@ async fn throughput_run(
     )
     .await?;
     let ours = n as f64 / started.elapsed().as_secs_f64();
+    let ours_cpu = Cpu::now(&rx).per_request_since(cpu_start, n);
     cancel.cancel();
     notifier.await??;
 
@@ -314,6 +329,7 @@ async fn throughput_run(
         .tcp_nodelay(true)
         .build()?;
     let before = rx.count().await?;
+    let cpu_start = Cpu::now(&rx);
     // A task of the runtime, as the notifier's sender is (not the main thread's block_on,
     // which would give the baseline a thread of its own).
     let elapsed = tokio::spawn(plain_client_loop(
@@ -323,12 +339,27 @@ async fn throughput_run(
         args.pool_size,
     ))
     .await??;
-    let raw = (rx.count().await? - before) as f64 / elapsed.as_secs_f64();
+    let posted = rx.count().await? - before;
+    let raw = posted as f64 / elapsed.as_secs_f64();
+    let raw_cpu = Cpu::now(&rx).per_request_since(cpu_start, posted);
     drop(rx);
     drop(engine);
     drop(store);
     let _ = writer.await;
-    Ok((ours, raw))
+    Ok(Run {
+        ours,
+        raw,
+        ours_cpu,
+        raw_cpu,
+    })
+}
+
+/// What one throughput run measured: rates, and CPU µs per request (ours, receiver's).
+struct Run {
+    ours: f64,
+    raw: f64,
+    ours_cpu: (f64, f64),
+    raw_cpu: (f64, f64),
 }
 
 /// POSTs every body with at most `concurrency` in flight; returns how long it took.
@@ -359,6 +390,48 @@ async fn plain_client_loop(
         resp.bytes().await?;
     }
     Ok(started.elapsed())
+}
+
+/// User plus system CPU time of process `pid` (`self` for ours), from `/proc`; zero where
+/// there is none.
+fn cpu_time(pid: &str) -> Duration {
+    // Clock ticks: USER_HZ, fixed at 100 in Linux's user ABI.
+    const TICK: Duration = Duration::from_millis(10);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u32 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u32>().ok())
+        .sum();
+    TICK * ticks
+}
+
+/// CPU used by us and the receiver during a phase.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    ours: Duration,
+    receiver: Duration,
+}
+
+impl Cpu {
+    fn now(rx: &Receiver) -> Self {
+        Self {
+            ours: cpu_time("self"),
+            receiver: rx.cpu(),
+        }
+    }
+
+    /// Microseconds of CPU per request since `start`, ours and the receiver's.
+    fn per_request_since(self, start: Self, n: usize) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        (
+            per(self.ours - start.ours),
+            per(self.receiver - start.receiver),
+        )
+    }
 }
 
 fn rss_kib() -> u64 {

@@ -211,27 +211,47 @@ impl Renderer {
 
 /// A JSON object that keeps its keys in insertion order (serde_json's map sorts them).
 /// Keys borrow from the target's configuration and the event.
-#[derive(Debug, Default)]
-struct Ordered<'a>(Vec<(&'a str, Value)>);
+#[derive(Debug)]
+struct Ordered<'a> {
+    event: &'a Event,
+    fields: Vec<(&'a str, Field<'a>)>,
+}
+
+/// A body field's value.
+#[derive(Debug)]
+enum Field<'a> {
+    /// An attribute of the event, written straight from it when the body is serialized.
+    Param(&'a str),
+    Value(Value),
+    /// From the target's `notify_custom`.
+    Custom(&'a Value),
+}
 
 impl<'a> Ordered<'a> {
+    fn new(event: &'a Event) -> Self {
+        Self {
+            event,
+            fields: Vec::with_capacity(24),
+        }
+    }
+
     /// Sets `key`, replacing an earlier value in place.
-    fn set(&mut self, key: &'a str, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
+    fn set(&mut self, key: &'a str, value: Field<'a>) {
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+            None => self.fields.push((key, value)),
         }
     }
 
     fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| *k == key)
+        self.fields.iter().any(|(k, _)| *k == key)
     }
 
     /// Merges a custom object; it never replaces the reserved fields in `keep`.
     fn merge(&mut self, custom: Option<&'a Map<String, Value>>, keep: &[&str]) {
         for (k, v) in custom.into_iter().flatten() {
             if !keep.contains(&k.as_str()) {
-                self.set(k, v.clone());
+                self.set(k, Field::Custom(v));
             }
         }
     }
@@ -239,11 +259,66 @@ impl<'a> Ordered<'a> {
 
 impl Serialize for Ordered<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
+        let mut m = s.serialize_map(Some(self.fields.len()))?;
+        for (k, v) in &self.fields {
+            match v {
+                Field::Param(name) => m.serialize_entry(k, &ParamOf(self.event, name))?,
+                Field::Value(v) => m.serialize_entry(k, v)?,
+                Field::Custom(v) => m.serialize_entry(k, v)?,
+            }
         }
         m.end()
+    }
+}
+
+/// An attribute of an event, serialized as [`param`] has it without building its
+/// [`Value`] first (a body is rendered for every notification).
+struct ParamOf<'a>(&'a Event, &'a str);
+
+impl Serialize for ParamOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (event, t) = (self.0, &self.0.task);
+        match self.1 {
+            "eventType" => s.serialize_str(event.event_type.as_str()),
+            "seq" => s.serialize_i64(event.seq),
+            "actor" => event.actor.serialize(s),
+            "reason" => event.reason.serialize(s),
+            "eventDateTime" => event.event_date_time.serialize(s),
+            "requestId" => event.request_id.serialize(s),
+            "origin" => event.origin.serialize(s),
+            "changes" => event.changes.serialize(s),
+            "brokerId" => t.broker_id.serialize(s),
+            "captureId" => s.serialize_str(&t.capture_id),
+            "capturePointId" => s.serialize_str(&t.capture_point_id),
+            "distributionId" => t.distribution_id.serialize(s),
+            "distributionPointId" => t.distribution_point_id.serialize(s),
+            "tenantId" => t.tenant_id.serialize(s),
+            "solutionId" => t.solution_id.serialize(s),
+            "departmentId" => t.department_id.serialize(s),
+            "processId" => t.process_id.serialize(s),
+            "contractId" => t.contract_id.serialize(s),
+            "businessCalendarId" => t.business_calendar_id.serialize(s),
+            "channel" => t.channel.serialize(s),
+            "category" => t.category.serialize(s),
+            "status" => t.status.serialize(s),
+            "priority" => t.priority.serialize(s),
+            "createdDateTime" => t.created_date_time.serialize(s),
+            "heldDateTime" => t.held_date_time.serialize(s),
+            "distributedDateTime" => t.distributed_date_time.serialize(s),
+            "assignedDateTime" => t.assigned_date_time.serialize(s),
+            "completedDateTime" => t.completed_date_time.serialize(s),
+            "activationDateTime" => t.activation_date_time.serialize(s),
+            "dueDateTime" => t.due_date_time.serialize(s),
+            "expirationDateTime" => t.expiration_date_time.serialize(s),
+            "reprioritizeDateTime" => t.reprioritize_date_time.serialize(s),
+            "assignedToUser" => t.assigned_to_user.serialize(s),
+            "queue" => t.queue.serialize(s),
+            "queueTarget" => t.queue_target.serialize(s),
+            "error" => t.error.serialize(s),
+            // Objects (their keys sorted, as a Value has them), numbers that may not be
+            // finite, and the rest.
+            name => param(event, name).serialize(s),
+        }
     }
 }
 
@@ -320,18 +395,21 @@ fn event_body<'a>(
     at: Timestamp,
 ) -> Ordered<'a> {
     const RESERVED: [&str; 3] = ["event_id", "message_guid", "timestamp"];
-    let mut body = Ordered::default();
-    body.set("event_id", Value::String(event.event_type.as_str().into()));
-    body.set("message_guid", Value::String(guid.into()));
+    let mut body = Ordered::new(event);
+    body.set("event_id", Field::Param("eventType"));
+    body.set("message_guid", Field::Value(Value::String(guid.into())));
     // Seed 002 writes the Unix seconds as a string.
-    body.set("timestamp", Value::String(at.as_second().to_string()));
+    body.set(
+        "timestamp",
+        Field::Value(Value::String(at.as_second().to_string())),
+    );
     let params: Vec<&str> = match section {
         Some(s) => s.notify_params.iter().map(String::as_str).collect(),
         None => DEFAULT_PARAMS.to_vec(),
     };
     for p in params {
         if !RESERVED.contains(&p) {
-            body.set(p, param(event, p));
+            body.set(p, Field::Param(p));
         }
     }
     body.merge(section.and_then(|s| s.notify_custom.as_ref()), &RESERVED);
@@ -351,10 +429,16 @@ fn contact_processed_body<'a>(
     at: Timestamp,
 ) -> Ordered<'a> {
     const RESERVED: [&str; 3] = ["GSW_MESSAGE", "GSW_MESSAGE_GUID", "GSW_TIMESTAMP"];
-    let mut body = Ordered::default();
-    body.set("GSW_MESSAGE", Value::String("ContactProcessed".into()));
-    body.set("GSW_MESSAGE_GUID", Value::String(guid.into()));
-    body.set("GSW_TIMESTAMP", Value::String(epoch_millis(at)));
+    let mut body = Ordered::new(event);
+    body.set(
+        "GSW_MESSAGE",
+        Field::Value(Value::String("ContactProcessed".into())),
+    );
+    body.set("GSW_MESSAGE_GUID", Field::Value(Value::String(guid.into())));
+    body.set(
+        "GSW_TIMESTAMP",
+        Field::Value(Value::String(epoch_millis(at))),
+    );
     for (gsw, attr) in GSW_MAPPING {
         let v = param(event, attr);
         let v = match (&v, attr.ends_with("DateTime")) {
@@ -366,13 +450,13 @@ fn contact_processed_body<'a>(
             _ => v,
         };
         if !v.is_null() {
-            body.set(gsw, v);
+            body.set(gsw, Field::Value(v));
         }
     }
     // User-defined fields: the task's custom attributes, under their own names.
     for (k, v) in &event.task.data {
         if !RESERVED.contains(&k.as_str()) && !body.has(k) {
-            body.set(k, Value::String(v.clone()));
+            body.set(k, Field::Value(Value::String(v.clone())));
         }
     }
     body.merge(section.and_then(|s| s.notify_custom.as_ref()), &RESERVED);
@@ -504,6 +588,32 @@ mod tests {
             v.get("GSW_QUEUE_NAME").is_none(),
             "unset attributes are left out"
         );
+    }
+
+    #[test]
+    fn every_attribute_is_written_as_its_json_value() {
+        let mut e = event(EventType::TaskCompleted);
+        let names = || {
+            EVENT_PARAMS
+                .iter()
+                .chain(TASK_PARAMS)
+                .chain(EXT_PARAMS)
+                .chain(&["ext.customerID", "data.Other1", "data.Missing"])
+        };
+        for pass in 0..2 {
+            for name in names() {
+                let direct = serde_json::to_string(&ParamOf(&e, name)).unwrap();
+                let value = serde_json::to_string(&param(&e, name)).unwrap();
+                assert_eq!(direct, value, "{name}, pass {pass}");
+            }
+            // Then with the unset attributes set.
+            let t = &mut e.task;
+            t.distribution_id = Some("d\"1".into());
+            t.due_date_time = Some("2026-03-04T05:06:07.89Z".parse().unwrap());
+            t.business_value = Some(7);
+            t.queue = Some("Q1".into());
+            e.request_id = Some("r-1".into());
+        }
     }
 
     #[test]

