@@ -325,6 +325,16 @@ const NEW_COLUMNS: &str = "INSERT INTO deliveries (target, seq, broker_id, event
                            last_status_code, last_error, last_attempt_at, last_latency_us, \
                            updated_at) ";
 
+/// Keeps the attempt that delivered a notification (held on its row) as an attempt row,
+/// before a resend or replay makes the row pending again and its next attempt takes
+/// the row's place. Completed by a WHERE on the deliveries to reset; `$1` and on are
+/// that WHERE's.
+const KEEP_DELIVERING_ATTEMPT: &str =
+    "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_us, error) \
+     SELECT id, last_attempt_at, last_status_code, last_latency_us, NULL FROM deliveries \
+     WHERE status = 'delivered' AND last_attempt_at IS NOT NULL \
+     AND last_latency_us IS NOT NULL AND ";
+
 fn ts(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -574,6 +584,11 @@ macro_rules! impl_delivery_store {
                     .await?;
                 }
                 if let Some((target, from_seq)) = records.replay {
+                    sqlx::query(&format!("{KEEP_DELIVERING_ATTEMPT} target = $1 AND seq >= $2 ORDER BY seq"))
+                        .bind(target)
+                        .bind(from_seq)
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(
                         "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
                          next_attempt_at = $1, updated_at = $1 WHERE target = $2 AND seq >= $3",
@@ -791,6 +806,12 @@ macro_rules! impl_delivery_store {
                 id: i64,
                 now: Timestamp,
             ) -> Result<Option<Delivery>, StoreError> {
+                let mut tx = self.write().begin().await?;
+                sqlx::query(&format!("{KEEP_DELIVERING_ATTEMPT} id = $1 AND target = $2"))
+                    .bind(id)
+                    .bind(target)
+                    .execute(&mut *tx)
+                    .await?;
                 let row: Option<DeliveryRow> = sqlx::query_as(&format!(
                     "UPDATE deliveries SET status = 'pending', attempts = 0, leased = FALSE, \
                      next_attempt_at = $1, updated_at = $1 WHERE id = $2 AND target = $3 \
@@ -799,8 +820,9 @@ macro_rules! impl_delivery_store {
                 .bind(micros(now))
                 .bind(id)
                 .bind(target)
-                .fetch_optional(self.write())
+                .fetch_optional(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 let mut out: Vec<Delivery> = row.into_iter().map(DeliveryRow::into_delivery).collect();
                 load_bodies!(self.read(), $db, &mut out);
                 Ok(out.pop())

@@ -371,6 +371,77 @@ async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
     );
 }
 
+/// The attempt that delivered a notification is kept on its row; a resend or replay
+/// keeps it in the history before the row's next attempt takes its place.
+async fn resend_and_replay_keep_the_delivering_attempt(s: Arc<dyn Store>) {
+    let new = vec![
+        recorded(1, 1, Some(AttemptOutcome::Delivered)),
+        recorded(2, 2, Some(AttemptOutcome::Delivered)),
+    ];
+    s.record_deliveries(
+        DeliveryRecords {
+            new: &new,
+            ..Default::default()
+        },
+        at(2),
+    )
+    .await
+    .unwrap();
+    let all = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id_of = |seq: i64| all.iter().find(|d| d.seq == seq).unwrap().id;
+    let (one, two) = (id_of(1), id_of(2));
+    // Resent, then delivered again: both deliveries are in its history, oldest first.
+    s.resend_delivery("t", one, at(3)).await.unwrap().unwrap();
+    let kept = s.delivery_attempts(one).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].id.is_some(), "stored as an attempt row");
+    assert_eq!(
+        (
+            kept[0].attempted_at,
+            kept[0].status_code,
+            kept[0].latency_us
+        ),
+        (at(1), Some(200), 1234)
+    );
+    let again = s.claim_deliveries("t", at(4), at(60), 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    let mut second = result(one, AttemptOutcome::Delivered, Some(204));
+    second.attempted_at = at(5);
+    s.finish_attempts(&[second], at(5)).await.unwrap();
+    let history = s.delivery_attempts(one).await.unwrap();
+    let codes: Vec<_> = history
+        .iter()
+        .map(|a| (a.attempted_at, a.status_code))
+        .collect();
+    assert_eq!(codes, [(at(1), Some(200)), (at(5), Some(204))]);
+    // Resending it again while pending keeps nothing twice.
+    s.resend_delivery("t", one, at(6)).await.unwrap().unwrap();
+    s.resend_delivery("t", one, at(6)).await.unwrap().unwrap();
+    assert_eq!(s.delivery_attempts(one).await.unwrap().len(), 2);
+    // A replay does the same for every delivered row it makes pending again.
+    s.record_deliveries(
+        DeliveryRecords {
+            replay: Some(("t", 2)),
+            ..Default::default()
+        },
+        at(7),
+    )
+    .await
+    .unwrap();
+    let kept = s.delivery_attempts(two).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].id.is_some(), kept[0].status_code),
+        (true, Some(200))
+    );
+}
+
 /// Delivered notifications of any batch size (SQLite writes them in statements of a few
 /// fixed sizes), of two targets in one write, each written once.
 async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
@@ -440,6 +511,7 @@ async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
 }
 
 worklane_store::store_suite!(
+    resend_and_replay_keep_the_delivering_attempt,
     delivered_batches_of_any_size_are_written_whole,
     enqueue_is_idempotent_per_event,
     claims_respect_lease_and_task_order,
