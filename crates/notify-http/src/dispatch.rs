@@ -6,6 +6,10 @@
 //! sender's claims take over (a task's oldest pending delivery only, so order holds). A
 //! new notification of a task with pending deliveries is stored behind them.
 //!
+//! A lane holds at most [`LANE_CAP`] waiting notifications, so one busy task cannot fill
+//! the target's whole window: past that, its waiting ones (and its later ones) are stored
+//! *held*, unclaimable until the write that records the one in flight releases them.
+//!
 //! Results are written by one write at a time, each one transaction that also moves the
 //! target's position to just before the oldest notification not yet recorded; what
 //! comes in during a write goes into the next one (group commit). The dispatcher is the
@@ -15,7 +19,7 @@
 
 use crate::notifier::{Done, Fresh, Outgoing, Shared, RECORD_BATCH};
 use crate::reader::ReaderMsg;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +42,8 @@ struct Write {
     pending_tasks: Vec<i64>,
     /// A replay carried out by it (its `from_seq`), and who waits for the new position.
     replay: Option<(i64, oneshot::Sender<i64>)>,
+    /// Tasks whose held deliveries it releases: it records the notification they waited for.
+    release: Vec<i64>,
 }
 
 impl Write {
@@ -46,6 +52,7 @@ impl Write {
             && self.results.is_empty()
             && self.position.is_none()
             && self.replay.is_none()
+            && self.release.is_empty()
     }
 }
 
@@ -57,6 +64,9 @@ pub(crate) struct Dispatcher {
     cancel: CancellationToken,
     /// Tasks with a notification in flight, and those of theirs waiting behind it.
     lanes: HashMap<i64, VecDeque<Fresh>>,
+    /// Tasks whose lane overflowed: their later notifications are stored held until the
+    /// one in flight is recorded.
+    held: HashSet<i64>,
     /// Seqs of notifications read and not yet handed to a write.
     unrecorded: BTreeSet<i64>,
     /// The last event the reader has covered.
@@ -81,6 +91,8 @@ pub(crate) struct Dispatcher {
 const WRITE_INTERVAL: Duration = Duration::from_millis(25);
 /// Records that start a write at once.
 const FULL_WRITE: usize = 2000;
+/// Notifications of one task waiting in memory behind its one in flight, at most.
+pub(crate) const LANE_CAP: usize = 64;
 
 impl Dispatcher {
     pub(crate) fn new(
@@ -96,6 +108,7 @@ impl Dispatcher {
             to_sender,
             cancel,
             lanes: HashMap::new(),
+            held: HashSet::new(),
             unrecorded: BTreeSet::new(),
             read_upto: position,
             position,
@@ -194,8 +207,20 @@ impl Dispatcher {
             }
             fresh += 1;
             self.unrecorded.insert(n.seq);
-            if let Some(lane) = self.lanes.get_mut(&n.broker_id) {
-                lane.push_back(n);
+            if self.held.contains(&n.broker_id) {
+                self.record(n, None, true);
+            } else if let Some(lane) = self.lanes.get_mut(&n.broker_id) {
+                if lane.len() < LANE_CAP {
+                    lane.push_back(n);
+                } else {
+                    // Full: the waiting ones go to the store, held behind the one in flight.
+                    let waiting = std::mem::take(lane);
+                    self.held.insert(n.broker_id);
+                    for w in waiting {
+                        self.record(w, None, true);
+                    }
+                    self.record(n, None, true);
+                }
             } else if known.pending_tasks.contains(&n.broker_id)
                 || self.storing.contains_key(&n.broker_id)
             {
@@ -236,8 +261,8 @@ impl Dispatcher {
     }
 
     /// Records `n` with its first attempt, or (without one) as pending behind its task's
-    /// pending ones.
-    fn record(&mut self, n: Fresh, attempt: Option<AttemptResult>) {
+    /// pending ones, or held behind its task's one in flight.
+    fn record(&mut self, n: Fresh, attempt: Option<AttemptResult>, held: bool) {
         let outcome = attempt.as_ref().map(|a| a.outcome);
         let keep_body = outcome != Some(AttemptOutcome::Delivered);
         if matches!(outcome, None | Some(AttemptOutcome::Retry(_))) {
@@ -248,11 +273,15 @@ impl Dispatcher {
         self.next.new.push(RecordedDelivery {
             delivery: n.into_new(&self.shared.target, keep_body),
             attempt,
+            held,
         });
     }
 
+    /// Stores `n` pending behind its task's stored ones. Those may be held behind it
+    /// (read again after a crash while it was in flight): this write releases them.
     fn store_pending(&mut self, n: Fresh) {
-        self.record(n, None);
+        self.next.release.push(n.broker_id);
+        self.record(n, None, false);
     }
 
     fn on_done(&mut self, d: Done) {
@@ -265,7 +294,10 @@ impl Dispatcher {
         };
         let task = n.broker_id;
         let outcome = d.result.outcome;
-        self.record(n, Some(d.result));
+        if self.held.remove(&task) {
+            self.next.release.push(task);
+        }
+        self.record(n, Some(d.result), false);
         match outcome {
             AttemptOutcome::Delivered | AttemptOutcome::Failed => {
                 match self.lanes.get_mut(&task).and_then(VecDeque::pop_front) {
@@ -278,8 +310,8 @@ impl Dispatcher {
                 }
             }
             AttemptOutcome::Retry(_) => {
-                for held in self.lanes.remove(&task).unwrap_or_default() {
-                    self.store_pending(held);
+                for waiting in self.lanes.remove(&task).unwrap_or_default() {
+                    self.store_pending(waiting);
                 }
             }
         }
@@ -332,11 +364,15 @@ impl Dispatcher {
         }
         let shared = self.shared.clone();
         self.writing = Some(tokio::spawn(async move {
+            let mut release = write.release.clone();
+            release.sort_unstable();
+            release.dedup();
             let records = DeliveryRecords {
                 new: &write.new,
                 results: &write.results,
                 cursor: write.position.map(|p| (shared.consumer.as_str(), p)),
                 replay: write.replay.as_ref().map(|r| (shared.target.as_str(), r.0)),
+                release: (!release.is_empty()).then_some((shared.target.as_str(), &release[..])),
             };
             let r = shared
                 .store

@@ -364,6 +364,135 @@ async fn a_crash_before_recording_sends_again_with_the_same_guids() {
     wl.stop().await;
 }
 
+/// A task with more notifications than its lane holds: the rest are stored held behind
+/// its first (in flight, here hanging), written before it is; after a crash the first
+/// is read again and every one still goes out once, in order, behind it.
+#[tokio::test]
+async fn a_busy_tasks_overflow_is_held_behind_its_first_even_across_a_crash() {
+    let rx = http_receiver().await;
+    let url = worklane_store::testing::fresh_sqlite_url();
+    let mut wl = Worklane::start(&url).await;
+    let busy = wl.create("busy").await;
+    let extra = 120;
+    for i in 0..extra {
+        wl.update(busy, "step", &i.to_string()).await;
+    }
+    let other = wl.create("other").await;
+    let first_seq = 1;
+    rx.behave(move |r, _| {
+        if r.json["seq"] == first_seq {
+            Reply::Hang
+        } else {
+            Reply::Status(200)
+        }
+    });
+    // Every event is in the log before the target starts: one read holds them all.
+    wl.notify(target("t", &rx.url, "http_response_timeout = \"60s\"\n"));
+    let total = extra + 2;
+    wait_for(
+        "the overflow held in the store, the other task delivered",
+        T,
+        || async {
+            let d = wl.deliveries("t").await;
+            d.len() == total - 1
+                && d.iter().any(|d| {
+                    d.broker_id == other.0 && d.status == worklane_store::DeliveryStatus::Delivered
+                })
+        },
+    )
+    .await;
+    let got = rx.got();
+    assert!(
+        got.iter()
+            .all(|r| r.json["brokerId"] != busy.0 || r.json["seq"] == first_seq),
+        "nothing of the busy task went out beside its first"
+    );
+    let held: Vec<_> = wl
+        .deliveries("t")
+        .await
+        .into_iter()
+        .filter(|d| d.broker_id == busy.0)
+        .collect();
+    assert_eq!(held.len(), extra);
+    assert!(held
+        .iter()
+        .all(|d| d.next_attempt_at == worklane_store::HELD_UNTIL));
+    let hanging = got
+        .iter()
+        .find(|r| r.json["seq"] == first_seq)
+        .unwrap()
+        .clone();
+    wl.crash().await;
+
+    rx.behave(|_, _| Reply::Status(200));
+    let before = rx.count();
+    let mut wl = Worklane::start(&url).await;
+    wl.notify(target("t", &rx.url, ""));
+    wait_for("all delivered after the crash", T, || {
+        wl.all_delivered("t", total)
+    })
+    .await;
+    let again: Vec<Received> = rx
+        .got()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.json["brokerId"] == busy.0)
+        .collect();
+    let seqs: Vec<i64> = again
+        .iter()
+        .map(|r| r.json["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), extra + 1, "each once: {seqs:?}");
+    assert_eq!(seqs[0], first_seq, "the first goes first");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert_eq!(
+        again[0].headers["etag"], hanging.headers["etag"],
+        "same GUID"
+    );
+    wl.stop().await;
+}
+
+/// Without a crash: the first is answered, the held ones are released by its record and
+/// go out from the store, in order.
+#[tokio::test]
+async fn a_busy_task_past_its_lane_is_delivered_in_order() {
+    let rx = http_receiver().await;
+    let mut wl = Worklane::fresh().await;
+    let busy = wl.create("busy").await;
+    for i in 0..150 {
+        wl.update(busy, "step", &i.to_string()).await;
+    }
+    wl.notify(target("t", &rx.url, ""));
+    wait_for("all delivered", T, || wl.all_delivered("t", 151)).await;
+    let seqs: Vec<i64> = rx
+        .got()
+        .iter()
+        .map(|r| r.json["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 151, "each once");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    // Past the lane's room they went out from the store, stored with their bodies.
+    let store = wl.engine.store().clone();
+    let mut from_store = 0;
+    for d in wl.deliveries("t").await {
+        if !store
+            .get_delivery(d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .is_empty()
+        {
+            from_store += 1;
+        }
+    }
+    assert!(
+        from_store >= 150 - 64,
+        "{from_store} went out from the store"
+    );
+    wl.stop().await;
+}
+
 #[tokio::test]
 async fn contact_processed_sends_one_message_per_finished_task() {
     let rx = http_receiver().await;

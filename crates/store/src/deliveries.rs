@@ -141,7 +141,16 @@ pub struct RecordedDelivery {
     pub delivery: NewDelivery,
     /// Its first attempt (`delivery_id` is not read).
     pub attempt: Option<AttemptResult>,
+    /// Without an attempt: *held*, waiting for an earlier notification of its task that
+    /// is not written yet (in flight). Stored pending with [`HELD_UNTIL`] as its next
+    /// attempt, so no claim takes it, until a write releases its task
+    /// ([`DeliveryRecords::release`]).
+    pub held: bool,
 }
+
+/// The next attempt of a held delivery (9999-12-30T00:00:00Z, whole microseconds as
+/// stored): never due until released.
+pub const HELD_UNTIL: Timestamp = Timestamp::constant(253_402_128_000, 0);
 
 /// What a notifier writes in one transaction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -156,6 +165,10 @@ pub struct DeliveryRecords<'a> {
     /// `from_seq` on (those written by this transaction too) become pending again, and
     /// the request for exactly that `from_seq` is removed.
     pub replay: Option<(&'a str, i64)>,
+    /// (target, tasks): the held deliveries of these tasks become due now. A notifier
+    /// releases a task in the write that adds the earlier notification they waited
+    /// for, so they can never go out before it.
+    pub release: Option<(&'a str, &'a [i64])>,
 }
 
 /// What the store holds of a run of events for one target.
@@ -213,6 +226,7 @@ pub trait DeliveryStore: Send + Sync {
             .map(|r| RecordedDelivery {
                 delivery: r.clone(),
                 attempt: None,
+                held: false,
             })
             .collect();
         self.record_deliveries(
@@ -443,6 +457,7 @@ macro_rules! push_new_rows {
             let d = &r.delivery;
             let a = r.attempt.as_ref();
             let (status, attempts, next) = match a.map(|a| a.outcome) {
+                None if r.held => ("pending", 0_i64, micros(HELD_UNTIL)),
                 None => ("pending", 0_i64, now),
                 Some(AttemptOutcome::Delivered) => ("delivered", 1, now),
                 Some(AttemptOutcome::Retry(at)) => ("pending", 1, micros(at)),
@@ -544,6 +559,27 @@ macro_rules! impl_delivery_store {
                         qb.push_values(attempts, |mut b, (id, a)| {
                             push_attempt!(b, id, a);
                         });
+                        qb.build().persistent(false).execute(&mut *tx).await?;
+                    }
+                }
+                if let Some((target, tasks)) = records.release {
+                    for chunk in tasks.chunks(INSERT_CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE deliveries SET next_attempt_at = ",
+                        );
+                        qb.push_bind(now)
+                            .push(", updated_at = ")
+                            .push_bind(now)
+                            .push(" WHERE target = ")
+                            .push_bind(target)
+                            .push(" AND status = 'pending' AND next_attempt_at = ")
+                            .push_bind(micros(HELD_UNTIL))
+                            .push(" AND broker_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for t in chunk {
+                            sep.push_bind(*t);
+                        }
+                        qb.push(")");
                         qb.build().persistent(false).execute(&mut *tx).await?;
                     }
                 }

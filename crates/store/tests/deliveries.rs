@@ -165,6 +165,7 @@ fn recorded(seq: i64, broker_id: i64, outcome: Option<AttemptOutcome>) -> Record
                 }),
             )
         }),
+        held: false,
     }
 }
 
@@ -184,6 +185,7 @@ async fn record_writes_first_attempts_with_the_position(s: Arc<dyn Store>) {
         results: &[],
         cursor: Some(("notify:t", 4)),
         replay: None,
+        release: None,
     };
     assert_eq!(s.record_deliveries(records, at(2)).await.unwrap(), 4);
     assert_eq!(s.cursor("notify:t").await.unwrap(), 4);
@@ -442,6 +444,78 @@ async fn resend_and_replay_keep_the_delivering_attempt(s: Arc<dyn Store>) {
     );
 }
 
+/// Held deliveries wait, unclaimable, for the write that releases their task; start-up's
+/// release of leases leaves them held.
+async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
+    let held = |seq: i64| RecordedDelivery {
+        held: true,
+        ..recorded(seq, 7, None)
+    };
+    let write = |new: Vec<RecordedDelivery>, release: Option<&'static [i64]>| {
+        let s = s.clone();
+        async move {
+            s.record_deliveries(
+                DeliveryRecords {
+                    new: &new,
+                    release: release.map(|r| ("t", r)),
+                    ..Default::default()
+                },
+                at(2),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Task 7's first notification is in flight; its next two are held behind it, and a
+    // task 8 notification is pending as usual.
+    write(vec![held(2), held(3), recorded(4, 8, None)], None).await;
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+    let claimed = s.claim_deliveries("t", at(5), at(60), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [4]);
+    assert_eq!(
+        s.release_deliveries("t", at(6)).await.unwrap(),
+        1,
+        "only the lease"
+    );
+    assert_eq!(
+        s.claim_deliveries("t", at(7), at(60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "task 8's again; task 7's still held"
+    );
+    let held_one = s
+        .list_deliveries(&DeliveryQuery {
+            target: "t".into(),
+            broker_id: Some(7),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(held_one.iter().all(|d| d.next_attempt_at == HELD_UNTIL));
+    // Releasing another task changes nothing.
+    write(vec![], Some(&[8])).await;
+    assert!(s
+        .claim_deliveries("t", at(8), at(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The write that records the first one releases them: due now, in order.
+    write(
+        vec![recorded(1, 7, Some(AttemptOutcome::Delivered))],
+        Some(&[7]),
+    )
+    .await;
+    let claimed = s.claim_deliveries("t", at(9), at(60), 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        [2],
+        "the oldest of the task first"
+    );
+    assert_eq!(claimed[0].body, b"{\"seq\":2}", "held with its body");
+}
+
 /// Delivered notifications of any batch size (SQLite writes them in statements of a few
 /// fixed sizes), of two targets in one write, each written once.
 async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
@@ -511,6 +585,7 @@ async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
 }
 
 worklane_store::store_suite!(
+    held_deliveries_wait_for_their_release,
     resend_and_replay_keep_the_delivering_attempt,
     delivered_batches_of_any_size_are_written_whole,
     enqueue_is_idempotent_per_event,
