@@ -358,15 +358,15 @@ impl Dispatcher {
     }
 
     /// Starts (again) the transaction of `write`.
-    fn retry(&mut self, write: Write) {
+    fn retry(&mut self, mut write: Write) {
         if let Some(p) = write.position {
             self.position = self.position.max(p);
         }
+        write.release.sort_unstable();
+        write.release.dedup();
         let shared = self.shared.clone();
         self.writing = Some(tokio::spawn(async move {
-            let mut release = write.release.clone();
-            release.sort_unstable();
-            release.dedup();
+            let release = &write.release;
             let records = DeliveryRecords {
                 new: &write.new,
                 results: &write.results,

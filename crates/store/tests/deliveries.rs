@@ -31,6 +31,33 @@ fn result(id: i64, outcome: AttemptOutcome, code: Option<i64>) -> AttemptResult 
     }
 }
 
+/// Writes `new` rows and releases the held deliveries of `release` (target t's tasks), in
+/// one transaction; returns how many rows were added.
+async fn write(s: &Arc<dyn Store>, new: &[RecordedDelivery], release: &[i64]) -> u64 {
+    s.record_deliveries(
+        DeliveryRecords {
+            new,
+            release: (!release.is_empty()).then_some(("t", release)),
+            ..Default::default()
+        },
+        at(2),
+    )
+    .await
+    .unwrap()
+}
+
+/// `target`'s deliveries (of one task when given), up to 1,000.
+async fn listed(s: &Arc<dyn Store>, target: &str, broker_id: Option<i64>) -> Vec<Delivery> {
+    s.list_deliveries(&DeliveryQuery {
+        target: target.into(),
+        broker_id,
+        limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 async fn enqueue_is_idempotent_per_event(s: Arc<dyn Store>) {
     let rows: Vec<_> = (1..=2500).map(|i| row("t", i, i)).collect();
     assert_eq!(s.enqueue_deliveries(&rows, at(0)).await.unwrap(), 2500);
@@ -380,22 +407,8 @@ async fn resend_and_replay_keep_the_delivering_attempt(s: Arc<dyn Store>) {
         recorded(1, 1, Some(AttemptOutcome::Delivered)),
         recorded(2, 2, Some(AttemptOutcome::Delivered)),
     ];
-    s.record_deliveries(
-        DeliveryRecords {
-            new: &new,
-            ..Default::default()
-        },
-        at(2),
-    )
-    .await
-    .unwrap();
-    let all = s
-        .list_deliveries(&DeliveryQuery {
-            target: "t".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    write(&s, &new, &[]).await;
+    let all = listed(&s, "t", None).await;
     let id_of = |seq: i64| all.iter().find(|d| d.seq == seq).unwrap().id;
     let (one, two) = (id_of(1), id_of(2));
     // Resent, then delivered again: both deliveries are in its history, oldest first.
@@ -451,24 +464,9 @@ async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
         held: true,
         ..recorded(seq, 7, None)
     };
-    let write = |new: Vec<RecordedDelivery>, release: Option<&'static [i64]>| {
-        let s = s.clone();
-        async move {
-            s.record_deliveries(
-                DeliveryRecords {
-                    new: &new,
-                    release: release.map(|r| ("t", r)),
-                    ..Default::default()
-                },
-                at(2),
-            )
-            .await
-            .unwrap()
-        }
-    };
     // Task 7's first notification is in flight; its next two are held behind it, and a
     // task 8 notification is pending as usual.
-    write(vec![held(2), held(3), recorded(4, 8, None)], None).await;
+    write(&s, &[held(2), held(3), recorded(4, 8, None)], &[]).await;
     assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
     let claimed = s.claim_deliveries("t", at(5), at(60), 10).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [4]);
@@ -485,28 +483,17 @@ async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
         1,
         "task 8's again; task 7's still held"
     );
-    let held_one = s
-        .list_deliveries(&DeliveryQuery {
-            target: "t".into(),
-            broker_id: Some(7),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let held_one = listed(&s, "t", Some(7)).await;
     assert!(held_one.iter().all(|d| d.next_attempt_at == HELD_UNTIL));
     // Releasing another task changes nothing.
-    write(vec![], Some(&[8])).await;
+    write(&s, &[], &[8]).await;
     assert!(s
         .claim_deliveries("t", at(8), at(60), 10)
         .await
         .unwrap()
         .is_empty());
     // The write that records the first one releases them: due now, in order.
-    write(
-        vec![recorded(1, 7, Some(AttemptOutcome::Delivered))],
-        Some(&[7]),
-    )
-    .await;
+    write(&s, &[recorded(1, 7, Some(AttemptOutcome::Delivered))], &[7]).await;
     let claimed = s.claim_deliveries("t", at(9), at(60), 10).await.unwrap();
     assert_eq!(
         claimed.iter().map(|d| d.seq).collect::<Vec<_>>(),
@@ -528,35 +515,13 @@ async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
         })
         .collect()
     };
-    let write = |new: &[RecordedDelivery]| {
-        let s = s.clone();
-        let new = new.to_vec();
-        async move {
-            s.record_deliveries(
-                DeliveryRecords {
-                    new: &new,
-                    ..Default::default()
-                },
-                at(2),
-            )
-            .await
-            .unwrap()
-        }
-    };
     // 256 + 32 + 3 * 4 + 3.
     let mut first = delivered("t", 1..=303);
     first.extend(delivered("u", 1..=5));
-    assert_eq!(write(&first).await, 308);
+    assert_eq!(write(&s, &first, &[]).await, 308);
     // Overlapping the first: only the new ones are added.
-    assert_eq!(write(&delivered("t", 290..=310)).await, 7);
-    let all = s
-        .list_deliveries(&DeliveryQuery {
-            target: "t".into(),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(write(&s, &delivered("t", 290..=310), &[]).await, 7);
+    let all = listed(&s, "t", None).await;
     let mut seqs: Vec<i64> = all.iter().map(|d| d.seq).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=310).collect::<Vec<_>>());
@@ -574,14 +539,7 @@ async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
         ("TaskCreated", at(0))
     );
     assert_eq!(s.delivery_backlog("t").await.unwrap(), 0);
-    let u = s
-        .list_deliveries(&DeliveryQuery {
-            target: "u".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(u.len(), 5);
+    assert_eq!(listed(&s, "u", None).await.len(), 5);
 }
 
 worklane_store::store_suite!(
