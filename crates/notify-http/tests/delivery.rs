@@ -372,11 +372,8 @@ async fn a_busy_tasks_overflow_is_held_behind_its_first_even_across_a_crash() {
     let rx = http_receiver().await;
     let url = worklane_store::testing::fresh_sqlite_url();
     let mut wl = Worklane::start(&url).await;
-    let busy = wl.create("busy").await;
     let extra = 120;
-    for i in 0..extra {
-        wl.update(busy, "step", &i.to_string()).await;
-    }
+    let busy = wl.busy_task(extra).await;
     let other = wl.create("other").await;
     let first_seq = 1;
     rx.behave(move |r, _| {
@@ -458,10 +455,7 @@ async fn a_busy_tasks_overflow_is_held_behind_its_first_even_across_a_crash() {
 async fn a_busy_task_past_its_lane_is_delivered_in_order() {
     let rx = http_receiver().await;
     let mut wl = Worklane::fresh().await;
-    let busy = wl.create("busy").await;
-    for i in 0..150 {
-        wl.update(busy, "step", &i.to_string()).await;
-    }
+    wl.busy_task(150).await;
     wl.notify(target("t", &rx.url, ""));
     wait_for("all delivered", T, || wl.all_delivered("t", 151)).await;
     let seqs: Vec<i64> = rx

@@ -422,6 +422,15 @@ impl Worklane {
         self.act(id, Action::Update(fields)).await;
     }
 
+    /// A task with `updates` events after its creation (one notification each).
+    pub async fn busy_task(&self, updates: usize) -> BrokerId {
+        let id = self.create("busy").await;
+        for i in 0..updates {
+            self.update(id, "step", &i.to_string()).await;
+        }
+        id
+    }
+
     pub async fn deliveries(&self, target: &str) -> Vec<worklane_store::Delivery> {
         self.engine
             .store()
