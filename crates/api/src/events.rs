@@ -43,7 +43,7 @@ pub async fn list_events(
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
     let after = p.after.unwrap_or(0);
-    let events = st.engine.store().events_after(after, limit).await?;
+    let events = st.engine.events().events_after(after, limit).await?;
     let last = events.last().map_or(after, |e| e.seq);
     Ok(axum::Json(EventPage { events, last }))
 }
@@ -69,7 +69,7 @@ pub async fn stream_events(
     let stream = async_stream::stream! {
         let mut wake = engine.subscribe();
         loop {
-            match engine.store().events_after(pos, 500).await {
+            match engine.events().events_after(pos, 500).await {
                 Ok(events) if !events.is_empty() => {
                     for e in events {
                         pos = e.seq;

@@ -141,12 +141,12 @@ pub async fn serve(
 
 /// Health: 200 when the store answers, 503 otherwise.
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.engine.store().ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": st.engine.store().backend()}))
+    match st.engine.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": st.engine.backend()}))
             .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "store": st.engine.store().backend(), "error": e.to_string()})),
+            axum::Json(serde_json::json!({"status": "unavailable", "store": st.engine.backend(), "error": e.to_string()})),
         )
             .into_response(),
     }

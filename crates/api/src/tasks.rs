@@ -8,11 +8,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use worklane_domain::Command;
 use worklane_domain::{
     Action, ActionMeta, BrokerId, Event, NewTask, OnDuplicate, Status, Task, TaskFields, TaskRef,
     Timestamp,
 };
-use worklane_store::{Command, PageAfter, TaskOrder, TaskQuery};
+use worklane_store::{PageAfter, TaskOrder, TaskQuery};
 
 /// The capture point REST creates default to, and the origin of REST changes.
 pub const REST_ORIGIN: &str = "REST";
@@ -183,7 +184,7 @@ pub async fn get_task(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
-    match st.engine.store().get_task(id).await? {
+    match st.engine.tasks().get_task(id).await? {
         Some(t) => Ok(axum::Json(t)),
         None => Err(not_found(id)),
     }
@@ -236,7 +237,7 @@ pub async fn list_tasks(
         after,
         limit,
     };
-    let tasks = st.engine.store().list_tasks(&q).await?;
+    let tasks = st.engine.tasks().list_tasks(&q).await?;
     let next_after = (tasks.len() == limit as usize)
         .then(|| tasks.last())
         .flatten()
@@ -372,7 +373,7 @@ pub async fn task_events(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<Event>>, ApiError> {
     let id = parse_id(&id)?;
-    let events = st.engine.store().task_events(id).await?;
+    let events = st.engine.events().task_events(id).await?;
     if events.is_empty() {
         return Err(not_found(id));
     }

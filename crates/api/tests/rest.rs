@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worklane_api::{metrics_handle, router, serve, ApiOptions, AppState};
+use worklane_domain::Command;
 use worklane_domain::{Action, ActionMeta, BrokerId, Classification, Status, TaskRef, Timestamp};
 use worklane_engine::{Engine, EngineOptions, Processor};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
-use worklane_store::Command;
 
 struct TestApp {
     base: String,

@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let tasks = engine
-        .store()
+        .tasks()
         .list_tasks(&worklane_store::TaskQuery {
             limit: 10,
             ..Default::default()

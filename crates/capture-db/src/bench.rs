@@ -168,7 +168,7 @@ async fn capture(
     while pipeline.step(&point).await? > 0 {}
     pipeline.flush(&point).await?;
     let took = started.elapsed();
-    let tasks = engine.store().last_seq().await?;
+    let tasks = engine.events().last_seq().await?;
     point.source().close().await;
     drop(point);
     drop(engine);

@@ -200,7 +200,7 @@ async fn source_updates(backend: Backend) {
         "other columns are custom data"
     );
     let c2 = engine
-        .store()
+        .tasks()
         .get_task(b2)
         .await
         .expect("store")
@@ -208,7 +208,7 @@ async fn source_updates(backend: Backend) {
     assert_eq!((c2.capture_id.as_str(), c2.priority), ("C2-new", 7));
     assert_eq!(
         engine
-            .store()
+            .tasks()
             .get_task(b3)
             .await
             .expect("store")
@@ -405,12 +405,12 @@ async fn outage_mid_run(backend: Backend) {
         .expect_err("source is down");
     assert!(format!("{err:#}").contains("unavailable"), "{err:#}");
     let position = engine
-        .store()
+        .events()
         .cursor(&worklane_capture_db::consumer_name("DB1"))
         .await
         .expect("cursor");
     assert!(
-        position < engine.store().last_seq().await.expect("seq"),
+        position < engine.events().last_seq().await.expect("seq"),
         "the position did not pass the event"
     );
     let e = point.capture_step().await.expect_err("source is down");
@@ -689,11 +689,11 @@ async fn a_refused_statement_does_not_block_the_others(backend: Backend) {
         ["queued:Queued", "resumed:Queued", "resumed:Queued"]
     );
     let position = engine
-        .store()
+        .events()
         .cursor(&worklane_capture_db::consumer_name("DB1"))
         .await
         .expect("cursor");
-    assert_eq!(position, engine.store().last_seq().await.expect("seq"));
+    assert_eq!(position, engine.events().last_seq().await.expect("seq"));
 }
 
 on_backends!(a_refused_statement_does_not_block_the_others: Postgres, MariaDb, Sqlite);

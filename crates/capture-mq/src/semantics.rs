@@ -123,7 +123,7 @@ impl Semantics {
             }) => {
                 let events = self
                     .engine
-                    .store()
+                    .events()
                     .task_events(task.broker_id)
                     .await
                     .map_err(store)?;
@@ -149,7 +149,7 @@ impl Semantics {
         meta: ActionMeta,
     ) -> Result<Option<Answer>, EngineError> {
         let r = a.target.task_ref(&self.settings.id);
-        let found = self.engine.store().find_task(&r).await.map_err(store)?;
+        let found = self.engine.tasks().find_task(&r).await.map_err(store)?;
         Ok(Some(Answer::plain(match found {
             Some(task) => {
                 let at = meta.action_date_time.unwrap_or_else(Timestamp::now);

@@ -55,7 +55,7 @@ async fn create_task_is_answered_with_its_correlation_and_defaults() {
     assert_eq!(n.reason.as_deref(), Some("new order"));
     let task = rig
         .engine
-        .store()
+        .tasks()
         .get_task(n.broker_id)
         .await
         .unwrap()
@@ -65,7 +65,7 @@ async fn create_task_is_answered_with_its_correlation_and_defaults() {
     assert_eq!(task.priority, 5);
     assert_eq!(task.ext.customer_id.as_deref(), Some("C9"));
     assert_eq!(task.data["OrderNo"], "42");
-    let events = rig.engine.store().task_events(n.broker_id).await.unwrap();
+    let events = rig.engine.events().task_events(n.broker_id).await.unwrap();
     assert_eq!(events[0].request_id.as_deref(), Some("corr-1"));
 
     // Without a correlation id, the message id correlates; CaptureId defaults to BrokerId.
@@ -78,7 +78,7 @@ async fn create_task_is_answered_with_its_correlation_and_defaults() {
     assert_eq!(n.capture_id, n.broker_id.to_string());
     let task = rig
         .engine
-        .store()
+        .tasks()
         .get_task(n.broker_id)
         .await
         .unwrap()
@@ -358,7 +358,7 @@ async fn invalid_values_are_refused_naming_task_and_attribute() {
     );
     let tasks = rig
         .engine
-        .store()
+        .tasks()
         .list_tasks(&Default::default())
         .await
         .unwrap();
@@ -378,7 +378,7 @@ async fn lenient_input_is_accepted() {
     let n = notice(rig.client.ask(body).await);
     let task = rig
         .engine
-        .store()
+        .tasks()
         .get_task(n.broker_id)
         .await
         .unwrap()
@@ -480,7 +480,7 @@ async fn a_repeated_message_id_is_answered_identically_and_applied_once() {
     );
     let tasks = rig
         .engine
-        .store()
+        .tasks()
         .list_tasks(&Default::default())
         .await
         .unwrap();
@@ -578,7 +578,7 @@ async fn switched_off_messages_are_not_sent() {
         .await
         .unwrap();
     let seq = assign.event.unwrap().seq;
-    let store = rig.engine.store().clone();
+    let store = rig.engine.events().clone();
     wait_until(20, "the notifications to pass the assignment", || {
         let store = store.clone();
         async move { store.cursor("mq:MQ12").await.unwrap() >= seq }
@@ -610,7 +610,7 @@ async fn switched_off_messages_are_not_sent() {
     assert_eq!(error(r.parse()).code, "CANNOT_CANCEL_COMPLETED_TASK");
     let task = rig
         .engine
-        .store()
+        .tasks()
         .get_task(BrokerId(a.broker_id.0))
         .await
         .unwrap()

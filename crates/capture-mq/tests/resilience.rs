@@ -50,7 +50,7 @@ async fn a_redelivered_create_without_message_id_is_recognised_by_its_capture_id
         assert_eq!(first, again, "answered as the first time");
         assert_eq!(first[0].correlation_id.as_deref(), Some("c-1"));
         let tasks = engine
-            .store()
+            .tasks()
             .list_tasks(&Default::default())
             .await
             .unwrap();

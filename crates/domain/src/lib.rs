@@ -2,12 +2,14 @@
 //! every change produces. Pure code: no I/O, no clock (callers pass `now`).
 
 pub mod action;
+pub mod command;
 pub mod error;
 pub mod event;
 pub mod fields;
 pub mod task;
 
 pub use action::{decide, Action, ActionMeta, Classification, Transition};
+pub use command::{Command, CommandResult, Op, Outcome, Selection};
 pub use error::{DomainError, ErrorCode};
 pub use event::{Event, EventType, NewEvent};
 pub use fields::{ExtFields, NewTask, OnDuplicate, TaskFields};

@@ -5,7 +5,7 @@ use crate::engine::Engine;
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_domain::{Event, Timestamp};
+use worklane_domain::Event;
 
 /// What a consumer does with events.
 #[async_trait]
@@ -60,7 +60,7 @@ impl Consumer {
         if let Some(p) = self.position {
             return Ok(p);
         }
-        let p = self.engine.store().cursor(&self.name).await?;
+        let p = self.engine.events().cursor(&self.name).await?;
         self.position = Some(p);
         Ok(p)
     }
@@ -68,8 +68,8 @@ impl Consumer {
     /// Moves the position (replay from an earlier seq, or skip ahead).
     pub async fn seek(&mut self, seq: i64) -> anyhow::Result<()> {
         self.engine
-            .store()
-            .save_cursor(&self.name, seq, Timestamp::now())
+            .events()
+            .save_cursor(&self.name, seq, self.engine.now())
             .await?;
         self.position = Some(seq);
         Ok(())
@@ -79,14 +79,14 @@ impl Consumer {
     /// position. Returns how many events were handled.
     pub async fn step(&mut self, handler: &mut dyn EventHandler) -> anyhow::Result<usize> {
         let from = self.position().await?;
-        let events = self.engine.store().events_after(from, self.batch).await?;
+        let events = self.engine.events().events_after(from, self.batch).await?;
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(0);
         };
         handler.handle(&events).await?;
         self.engine
-            .store()
-            .save_cursor(&self.name, last, Timestamp::now())
+            .events()
+            .save_cursor(&self.name, last, self.engine.now())
             .await?;
         self.position = Some(last);
         metrics::counter!("worklane_consumer_events_total", "consumer" => self.name.clone())

@@ -1,12 +1,14 @@
-//! The write path: commands from every channel are queued to one writer that commits them
-//! in batches (group commit): one transaction, one fsync, many commands.
+//! The write path: commands from every channel are queued to one writer that decides and
+//! commits them in batches (group commit): one transaction, one fsync, many commands.
 
+use crate::batch;
+use crate::clock::{SharedClock, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use worklane_domain::{DomainError, ErrorCode, Timestamp};
-use worklane_store::{Command, CommandResult, Outcome, Store, StoreError};
+use worklane_domain::{Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp};
+use worklane_store::{DeliveryStore, EventLog, Store, StoreError, TaskReads, Writer};
 
 /// Why a command did not take effect.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,6 +41,8 @@ pub struct EngineOptions {
     pub max_batch: usize,
     /// Commands waiting for the writer before callers are made to wait.
     pub queue_depth: usize,
+    /// The clock every decision reads.
+    pub clock: SharedClock,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +50,7 @@ impl Default for EngineOptions {
         Self {
             max_batch: 256,
             queue_depth: 4096,
+            clock: SystemClock::shared(),
         }
     }
 }
@@ -57,6 +62,10 @@ type Reply = oneshot::Sender<Result<CommandResult, Arc<StoreError>>>;
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: Arc<dyn Store>,
+    tasks: Arc<dyn TaskReads>,
+    events: Arc<dyn EventLog>,
+    deliveries: Arc<dyn DeliveryStore>,
+    clock: SharedClock,
     tx: mpsc::Sender<(Command, Reply)>,
     seq: watch::Receiver<i64>,
 }
@@ -72,13 +81,18 @@ impl Engine {
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let writer = tokio::spawn(write_loop(
             store.clone(),
+            options.clock.clone(),
             rx,
             seq_tx,
             options.max_batch.max(1),
         ));
         Ok((
             Engine {
+                tasks: store.clone(),
+                events: store.clone(),
+                deliveries: store.clone(),
                 store,
+                clock: options.clock,
                 tx,
                 seq: seq_rx,
             },
@@ -111,8 +125,39 @@ impl Engine {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Tasks as they are now.
+    pub fn tasks(&self) -> &Arc<dyn TaskReads> {
+        &self.tasks
+    }
+
+    /// The event log and consumers' positions.
+    pub fn events(&self) -> &Arc<dyn EventLog> {
+        &self.events
+    }
+
+    /// HTTP notification deliveries.
+    pub fn deliveries(&self) -> &Arc<dyn DeliveryStore> {
+        &self.deliveries
+    }
+
+    /// The clock every decision reads.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The clock's time now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Touches the store (health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// The store's backend: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
     }
 
     /// The newest committed event's seq; changes every time events are committed.
@@ -121,37 +166,56 @@ impl Engine {
     }
 }
 
+/// Decides and commits one batch in one transaction: what the engine's writer does for
+/// each group commit. Only the writer calls it in a running server; tests and tools that
+/// own a store alone may too.
+pub async fn commit_batch(
+    writer: &dyn Writer,
+    batch: &[Command],
+    now: Timestamp,
+) -> Result<Vec<CommandResult>, StoreError> {
+    let mut tx = writer.begin().await?;
+    let results = batch::run(&mut *tx, batch, now).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
 async fn write_loop(
     store: Arc<dyn Store>,
+    clock: SharedClock,
     mut rx: mpsc::Receiver<(Command, Reply)>,
     seq: watch::Sender<i64>,
     max_batch: usize,
 ) {
-    let mut jobs: Vec<(Command, Reply)> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        jobs.push(first);
-        while jobs.len() < max_batch {
+    let mut cmds: Vec<Command> = Vec::with_capacity(max_batch);
+    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    while let Some((cmd, reply)) = rx.recv().await {
+        cmds.push(cmd);
+        replies.push(reply);
+        while cmds.len() < max_batch {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok((c, r)) => {
+                    cmds.push(c);
+                    replies.push(r);
+                }
                 Err(_) => break,
             }
         }
         let started = Instant::now();
-        let n = jobs.len();
-        let cmds: Vec<Command> = jobs.iter().map(|j| j.0.clone()).collect();
-        let now = Timestamp::now();
-        match store.execute(cmds, now).await {
+        let n = cmds.len();
+        let now = clock.now();
+        match commit_batch(&*store, &cmds, now).await {
             Ok(results) => {
                 publish(&seq, &results);
-                for ((_, reply), r) in jobs.drain(..).zip(results) {
+                for (reply, r) in replies.drain(..).zip(results) {
                     let _ = reply.send(Ok(r));
                 }
             }
             Err(e) if n > 1 => {
                 // One command broke the batch: run each alone so the others still land.
                 tracing::warn!(error = %e, batch = n, "batch failed; retrying its commands one by one");
-                for (cmd, reply) in jobs.drain(..) {
-                    let r = store.execute(vec![cmd], now).await;
+                for (cmd, reply) in cmds.iter().zip(replies.drain(..)) {
+                    let r = commit_batch(&*store, std::slice::from_ref(cmd), now).await;
                     if let Ok(rs) = &r {
                         publish(&seq, rs);
                     }
@@ -161,11 +225,12 @@ async fn write_loop(
             Err(e) => {
                 tracing::error!(error = %e, "command failed in the store");
                 let e = Arc::new(e);
-                for (_, reply) in jobs.drain(..) {
+                for reply in replies.drain(..) {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
         }
+        cmds.clear();
         metrics::histogram!("worklane_commit_batch_size").record(n as f64);
         metrics::histogram!("worklane_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("worklane_commands_total").increment(n as u64);

@@ -2,11 +2,14 @@
 //! group commits), the event-log [`Consumer`] every outbound channel builds on, and the
 //! background [`Processor`] that moves new tasks along.
 
+mod batch;
+pub mod clock;
 mod consumer;
 mod engine;
 mod processor;
 
+pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
-pub use engine::{Engine, EngineError, EngineOptions};
+pub use engine::{commit_batch, Engine, EngineError, EngineOptions};
 pub use processor::Processor;
-pub use worklane_store::{Command, CommandResult, Op, Outcome, Store};
+pub use worklane_domain::{Command, CommandResult, Op, Outcome, Selection};

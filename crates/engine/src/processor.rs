@@ -6,8 +6,7 @@ use crate::engine::{Engine, EngineError};
 use futures::future::join_all;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_domain::{Action, ActionMeta, Classification, Status, TaskRef, Timestamp};
-use worklane_store::Command;
+use worklane_domain::{Action, ActionMeta, Classification, Command, Status, TaskRef, Timestamp};
 
 /// The channel name processing writes as origin and actor.
 pub const ORIGIN: &str = "processor";
@@ -55,7 +54,7 @@ impl Processor {
     /// One pass at time `now`: moves every ready task one or two steps on and archives
     /// expired ones. Returns how many changes it made.
     pub async fn step(&self, now: Timestamp) -> Result<usize, EngineError> {
-        let store = self.engine.store();
+        let store = self.engine.tasks();
         let ready = store
             .tasks_to_process(now, self.batch)
             .await
@@ -103,21 +102,24 @@ impl Processor {
             if cancel.is_cancelled() {
                 break;
             }
-            let now = Timestamp::now();
+            let now = self.engine.now();
             match self.step(now).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "processing step failed"),
             }
-            let mut wait = self.poll;
-            if let Ok(Some(next)) = self.engine.store().next_activation(now).await {
-                let until = next.duration_since(now).unsigned_abs();
-                wait = wait.min(until);
-            }
+            // The next activation is a time on the engine's clock; the poll interval is
+            // a fallback for writers this process does not hear from.
+            let clock = self.engine.clock();
+            let activation = match self.engine.tasks().next_activation(now).await {
+                Ok(Some(next)) => clock.sleep_until(next),
+                _ => Box::pin(std::future::pending()),
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = activation => {}
+                _ = tokio::time::sleep(self.poll) => {}
             }
         }
         tracing::debug!("processor stopped");

@@ -194,7 +194,7 @@ async fn list(
         .map_err(|e| ApiError::invalid("status", e))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = engine
-        .store()
+        .deliveries()
         .list_deliveries(&DeliveryQuery {
             target,
             status,
@@ -217,7 +217,7 @@ async fn show(
     State(state): State<ApiState>,
     Path((target, id)): Path<(String, i64)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let store = state.engine.store();
+    let store = state.engine.deliveries();
     let mut d = store
         .get_delivery(id)
         .await?
@@ -227,7 +227,7 @@ async fn show(
         // Stored without its body: rendered again, the same as sent (GUID and timestamp
         // come from the delivery and its event), with the target's configuration.
         if let Some(r) = state.renderers.get(&target) {
-            d.body = render_again(store.as_ref(), r, d.seq, &d.guid)
+            d.body = render_again(state.engine.events().as_ref(), r, d.seq, &d.guid)
                 .await?
                 .unwrap_or_default();
         }
@@ -245,7 +245,7 @@ async fn resend(
     Path((target, id)): Path<(String, i64)>,
 ) -> Result<Json<Delivery>, ApiError> {
     let d = engine
-        .store()
+        .deliveries()
         .resend_delivery(&target, id, Timestamp::now())
         .await?
         .ok_or_else(|| ApiError::not_found(&target, id))?;
@@ -281,7 +281,7 @@ async fn replay(
         return Err(ApiError::invalid("fromSeq", "fromSeq must be 1 or more"));
     }
     let reset = engine
-        .store()
+        .deliveries()
         .request_replay(&target, req.from_seq, Timestamp::now())
         .await?;
     tracing::info!(notification_target = %target, from_seq = req.from_seq, reset, "notification replay requested");

@@ -297,7 +297,7 @@ async fn throughput_run(dir: &std::path::Path, r: usize, args: &BenchArgs) -> an
     let cpu_start = Cpu::now(&rx);
     let started = Instant::now();
     let notifier = tokio::spawn(crate::run(engine.clone(), cfg.clone(), cancel.clone()));
-    let store = engine.store().clone();
+    let store = engine.deliveries().clone();
     let n = args.events;
     wait_for(
         "every notification delivered",
@@ -315,7 +315,7 @@ async fn throughput_run(dir: &std::path::Path, r: usize, args: &BenchArgs) -> an
     let mut bodies = Vec::with_capacity(n);
     let mut after = 0;
     loop {
-        let events = store.events_after(after, 5000).await?;
+        let events = engine.events().events_after(after, 5000).await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
         let now = Timestamp::now();
@@ -473,7 +473,7 @@ async fn memory_run(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<(
     };
     let started = Instant::now();
     create_tasks(&engine, args.pending).await?;
-    let store = engine.store().clone();
+    let store = engine.deliveries().clone();
     let n = args.pending as i64;
     wait_for(
         "every notification pending",

@@ -32,7 +32,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::{EventType, Timestamp};
 use worklane_engine::Engine;
-use worklane_store::{AttemptOutcome, AttemptResult, Delivery, NewDelivery, Store};
+use worklane_store::{
+    AttemptOutcome, AttemptResult, Delivery, DeliveryStore, EventLog, NewDelivery,
+};
 
 /// Events read from the log per step.
 pub(crate) const READ_BATCH: usize = 1000;
@@ -77,12 +79,12 @@ impl Fresh {
 /// rendered again from its event: the same as sent, GUID and timestamp included, given the
 /// same configuration. None when the event is no longer in the log.
 pub(crate) async fn render_again(
-    store: &dyn Store,
+    events: &dyn EventLog,
     renderer: &Renderer,
     seq: i64,
     guid: &str,
 ) -> Result<Option<Vec<u8>>, worklane_store::StoreError> {
-    let events = store.events_after(seq - 1, 1).await?;
+    let events = events.events_after(seq - 1, 1).await?;
     Ok(events
         .first()
         .filter(|e| e.seq == seq)
@@ -150,7 +152,9 @@ pub(crate) struct Shared {
     pub target: String,
     /// The target's position in the event log.
     pub consumer: String,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn DeliveryStore>,
+    /// The event log the target reads.
+    pub events: Arc<dyn EventLog>,
     pub poster: Poster,
     pub renderer: Renderer,
     pub policy: RetryPolicy,
@@ -231,7 +235,7 @@ impl Notifier {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let client = build_client(&cfg)?;
         let signer = Signer::new(&cfg.signing_secrets)?;
-        let store = engine.store().clone();
+        let store = engine.deliveries().clone();
         let now = Timestamp::now();
         let consumer = cfg.consumer_name();
         let position = store
@@ -252,6 +256,7 @@ impl Notifier {
             target: cfg.id.clone(),
             consumer,
             store,
+            events: engine.events().clone(),
             poster: Poster {
                 client,
                 uri: reqwest::Url::parse(&cfg.uri)?,

@@ -48,7 +48,7 @@ type Reading = JoinHandle<anyhow::Result<Option<Rendered>>>;
 fn read_after(shared: &Arc<Shared>, after: i64) -> Reading {
     let shared = shared.clone();
     tokio::spawn(async move {
-        let events = shared.store.events_after(after, READ_BATCH as u32).await?;
+        let events = shared.events.events_after(after, READ_BATCH as u32).await?;
         let Some(upto) = events.last().map(|e| e.seq) else {
             return Ok(None);
         };
@@ -103,7 +103,7 @@ pub(crate) async fn read_loop(
     tx: mpsc::Sender<ReaderMsg>,
     cancel: CancellationToken,
 ) {
-    let store = engine.store().clone();
+    let store = engine.deliveries().clone();
     let mut wake = engine.subscribe();
     let target = shared.target.as_str();
     let mut backoff = Duration::from_millis(100);

@@ -62,7 +62,7 @@ async fn body_of(shared: &Shared, mut d: Delivery) -> Result<Outgoing, Done> {
     }
     let now = Timestamp::now();
     let (outcome, error) =
-        match render_again(shared.store.as_ref(), &shared.renderer, d.seq, &d.guid).await {
+        match render_again(shared.events.as_ref(), &shared.renderer, d.seq, &d.guid).await {
             Ok(Some(body)) => return Ok(Outgoing::Stored(d, Bytes::from(body))),
             Ok(None) => (
                 AttemptOutcome::Failed,

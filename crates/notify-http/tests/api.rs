@@ -99,7 +99,7 @@ async fn list_show_resend_and_replay() {
     assert_eq!(r["status"], "pending");
     wait_for("resent one delivered", T, || async {
         wl.engine
-            .store()
+            .deliveries()
             .get_delivery(id)
             .await
             .unwrap()
@@ -199,14 +199,14 @@ async fn replay_notifies_events_from_before_the_target_existed() {
     cfg.start_at = worklane_notify_http::StartAt::Now;
     wl.notify(cfg);
     wait_for("cursor created", T, || async {
-        wl.engine.store().cursor("notify:late").await.unwrap() > 0
+        wl.engine.events().cursor("notify:late").await.unwrap() > 0
     })
     .await;
     wl.update(a, "k", "v").await;
     wait_for("the new event only", T, || wl.all_delivered("late", 1)).await;
     // ...until it is replayed from the first event.
     wl.engine
-        .store()
+        .deliveries()
         .request_replay("late", 1, worklane_domain::Timestamp::now())
         .await
         .unwrap();

@@ -50,7 +50,12 @@ async fn retries_are_byte_identical_with_the_guid_in_body_and_etag() {
     }
     let d = &wl.deliveries("crm").await[0];
     assert_eq!(d.guid, guid);
-    let attempts = wl.engine.store().delivery_attempts(d.id).await.unwrap();
+    let attempts = wl
+        .engine
+        .deliveries()
+        .delivery_attempts(d.id)
+        .await
+        .unwrap();
     let codes: Vec<_> = attempts.iter().map(|a| a.status_code).collect();
     assert_eq!(codes, [Some(500), Some(500), Some(200)]);
     assert!(attempts.iter().all(|a| a.latency_us > 0));
@@ -111,7 +116,12 @@ async fn timeouts_are_retried_and_unlisted_4xx_fail_for_good_until_resent() {
     })
     .await;
     let d = &wl.deliveries("slow").await[0];
-    let attempts = wl.engine.store().delivery_attempts(d.id).await.unwrap();
+    let attempts = wl
+        .engine
+        .deliveries()
+        .delivery_attempts(d.id)
+        .await
+        .unwrap();
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0].status_code, None);
     assert!(attempts[0].latency_us >= 300_000);
@@ -132,10 +142,11 @@ async fn timeouts_are_retried_and_unlisted_4xx_fail_for_good_until_resent() {
     assert_eq!((failed.attempts, failed.last_status_code), (1, Some(404)));
     assert_eq!(strict.count(), 1, "a 404 is not retried unless listed");
     // Resent by hand: same GUID and body.
-    let resent =
-        wl.engine
-            .store()
-            .resend_delivery("strict", failed.id, worklane_domain::Timestamp::now());
+    let resent = wl.engine.deliveries().resend_delivery(
+        "strict",
+        failed.id,
+        worklane_domain::Timestamp::now(),
+    );
     resent.await.unwrap().unwrap();
     wait_for("resent and delivered", T, || wl.all_delivered("strict", 1)).await;
     let got = strict.got();
@@ -203,7 +214,12 @@ async fn a_dead_target_does_not_delay_a_healthy_one() {
         .into_iter()
         .find(|d| d.attempts > 0)
         .unwrap();
-    let a = wl.engine.store().delivery_attempts(tried.id).await.unwrap();
+    let a = wl
+        .engine
+        .deliveries()
+        .delivery_attempts(tried.id)
+        .await
+        .unwrap();
     assert_eq!(a[0].status_code, None);
     assert!(a[0].error.is_some());
     wl.stop().await;
@@ -343,7 +359,7 @@ async fn a_crash_before_recording_sends_again_with_the_same_guids() {
     .await;
     let hanging = rx.got().into_iter().find(|r| r.json["seq"] == 1).unwrap();
     // The position waits just before the one notification not recorded.
-    assert_eq!(wl.engine.store().cursor("notify:t").await.unwrap(), 0);
+    assert_eq!(wl.engine.events().cursor("notify:t").await.unwrap(), 0);
     wl.crash().await;
 
     rx.behave(|_, _| Reply::Status(200));
@@ -466,7 +482,7 @@ async fn a_busy_task_past_its_lane_is_delivered_in_order() {
     assert_eq!(seqs.len(), 151, "each once");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     // Past the lane's room they went out from the store, stored with their bodies.
-    let store = wl.engine.store().clone();
+    let store = wl.engine.deliveries().clone();
     let mut from_store = 0;
     for d in wl.deliveries("t").await {
         if !store

@@ -195,7 +195,7 @@ pub struct DeliveryQuery {
 /// Storage of HTTP notifications. Every store implements it (it is a supertrait of
 /// [`crate::Store`]).
 #[async_trait]
-pub trait DeliveryStore: Send + Sync {
+pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     /// Creates the consumer position `consumer` when it does not exist yet: at the end of
     /// the log when `from_end`, else at its beginning. Returns the position.
     async fn start_delivery_cursor(

@@ -1,16 +1,19 @@
-//! Worklane's store: the one [`Store`] trait and its SQLite and PostgreSQL implementations.
+//! Worklane's store: the ports the rest of Worklane uses, each a trait by reader, and
+//! their SQLite and PostgreSQL implementations.
 //!
-//! Every write goes through [`Store::execute`], which runs a batch of commands in one
-//! transaction: for each, the task change and its event are written together (SPEC
-//! section 3). Reads never lock writers.
+//! - [`TaskReads`]: tasks as they are now (the API, adapters, processing);
+//! - [`EventLog`]: the ordered event log and consumers' positions;
+//! - [`Writer`] / [`WriteTx`]: the engine's write transaction. The store only loads and
+//!   saves: which change a command makes is decided by the engine inside the transaction;
+//! - [`DeliveryStore`]: pending and delivered HTTP notifications.
+//!
+//! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
-mod command;
 mod deliveries;
 mod postgres;
 mod sql;
 mod sqlite;
 
-pub use command::{Command, CommandResult, Op, Outcome};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery, HELD_UNTIL,
@@ -20,7 +23,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use std::sync::Arc;
-use worklane_domain::{BrokerId, Event, Status, Task, TaskRef, Timestamp};
+use worklane_domain::{BrokerId, Event, NewEvent, Selection, Status, Task, TaskRef, Timestamp};
 
 /// Failures of the store itself (not refusals: those are [`CommandResult`] errors).
 #[derive(Debug, thiserror::Error)]
@@ -69,18 +72,9 @@ pub struct TaskQuery {
     pub limit: u32,
 }
 
-/// The store: tasks, the event log, consumers' positions, and (through the
-/// [`DeliveryStore`] supertrait) pending HTTP notifications.
+/// Tasks as they are now.
 #[async_trait]
-pub trait Store: DeliveryStore + Send + Sync + std::fmt::Debug + 'static {
-    /// Runs `batch` in one transaction, in order; each command gets its own result.
-    /// A refusal does not abort the others. An `Err` means nothing of the batch was written.
-    async fn execute(
-        &self,
-        batch: Vec<Command>,
-        now: Timestamp,
-    ) -> Result<Vec<CommandResult>, StoreError>;
-
+pub trait TaskReads: Send + Sync + std::fmt::Debug + 'static {
     async fn get_task(&self, id: BrokerId) -> Result<Option<Task>, StoreError>;
 
     /// Looks a task up by brokerId, or by captureId within a capture point (the oldest such
@@ -89,6 +83,20 @@ pub trait Store: DeliveryStore + Send + Sync + std::fmt::Debug + 'static {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
 
+    /// Tasks processing should move now: New with activation passed, and Captured;
+    /// oldest first.
+    async fn tasks_to_process(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
+
+    /// Finished tasks (Completed, Canceled, Rejected) whose expiration has passed.
+    async fn tasks_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
+
+    /// The earliest activationDateTime of a New task still waiting for it.
+    async fn next_activation(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+}
+
+/// The one ordered event log, and each consumer's durable position in it.
+#[async_trait]
+pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     /// Events with `seq > after`, in order, at most `limit`.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 
@@ -103,17 +111,75 @@ pub trait Store: DeliveryStore + Send + Sync + std::fmt::Debug + 'static {
 
     async fn save_cursor(&self, consumer: &str, seq: i64, now: Timestamp)
         -> Result<(), StoreError>;
+}
 
-    /// Tasks processing should move now: New with activation passed, and Captured;
-    /// oldest first.
-    async fn tasks_to_process(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
+/// Opens write transactions. Only the engine holds one.
+#[async_trait]
+pub trait Writer: Send + Sync + std::fmt::Debug + 'static {
+    async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+}
 
-    /// Finished tasks (Completed, Canceled, Rejected) whose expiration has passed.
-    async fn tasks_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
+/// One write transaction: what the engine loads and saves while it decides a batch of
+/// commands. Nothing is visible to readers until [`WriteTx::commit`]; dropping it rolls
+/// back.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// Results stored under any of `keys` by earlier commands: (key, result JSON).
+    async fn stored_results(
+        &mut self,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// The earliest activationDateTime of a New task still waiting for it.
-    async fn next_activation(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// The tasks with these brokerIds (those that exist).
+    async fn load_ids(&mut self, ids: &[BrokerId]) -> Result<Vec<Task>, StoreError>;
 
+    /// Every task with one of these (capture point, captureId) pairs.
+    async fn load_captures(&mut self, caps: &[(String, String)]) -> Result<Vec<Task>, StoreError>;
+
+    /// The best `limit` tasks `sel` matches, in [`Selection::order`], leaving out
+    /// `exclude`. Rows another transaction holds are skipped, not waited for.
+    async fn claim(
+        &mut self,
+        sel: &Selection,
+        exclude: &[BrokerId],
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError>;
+
+    /// `n` new brokerIds, ascending.
+    async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError>;
+
+    /// Inserts or replaces these tasks.
+    async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError>;
+
+    async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError>;
+
+    /// Appends events to the log, in order, giving each its seq.
+    async fn append_events(
+        &mut self,
+        events: Vec<(NewEvent, Task)>,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Keeps commands' results under their idempotency keys: (key, result JSON).
+    async fn record_results(
+        &mut self,
+        rows: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Saves a consumer's position in the same transaction.
+    async fn save_cursor(
+        &mut self,
+        consumer: &str,
+        seq: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Every port of one backend together, as [`connect`] opens it.
+#[async_trait]
+pub trait Store: TaskReads + EventLog + Writer + DeliveryStore {
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 

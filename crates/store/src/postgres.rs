@@ -55,6 +55,9 @@ pub(crate) mod ops {
     type Db = sqlx::Postgres;
     shared_ops!();
 
+    /// Claimed rows are locked; rows another writer holds are skipped.
+    const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+
     /// Up to `limit` events after `after`, oldest first.
     pub(crate) async fn read_events_after(
         conn: &mut Conn,

@@ -6,13 +6,9 @@
 /// `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
-        use $crate::command::{Command, CommandResult, Op, Outcome};
         use $crate::{micros, PageAfter, StoreError, TaskOrder, TaskQuery};
         use sqlx::{QueryBuilder, Row};
-        use worklane_domain::{
-            action, decide, BrokerId, DomainError, ErrorCode, Event, NewEvent, OnDuplicate,
-            Task, TaskRef, Timestamp,
-        };
+        use worklane_domain::{BrokerId, Event, NewEvent, Task, TaskRef, Timestamp};
 
         type Conn = <Db as sqlx::Database>::Connection;
 
@@ -58,64 +54,29 @@ macro_rules! shared_ops {
             }
         }
 
-        /// A batch's view of the tasks it touches: what the database held before the
-        /// batch (prefetched in a few queries), changed in memory as its commands are
-        /// decided, and written once at the end.
-        #[derive(Default)]
-        struct Working {
-            /// None: deleted in this batch.
-            tasks: std::collections::HashMap<i64, Option<Task>>,
-            /// Touched tasks, in first-touch order.
-            dirty: Vec<i64>,
-            /// Created in this batch (not in the database yet).
-            created: std::collections::HashSet<i64>,
+        /// Results stored under any of `keys` by earlier commands: (key, result JSON).
+        pub(crate) async fn stored_results(
+            conn: &mut Conn,
+            keys: &[String],
+        ) -> Result<Vec<(String, String)>, StoreError> {
+            let mut out = Vec::new();
+            for chunk in keys.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT key, result FROM requests WHERE key IN (");
+                let mut sep = qb.separated(", ");
+                for k in chunk {
+                    sep.push_bind(k.clone());
+                }
+                sep.push_unseparated(")");
+                for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+                    out.push((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+                }
+            }
+            Ok(out)
         }
 
-        impl Working {
-            fn find(&self, r: &TaskRef) -> Option<&Task> {
-                match r {
-                    TaskRef::Broker(id) => self.tasks.get(&id.0).and_then(Option::as_ref),
-                    // The oldest live task with that captureId, as `find_task` answers.
-                    TaskRef::Capture { capture_point_id, capture_id } => self
-                        .tasks
-                        .values()
-                        .flatten()
-                        .filter(|t| &t.capture_point_id == capture_point_id && &t.capture_id == capture_id)
-                        .min_by_key(|t| t.broker_id),
-                }
-            }
-
-            fn put(&mut self, id: i64, t: Option<Task>) {
-                if !self.dirty.contains(&id) {
-                    self.dirty.push(id);
-                }
-                self.tasks.insert(id, t);
-            }
-        }
-
-        /// Loads every task the batch names (by brokerId, by captureId, or as a
-        /// duplicate check), all rows for each captureId named.
-        async fn prefetch(conn: &mut Conn, batch: &[Command]) -> Result<Working, StoreError> {
-            let mut ids = std::collections::BTreeSet::new();
-            let mut caps = std::collections::BTreeSet::new();
-            for c in batch {
-                match &c.op {
-                    Op::Create(n) if n.on_duplicate != OnDuplicate::Allow => {
-                        if let Some(cid) = &n.fields.capture_id {
-                            caps.insert((n.capture_point_id.clone(), cid.clone()));
-                        }
-                    }
-                    Op::Create(_) => {}
-                    Op::Act { task: TaskRef::Broker(id), .. } => {
-                        ids.insert(id.0);
-                    }
-                    Op::Act { task: TaskRef::Capture { capture_point_id, capture_id }, .. } => {
-                        caps.insert((capture_point_id.clone(), capture_id.clone()));
-                    }
-                }
-            }
-            let mut w = Working::default();
-            let ids: Vec<i64> = ids.into_iter().collect();
+        /// The tasks with these brokerIds (those that exist).
+        pub(crate) async fn load_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Task>, StoreError> {
+            let mut out = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(500) {
                 let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE broker_id IN (");
                 let mut sep = qb.separated(", ");
@@ -123,12 +84,19 @@ macro_rules! shared_ops {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                for row in qb.build().fetch_all(&mut *conn).await? {
-                    let t = decode_task(row.try_get::<&str, _>(0)?)?;
-                    w.tasks.insert(t.broker_id.0, Some(t));
+                for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+                    out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                 }
             }
-            let caps: Vec<(String, String)> = caps.into_iter().collect();
+            Ok(out)
+        }
+
+        /// Every task with one of these (capture point, captureId) pairs.
+        pub(crate) async fn load_captures(
+            conn: &mut Conn,
+            caps: &[(String, String)],
+        ) -> Result<Vec<Task>, StoreError> {
+            let mut out = Vec::new();
             for chunk in caps.chunks(250) {
                 let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE ");
                 for (i, (cp, cid)) in chunk.iter().enumerate() {
@@ -138,184 +106,147 @@ macro_rules! shared_ops {
                     qb.push("(capture_point_id = ").push_bind(cp.clone());
                     qb.push(" AND capture_id = ").push_bind(cid.clone()).push(")");
                 }
-                for row in qb.build().fetch_all(&mut *conn).await? {
-                    let t = decode_task(row.try_get::<&str, _>(0)?)?;
-                    w.tasks.insert(t.broker_id.0, Some(t));
+                for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+                    out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                 }
             }
-            Ok(w)
+            Ok(out)
         }
 
-        /// Decides one command against the batch's working set. Returns its result and,
-        /// when it changed something, the event to record (its seq comes later).
-        fn decide_one(
-            w: &mut Working,
-            cmd: &Command,
-            now: Timestamp,
-            ids: &mut std::collections::VecDeque<i64>,
-        ) -> (CommandResult, Option<(NewEvent, Task)>) {
-            if let Err(e) = cmd.meta.validate() {
-                return (Err(e), None);
-            }
-            match &cmd.op {
-                Op::Create(new) => {
-                    if let Err(e) = new.validate() {
-                        return (Err(e), None);
-                    }
-                    if let (Some(cid), true) =
-                        (&new.fields.capture_id, new.on_duplicate != OnDuplicate::Allow)
-                    {
-                        let r = TaskRef::Capture {
-                            capture_point_id: new.capture_point_id.clone(),
-                            capture_id: cid.clone(),
-                        };
-                        if let Some(existing) = w.find(&r) {
-                            let result = match new.on_duplicate {
-                                OnDuplicate::ReturnExisting => Ok(Outcome {
-                                    task: existing.clone(),
-                                    event: None,
-                                    replayed: false,
-                                }),
-                                _ => Err(DomainError::new(
-                                    ErrorCode::TaskAlreadyCaptured,
-                                    format!(
-                                        "task with CaptureId {cid:?} already captured by {} \
-                                         as BrokerId {}",
-                                        new.capture_point_id, existing.broker_id
-                                    ),
-                                )
-                                .with_param(format!("CaptureId={cid}"))
-                                .with_param(format!("BrokerId={}", existing.broker_id))),
-                            };
-                            return (result, None);
-                        }
-                    }
-                    let id = ids.pop_front().expect("an id was drawn for every create");
-                    let tr = action::create(new, BrokerId(id), &cmd.meta, now);
-                    w.created.insert(id);
-                    w.put(id, Some(tr.task.clone()));
-                    let out = Outcome { task: tr.task.clone(), event: None, replayed: false };
-                    (Ok(out), Some((tr.event, tr.task)))
-                }
-                Op::Act { task, action } => {
-                    let Some(current) = w.find(task) else {
-                        return (
-                            Err(DomainError::new(
-                                ErrorCode::TaskNotFound,
-                                format!("no task with {}", task.as_param().replace('=', " ")),
-                            )
-                            .with_param(task.as_param())),
-                            None,
-                        );
-                    };
-                    let tr = match decide(current, action, &cmd.meta, now) {
-                        Ok(tr) => tr,
-                        Err(e) => return (Err(e), None),
-                    };
-                    let id = tr.task.broker_id.0;
-                    w.put(id, (!tr.deleted).then(|| tr.task.clone()));
-                    let out = Outcome { task: tr.task.clone(), event: None, replayed: false };
-                    (Ok(out), Some((tr.event, tr.task)))
-                }
-            }
-        }
-
-        /// Runs a batch inside the caller's transaction with a fixed number of statements
-        /// whatever its size: prefetch, decide every command in memory, then write the
-        /// tasks, events and idempotency records with multi-row statements.
-        pub(crate) async fn execute_batch(
+        /// The best `limit` tasks `sel` matches, leaving out `exclude`, in the selection's
+        /// order (the `tasks_claim` index). PostgreSQL locks them and skips rows another
+        /// writer holds.
+        pub(crate) async fn claim(
             conn: &mut Conn,
-            batch: Vec<Command>,
-            now: Timestamp,
-        ) -> Result<Vec<CommandResult>, StoreError> {
-            // Results stored under idempotency keys: by earlier batches, then this one.
-            let keys: Vec<&str> = batch.iter().filter_map(|c| c.idempotency_key.as_deref()).collect();
-            let mut stored: std::collections::HashMap<String, String> = Default::default();
-            for chunk in keys.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("SELECT key, result FROM requests WHERE key IN (");
+            sel: &worklane_domain::Selection,
+            exclude: &[i64],
+            limit: u32,
+        ) -> Result<Vec<Task>, StoreError> {
+            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE status = ");
+            qb.push_bind(sel.status.as_str());
+            if let Some(q) = &sel.queue {
+                qb.push(" AND queue = ").push_bind(q.clone());
+            }
+            if let Some(p) = &sel.process_id {
+                qb.push(" AND process_id = ").push_bind(p.clone());
+            }
+            if !exclude.is_empty() {
+                qb.push(" AND broker_id NOT IN (");
                 let mut sep = qb.separated(", ");
-                for k in chunk {
-                    sep.push_bind(k.to_string());
+                for id in exclude {
+                    sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                for row in qb.build().fetch_all(&mut *conn).await? {
-                    stored.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
-                }
             }
-            let mut w = prefetch(conn, &batch).await?;
-            let creates = batch.iter().filter(|c| matches!(c.op, Op::Create(_))).count();
-            let mut ids: std::collections::VecDeque<i64> =
-                if creates > 0 { alloc_ids(conn, creates).await?.into() } else { Default::default() };
-
-            let mut results: Vec<Option<CommandResult>> = Vec::with_capacity(batch.len());
-            let mut pending: Vec<(usize, NewEvent, Task)> = Vec::new();
-            // Commands whose result is kept, and commands answered from an earlier result.
-            let mut keep: Vec<(usize, String)> = Vec::new();
-            let mut replay_of: Vec<(usize, usize)> = Vec::new();
-            let mut first_with_key: std::collections::HashMap<&str, usize> = Default::default();
-            for (i, cmd) in batch.iter().enumerate() {
-                if let Some(key) = cmd.idempotency_key.as_deref() {
-                    if let Some(json) = stored.get(key) {
-                        let mut r: CommandResult = serde_json::from_str(json)?;
-                        if let Ok(o) = &mut r {
-                            o.replayed = true;
-                        }
-                        results.push(Some(r));
-                        continue;
-                    }
-                    if let Some(&first) = first_with_key.get(key) {
-                        replay_of.push((i, first));
-                        results.push(None);
-                        continue;
-                    }
-                    first_with_key.insert(key, i);
-                    keep.push((i, key.to_owned()));
-                }
-                let (r, ev) = decide_one(&mut w, cmd, now, &mut ids);
-                if let Some((e, t)) = ev {
-                    pending.push((i, e, t));
-                }
-                results.push(Some(r));
-            }
-
-            // Give the events their place in the log and put them in the results.
-            let mut events = Vec::with_capacity(pending.len());
-            if !pending.is_empty() {
-                let seqs = alloc_seqs(conn, pending.len()).await?;
-                for ((i, e, t), seq) in pending.into_iter().zip(seqs) {
-                    let event = Event::from_parts(seq, e, t);
-                    if let Some(Ok(o)) = &mut results[i] {
-                        o.event = Some(event.clone());
-                    }
-                    events.push(event);
-                }
-            }
-            for (i, first) in replay_of {
-                let mut r = results[first].clone().expect("decided before its repeat");
-                if let Ok(o) = &mut r {
-                    o.replayed = true;
-                }
-                results[i] = Some(r);
-            }
-
-            write_tasks(conn, &w).await?;
-            write_events(conn, &events).await?;
-            for chunk in keep.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("INSERT INTO requests (key, result, created_at) ");
-                let mut rows = Vec::with_capacity(chunk.len());
-                for (i, key) in chunk {
-                    rows.push((key, serde_json::to_string(results[*i].as_ref().expect("decided"))?));
-                }
-                qb.push_values(rows, |mut b, (key, json)| {
-                    b.push_bind(key.clone()).push_bind(json).push_bind(micros(now));
-                });
-                qb.build().execute(&mut *conn).await?;
-            }
-            Ok(results.into_iter().map(|r| r.expect("every command has a result")).collect())
+            qb.push(" ORDER BY priority DESC, COALESCE(due_at, 9223372036854775807), broker_id LIMIT ")
+                .push_bind(i64::from(limit.max(1)));
+            qb.push(CLAIM_LOCK);
+            let rows = qb.build().persistent(exclude.is_empty()).fetch_all(&mut *conn).await?;
+            rows.iter().map(|r| decode_task(r.try_get::<&str, _>(0)?)).collect()
         }
 
-        async fn write_tasks(conn: &mut Conn, w: &Working) -> Result<(), StoreError> {
-            let live: Vec<&Task> = w.dirty.iter().filter_map(|id| w.tasks[id].as_ref()).collect();
+        /// Gives the events their place in the log and writes them.
+        pub(crate) async fn append_events(
+            conn: &mut Conn,
+            parts: Vec<(NewEvent, Task)>,
+        ) -> Result<Vec<Event>, StoreError> {
+            if parts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let seqs = alloc_seqs(conn, parts.len()).await?;
+            let events: Vec<Event> = parts
+                .into_iter()
+                .zip(seqs)
+                .map(|((e, t), seq)| Event::from_parts(seq, e, t))
+                .collect();
+            write_events(conn, &events).await?;
+            Ok(events)
+        }
+
+        /// Keeps commands' results under their idempotency keys: (key, result JSON).
+        pub(crate) async fn record_results(
+            conn: &mut Conn,
+            rows: &[(String, String)],
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            for chunk in rows.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("INSERT INTO requests (key, result, created_at) ");
+                qb.push_values(chunk, |mut b, (key, json)| {
+                    b.push_bind(key.clone()).push_bind(json.clone()).push_bind(micros(now));
+                });
+                qb.build().persistent(false).execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
+        /// A write transaction of this backend: the engine's port for one batch.
+        pub(crate) struct Tx(pub(crate) sqlx::Transaction<'static, Db>);
+
+        #[async_trait::async_trait]
+        impl $crate::WriteTx for Tx {
+            async fn stored_results(
+                &mut self,
+                keys: &[String],
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                stored_results(&mut self.0, keys).await
+            }
+            async fn load_ids(&mut self, ids: &[BrokerId]) -> Result<Vec<Task>, StoreError> {
+                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                load_ids(&mut self.0, &ids).await
+            }
+            async fn load_captures(
+                &mut self,
+                caps: &[(String, String)],
+            ) -> Result<Vec<Task>, StoreError> {
+                load_captures(&mut self.0, caps).await
+            }
+            async fn claim(
+                &mut self,
+                sel: &worklane_domain::Selection,
+                exclude: &[BrokerId],
+                limit: u32,
+            ) -> Result<Vec<Task>, StoreError> {
+                let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
+                claim(&mut self.0, sel, &exclude, limit).await
+            }
+            async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
+                Ok(alloc_ids(&mut self.0, n).await?.into_iter().map(BrokerId).collect())
+            }
+            async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
+                put_tasks(&mut self.0, tasks).await
+            }
+            async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
+                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                delete_tasks(&mut self.0, &ids).await
+            }
+            async fn append_events(
+                &mut self,
+                events: Vec<(NewEvent, Task)>,
+            ) -> Result<Vec<Event>, StoreError> {
+                append_events(&mut self.0, events).await
+            }
+            async fn record_results(
+                &mut self,
+                rows: &[(String, String)],
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                record_results(&mut self.0, rows, now).await
+            }
+            async fn save_cursor(
+                &mut self,
+                consumer: &str,
+                seq: i64,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                save_cursor(&mut self.0, consumer, seq, now).await
+            }
+            async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+                self.0.commit().await?;
+                Ok(())
+            }
+        }
+
+        async fn put_tasks(conn: &mut Conn, live: &[&Task]) -> Result<(), StoreError> {
             for chunk in live.chunks(400) {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
@@ -351,14 +282,12 @@ macro_rules! shared_ops {
                      expiration_at = excluded.expiration_at, version = excluded.version, \
                      body = excluded.body",
                 );
-                qb.build().execute(&mut *conn).await?;
+                qb.build().persistent(false).execute(&mut *conn).await?;
             }
-            let gone: Vec<i64> = w
-                .dirty
-                .iter()
-                .filter(|id| w.tasks[*id].is_none() && !w.created.contains(*id))
-                .copied()
-                .collect();
+            Ok(())
+        }
+
+        async fn delete_tasks(conn: &mut Conn, gone: &[i64]) -> Result<(), StoreError> {
             for chunk in gone.chunks(500) {
                 let mut qb = QueryBuilder::<Db>::new("DELETE FROM tasks WHERE broker_id IN (");
                 let mut sep = qb.separated(", ");
@@ -366,7 +295,7 @@ macro_rules! shared_ops {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                qb.build().execute(&mut *conn).await?;
+                qb.build().persistent(false).execute(&mut *conn).await?;
             }
             Ok(())
         }
@@ -387,7 +316,7 @@ macro_rules! shared_ops {
                         .push_bind(e.event_type.as_str())
                         .push_bind(body);
                 });
-                qb.build().execute(&mut *conn).await?;
+                qb.build().persistent(false).execute(&mut *conn).await?;
             }
             Ok(())
         }
@@ -558,22 +487,19 @@ macro_rules! shared_ops {
     };
 }
 
-/// Implements [`crate::Store`] for a backend type whose module used [`shared_ops`] and
+/// Implements the store's traits for a backend type whose module used [`shared_ops`] and
 /// which has `read()`/`write()` pools and `begin_write()`.
 macro_rules! impl_store {
     ($ty:ty, $ops:ident, $name:literal) => {
         #[async_trait::async_trait]
-        impl $crate::Store for $ty {
-            async fn execute(
-                &self,
-                batch: Vec<$crate::Command>,
-                now: worklane_domain::Timestamp,
-            ) -> Result<Vec<$crate::CommandResult>, $crate::StoreError> {
-                let mut tx = self.begin_write().await?;
-                let out = $ops::execute_batch(&mut tx, batch, now).await?;
-                tx.commit().await?;
-                Ok(out)
+        impl $crate::Writer for $ty {
+            async fn begin(&self) -> Result<Box<dyn $crate::WriteTx>, $crate::StoreError> {
+                Ok(Box::new($ops::Tx(self.begin_write().await?)))
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::TaskReads for $ty {
             async fn get_task(
                 &self,
                 id: worklane_domain::BrokerId,
@@ -592,6 +518,30 @@ macro_rules! impl_store {
             ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
                 $ops::list_tasks(&mut *self.read().acquire().await?, q).await
             }
+            async fn tasks_to_process(
+                &self,
+                now: worklane_domain::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
+                $ops::tasks_to_process(&mut *self.read().acquire().await?, now, limit).await
+            }
+            async fn tasks_expired(
+                &self,
+                now: worklane_domain::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
+                $ops::tasks_expired(&mut *self.read().acquire().await?, now, limit).await
+            }
+            async fn next_activation(
+                &self,
+                now: worklane_domain::Timestamp,
+            ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
+                $ops::next_activation(&mut *self.read().acquire().await?, now).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::EventLog for $ty {
             async fn events_after(
                 &self,
                 after: i64,
@@ -619,26 +569,10 @@ macro_rules! impl_store {
             ) -> Result<(), $crate::StoreError> {
                 $ops::save_cursor(&mut *self.write().acquire().await?, consumer, seq, now).await
             }
-            async fn tasks_to_process(
-                &self,
-                now: worklane_domain::Timestamp,
-                limit: u32,
-            ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
-                $ops::tasks_to_process(&mut *self.read().acquire().await?, now, limit).await
-            }
-            async fn tasks_expired(
-                &self,
-                now: worklane_domain::Timestamp,
-                limit: u32,
-            ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
-                $ops::tasks_expired(&mut *self.read().acquire().await?, now, limit).await
-            }
-            async fn next_activation(
-                &self,
-                now: worklane_domain::Timestamp,
-            ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
-                $ops::next_activation(&mut *self.read().acquire().await?, now).await
-            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $ty {
             async fn ping(&self) -> Result<(), $crate::StoreError> {
                 sqlx::query("SELECT 1").execute(self.read()).await?;
                 Ok(())

@@ -64,6 +64,9 @@ pub(crate) mod ops {
     type Db = sqlx::Sqlite;
     shared_ops!();
 
+    /// SQLite has one writer: nothing to lock.
+    const CLAIM_LOCK: &str = "";
+
     /// Up to `limit` events after `after`, oldest first, read as one value: sqlx hands
     /// SQLite rows over one at a time from its worker thread, which costs more than the
     /// reading itself for a batch of small rows. Compact JSON has no raw tab or newline,

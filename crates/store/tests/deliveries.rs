@@ -373,9 +373,13 @@ async fn delivery_cursor_starts_once(s: Arc<dyn Store>) {
         hold: false,
         on_duplicate: OnDuplicate::Allow,
     };
-    s.execute(vec![Command::create(n, ActionMeta::default())], at(0))
-        .await
-        .unwrap();
+    // One task and its event, written through the write port as the engine would.
+    let mut tx = s.begin().await.unwrap();
+    let id = tx.alloc_ids(1).await.unwrap()[0];
+    let tr = worklane_domain::action::create(&n, id, &ActionMeta::default(), at(0));
+    tx.put_tasks(&[&tr.task]).await.unwrap();
+    tx.append_events(vec![(tr.event, tr.task)]).await.unwrap();
+    tx.commit().await.unwrap();
     let last = s.last_seq().await.unwrap();
     assert!(last > 0);
     assert_eq!(

@@ -392,7 +392,7 @@ pub async fn act(engine: &Engine, task: &Task, action: Action) -> Task {
 
 pub async fn task(engine: &Engine, cp: &str, capture_id: &str) -> Option<Task> {
     engine
-        .store()
+        .tasks()
         .find_task(&TaskRef::Capture {
             capture_point_id: cp.into(),
             capture_id: capture_id.into(),
@@ -403,7 +403,7 @@ pub async fn task(engine: &Engine, cp: &str, capture_id: &str) -> Option<Task> {
 
 pub async fn tasks_of(engine: &Engine, cp: &str) -> Vec<Task> {
     engine
-        .store()
+        .tasks()
         .list_tasks(&worklane_store::TaskQuery {
             capture_point_id: Some(cp.into()),
             limit: 1000,

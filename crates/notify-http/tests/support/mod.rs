@@ -433,7 +433,7 @@ impl Worklane {
 
     pub async fn deliveries(&self, target: &str) -> Vec<worklane_store::Delivery> {
         self.engine
-            .store()
+            .deliveries()
             .list_deliveries(&worklane_store::DeliveryQuery {
                 target: target.into(),
                 limit: 1000,

@@ -8,9 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use std::time::{Duration, Instant};
 use worklane_domain::{
-    Action, ActionMeta, BrokerId, Classification, NewTask, TaskFields, TaskRef, Timestamp,
+    Action, ActionMeta, BrokerId, Classification, Command, NewTask, TaskFields, TaskRef,
 };
-use worklane_store::Command;
+use worklane_engine::{Engine, EngineOptions};
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
@@ -33,6 +33,16 @@ pub struct ReadArgs {
 
 async fn seed(url: &str, n: usize, queued_fraction: f64) -> anyhow::Result<i64> {
     let store = worklane_store::connect(url).await?;
+    // Seeding goes through the engine like every write, in batches as large as the
+    // seeding rounds.
+    let (engine, writer) = Engine::start(
+        store.clone(),
+        EngineOptions {
+            max_batch: 2000,
+            ..Default::default()
+        },
+    )
+    .await?;
     let existing = store.last_seq().await?;
     if existing > 0 {
         println!("store already has events; not seeding");
@@ -68,11 +78,11 @@ async fn seed(url: &str, n: usize, queued_fraction: f64) -> anyhow::Result<i64> 
             };
             cmds.push(Command::create(new, ActionMeta::default()));
         }
-        let now = Timestamp::now();
-        let created = store.execute(cmds, now).await?;
+        let created =
+            futures::future::join_all(cmds.into_iter().map(|c| engine.execute_result(c))).await;
         let mut moves = Vec::new();
         for (r, q) in created.into_iter().zip(queued) {
-            let id = r.map_err(|e| anyhow::anyhow!(e))?.task.broker_id;
+            let id = r?.map_err(|e| anyhow::anyhow!(e))?.task.broker_id;
             first_id.get_or_insert(id.0);
             if q {
                 let t = TaskRef::Broker(id);
@@ -91,13 +101,17 @@ async fn seed(url: &str, n: usize, queued_fraction: f64) -> anyhow::Result<i64> 
                 ));
             }
         }
-        for r in store.execute(moves, now).await? {
-            r.map_err(|e| anyhow::anyhow!(e))?;
+        for r in
+            futures::future::join_all(moves.into_iter().map(|c| engine.execute_result(c))).await
+        {
+            r?.map_err(|e| anyhow::anyhow!(e))?;
         }
         done += k;
         bar.inc(k as u64);
     }
     bar.finish_and_clear();
+    drop(engine);
+    writer.await?;
     Ok(first_id.unwrap_or(1))
 }
 

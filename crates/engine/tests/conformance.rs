@@ -1,8 +1,18 @@
-//! One conformance suite, run against every store implementation.
+//! The write path's conformance suite: the engine deciding batches of commands inside
+//! one write transaction, and what the store then reads back, on every store backend.
 
 use std::sync::Arc;
 use worklane_domain::*;
 use worklane_store::*;
+
+/// One batch decided and committed in one transaction, as the engine's writer does it.
+async fn execute(
+    s: &dyn Store,
+    batch: Vec<Command>,
+    now: Timestamp,
+) -> Result<Vec<CommandResult>, StoreError> {
+    worklane_engine::commit_batch(s, &batch, now).await
+}
 
 fn now() -> Timestamp {
     Timestamp::now()
@@ -21,14 +31,15 @@ fn new_task(cp: &str, capture_id: Option<&str>, on_duplicate: OnDuplicate) -> Ne
 }
 
 async fn create(s: &dyn Store, n: NewTask) -> CommandResult {
-    s.execute(vec![Command::create(n, ActionMeta::default())], now())
+    execute(&*s, vec![Command::create(n, ActionMeta::default())], now())
         .await
         .unwrap()
         .remove(0)
 }
 
 async fn act(s: &dyn Store, id: BrokerId, action: Action) -> CommandResult {
-    s.execute(
+    execute(
+        &*s,
         vec![Command::act(
             TaskRef::Broker(id),
             action,
@@ -162,7 +173,7 @@ async fn batch_is_one_transaction_with_independent_results(s: Arc<dyn Store>) {
         Action::Hold,
         ActionMeta::default(),
     ));
-    let results = s.execute(batch, now()).await.unwrap();
+    let results = execute(&*s, batch, now()).await.unwrap();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
     assert_eq!(
         results[50].as_ref().unwrap_err().code,
@@ -204,14 +215,12 @@ async fn idempotent_commands_replay(s: Arc<dyn Store>) {
         ActionMeta::default(),
     )
     .idempotent("I:msg-1");
-    let first = s
-        .execute(vec![cmd.clone()], now())
+    let first = execute(&*s, vec![cmd.clone()], now())
         .await
         .unwrap()
         .remove(0)
         .unwrap();
-    let second = s
-        .execute(vec![cmd], now())
+    let second = execute(&*s, vec![cmd], now())
         .await
         .unwrap()
         .remove(0)
@@ -234,8 +243,11 @@ async fn idempotent_commands_replay(s: Arc<dyn Store>) {
         ActionMeta::default(),
     )
     .idempotent("I:msg-2");
-    let r1 = s.execute(vec![bad.clone()], now()).await.unwrap().remove(0);
-    let r2 = s.execute(vec![bad], now()).await.unwrap().remove(0);
+    let r1 = execute(&*s, vec![bad.clone()], now())
+        .await
+        .unwrap()
+        .remove(0);
+    let r2 = execute(&*s, vec![bad], now()).await.unwrap().remove(0);
     assert_eq!(r1, r2);
 }
 
@@ -382,7 +394,7 @@ async fn batch_sees_its_own_changes(s: Arc<dyn Store>) {
         Command::act(cap("w2"), Action::Stop, m()),
         Command::act(cap("w2"), Action::Hold, m()),
     ];
-    let r = s.execute(batch, now()).await.unwrap();
+    let r = execute(&*s, batch, now()).await.unwrap();
     let id = r[0].as_ref().unwrap().task.broker_id;
     assert_eq!(r[1].as_ref().unwrap().task.status, Status::Held);
     assert_eq!(
@@ -432,13 +444,13 @@ async fn batch_sees_its_own_changes(s: Arc<dyn Store>) {
         "events in command order: {seqs:?}"
     );
     // A later batch replays the key from the store.
-    let again = s
-        .execute(
-            vec![Command::create(new_task("W", None, OnDuplicate::Allow), m()).idempotent("W:k1")],
-            now(),
-        )
-        .await
-        .unwrap();
+    let again = execute(
+        &*s,
+        vec![Command::create(new_task("W", None, OnDuplicate::Allow), m()).idempotent("W:k1")],
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(again[0].as_ref().unwrap().task.broker_id, k1.task.broker_id);
     assert!(again[0].as_ref().unwrap().replayed);
 }

@@ -1,0 +1,339 @@
+//! Deciding a batch of commands inside one write transaction: load what the commands
+//! name, decide each in order against the batch's working set (so a command sees the
+//! effect of the ones before it), then save the tasks, events and idempotency records.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use worklane_domain::{
+    action, decide, Action, BrokerId, Command, CommandResult, DomainError, ErrorCode, NewEvent,
+    OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp,
+};
+use worklane_store::{StoreError, WriteTx};
+
+/// A batch's view of the tasks it touches: what the store held before the batch, changed
+/// in memory as its commands are decided, and saved once at the end.
+#[derive(Default)]
+struct Working {
+    /// None: deleted in this batch.
+    tasks: HashMap<BrokerId, Option<Task>>,
+    /// Touched tasks, in first-touch order.
+    dirty: Vec<BrokerId>,
+    dirty_set: HashSet<BrokerId>,
+    /// Created in this batch (not in the store yet).
+    created: HashSet<BrokerId>,
+}
+
+impl Working {
+    fn find(&self, r: &TaskRef) -> Option<&Task> {
+        match r {
+            TaskRef::Broker(id) => self.tasks.get(id).and_then(Option::as_ref),
+            // The oldest live task with that captureId, as `find_task` answers.
+            TaskRef::Capture {
+                capture_point_id,
+                capture_id,
+            } => self
+                .tasks
+                .values()
+                .flatten()
+                .filter(|t| &t.capture_point_id == capture_point_id && &t.capture_id == capture_id)
+                .min_by_key(|t| t.broker_id),
+        }
+    }
+
+    fn load(&mut self, tasks: Vec<Task>) {
+        for t in tasks {
+            self.tasks.entry(t.broker_id).or_insert(Some(t));
+        }
+    }
+
+    fn put(&mut self, id: BrokerId, t: Option<Task>) {
+        if self.dirty_set.insert(id) {
+            self.dirty.push(id);
+        }
+        self.tasks.insert(id, t);
+    }
+}
+
+/// Loads every task the batch names (by brokerId, by captureId, or as a duplicate check),
+/// all rows for each captureId named, in two queries whatever the batch's size.
+async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut caps = BTreeSet::new();
+    for c in batch {
+        match &c.op {
+            Op::Create(n) if n.on_duplicate != OnDuplicate::Allow => {
+                if let Some(cid) = &n.fields.capture_id {
+                    caps.insert((n.capture_point_id.clone(), cid.clone()));
+                }
+            }
+            Op::Create(_) | Op::ActOnBest { .. } => {}
+            Op::Act {
+                task: TaskRef::Broker(id),
+                ..
+            } => {
+                ids.insert(*id);
+            }
+            Op::Act {
+                task:
+                    TaskRef::Capture {
+                        capture_point_id,
+                        capture_id,
+                    },
+                ..
+            } => {
+                caps.insert((capture_point_id.clone(), capture_id.clone()));
+            }
+        }
+    }
+    let mut w = Working::default();
+    if !ids.is_empty() {
+        let ids: Vec<BrokerId> = ids.into_iter().collect();
+        w.load(tx.load_ids(&ids).await?);
+    }
+    if !caps.is_empty() {
+        let caps: Vec<(String, String)> = caps.into_iter().collect();
+        w.load(tx.load_captures(&caps).await?);
+    }
+    Ok(w)
+}
+
+fn not_found(task: &TaskRef) -> DomainError {
+    DomainError::new(
+        ErrorCode::TaskNotFound,
+        format!("no task with {}", task.as_param().replace('=', " ")),
+    )
+    .with_param(task.as_param())
+}
+
+/// The best task `select` matches now: the best the store holds outside this batch's
+/// touched tasks, or a touched task that matches after the commands before this one.
+async fn best(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    select: &Selection,
+) -> Result<Option<BrokerId>, StoreError> {
+    let stored = tx.claim(select, &w.dirty, 1).await?;
+    let mut best: Option<&Task> = None;
+    for t in stored.iter().chain(
+        w.dirty
+            .iter()
+            .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref)),
+    ) {
+        if select.matches(t) && best.is_none_or(|b| Selection::order(t, b).is_lt()) {
+            best = Some(t);
+        }
+    }
+    let id = best.map(|t| t.broker_id);
+    w.load(stored);
+    Ok(id)
+}
+
+/// Applies one action to a task of the working set.
+fn act(
+    w: &mut Working,
+    current: &Task,
+    action: &Action,
+    cmd: &Command,
+    now: Timestamp,
+) -> (CommandResult, Option<(NewEvent, Task)>) {
+    let tr = match decide(current, action, &cmd.meta, now) {
+        Ok(tr) => tr,
+        Err(e) => return (Err(e), None),
+    };
+    w.put(tr.task.broker_id, (!tr.deleted).then(|| tr.task.clone()));
+    let out = Outcome {
+        task: tr.task.clone(),
+        event: None,
+        replayed: false,
+    };
+    (Ok(out), Some((tr.event, tr.task)))
+}
+
+/// Decides one command against the batch's working set. Returns its result and, when it
+/// changed something, the event to record (its seq comes when it is appended).
+async fn decide_one(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    cmd: &Command,
+    now: Timestamp,
+    ids: &mut VecDeque<BrokerId>,
+) -> Result<(CommandResult, Option<(NewEvent, Task)>), StoreError> {
+    if let Err(e) = cmd.meta.validate() {
+        return Ok((Err(e), None));
+    }
+    Ok(match &cmd.op {
+        Op::Create(new) => {
+            if let Err(e) = new.validate() {
+                return Ok((Err(e), None));
+            }
+            if let (Some(cid), true) = (
+                &new.fields.capture_id,
+                new.on_duplicate != OnDuplicate::Allow,
+            ) {
+                let r = TaskRef::Capture {
+                    capture_point_id: new.capture_point_id.clone(),
+                    capture_id: cid.clone(),
+                };
+                if let Some(existing) = w.find(&r) {
+                    let result = match new.on_duplicate {
+                        OnDuplicate::ReturnExisting => Ok(Outcome {
+                            task: existing.clone(),
+                            event: None,
+                            replayed: false,
+                        }),
+                        _ => Err(DomainError::new(
+                            ErrorCode::TaskAlreadyCaptured,
+                            format!(
+                                "task with CaptureId {cid:?} already captured by {} as BrokerId {}",
+                                new.capture_point_id, existing.broker_id
+                            ),
+                        )
+                        .with_param(format!("CaptureId={cid}"))
+                        .with_param(format!("BrokerId={}", existing.broker_id))),
+                    };
+                    return Ok((result, None));
+                }
+            }
+            let id = ids.pop_front().expect("an id was drawn for every create");
+            let tr = action::create(new, id, &cmd.meta, now);
+            w.created.insert(id);
+            w.put(id, Some(tr.task.clone()));
+            let out = Outcome {
+                task: tr.task.clone(),
+                event: None,
+                replayed: false,
+            };
+            (Ok(out), Some((tr.event, tr.task)))
+        }
+        Op::Act { task, action } => match w.find(task).cloned() {
+            Some(current) => act(w, &current, action, cmd, now),
+            None => (Err(not_found(task)), None),
+        },
+        Op::ActOnBest { select, action } => {
+            if let Err(e) = action.validate() {
+                return Ok((Err(e), None));
+            }
+            match best(tx, w, select).await? {
+                Some(id) => {
+                    let current = w.tasks[&id].clone().expect("a live task was picked");
+                    act(w, &current, action, cmd, now)
+                }
+                None => (
+                    Err(DomainError::new(
+                        ErrorCode::TaskNotFound,
+                        format!("no task in status {} matches", select.status),
+                    )
+                    .with_param(format!("Status={}", select.status))),
+                    None,
+                ),
+            }
+        }
+    })
+}
+
+/// Runs `batch` inside `tx` with a fixed number of store calls whatever its size (plus
+/// one per [`Op::ActOnBest`]): load, decide every command in order, then save. Each
+/// command gets its own result; a refusal does not affect the others.
+pub(crate) async fn run(
+    tx: &mut dyn WriteTx,
+    batch: &[Command],
+    now: Timestamp,
+) -> Result<Vec<CommandResult>, StoreError> {
+    // Results stored under idempotency keys by earlier batches.
+    let keys: Vec<String> = batch
+        .iter()
+        .filter_map(|c| c.idempotency_key.clone())
+        .collect();
+    let stored: HashMap<String, String> = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        tx.stored_results(&keys).await?.into_iter().collect()
+    };
+    let mut w = prefetch(tx, batch).await?;
+    let creates = batch
+        .iter()
+        .filter(|c| matches!(c.op, Op::Create(_)))
+        .count();
+    let mut ids: VecDeque<BrokerId> = if creates > 0 {
+        tx.alloc_ids(creates).await?.into()
+    } else {
+        VecDeque::new()
+    };
+
+    let mut results: Vec<Option<CommandResult>> = Vec::with_capacity(batch.len());
+    let mut pending: Vec<(usize, NewEvent, Task)> = Vec::new();
+    // Commands whose result is kept, and commands answered from an earlier result.
+    let mut keep: Vec<(usize, &str)> = Vec::new();
+    let mut replay_of: Vec<(usize, usize)> = Vec::new();
+    let mut first_with_key: HashMap<&str, usize> = HashMap::new();
+    for (i, cmd) in batch.iter().enumerate() {
+        if let Some(key) = cmd.idempotency_key.as_deref() {
+            if let Some(json) = stored.get(key) {
+                let mut r: CommandResult = serde_json::from_str(json)?;
+                if let Ok(o) = &mut r {
+                    o.replayed = true;
+                }
+                results.push(Some(r));
+                continue;
+            }
+            if let Some(&first) = first_with_key.get(key) {
+                replay_of.push((i, first));
+                results.push(None);
+                continue;
+            }
+            first_with_key.insert(key, i);
+            keep.push((i, key));
+        }
+        let (r, ev) = decide_one(tx, &mut w, cmd, now, &mut ids).await?;
+        if let Some((e, t)) = ev {
+            pending.push((i, e, t));
+        }
+        results.push(Some(r));
+    }
+
+    // Give the events their place in the log and put them in the results.
+    let (at, parts): (Vec<usize>, Vec<(NewEvent, Task)>) =
+        pending.into_iter().map(|(i, e, t)| (i, (e, t))).unzip();
+    let events = tx.append_events(parts).await?;
+    for (i, event) in at.into_iter().zip(events) {
+        if let Some(Ok(o)) = &mut results[i] {
+            o.event = Some(event);
+        }
+    }
+    for (i, first) in replay_of {
+        let mut r = results[first].clone().expect("decided before its repeat");
+        if let Ok(o) = &mut r {
+            o.replayed = true;
+        }
+        results[i] = Some(r);
+    }
+
+    let live: Vec<&Task> = w
+        .dirty
+        .iter()
+        .filter_map(|id| w.tasks[id].as_ref())
+        .collect();
+    if !live.is_empty() {
+        tx.put_tasks(&live).await?;
+    }
+    let gone: Vec<BrokerId> = w
+        .dirty
+        .iter()
+        .filter(|id| w.tasks[*id].is_none() && !w.created.contains(*id))
+        .copied()
+        .collect();
+    if !gone.is_empty() {
+        tx.delete_tasks(&gone).await?;
+    }
+    if !keep.is_empty() {
+        let mut rows = Vec::with_capacity(keep.len());
+        for (i, key) in keep {
+            let json = serde_json::to_string(results[i].as_ref().expect("decided"))?;
+            rows.push((key.to_owned(), json));
+        }
+        tx.record_results(&rows, now).await?;
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every command has a result"))
+        .collect())
+}
