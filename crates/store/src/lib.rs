@@ -13,7 +13,7 @@ mod sqlite;
 pub use command::{Command, CommandResult, Op, Outcome};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
-    DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery, HELD_UNTIL,
+    DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
