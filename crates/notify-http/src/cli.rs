@@ -32,7 +32,7 @@ pub enum NotificationsCommand {
 pub struct ListArgs {
     /// The target's id.
     pub target: String,
-    /// Only `pending`, `delivered` or `failed` ones.
+    /// Only `pending`, `held`, `delivered` or `failed` ones.
     #[arg(long)]
     pub status: Option<String>,
     /// Only the notifications of this task (brokerId).

@@ -11,7 +11,7 @@ pub const FAILED: &str = "worklane_notify_failed_total";
 pub const RETRIED: &str = "worklane_notify_retried_total";
 /// Time from sending a request to its answer (or failure), in seconds.
 pub const LATENCY: &str = "worklane_notify_attempt_seconds";
-/// Pending notifications (refreshed every few seconds).
+/// Pending and held notifications (refreshed every few seconds).
 pub const BACKLOG: &str = "worklane_notify_backlog";
 
 /// Describes the metrics once (for Prometheus HELP lines).
@@ -31,7 +31,7 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "HTTP notification attempt latency"
     );
-    metrics::describe_gauge!(BACKLOG, "Pending HTTP notifications");
+    metrics::describe_gauge!(BACKLOG, "Pending and held HTTP notifications");
 }
 
 /// A target's metric handles, looked up once (a lookup per request costs more than the

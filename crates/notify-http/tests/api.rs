@@ -178,6 +178,11 @@ async fn list_show_resend_and_replay() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("404") && e.contains("DELIVERY_NOT_FOUND"), "{e}");
+    // Held (a busy task's notifications behind its one in flight) is a filter too.
+    let held = execute(&args(&server, list("t", Some("held"))))
+        .await
+        .unwrap();
+    assert_eq!(held["items"].as_array().map(Vec::len), Some(0), "{held}");
     let bad = execute(&args(&server, list("t", Some("lost"))))
         .await
         .unwrap_err()

@@ -429,7 +429,9 @@ async fn a_busy_tasks_overflow_is_held_behind_its_first_even_across_a_crash() {
     assert_eq!(held.len(), extra);
     assert!(held
         .iter()
-        .all(|d| d.next_attempt_at == worklane_store::HELD_UNTIL));
+        .all(|d| d.status == worklane_store::DeliveryStatus::Held));
+    // As the API lists them.
+    assert_eq!(serde_json::to_value(&held[0]).unwrap()["status"], "held");
     let hanging = got
         .iter()
         .find(|r| r.json["seq"] == first_seq)

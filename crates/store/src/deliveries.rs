@@ -7,6 +7,15 @@
 //! be retried or wait behind an earlier one of its task as a pending row with its body.
 //! Pending rows are claimed in batches with a short lease and their attempts recorded.
 //! Events past the position are sent again after a crash, with the same GUIDs.
+//!
+//! A *held* row waits for an earlier notification of its task that is still in flight
+//! (not written yet): it is never claimed, whatever its `next_attempt_at`, until the
+//! write that records that one makes it pending ([`DeliveryRecords::release`]). Pending
+//! and held rows together are a task's queue: a pending row is not claimed while an
+//! earlier row of its task is either. The SQL names that set as
+//! `(status = 'pending' OR status = 'held')`, spelled exactly like the predicate of the
+//! index `deliveries_task`: SQLite uses a partial index only when its predicate, or one
+//! of its OR-ed terms, appears as is among the query's terms.
 
 use crate::{micros, StoreError};
 use async_trait::async_trait;
@@ -21,6 +30,9 @@ use worklane_domain::Timestamp;
 pub enum DeliveryStatus {
     /// Waiting for its first attempt or its next retry.
     Pending,
+    /// Waiting, never claimed, until the earlier notification of its task that was in
+    /// flight when it was stored is recorded; then pending, due at once.
+    Held,
     /// The target answered 2xx.
     Delivered,
     /// Every allowed attempt failed, or the failure is not retried; resendable.
@@ -28,10 +40,11 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// The status as stored and shown: `pending`, `delivered`, `failed`.
+    /// The status as stored and shown: `pending`, `held`, `delivered`, `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Held => "held",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
         }
@@ -49,6 +62,7 @@ impl FromStr for DeliveryStatus {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "pending" => Ok(Self::Pending),
+            "held" => Ok(Self::Held),
             "delivered" => Ok(Self::Delivered),
             "failed" => Ok(Self::Failed),
             other => Err(format!("unknown delivery status {other:?}")),
@@ -86,6 +100,8 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// Attempts since it was created or last resent.
     pub attempts: i64,
+    /// When it is due (pending), or was leased until (pending, claimed). A held one is
+    /// not due whatever this says: it carries the time it was stored as held.
     pub next_attempt_at: Timestamp,
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
@@ -142,15 +158,10 @@ pub struct RecordedDelivery {
     /// Its first attempt (`delivery_id` is not read).
     pub attempt: Option<AttemptResult>,
     /// Without an attempt: *held*, waiting for an earlier notification of its task that
-    /// is not written yet (in flight). Stored pending with [`HELD_UNTIL`] as its next
-    /// attempt, so no claim takes it, until a write releases its task
-    /// ([`DeliveryRecords::release`]).
+    /// is not written yet (in flight). Stored [`DeliveryStatus::Held`], which no claim
+    /// takes, until a write releases its task ([`DeliveryRecords::release`]).
     pub held: bool,
 }
-
-/// The next attempt of a held delivery (9999-12-30T00:00:00Z, whole microseconds as
-/// stored): never due until released.
-pub const HELD_UNTIL: Timestamp = Timestamp::constant(253_402_128_000, 0);
 
 /// What a notifier writes in one transaction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -165,9 +176,9 @@ pub struct DeliveryRecords<'a> {
     /// `from_seq` on (those written by this transaction too) become pending again, and
     /// the request for exactly that `from_seq` is removed.
     pub replay: Option<(&'a str, i64)>,
-    /// (target, tasks): the held deliveries of these tasks become due now. A notifier
-    /// releases a task in the write that adds the earlier notification they waited
-    /// for, so they can never go out before it.
+    /// (target, tasks): the held deliveries of these tasks become pending, due now. A
+    /// notifier releases a task in the write that adds the earlier notification they
+    /// waited for, so they can never go out before it.
     pub release: Option<(&'a str, &'a [i64])>,
 }
 
@@ -176,7 +187,7 @@ pub struct DeliveryRecords<'a> {
 pub struct KnownDeliveries {
     /// The events (seqs) that already have a delivery.
     pub existing: std::collections::HashSet<i64>,
-    /// The tasks (brokerIds) asked about that have a pending delivery.
+    /// The tasks (brokerIds) asked about that have a pending or held delivery.
     pub pending_tasks: std::collections::HashSet<i64>,
 }
 
@@ -257,8 +268,8 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     }
 
     /// Which events in `from_seq..=to_seq` already have a delivery for `target`, and
-    /// which of `broker_ids` have a pending one (a new notification of theirs must wait
-    /// behind it).
+    /// which of `broker_ids` have a pending or held one (a new notification of theirs
+    /// must wait behind it).
     async fn known_deliveries(
         &self,
         target: &str,
@@ -268,8 +279,9 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     ) -> Result<KnownDeliveries, StoreError>;
 
     /// Leases up to `limit` due deliveries of `target` until `lease_until` and returns
-    /// them, oldest seq first. Only a task's oldest pending delivery is ever due, so a
-    /// task's notifications go out in order. A delivery stored without its body (it was
+    /// them, oldest seq first. Held deliveries are never claimed, and a pending one is due
+    /// only when no earlier delivery of its task is pending or held, so a task's
+    /// notifications go out in order. A delivery stored without its body (it was
     /// delivered at its first attempt, then resent) comes with an empty body.
     async fn claim_deliveries(
         &self,
@@ -280,10 +292,11 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Makes leased deliveries of `target` due now (at start-up: the previous run's
-    /// in-flight requests are sent again).
+    /// in-flight requests are sent again). Held ones stay held: they wait for a write.
     async fn release_deliveries(&self, target: &str, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// The earliest next attempt among `target`'s pending deliveries.
+    /// The earliest next attempt among `target`'s pending deliveries (held ones are not
+    /// due at any time).
     async fn next_delivery_due(&self, target: &str) -> Result<Option<Timestamp>, StoreError>;
 
     /// Lists deliveries without their bodies (empty; [`DeliveryStore::get_delivery`] has it).
@@ -319,7 +332,7 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     /// by [`DeliveryStore::record_deliveries`].
     async fn replay_request(&self, target: &str) -> Result<Option<i64>, StoreError>;
 
-    /// How many deliveries of `target` are pending.
+    /// How many deliveries of `target` wait to go out: pending or held.
     async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError>;
 }
 
@@ -457,7 +470,8 @@ macro_rules! push_new_rows {
             let d = &r.delivery;
             let a = r.attempt.as_ref();
             let (status, attempts, next) = match a.map(|a| a.outcome) {
-                None if r.held => ("pending", 0_i64, micros(HELD_UNTIL)),
+                // Not due whatever the time says: the status keeps it from claims.
+                None if r.held => ("held", 0_i64, now),
                 None => ("pending", 0_i64, now),
                 Some(AttemptOutcome::Delivered) => ("delivered", 1, now),
                 Some(AttemptOutcome::Retry(at)) => ("pending", 1, micros(at)),
@@ -565,16 +579,14 @@ macro_rules! impl_delivery_store {
                 if let Some((target, tasks)) = records.release {
                     for chunk in tasks.chunks(INSERT_CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "UPDATE deliveries SET next_attempt_at = ",
+                            "UPDATE deliveries SET status = 'pending', next_attempt_at = ",
                         );
                         qb.push_bind(now)
                             .push(", updated_at = ")
                             .push_bind(now)
                             .push(" WHERE target = ")
                             .push_bind(target)
-                            .push(" AND status = 'pending' AND next_attempt_at = ")
-                            .push_bind(micros(HELD_UNTIL))
-                            .push(" AND broker_id IN (");
+                            .push(" AND status = 'held' AND broker_id IN (");
                         let mut sep = qb.separated(", ");
                         for t in chunk {
                             sep.push_bind(*t);
@@ -657,11 +669,11 @@ macro_rules! impl_delivery_store {
                 let mut out = KnownDeliveries::default();
                 let mut conn = self.read().acquire().await?;
                 // One round trip: the seqs there, and -1 when anything of the target is
-                // pending (a healthy target has nothing pending: one probe of the due index).
+                // pending or held (a healthy target has none: one probe of the task index).
                 let seqs: Vec<(i64,)> = sqlx::query_as(
                     "SELECT seq FROM deliveries WHERE target = $1 AND seq >= $2 AND seq <= $3 \
-                     UNION ALL SELECT -1 WHERE EXISTS \
-                     (SELECT 1 FROM deliveries WHERE target = $1 AND status = 'pending')",
+                     UNION ALL SELECT -1 WHERE EXISTS (SELECT 1 FROM deliveries \
+                     WHERE target = $1 AND (status = 'pending' OR status = 'held'))",
                 )
                 .bind(target)
                 .bind(from_seq)
@@ -681,7 +693,8 @@ macro_rules! impl_delivery_store {
                 }
                 for chunk in broker_ids.chunks(INSERT_CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT DISTINCT broker_id FROM deliveries WHERE status = 'pending' AND target = ",
+                        "SELECT DISTINCT broker_id FROM deliveries \
+                         WHERE (status = 'pending' OR status = 'held') AND target = ",
                     );
                     qb.push_bind(target).push(" AND broker_id IN (");
                     let mut sep = qb.separated(", ");
@@ -707,7 +720,8 @@ macro_rules! impl_delivery_store {
                      WHERE id IN (SELECT d.id FROM deliveries d WHERE d.target = $3 \
                      AND d.status = 'pending' AND d.next_attempt_at <= $2 \
                      AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.target = d.target \
-                     AND p.broker_id = d.broker_id AND p.status = 'pending' AND p.seq < d.seq) \
+                     AND p.broker_id = d.broker_id AND (p.status = 'pending' OR p.status = 'held') \
+                     AND p.seq < d.seq) \
                      ORDER BY d.next_attempt_at, d.id LIMIT $4 {}) RETURNING {COLUMNS}",
                     $lock
                 );
@@ -905,7 +919,8 @@ macro_rules! impl_delivery_store {
 
             async fn delivery_backlog(&self, target: &str) -> Result<i64, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM deliveries WHERE target = $1 AND status = 'pending'",
+                    "SELECT COUNT(*) FROM deliveries WHERE target = $1 \
+                     AND (status = 'pending' OR status = 'held')",
                 )
                 .bind(target)
                 .fetch_one(self.read())

@@ -16,7 +16,7 @@ mod sqlite;
 
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
-    DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery, HELD_UNTIL,
+    DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

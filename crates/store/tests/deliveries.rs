@@ -461,16 +461,31 @@ async fn resend_and_replay_keep_the_delivering_attempt(s: Arc<dyn Store>) {
     );
 }
 
+/// A notification of task `broker_id` held behind its task's one in flight.
+fn held(seq: i64, broker_id: i64) -> RecordedDelivery {
+    RecordedDelivery {
+        held: true,
+        ..recorded(seq, broker_id, None)
+    }
+}
+
+/// (seq, status) of each delivery of target t (of one task when given), by seq.
+async fn statuses(s: &Arc<dyn Store>, broker_id: Option<i64>) -> Vec<(i64, DeliveryStatus)> {
+    let mut out: Vec<_> = listed(s, "t", broker_id)
+        .await
+        .iter()
+        .map(|d| (d.seq, d.status))
+        .collect();
+    out.sort_unstable_by_key(|&(seq, _)| seq);
+    out
+}
+
 /// Held deliveries wait, unclaimable, for the write that releases their task; start-up's
 /// release of leases leaves them held.
 async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
-    let held = |seq: i64| RecordedDelivery {
-        held: true,
-        ..recorded(seq, 7, None)
-    };
     // Task 7's first notification is in flight; its next two are held behind it, and a
     // task 8 notification is pending as usual.
-    write(&s, &[held(2), held(3), recorded(4, 8, None)], &[]).await;
+    write(&s, &[held(2, 7), held(3, 7), recorded(4, 8, None)], &[]).await;
     assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
     let claimed = s.claim_deliveries("t", at(5), at(60), 10).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [4]);
@@ -487,8 +502,10 @@ async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
         1,
         "task 8's again; task 7's still held"
     );
-    let held_one = listed(&s, "t", Some(7)).await;
-    assert!(held_one.iter().all(|d| d.next_attempt_at == HELD_UNTIL));
+    assert_eq!(
+        statuses(&s, Some(7)).await,
+        [(2, DeliveryStatus::Held), (3, DeliveryStatus::Held)]
+    );
     // Releasing another task changes nothing.
     write(&s, &[], &[8]).await;
     assert!(s
@@ -505,6 +522,74 @@ async fn held_deliveries_wait_for_their_release(s: Arc<dyn Store>) {
         "the oldest of the task first"
     );
     assert_eq!(claimed[0].body, b"{\"seq\":2}", "held with its body");
+    assert_eq!(
+        statuses(&s, Some(7)).await,
+        [
+            (1, DeliveryStatus::Delivered),
+            (2, DeliveryStatus::Pending),
+            (3, DeliveryStatus::Pending)
+        ]
+    );
+}
+
+/// A held delivery is not due at any time: long after the next attempt it carries (the
+/// time it was stored) it is still not claimed, yet it counts in the backlog, a new
+/// notification of its task waits behind it, and listings show it as held.
+async fn held_deliveries_are_never_due(s: Arc<dyn Store>) {
+    write(&s, &[held(2, 7), held(3, 7)], &[]).await;
+    let rows = listed(&s, "t", None).await;
+    assert!(
+        rows.iter()
+            .all(|d| d.status == DeliveryStatus::Held && d.next_attempt_at == at(2)),
+        "{rows:?}"
+    );
+    let much_later = at(1_000_000);
+    assert!(s
+        .claim_deliveries("t", much_later, at(1_000_060), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.next_delivery_due("t").await.unwrap(), None, "none due");
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 2);
+    let known = s.known_deliveries("t", 4, 4, &[7, 8]).await.unwrap();
+    assert_eq!(known.pending_tasks, [7].into_iter().collect());
+    // A pending notification of the task stored behind them without releasing them
+    // (a write that does not record the one they wait for) waits for them.
+    write(&s, &[recorded(4, 7, None)], &[]).await;
+    assert!(
+        s.claim_deliveries("t", much_later, at(1_000_060), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a pending delivery waits behind its task's held ones"
+    );
+    assert_eq!(s.next_delivery_due("t").await.unwrap(), Some(at(2)));
+    assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+    let with_status = |status| {
+        let s = s.clone();
+        async move {
+            s.list_deliveries(&DeliveryQuery {
+                target: "t".into(),
+                status: Some(status),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(with_status(DeliveryStatus::Held).await, [2, 3]);
+    assert_eq!(with_status(DeliveryStatus::Pending).await, [4]);
+    // Released: the task's oldest goes first.
+    write(&s, &[], &[7]).await;
+    let claimed = s
+        .claim_deliveries("t", much_later, at(1_000_060), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(with_status(DeliveryStatus::Held).await, Vec::<i64>::new());
 }
 
 /// Delivered notifications of any batch size (SQLite writes them in statements of a few
@@ -548,6 +633,7 @@ async fn delivered_batches_of_any_size_are_written_whole(s: Arc<dyn Store>) {
 
 worklane_store::store_suite!(
     held_deliveries_wait_for_their_release,
+    held_deliveries_are_never_due,
     resend_and_replay_keep_the_delivering_attempt,
     delivered_batches_of_any_size_are_written_whole,
     enqueue_is_idempotent_per_event,
@@ -556,3 +642,159 @@ worklane_store::store_suite!(
     record_writes_first_attempts_with_the_position,
     delivery_cursor_starts_once
 );
+
+/// Migration 0004 on a store an older release left, whose held rows were pending with a
+/// next attempt of 9999-12-30: they become held and are released as ever, the other rows
+/// stay as they were. The store is brought to 0003 by a migrator over a copy of
+/// migrations 0001 to 0003, given its rows with raw SQL, then opened as usual (which
+/// applies 0004).
+mod held_migration {
+    use super::*;
+    use std::str::FromStr;
+
+    /// The next attempt older releases stored held rows with (9999-12-30T00:00:00Z).
+    const OLD_HELD_NEXT_ATTEMPT: i64 = 253_402_128_000_000_000;
+
+    fn us(secs: i64) -> i64 {
+        at(secs).as_microsecond()
+    }
+
+    /// The migrations of `backend` before 0004, in a directory of their own.
+    fn before_0004(backend: &str) -> tempfile::TempDir {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0004" {
+                std::fs::copy(&path, dir.path().join(name)).unwrap();
+            }
+        }
+        dir
+    }
+
+    /// A delivery row as an older release wrote it.
+    struct OldRow {
+        seq: i64,
+        broker_id: i64,
+        status: &'static str,
+        attempts: i64,
+        next_attempt_at: i64,
+        /// Stored for all but a delivered one.
+        body: bool,
+    }
+
+    /// Task 7: delivered, then two held behind its one in flight; task 8: a retry.
+    fn old_rows() -> [OldRow; 4] {
+        let row = |seq, broker_id, status, attempts, next_attempt_at| OldRow {
+            seq,
+            broker_id,
+            status,
+            attempts,
+            next_attempt_at,
+            body: status != "delivered",
+        };
+        [
+            row(1, 7, "delivered", 1, us(1)),
+            row(2, 7, "pending", 0, OLD_HELD_NEXT_ATTEMPT),
+            row(3, 7, "pending", 0, OLD_HELD_NEXT_ATTEMPT),
+            row(4, 8, "pending", 1, us(30)),
+        ]
+    }
+
+    /// Brings the database of `$pool` (a SQLite or PostgreSQL pool) to migration 0003,
+    /// writes [`old_rows`] and closes the pool.
+    macro_rules! old_store {
+        ($pool:expr, $backend:literal) => {{
+            let pool = $pool;
+            let dir = before_0004($backend);
+            sqlx::migrate::Migrator::new(dir.path())
+                .await
+                .unwrap()
+                .run(&pool)
+                .await
+                .unwrap();
+            for r in old_rows() {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO deliveries (target, seq, broker_id, event_type, guid, \
+                     created_at, status, attempts, next_attempt_at, leased, updated_at) \
+                     VALUES ('t', $1, $2, 'TaskUpdated', $3, $4, $5, $6, $7, FALSE, $8) \
+                     RETURNING id",
+                )
+                .bind(r.seq)
+                .bind(r.broker_id)
+                .bind(format!("guid-t-{}", r.seq))
+                .bind(us(0))
+                .bind(r.status)
+                .bind(r.attempts)
+                .bind(r.next_attempt_at)
+                .bind(us(3))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if r.body {
+                    sqlx::query("INSERT INTO delivery_bodies (id, body) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(format!("{{\"seq\":{}}}", r.seq).into_bytes())
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            }
+            pool.close().await;
+        }};
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let url = worklane_store::testing::fresh_sqlite_url();
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        old_store!(
+            sqlx::SqlitePool::connect_with(opts).await.unwrap(),
+            "sqlite"
+        );
+        converted(worklane_store::connect(&url).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let url = worklane_store::testing::fresh_postgres_url().await.unwrap();
+        old_store!(sqlx::PgPool::connect(&url).await.unwrap(), "postgres");
+        converted(worklane_store::connect(&url).await.unwrap()).await;
+    }
+
+    async fn converted(s: Arc<dyn Store>) {
+        assert_eq!(
+            statuses(&s, None).await,
+            [
+                (1, DeliveryStatus::Delivered),
+                (2, DeliveryStatus::Held),
+                (3, DeliveryStatus::Held),
+                (4, DeliveryStatus::Pending)
+            ]
+        );
+        let next: Vec<_> = listed(&s, "t", None)
+            .await
+            .iter()
+            .map(|d| (d.seq, d.next_attempt_at))
+            .collect();
+        assert!(
+            next.contains(&(2, at(3))) && next.contains(&(3, at(3))),
+            "held rows carry the time they were stored: {next:?}"
+        );
+        assert!(next.contains(&(4, at(30))), "{next:?}");
+        assert_eq!(s.next_delivery_due("t").await.unwrap(), Some(at(30)));
+        assert_eq!(s.delivery_backlog("t").await.unwrap(), 3);
+        let claimed = s.claim_deliveries("t", at(100), at(160), 10).await.unwrap();
+        assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [4]);
+        // The write that records task 7's notification in flight releases them.
+        write(&s, &[], &[7]).await;
+        let claimed = s.claim_deliveries("t", at(101), at(160), 10).await.unwrap();
+        assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), [2]);
+        assert_eq!(claimed[0].body, b"{\"seq\":2}");
+    }
+}
