@@ -455,6 +455,117 @@ async fn batch_sees_its_own_changes(s: Arc<dyn Store>) {
     assert!(again[0].as_ref().unwrap().replayed);
 }
 
+/// `ActOnBest` picks, inside the transaction, the best matching task: highest priority,
+/// then earliest due date (none last), then oldest; never one an earlier command of the
+/// batch took; and sees tasks the batch itself made ready.
+async fn act_on_best_picks_the_best_task_in_order(s: Arc<dyn Store>) {
+    let t0 = now();
+    let queued = |cid: &str, priority: i32, due: Option<Timestamp>| {
+        let mut n = new_task("B", Some(cid), OnDuplicate::Refuse);
+        n.fields.priority = Some(i64::from(priority));
+        n.fields.due_date_time = due;
+        let r = TaskRef::Capture {
+            capture_point_id: "B".into(),
+            capture_id: cid.into(),
+        };
+        vec![
+            Command::create(n, ActionMeta::default()),
+            Command::act(
+                r.clone(),
+                Action::Classify(Classification::default()),
+                ActionMeta::default(),
+            ),
+            Command::act(
+                r,
+                Action::Prioritize {
+                    priority: None,
+                    reprioritize_date_time: None,
+                },
+                ActionMeta::default(),
+            ),
+        ]
+    };
+    let mut setup = Vec::new();
+    setup.extend(queued("low-undue", 5, None));
+    setup.extend(queued(
+        "low-due",
+        5,
+        Some(t0 + jiff::SignedDuration::from_hours(1)),
+    ));
+    setup.extend(queued("high", 9, None));
+    setup.extend(queued(
+        "low-due-later",
+        5,
+        Some(t0 + jiff::SignedDuration::from_hours(2)),
+    ));
+    for r in execute(&*s, setup, t0).await.unwrap() {
+        r.unwrap();
+    }
+    let assign = |user: &str| {
+        Command::act_on_best(
+            Selection::status(Status::Queued),
+            Action::Assign { user: user.into() },
+            ActionMeta::default(),
+        )
+    };
+    let r = execute(&*s, vec![assign("a1"), assign("a2")], t0)
+        .await
+        .unwrap();
+    let picked: Vec<&str> = r
+        .iter()
+        .map(|x| x.as_ref().unwrap().task.capture_id.as_str())
+        .collect();
+    assert_eq!(picked, ["high", "low-due"]);
+    assert_eq!(
+        r[0].as_ref().unwrap().task.assigned_to_user.as_deref(),
+        Some("a1")
+    );
+
+    // A task made ready earlier in the same batch competes with the stored ones.
+    let mut batch = queued("urgent", 50, None);
+    batch.push(assign("a3"));
+    batch.push(assign("a4"));
+    batch.push(assign("a5"));
+    batch.push(assign("a6"));
+    let r = execute(&*s, batch, t0).await.unwrap();
+    let picked: Vec<String> = r[3..6]
+        .iter()
+        .map(|x| x.as_ref().unwrap().task.capture_id.clone())
+        .collect();
+    assert_eq!(picked, ["urgent", "low-due-later", "low-undue"]);
+    assert_eq!(
+        r[6].as_ref().unwrap_err().code,
+        ErrorCode::TaskNotFound,
+        "none left"
+    );
+    // The store holds what the batch answered.
+    let assigned = s
+        .list_tasks(&TaskQuery {
+            status: Some(Status::Assigned),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(assigned.len(), 5);
+
+    // A selection narrowed to a queue finds nothing in another.
+    let mut sel = Selection::status(Status::Assigned);
+    sel.queue = Some("nowhere".into());
+    let r = execute(
+        &*s,
+        vec![Command::act_on_best(
+            sel,
+            Action::Complete,
+            ActionMeta::default(),
+        )],
+        t0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r[0].as_ref().unwrap_err().code, ErrorCode::TaskNotFound);
+}
+
 worklane_store::store_suite!(
     create_get_and_find,
     duplicates,
@@ -464,5 +575,6 @@ worklane_store::store_suite!(
     idempotent_commands_replay,
     listing_filters_and_pages,
     processing_queries,
-    batch_sees_its_own_changes
+    batch_sees_its_own_changes,
+    act_on_best_picks_the_best_task_in_order
 );
