@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use worklane_engine::Engine;
+use worklane_engine::{Engine, Health};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Cancelled on shutdown: long-lived responses (SSE) end so the server can drain.
     pub shutdown: CancellationToken,
+    /// The state of every long-running part, from the supervisor.
+    pub health: Health,
 }
 
 /// Limits of the API.
@@ -139,17 +141,31 @@ pub async fn serve(
         .await
 }
 
-/// Health: 200 when the store answers, 503 otherwise.
+/// Health: 200 when the store answers and no part is failing, 503 otherwise. The body
+/// names each part and its state; error details go to the log, never here.
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.engine.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": st.engine.backend()}))
-            .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "store": st.engine.backend(), "error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    let store_ok = match st.engine.ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: the store does not answer");
+            false
+        }
+    };
+    let failing = st.health.failing();
+    let ok = store_ok && failing.is_empty();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "store": st.engine.backend(),
+        "storeAnswers": store_ok,
+        "failing": failing,
+        "components": st.health.parts(),
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {

@@ -29,6 +29,7 @@ impl TestApp {
             engine: engine.clone(),
             metrics: metrics_handle(),
             shutdown: shutdown.clone(),
+            health: Default::default(),
         };
         let app = router(
             state,

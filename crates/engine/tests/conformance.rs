@@ -31,7 +31,7 @@ fn new_task(cp: &str, capture_id: Option<&str>, on_duplicate: OnDuplicate) -> Ne
 }
 
 async fn create(s: &dyn Store, n: NewTask) -> CommandResult {
-    execute(&*s, vec![Command::create(n, ActionMeta::default())], now())
+    execute(s, vec![Command::create(n, ActionMeta::default())], now())
         .await
         .unwrap()
         .remove(0)
@@ -39,7 +39,7 @@ async fn create(s: &dyn Store, n: NewTask) -> CommandResult {
 
 async fn act(s: &dyn Store, id: BrokerId, action: Action) -> CommandResult {
     execute(
-        &*s,
+        s,
         vec![Command::act(
             TaskRef::Broker(id),
             action,

@@ -19,7 +19,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use worklane_domain::Timestamp;
 use worklane_engine::Engine;
 use worklane_store::{Delivery, DeliveryAttempt, DeliveryQuery, DeliveryStatus, StoreError};
 
@@ -246,7 +245,7 @@ async fn resend(
 ) -> Result<Json<Delivery>, ApiError> {
     let d = engine
         .deliveries()
-        .resend_delivery(&target, id, Timestamp::now())
+        .resend_delivery(&target, id, engine.now())
         .await?
         .ok_or_else(|| ApiError::not_found(&target, id))?;
     tracing::info!(notification_target = %target, delivery = id, "notification resend requested");
@@ -282,7 +281,7 @@ async fn replay(
     }
     let reset = engine
         .deliveries()
-        .request_replay(&target, req.from_seq, Timestamp::now())
+        .request_replay(&target, req.from_seq, engine.now())
         .await?;
     tracing::info!(notification_target = %target, from_seq = req.from_seq, reset, "notification replay requested");
     Ok((

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use worklane_domain::Timestamp;
 use worklane_store::{
     AttemptOutcome, AttemptResult, DeliveryRecords, KnownDeliveries, RecordedDelivery, StoreError,
 };
@@ -376,7 +375,7 @@ impl Dispatcher {
             };
             let r = shared
                 .store
-                .record_deliveries(records, Timestamp::now())
+                .record_deliveries(records, shared.clock.now())
                 .await;
             (write, r)
         }));

@@ -84,13 +84,15 @@ pub struct Poster {
     pub signer: Signer,
     pub debug: bool,
     pub target: String,
+    /// When each attempt was made, on the engine's clock.
+    pub clock: worklane_engine::SharedClock,
 }
 
 impl Poster {
     /// POSTs a notification's body, byte for byte, with its GUID in `ETag`. `kind` and
     /// `id` name it in debug logs (`delivery` and its id, or `seq` while not stored).
     pub async fn post(&self, guid: &str, body: Bytes, kind: &'static str, id: i64) -> Sent {
-        let attempted_at = Timestamp::now();
+        let attempted_at = self.clock.now();
         let mut req = self.client.post(self.uri.clone()).body(body.clone());
         if let Ok(etag) = HeaderValue::from_str(guid) {
             req = req.header(ETAG, etag);

@@ -155,6 +155,8 @@ pub(crate) struct Shared {
     pub store: Arc<dyn DeliveryStore>,
     /// The event log the target reads.
     pub events: Arc<dyn EventLog>,
+    /// The engine's clock: attempt times, retry schedules and leases read it.
+    pub clock: worklane_engine::SharedClock,
     pub poster: Poster,
     pub renderer: Renderer,
     pub policy: RetryPolicy,
@@ -197,7 +199,7 @@ impl Shared {
             None => AttemptOutcome::Delivered,
             Some(f) => self
                 .policy
-                .after_failure(attempt, f, sent.retry_after, Timestamp::now()),
+                .after_failure(attempt, f, sent.retry_after, self.clock.now()),
         };
         match outcome {
             AttemptOutcome::Delivered => m.delivered.increment(1),
@@ -236,7 +238,7 @@ impl Notifier {
         let client = build_client(&cfg)?;
         let signer = Signer::new(&cfg.signing_secrets)?;
         let store = engine.deliveries().clone();
-        let now = Timestamp::now();
+        let now = engine.now();
         let consumer = cfg.consumer_name();
         let position = store
             .start_delivery_cursor(&consumer, cfg.start_at == StartAt::Now, now)
@@ -257,12 +259,14 @@ impl Notifier {
             consumer,
             store,
             events: engine.events().clone(),
+            clock: engine.clock().clone(),
             poster: Poster {
                 client,
                 uri: reqwest::Url::parse(&cfg.uri)?,
                 signer,
                 debug: cfg.debug,
                 target: cfg.id.clone(),
+                clock: engine.clock().clone(),
             },
             renderer: Renderer::new(&cfg),
             policy: RetryPolicy::new(&cfg),

@@ -60,7 +60,7 @@ fn read_after(shared: &Arc<Shared>, after: i64) -> Reading {
 
 /// The notifications of the events the target wants.
 fn render(shared: &Shared, events: &[Event]) -> Vec<Fresh> {
-    let now = worklane_domain::Timestamp::now();
+    let now = shared.clock.now();
     events
         .iter()
         .filter(|e| shared.renderer.wants(e))

@@ -21,7 +21,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 type Claimed = (Vec<Outgoing>, Vec<Done>, Option<Timestamp>);
 
 async fn claim(shared: &Shared, want: usize) -> Result<Claimed, StoreError> {
-    let now = Timestamp::now();
+    let now = shared.clock.now();
     // On failure nothing was leased.
     let batch = shared
         .store
@@ -60,7 +60,7 @@ async fn body_of(shared: &Shared, mut d: Delivery) -> Result<Outgoing, Done> {
         let body = Bytes::from(std::mem::take(&mut d.body));
         return Ok(Outgoing::Stored(d, body));
     }
-    let now = Timestamp::now();
+    let now = shared.clock.now();
     let (outcome, error) =
         match render_again(shared.events.as_ref(), &shared.renderer, d.seq, &d.guid).await {
             Ok(Some(body)) => return Ok(Outgoing::Stored(d, Bytes::from(body))),
@@ -91,10 +91,10 @@ async fn body_of(shared: &Shared, mut d: Delivery) -> Result<Outgoing, Done> {
 }
 
 /// When to claim again after a claim that found fewer than asked.
-fn next_claim_after(next_due: Option<Timestamp>) -> Instant {
+fn next_claim_after(next_due: Option<Timestamp>, now: Timestamp) -> Instant {
     let wait = match next_due {
         Some(t) => {
-            let until = t.duration_since(Timestamp::now());
+            let until = t.duration_since(now);
             // Due now but not claimed: waiting behind an earlier delivery of its task,
             // whose result will wake us.
             if until.is_positive() {
@@ -171,7 +171,7 @@ pub(crate) async fn claim_loop(
                 let got = ready.len() + gone.len();
                 shared.claimed.fetch_sub(want - got, Ordering::AcqRel);
                 next_claim = if got < want {
-                    next_claim_after(next_due)
+                    next_claim_after(next_due, shared.clock.now())
                 } else {
                     Instant::now()
                 };

@@ -3,15 +3,13 @@
 mod bench;
 mod cli;
 mod client;
-mod components;
-mod config;
 mod exit;
-mod serve;
 mod telemetry;
 
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command, ConfigCommand, DbcpCommand, MqCommand, ServeArgs};
 use exit::Failure;
+use worklane_server::{components, config};
 
 // A server allocating many small buffers per request on several threads: mimalloc spends
 // markedly less time there than glibc's malloc (about a fifth more notifications per
@@ -108,12 +106,12 @@ fn mq_queues(
         .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
         .ok_or_else(|| Failure::config(format!("{}: no capture point {id:?}", file.display())))?;
     match components::capture_point(entry).map_err(Failure::config)? {
-        components::CapturePoint::Mq(c) => Ok(worklane_capture_mq::cli::QueueArgs {
+        components::Component::Mq(c) => Ok(worklane_capture_mq::cli::QueueArgs {
             url: c.url,
             input_queue: c.input_queue,
             output_queue: c.output_queue,
         }),
-        components::CapturePoint::Database(_) => Err(Failure::config(format!(
+        _ => Err(Failure::config(format!(
             "capture point {id:?} is not an MQ capture point"
         ))),
     }
@@ -131,13 +129,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.log_json {
         cfg.log.format = "json".into();
     }
-    cfg.validate().map_err(|e| Failure::config(e.to_string()))?;
+    cfg.resolve().map_err(|e| Failure::config(e.to_string()))?;
     telemetry::init(&cfg.log.format, &cfg.log.level);
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| Failure::failed(format!("cannot listen on {}: {e}", cfg.server.listen)))?;
-    let shutdown = serve::shutdown_on_signals();
-    serve::run(cfg, listener, shutdown)
+    let shutdown = worklane_server::shutdown_on_signals();
+    worklane_server::run(cfg, listener, shutdown)
         .await
         .map_err(Failure::from)
 }

@@ -27,6 +27,10 @@ pub struct Config {
     /// `[[notification_target]]` tables.
     #[serde(default)]
     pub notification_target: Vec<toml::Table>,
+    /// The capture points and notification targets, read once from their tables by
+    /// [`Config::resolve`] (which [`Config::load`] calls).
+    #[serde(skip)]
+    pub components: Vec<crate::components::Component>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,12 +193,28 @@ impl Config {
         }));
         let mut cfg: Config = fig.extract().map_err(Box::new)?;
         apply_entry_overrides(&mut cfg, std::env::vars())?;
-        cfg.validate()?;
+        cfg.resolve()?;
         Ok(cfg)
     }
 
-    /// Checks what types alone do not: addresses, URLs, ids, each component's options.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// A configuration from TOML text alone (no file, no environment), resolved.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| invalid("config", e.message()))?;
+        cfg.resolve()?;
+        Ok(cfg)
+    }
+
+    /// Validates the whole configuration and reads every component's table into its
+    /// typed form (`components`), once. Call it again after changing any value.
+    pub fn resolve(&mut self) -> Result<(), ConfigError> {
+        self.components = self.validate()?;
+        Ok(())
+    }
+
+    /// Checks what types alone do not: addresses, URLs, ids, each component's options;
+    /// returns the components read from their tables.
+    fn validate(&self) -> Result<Vec<crate::components::Component>, ConfigError> {
+        let mut components = Vec::new();
         self.server
             .listen
             .parse::<SocketAddr>()
@@ -237,8 +257,10 @@ impl Config {
                     format!("{id:?} is used twice"),
                 ));
             }
-            crate::components::validate_capture_point(cp)
-                .map_err(|p| invalid(format!("capture_point {id:?}"), p))?;
+            components.push(
+                crate::components::capture_point(cp)
+                    .map_err(|p| invalid(format!("capture_point {id:?}"), p))?,
+            );
         }
         let mut tids = std::collections::HashSet::new();
         for (i, t) in self.notification_target.iter().enumerate() {
@@ -253,10 +275,12 @@ impl Config {
                     format!("{id:?} is used twice"),
                 ));
             }
-            crate::components::validate_target(t)
-                .map_err(|p| invalid(format!("notification_target {id:?}"), p))?;
+            components.push(
+                crate::components::target(t)
+                    .map_err(|p| invalid(format!("notification_target {id:?}"), p))?,
+            );
         }
-        Ok(())
+        Ok(components)
     }
 }
 

@@ -1,0 +1,155 @@
+//! The Worklane server as a library: [`run`] takes a validated [`Config`], an already
+//! bound listener and a shutdown token, so the binary binds the configured address and
+//! tests bind `127.0.0.1:0` and run a whole server in-process.
+//!
+//! One [`Supervisor`] owns every long-running part: the API, processing, each capture
+//! point and each notification target. A part that fails is restarted with backoff, and
+//! `/healthz` and `/metrics` show which one is failing. On shutdown inputs stop first (API,
+//! capture points: in-flight work finishes), then outputs (processing, notifiers), then
+//! the engine writer drains what is queued. Nothing is left half-written.
+
+pub mod components;
+pub mod config;
+
+pub use config::{Config, ConfigError};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
+use worklane_engine::{
+    Engine, EngineOptions, Processor, SharedClock, Stage, Supervisor, SystemClock,
+};
+
+/// What a server needs besides its configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The clock every decision reads (tests hand in a test clock).
+    pub clock: SharedClock,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            clock: SystemClock::shared(),
+        }
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` is cancelled or the API fails.
+pub async fn run(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with(cfg, listener, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with options (an injected clock).
+pub async fn run_with(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let metrics = metrics_handle();
+    let store = worklane_store::connect(&cfg.store.url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store {}",
+                worklane_store::redact_url(&cfg.store.url)
+            )
+        })?;
+    tracing::info!(store = %worklane_store::redact_url(&cfg.store.url), backend = store.backend(), "store ready");
+    let engine_options = EngineOptions {
+        max_batch: cfg.store.max_batch,
+        clock: options.clock,
+        ..Default::default()
+    };
+    let (engine, writer) = Engine::start(store, engine_options)
+        .await
+        .context("starting the engine")?;
+
+    let mut sup = Supervisor::new();
+    let poll = cfg.processing.poll_interval;
+    let e = engine.clone();
+    sup.spawn("processing", Stage::Output, move |token| {
+        let processor = Processor::new(e.clone()).poll_interval(poll);
+        async move {
+            processor.run(token).await;
+            Ok(())
+        }
+    });
+    for c in &cfg.components {
+        components::spawn(&mut sup, c.clone(), &engine);
+    }
+
+    let state = AppState {
+        engine: engine.clone(),
+        metrics,
+        shutdown: sup.inputs_token(),
+        health: sup.health(),
+    };
+    let app = router(
+        state,
+        &ApiOptions {
+            max_body_bytes: cfg.server.max_body_bytes,
+        },
+        components::api_extra(&cfg.components, &engine),
+    );
+    let addr = listener.local_addr()?;
+    // The listener cannot be bound again, so the API is not restarted: if it stops on
+    // its own the server shuts down.
+    let api_token = sup.inputs_token();
+    let api = tokio::spawn(async move {
+        serve_api(listener, app, api_token)
+            .await
+            .context("serving the API")
+    });
+    tracing::info!(%addr, "worklane is serving");
+    drop(engine);
+
+    let mut api = std::pin::pin!(api);
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = &mut api => Some(r),
+    };
+    if let Some(r) = &failure {
+        tracing::error!(result = ?r, "the API stopped; shutting down");
+    }
+    tracing::info!("shutting down: draining inputs");
+    sup.shutdown(cfg.server.shutdown_grace).await;
+    let api_result = match failure {
+        Some(r) => r,
+        None => api.await,
+    };
+    // Every Engine handle is gone now: the writer commits what is queued and stops.
+    writer.await.context("engine writer")?;
+    tracing::info!("stopped cleanly");
+    api_result?
+}
+
+/// Cancels the returned token on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received");
+        t.cancel();
+    });
+    token
+}
