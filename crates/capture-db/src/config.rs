@@ -127,7 +127,7 @@ impl fmt::Debug for DatabaseCaptureConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("DatabaseCaptureConfig");
         s.field("id", &self.id)
-            .field("url", &crate::source::redact_url(&self.url))
+            .field("url", &worklane_store::redact_url(&self.url))
             .field("poll_interval", &self.poll_interval)
             .field("batch_size", &self.batch_size)
             .field("check_if_captured", &self.check_if_captured)
@@ -324,7 +324,7 @@ impl DatabaseCaptureConfig {
         let Some(dialect) = self.dialect() else {
             return Err(format!(
                 "{id}.url: {:?} is not a supported source; use postgres://, mysql://, sqlite: or odbc:",
-                crate::source::redact_url(&self.url)
+                worklane_store::redact_url(&self.url)
             ));
         };
         if self.poll_interval.is_zero() {

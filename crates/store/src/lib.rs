@@ -7,6 +7,7 @@
 mod command;
 mod deliveries;
 mod postgres;
+mod redact;
 mod sql;
 mod sqlite;
 
@@ -16,6 +17,7 @@ pub use deliveries::{
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery, HELD_UNTIL,
 };
 pub use postgres::PostgresStore;
+pub use redact::{is_secret_name, redact_url};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -130,17 +132,6 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
-    }
-}
-
-/// A URL with its password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -106,48 +106,9 @@ pub async fn connect(
     }
 }
 
-/// A URL with its password (or an ODBC `PWD=`) replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    if let Some(conn) = url.strip_prefix("odbc:") {
-        let parts: Vec<String> = conn
-            .split(';')
-            .map(|p| match p.split_once('=') {
-                Some((k, _))
-                    if k.trim().eq_ignore_ascii_case("pwd")
-                        || k.trim().eq_ignore_ascii_case("password") =>
-                {
-                    format!("{k}=***")
-                }
-                _ => p.to_owned(),
-            })
-            .collect();
-        return format!("odbc:{}", parts.join(";"));
-    }
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(
-            redact_url("odbc:Driver={PostgreSQL Unicode};Server=h;UID=u;PWD=secret"),
-            "odbc:Driver={PostgreSQL Unicode};Server=h;UID=u;PWD=***"
-        );
-        assert_eq!(redact_url("sqlite://cases.db"), "sqlite://cases.db");
-    }
 
     #[test]
     fn rows_find_columns_exactly_then_in_any_case() {
