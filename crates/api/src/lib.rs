@@ -139,17 +139,26 @@ pub async fn serve(
         .await
 }
 
-/// Health: 200 when the store answers, 503 otherwise.
+/// Health: 200 when the store answers, 503 `STORE_UNAVAILABLE` otherwise.
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.engine.store().ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": st.engine.store().backend()}))
+    let store = st.engine.store();
+    match store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": store.backend()}))
             .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "store": st.engine.store().backend(), "error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => store_unavailable(store.backend(), &e).into_response(),
     }
+}
+
+/// The answer of a failed health check. The store's error can name hosts, databases,
+/// users and files, and `/healthz` is typically open to anyone who can reach the port
+/// (load balancers, probes): the detail goes to the log, the caller gets a generic message.
+fn store_unavailable(backend: &str, e: &worklane_store::StoreError) -> ApiError {
+    tracing::error!(store = backend, error = %e, "health check: the store does not answer");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "STORE_UNAVAILABLE",
+        "the store does not answer",
+    )
 }
 
 async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {
@@ -176,4 +185,33 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("worklane_http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_health_check_hides_the_store_error() {
+        let internal = "connection to postgres://worklane:hunter2@db.internal:5432/wl refused";
+        let e = worklane_store::StoreError::UnsupportedUrl(internal.to_owned());
+        let resp = store_unavailable("postgres", &e).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "code": "STORE_UNAVAILABLE",
+                "message": "the store does not answer",
+                "parameters": [],
+            })
+        );
+        let text = String::from_utf8_lossy(&body);
+        for leak in ["hunter2", "db.internal", "refused", "worklane"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+    }
 }
