@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages for worklane-capture-db: unixODBC (the odbc-api crate links libodbc)
+# System packages for worklane-capture-db: unixODBC (its `odbc` feature, which
+# scripts/test turns on, links libodbc through the odbc-api crate)
 # and two Debian ODBC drivers the tests use (PostgreSQL and MariaDB), registered in
 # /etc/odbcinst.ini under the names the tests expect. Idempotent.
 set -euo pipefail

@@ -141,31 +141,41 @@ pub async fn serve(
         .await
 }
 
-/// Health: 200 when the store answers and no part is failing, 503 otherwise. The body
-/// names each part and its state; error details go to the log, never here.
+/// Health: 200 with every part's state when the store answers and no part is failing;
+/// otherwise 503 in the standard error body: `STORE_UNAVAILABLE`, or `COMPONENT_FAILING`
+/// naming the failing parts. Error details go to the log, never here.
 async fn healthz(State(st): State<AppState>) -> Response {
-    let store_ok = match st.engine.ping().await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: the store does not answer");
-            false
-        }
-    };
+    if let Err(e) = st.engine.ping().await {
+        return store_unavailable(st.engine.backend(), &e).into_response();
+    }
     let failing = st.health.failing();
-    let ok = store_ok && failing.is_empty();
-    let body = serde_json::json!({
-        "status": if ok { "ok" } else { "unavailable" },
+    if !failing.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "COMPONENT_FAILING",
+            format!("failing and being restarted: {}", failing.join(", ")),
+        );
+        e.body.parameters = failing.iter().map(|f| format!("Component={f}")).collect();
+        return e.into_response();
+    }
+    axum::Json(serde_json::json!({
+        "status": "ok",
         "store": st.engine.backend(),
-        "storeAnswers": store_ok,
-        "failing": failing,
         "components": st.health.parts(),
-    });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
+    }))
+    .into_response()
+}
+
+/// The answer of a failed health check. The store's error can name hosts, databases,
+/// users and files, and `/healthz` is typically open to anyone who can reach the port
+/// (load balancers, probes): the detail goes to the log, the caller gets a generic message.
+fn store_unavailable(backend: &str, e: &worklane_store::StoreError) -> ApiError {
+    tracing::error!(store = backend, error = %e, "health check: the store does not answer");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "STORE_UNAVAILABLE",
+        "the store does not answer",
+    )
 }
 
 async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {
@@ -192,4 +202,33 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("worklane_http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_health_check_hides_the_store_error() {
+        let internal = "connection to postgres://worklane:hunter2@db.internal:5432/wl refused";
+        let e = worklane_store::StoreError::UnsupportedUrl(internal.to_owned());
+        let resp = store_unavailable("postgres", &e).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "code": "STORE_UNAVAILABLE",
+                "message": "the store does not answer",
+                "parameters": [],
+            })
+        );
+        let text = String::from_utf8_lossy(&body);
+        for leak in ["hunter2", "db.internal", "refused", "worklane"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+    }
 }

@@ -545,6 +545,37 @@ async fn health_metrics_openapi(app: TestApp) {
     assert_eq!(v["code"], "NOT_FOUND");
 }
 
+/// A store that stops answering (its PostgreSQL database dropped under the server):
+/// `/healthz` answers 503 in the standard error body, and nothing of the store's error
+/// (the database's name, the server's message) reaches the caller.
+#[tokio::test]
+async fn health_of_a_lost_store_is_store_unavailable_without_details() {
+    use sqlx::{Connection, Executor};
+    let url = fresh_postgres_url().await.unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let app = TestApp::start(&url).await;
+    let (s, v) = app.get("/healthz").await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("ok")));
+
+    let mut admin = sqlx::PgConnection::connect(&worklane_store::testing::postgres_admin_url())
+        .await
+        .unwrap();
+    // FORCE ends the server's open connections, so the next check must connect anew.
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+
+    let (s, v) = app.get("/healthz").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(
+        v,
+        json!({"code": "STORE_UNAVAILABLE", "message": "the store does not answer", "parameters": []})
+    );
+    let text = v.to_string();
+    assert!(!text.contains(&name) && !text.contains("exist"), "{text}");
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {

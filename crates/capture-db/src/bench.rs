@@ -40,7 +40,7 @@ impl std::fmt::Debug for BenchArgs {
             .field("batch_size", &self.batch_size)
             .field("max_batch", &self.max_batch)
             .field("runs", &self.runs)
-            .field("postgres", &crate::source::redact_url(&self.postgres))
+            .field("postgres", &worklane_store::redact_url(&self.postgres))
             .finish()
     }
 }

@@ -127,7 +127,7 @@ impl fmt::Debug for DatabaseCaptureConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("DatabaseCaptureConfig");
         s.field("id", &self.id)
-            .field("url", &crate::source::redact_url(&self.url))
+            .field("url", &worklane_store::redact_url(&self.url))
             .field("poll_interval", &self.poll_interval)
             .field("batch_size", &self.batch_size)
             .field("check_if_captured", &self.check_if_captured)
@@ -324,9 +324,10 @@ impl DatabaseCaptureConfig {
         let Some(dialect) = self.dialect() else {
             return Err(format!(
                 "{id}.url: {:?} is not a supported source; use postgres://, mysql://, sqlite: or odbc:",
-                crate::source::redact_url(&self.url)
+                worklane_store::redact_url(&self.url)
             ));
         };
+        odbc_built(id, dialect, crate::source::ODBC_AVAILABLE)?;
         if self.poll_interval.is_zero() {
             return Err(format!("{id}.poll_interval: must be more than zero"));
         }
@@ -359,6 +360,16 @@ impl DatabaseCaptureConfig {
         }
         Ok(())
     }
+}
+
+/// Refuses an ODBC source when this build has no ODBC (`built` is false), naming the key
+/// and how to get a build that has it. `built` is a parameter so both answers are tested
+/// whichever way the tests were built.
+fn odbc_built(id: &str, dialect: Dialect, built: bool) -> Result<(), String> {
+    if dialect == Dialect::Odbc && !built {
+        return Err(format!("{id}.url: {}", crate::source::ODBC_NOT_BUILT));
+    }
+    Ok(())
 }
 
 /// Parameter names a statement of `role` may not use, or that are typos of known ones.
@@ -468,6 +479,34 @@ mod tests {
         let mut c = parse(SEED);
         c.timezone = Some("Mars/Olympus".into());
         assert!(c.validate().expect_err("tz").starts_with("DB1.timezone:"));
+    }
+
+    #[test]
+    fn odbc_sources_need_a_build_with_odbc() {
+        let e = odbc_built("DB1", Dialect::Odbc, false).expect_err("no ODBC in this build");
+        assert!(e.starts_with("DB1.url: ODBC sources need"), "{e}");
+        assert!(e.contains("cargo build --release --features odbc"), "{e}");
+        assert!(e.contains("unixODBC"), "{e}");
+        assert_eq!(odbc_built("DB1", Dialect::Odbc, true), Ok(()));
+        for d in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
+            assert_eq!(odbc_built("DB1", d, false), Ok(()));
+        }
+    }
+
+    /// The whole validation, as start-up and `worklane config check` run it, with this
+    /// build's ODBC support.
+    #[test]
+    fn odbc_source_validates_as_this_build_allows() {
+        let mut c = parse(SEED);
+        c.url = "odbc:DSN=crm;UID=u;PWD=secret".into();
+        let result = c.validate();
+        if crate::source::ODBC_AVAILABLE {
+            assert_eq!(result, Ok(()));
+        } else {
+            let e = result.expect_err("ODBC left out of this build");
+            assert!(e.starts_with("DB1.url: ODBC sources need"), "{e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
     }
 
     #[test]

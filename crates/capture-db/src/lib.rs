@@ -54,7 +54,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let id = cfg.id.clone();
     let point = Arc::new(CapturePoint::new(engine.clone(), cfg).await?);
-    tracing::info!(capture_point = %id, source = %source::redact_url(&point.config().url), "database capture point starting");
+    tracing::info!(capture_point = %id, source = %worklane_store::redact_url(&point.config().url), "database capture point starting");
     let mut backoff = Duration::from_millis(200);
     loop {
         match point.check().await {

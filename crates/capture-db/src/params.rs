@@ -117,14 +117,23 @@ pub fn parse(sql: &str, dialect: Dialect) -> Result<Parsed, ParseError> {
                         "positional parameters ($1) are not supported: write ?'Name'",
                     ));
                 }
-                match dollar_quote_end(&chars, i) {
-                    Some(end) => {
+                match dollar_quote(&chars, i) {
+                    DollarQuote::None => {
+                        out.push(c);
+                        i += 1;
+                    }
+                    DollarQuote::Closed(end) => {
                         out.extend(&chars[i..end]);
                         i = end;
                     }
-                    None => {
-                        out.push(c);
-                        i += 1;
+                    DollarQuote::Unterminated(tag) => {
+                        // PostgreSQL refuses it too. Giving up here (rather than reading
+                        // the `$` as a plain character and looking again at the next one)
+                        // keeps parsing linear: no part of the text is searched twice.
+                        return Err(err(
+                            i,
+                            &format!("unterminated dollar-quoted string: no closing {tag}"),
+                        ));
                     }
                 }
             }
@@ -222,29 +231,47 @@ fn block_comment_end(chars: &[char], start: usize, nested: bool) -> Option<usize
     None
 }
 
-/// For `$tag$ ... $tag$` (or `$$ ... $$`) starting at `start`, the index past the closing
-/// tag; None when `$` does not open a dollar quote here.
-fn dollar_quote_end(chars: &[char], start: usize) -> Option<usize> {
+/// What a `$` of a PostgreSQL statement starts.
+enum DollarQuote {
+    /// No dollar quote: part of an identifier (`a$b`), or no tag follows.
+    None,
+    /// `$tag$ ... $tag$` (or `$$ ... $$`): the index just past the closing tag.
+    Closed(usize),
+    /// A dollar quote whose closing tag never comes; the tag.
+    Unterminated(String),
+}
+
+/// A character PostgreSQL allows in a dollar-quote tag (the first may not be a digit;
+/// the caller has refused `$1` already).
+fn is_tag_char(c: char) -> bool {
+    c == '_' || c.is_ascii_alphanumeric() || !c.is_ascii()
+}
+
+/// Reads the dollar quote that may start at `start` (a `$`). The search for the closing
+/// tag stops at its first occurrence, so each character is looked at a bounded number of
+/// times: a candidate closing tag is compared only where a `$` is, and a partial match
+/// runs over tag characters, none of which is a `$`.
+fn dollar_quote(chars: &[char], start: usize) -> DollarQuote {
+    // An identifier character before `$` means `$` is part of a name (e.g. `a$b$`).
+    if start > 0 && is_tag_char(chars[start - 1]) {
+        return DollarQuote::None;
+    }
     let mut j = start + 1;
-    while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+    while j < chars.len() && is_tag_char(chars[j]) {
         j += 1;
     }
     if chars.get(j) != Some(&'$') {
-        return None;
-    }
-    // An identifier character before `$` means `$` is part of a name (e.g. `a$b$`).
-    if start > 0 && (chars[start - 1].is_alphanumeric() || chars[start - 1] == '_') {
-        return None;
+        return DollarQuote::None;
     }
     let tag = &chars[start..=j];
     let mut k = j + 1;
-    while k + tag.len() <= chars.len() {
-        if &chars[k..k + tag.len()] == tag {
-            return Some(k + tag.len());
+    while k < chars.len() {
+        if chars[k] == '$' && chars[k..].starts_with(tag) {
+            return DollarQuote::Closed(k + tag.len());
         }
         k += 1;
     }
-    None
+    DollarQuote::Unterminated(tag.iter().collect())
 }
 
 #[cfg(test)]
@@ -340,6 +367,60 @@ mod tests {
         let e = parse("select $1", Dialect::Postgres).expect_err("positional");
         assert!(e.problem.contains("positional"), "{e}");
         assert!(parse("select /* open", Dialect::Odbc).is_err());
+    }
+
+    #[test]
+    fn dollar_quotes_nested_and_adjacent_are_literals() {
+        let p = pg("select $fn$ begin ?'A'; $x$ ?'B' $x$; end $fn$, $$?'C'$$$t$?'D'$t$, ?'E'");
+        assert_eq!(p.binds, ["E"]);
+        assert!(
+            p.sql.starts_with(
+                "select $fn$ begin ?'A'; $x$ ?'B' $x$; end $fn$, $$?'C'$$$t$?'D'$t$, $1"
+            ),
+            "{}",
+            p.sql
+        );
+        // `$` inside a name, or with no closing `$` of a tag, is no dollar quote.
+        let p = pg("select a$b$ , x$ from t where c = ?'P'");
+        assert_eq!(p.binds, ["P"]);
+        // Non-ASCII tags, as PostgreSQL allows.
+        let p = pg("select $größe$ ?'x' $größe$, ?'Y'");
+        assert_eq!(p.binds, ["Y"]);
+    }
+
+    #[test]
+    fn unterminated_dollar_quote_is_refused_naming_tag_and_position() {
+        let e = parse("select 1, $body$ ?'X' $bod$", Dialect::Postgres).expect_err("open");
+        assert_eq!(e.at, 10);
+        assert!(
+            e.problem.contains("unterminated dollar-quoted string"),
+            "{e}"
+        );
+        assert!(e.problem.contains("$body$"), "{e}");
+        let e = parse("select $$ never closed", Dialect::Postgres).expect_err("open");
+        assert_eq!(
+            (e.at, e.problem.ends_with("no closing $$")),
+            (7, true),
+            "{e}"
+        );
+        // Other dialects have no dollar quotes.
+        assert!(parse("select $body$ ?'X'", Dialect::Sqlite).is_ok());
+    }
+
+    /// A statement full of dollar quotes that never close: refused at the first one, in one
+    /// pass. A parser that looked for each tag's end again would take minutes here, so the
+    /// suite would visibly hang (no timing is asserted).
+    #[test]
+    fn a_megabyte_of_unterminated_dollar_quotes_is_refused_in_one_pass() {
+        let mut sql = String::from("select ");
+        let mut n = 0;
+        while sql.len() < 1024 * 1024 {
+            sql.push_str(&format!("$t{n}$ "));
+            n += 1;
+        }
+        let e = parse(&sql, Dialect::Postgres).expect_err("unterminated");
+        assert_eq!(e.at, 7);
+        assert!(e.problem.contains("$t0$"), "{e}");
     }
 
     #[test]

@@ -322,8 +322,10 @@ async fn startup_checks_name_the_option(backend: Backend) {
     }
 }
 
+/// `on_backends!(scenario: Postgres, Sqlite; odbc: OdbcPostgres)` makes one test per
+/// backend; the ones after `odbc:` exist only in builds with the `odbc` feature.
 macro_rules! on_backends {
-    ($scenario:ident: $($backend:ident),*) => {
+    ($scenario:ident: $($backend:ident),* $(; odbc: $($odbc:ident),*)?) => {
         mod $scenario {
             $(
                 #[allow(non_snake_case)]
@@ -332,16 +334,24 @@ macro_rules! on_backends {
                     super::$scenario(super::Backend::$backend).await;
                 }
             )*
+            $($(
+                #[cfg(feature = "odbc")]
+                #[allow(non_snake_case)]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $odbc() {
+                    super::$scenario(super::Backend::$odbc).await;
+                }
+            )*)?
         }
     };
 }
 
-on_backends!(seed_cycle: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
-on_backends!(error_path: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+on_backends!(seed_cycle: Postgres, MariaDb, Sqlite; odbc: OdbcPostgres, OdbcMariaDb);
+on_backends!(error_path: Postgres, MariaDb, Sqlite; odbc: OdbcPostgres, OdbcMariaDb);
 on_backends!(crash_between_create_and_mark: Postgres, MariaDb, Sqlite);
-on_backends!(source_updates: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+on_backends!(source_updates: Postgres, MariaDb, Sqlite; odbc: OdbcPostgres, OdbcMariaDb);
 on_backends!(every_notification_statement: Postgres, MariaDb, Sqlite);
-on_backends!(startup_checks_name_the_option: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+on_backends!(startup_checks_name_the_option: Postgres, MariaDb, Sqlite; odbc: OdbcPostgres, OdbcMariaDb);
 
 /// An outage of a PostgreSQL source (native, and through ODBC) mid-run: its connections are killed and the database
 /// renamed away. Capture and notifications fail without losing anything (the
@@ -618,9 +628,9 @@ async fn timestamps_in_the_configured_zone(backend: Backend) {
     );
 }
 
-on_backends!(timestamps_in_the_configured_zone: Postgres, MariaDb, Sqlite, OdbcPostgres, OdbcMariaDb);
+on_backends!(timestamps_in_the_configured_zone: Postgres, MariaDb, Sqlite; odbc: OdbcPostgres, OdbcMariaDb);
 
-on_backends!(outage_mid_run: Postgres, OdbcPostgres);
+on_backends!(outage_mid_run: Postgres; odbc: OdbcPostgres);
 
 /// `dbcp check` prepares the statements of a configuration file's database capture
 /// points and fails, naming the option, when one is wrong.

@@ -109,12 +109,15 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The store's error can name hosts, databases and SQL: it is logged (inside the
+    /// server's per-request span, which carries the request id), and the caller gets a
+    /// generic message.
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "notifications API: store failure");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_ERROR",
-            e.to_string(),
+            "internal error; the server's log has the details",
             vec![],
         )
     }
@@ -292,4 +295,51 @@ async fn replay(
             reset,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    #[tokio::test]
+    async fn internal_errors_answer_a_generic_message() {
+        let internal =
+            "postgres://worklane:hunter2@db.internal/wl: relation \"deliveries\" is gone";
+        let (status, v) = answer(StoreError::UnsupportedUrl(internal.to_owned()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "code": "INTERNAL_ERROR",
+                "message": "internal error; the server's log has the details",
+                "parameters": [],
+            })
+        );
+        let text = v.to_string();
+        for leak in ["hunter2", "db.internal", "deliveries"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn client_errors_keep_their_messages() {
+        let (status, v) = answer(ApiError::not_found("crm", 7)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["code"], "DELIVERY_NOT_FOUND");
+        assert_eq!(v["message"], "target crm has no delivery 7");
+        assert_eq!(v["parameters"], serde_json::json!(["DeliveryId=7"]));
+        let (status, v) = answer(ApiError::invalid("fromSeq", "fromSeq must be 1 or more")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["code"], "INVALID_FORMAT");
+        assert_eq!(v["message"], "fromSeq must be 1 or more");
+    }
 }

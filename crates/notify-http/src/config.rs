@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 use worklane_domain::EventType;
+use worklane_store::redact_url;
 
 /// A notification target: where to POST, what, and how to retry.
 #[derive(Clone, Deserialize)]
@@ -313,17 +314,6 @@ impl NotificationTargetConfig {
     /// The consumer name of the target's event-log position.
     pub fn consumer_name(&self) -> String {
         format!("notify:{}", self.id)
-    }
-}
-
-/// A URL with its password hidden.
-pub(crate) fn redact_url(u: &str) -> String {
-    match url::Url::parse(u) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => u.to_owned(),
     }
 }
 

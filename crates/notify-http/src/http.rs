@@ -1,13 +1,14 @@
 //! The HTTP side of a target: a reqwest client with rustls (TLS 1.2 or later), no
 //! redirects, the configured proxy, pool and timeout; and one POST per attempt.
 
-use crate::config::{redact_url, NotificationTargetConfig};
+use crate::config::NotificationTargetConfig;
 use crate::retry::{parse_retry_after, Failure};
 use crate::signing::Signer;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, ETAG, RETRY_AFTER};
 use std::time::{Duration, Instant, SystemTime};
 use worklane_domain::Timestamp;
+use worklane_store::redact_url;
 
 /// Why a target's HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -193,6 +193,37 @@ async fn list_show_resend_and_replay() {
     wl.stop().await;
 }
 
+/// A store failure answers 500 INTERNAL_ERROR with a generic message: the store's own
+/// error (here SQLite's, naming the table) stays in the server's log.
+#[tokio::test]
+async fn store_failure_answers_internal_error_without_details() {
+    use sqlx::{Connection, Executor};
+    let wl = Worklane::fresh().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (server, api) = serve(wl.engine.clone(), &[], stop.clone()).await;
+    let mut c = sqlx::SqliteConnection::connect(&wl.url).await.unwrap();
+    c.execute("DROP TABLE delivery_attempts").await.unwrap();
+    c.execute("DROP TABLE deliveries").await.unwrap();
+    c.close().await.unwrap();
+
+    let r = reqwest::get(format!("{server}/api/v1/notifications/t/deliveries"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "code": "INTERNAL_ERROR",
+            "message": "internal error; the server's log has the details",
+            "parameters": [],
+        })
+    );
+    stop.cancel();
+    api.await.unwrap();
+    wl.stop().await;
+}
+
 #[tokio::test]
 async fn replay_notifies_events_from_before_the_target_existed() {
     let rx = http_receiver().await;

@@ -5,12 +5,14 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// The whole configuration. `worklane.example.toml` documents every key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The whole configuration. `worklane.example.toml` documents every key. Its `Debug`
+/// hides secrets (see `redacted_table`).
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -47,7 +49,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[store]`. Its `Debug` shows the URL without its password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://FILE` (the default, created when missing) or `postgres://USER@HOST/DB`.
@@ -75,6 +78,59 @@ pub struct ProcessingConfig {
     /// How often processing looks for work when nothing woke it.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tables = |list: &[toml::Table]| list.iter().map(redacted_table).collect::<Vec<_>>();
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("store", &self.store)
+            .field("log", &self.log)
+            .field("processing", &self.processing)
+            .field("capture_point", &tables(&self.capture_point))
+            .field("notification_target", &tables(&self.notification_target))
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &worklane_store::redact_url(&self.url))
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
+}
+
+/// A copy of a capture point's or notification target's raw table that is safe to print.
+/// The tables are kept raw here (each kind reads its own), so the kinds' own redacting
+/// `Debug` does not apply: values under secret-looking keys (`password`, `signing_secrets`,
+/// `api_key`...) become `***`, header tables keep their names but not their values (they
+/// carry credentials such as `Authorization`), and every other string goes through
+/// [`worklane_store::redact_url`] (URL passwords, secret query parameters, ODBC `PWD=`).
+fn redacted_table(t: &toml::Table) -> toml::Table {
+    t.iter()
+        .map(|(k, v)| (k.clone(), redacted_value(k, v)))
+        .collect()
+}
+
+fn redacted_value(key: &str, v: &toml::Value) -> toml::Value {
+    let hidden = || toml::Value::String("***".to_owned());
+    if worklane_store::is_secret_name(key) {
+        return hidden();
+    }
+    match v {
+        toml::Value::Table(t) if key.to_ascii_lowercase().contains("header") => {
+            toml::Value::Table(t.keys().map(|k| (k.clone(), hidden())).collect())
+        }
+        toml::Value::String(s) => toml::Value::String(worklane_store::redact_url(s)),
+        toml::Value::Array(items) => {
+            toml::Value::Array(items.iter().map(|i| redacted_value(key, i)).collect())
+        }
+        toml::Value::Table(t) => toml::Value::Table(redacted_table(t)),
+        other => other.clone(),
+    }
 }
 
 fn default_listen() -> String {
@@ -329,6 +385,59 @@ mod tests {
             cfg.notification_target[0]["http_retry_max_attempts"].as_integer(),
             Some(3)
         );
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [store]
+            url = "postgres://worklane:S1-store@db.example/worklane"
+
+            [[capture_point]]
+            id = "MQ1"
+            kind = "mq"
+            url = "amqps://mq:S2-broker@mq.example/%2f"
+
+            [[capture_point]]
+            id = "DB1"
+            kind = "database"
+            url = "odbc:DSN=crm;UID=crm;PWD={S3-odbc;x}"
+            password = "S4-plain"
+            captureQuerySql = "select 1"
+            defaults = { data = { Source = "crm", api_token = "S5-nested" } }
+
+            [[notification_target]]
+            id = "crm"
+            uri = "https://hook:S6-uri@crm.example/in?tenant=acme&api_key=S7-query"
+            http_proxy = "http://proxy:S8-proxy@proxy.example:3128"
+            signing_secrets = ["whsec_S9-sign", "whsec_S10-sign"]
+            http_custom_headers = { Authorization = "Bearer S11-header", X-Tenant = "S12-header" }
+            "#,
+        )
+        .unwrap();
+        for text in [format!("{cfg:?}"), format!("{cfg:#?}")] {
+            for n in 1..=12 {
+                assert!(
+                    !text.contains(&format!("S{n}-")),
+                    "secret S{n} shown: {text}"
+                );
+            }
+            // What is not secret stays, so the output still helps.
+            for kept in [
+                "db.example/worklane",
+                "mq.example",
+                "DSN=crm",
+                "UID=crm",
+                "tenant=acme",
+                "X-Tenant",
+                "Authorization",
+                "select 1",
+                "Source",
+            ] {
+                assert!(text.contains(kept), "{kept} missing: {text}");
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 mod deliveries;
 mod postgres;
+mod redact;
 mod sql;
 mod sqlite;
 
@@ -19,6 +20,7 @@ pub use deliveries::{
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
 pub use postgres::PostgresStore;
+pub use redact::{is_secret_name, redact_url};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -196,17 +198,6 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
-    }
-}
-
-/// A URL with its password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

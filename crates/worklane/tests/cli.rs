@@ -245,6 +245,31 @@ fn config_check_names_the_bad_key() {
     assert!(!text.contains("secret"), "password redacted: {text}");
 }
 
+/// An `odbc:` source is accepted by a build with the `odbc` feature; a build without it
+/// (the default) refuses it naming the key and how to build one that has it.
+#[test]
+fn config_check_of_an_odbc_source_as_this_build_allows() {
+    let file = r#"
+        [[capture_point]]
+        id = "DB1"
+        kind = "database"
+        url = "odbc:DSN=crm;UID=u;PWD=secret"
+        captureQuerySql = "select caseId \"ExternalId\" from cases"
+    "#;
+    let (code, text) = check(file, &[]);
+    if worklane_capture_db::source::ODBC_AVAILABLE {
+        assert_eq!(code, 0, "{text}");
+    } else {
+        assert_eq!(code, 5, "{text}");
+        assert!(text.contains("DB1.url: ODBC sources need"), "{text}");
+        assert!(
+            text.contains("cargo build --release --features odbc"),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("secret"), "{text}");
+}
+
 #[test]
 fn every_command_has_help() {
     for args in [

@@ -83,7 +83,7 @@ impl NativeSource {
         } else {
             return Err(SourceError::Url(format!(
                 "unsupported source url {:?}: use postgres://, mysql://, sqlite: or odbc:",
-                super::redact_url(url)
+                worklane_store::redact_url(url)
             )));
         };
         Ok(Self {

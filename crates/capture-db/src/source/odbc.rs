@@ -29,7 +29,7 @@ impl fmt::Debug for OdbcSource {
         f.debug_struct("OdbcSource")
             .field(
                 "connection",
-                &super::redact_url(&format!("odbc:{}", self.inner.conn_str)),
+                &worklane_store::redact_url(&format!("odbc:{}", self.inner.conn_str)),
             )
             .finish()
     }

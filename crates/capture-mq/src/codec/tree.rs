@@ -3,8 +3,9 @@
 //! Names are kept without namespace prefix; closing tags match their opening tags without
 //! regard to case (lenient input, SPEC section 4).
 
-use quick_xml::events::{BytesRef, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
+use std::collections::HashSet;
 use worklane_domain::DomainError;
 
 /// Hard limits applied before and while parsing a message.
@@ -80,6 +81,7 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
                         limits.max_depth
                     )));
                 }
+                check_attributes(&e)?;
                 stack.push(Element {
                     name: e.local_name().as_ref().to_owned(),
                     ..Default::default()
@@ -95,6 +97,7 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
                         limits.max_depth
                     )));
                 }
+                check_attributes(&e)?;
                 let el = Element {
                     name: e.local_name().as_ref().to_owned(),
                     ..Default::default()
@@ -128,6 +131,27 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
         return Err(malformed(format!("<{}> is never closed", open.name)));
     }
     root.ok_or_else(|| malformed("the message is empty"))
+}
+
+/// Refuses what XML forbids in a start tag's attributes: the same name twice, and
+/// malformed ones (no `=`, no quotes). The tree keeps no attributes, but a document that
+/// is not well-formed is refused whatever part of it is wrong. Names are compared as
+/// written (XML names are case-sensitive, and `a:x` and `b:x` are different names).
+fn check_attributes(tag: &BytesStart<'_>) -> Result<(), DomainError> {
+    let element = tag.name();
+    let element = element.0;
+    let mut seen = HashSet::new();
+    // Duplicates are checked here, not by quick-xml, so the error can name the attribute.
+    for attr in tag.attributes().with_checks(false) {
+        let attr = attr.map_err(|e| malformed(format!("bad attribute in <{element}>: {e}")))?;
+        let name = attr.key.0;
+        if !seen.insert(name) {
+            return Err(malformed(format!(
+                "attribute {name} appears twice in <{element}>"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
@@ -198,6 +222,36 @@ mod tests {
             .unwrap_err()
             .message
             .contains("bytes long"));
+    }
+
+    #[test]
+    fn refuses_duplicate_attributes_naming_them() {
+        for (doc, name) in [
+            ("<a><b x=\"1\" y='2' x=\"3\">t</b></a>", "x"),
+            ("<a><b/><c id='1' id='1'/></a>", "id"),
+            ("<a xmlns:p='u' p:k='1' p:k='2'></a>", "p:k"),
+        ] {
+            let e = p(doc).unwrap_err();
+            assert_eq!(e.code, worklane_domain::ErrorCode::InvalidFormat, "{doc}");
+            assert_eq!(e.parameters, vec![MESSAGE.to_owned()], "{doc}");
+            assert!(
+                e.message
+                    .contains(&format!("attribute {name} appears twice")),
+                "{doc}: {}",
+                e.message
+            );
+        }
+        // Different names (by case, or by prefix) are allowed, as XML says.
+        assert!(p("<a x='1' X='2' p:y='1' q:y='2'><b k='1'/><b k='2'/></a>").is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_attributes() {
+        for doc in ["<a x></a>", "<a x=1/>", "<a><b x='1' y></b></a>"] {
+            let e = p(doc).unwrap_err();
+            assert!(e.message.contains("bad attribute"), "{doc}: {}", e.message);
+            assert_eq!(e.parameters, vec![MESSAGE.to_owned()], "{doc}");
+        }
     }
 
     #[test]
