@@ -2,12 +2,14 @@
 //! group commits), the event-log [`Consumer`] every outbound channel builds on, and the
 //! background [`Processor`] that moves new tasks along.
 
+mod backoff;
 mod batch;
 pub mod clock;
 mod consumer;
 mod engine;
 mod processor;
 
+pub use backoff::Backoff;
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
 pub use engine::{commit_batch, Engine, EngineError, EngineOptions};
