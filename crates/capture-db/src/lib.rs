@@ -34,12 +34,14 @@ pub use point::{error_description, error_number, CapturePoint, PointError, State
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_engine::Engine;
+use worklane_engine::{Backoff, Engine};
 
 /// Full capture rounds after which notifications start even if the source still has a
 /// backlog (normally they start after the first round that drains it).
 const CATCH_UP_ROUNDS: u32 = 10;
 
+/// The first wait between attempts while the source (or the store) is unavailable.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest wait between attempts while the source (or the store) is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -55,18 +57,16 @@ pub async fn run(
     let id = cfg.id.clone();
     let point = Arc::new(CapturePoint::new(engine.clone(), cfg).await?);
     tracing::info!(capture_point = %id, source = %worklane_store::redact_url(&point.config().url), "database capture point starting");
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         match point.check().await {
             Ok(()) => break,
             Err(CheckError::Statement(m)) => anyhow::bail!(m),
             Err(CheckError::Unavailable(m)) => {
-                tracing::warn!(capture_point = %id, error = %m, retry_in = ?backoff, "source unavailable for the start-up checks");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(capture_point = %id, error = %m, retry_in = ?backoff.peek(), "source unavailable for the start-up checks");
+                if !backoff.wait(&cancel).await {
+                    return Ok(());
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -103,7 +103,7 @@ async fn poll_loop(
     let cfg = point.config();
     let mut pipeline = CapturePipeline::new();
     let mut rounds = 0u32;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     while !cancel.is_cancelled() {
         let round = async {
             let captured = pipeline.step(point).await?;
@@ -120,16 +120,15 @@ async fn poll_loop(
         };
         let wait = match round.await {
             Ok(n) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 if n >= cfg.batch_size {
                     continue;
                 }
                 cfg.poll_interval
             }
             Err(e) => {
-                tracing::warn!(capture_point = %cfg.id, error = %e, retry_in = ?backoff, "poll failed");
-                let wait = backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let wait = backoff.next_delay();
+                tracing::warn!(capture_point = %cfg.id, error = %e, retry_in = ?wait, "poll failed");
                 wait
             }
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::Event;
-use worklane_engine::{Consumer, Engine, EventHandler};
+use worklane_engine::{Backoff, Consumer, Engine, EventHandler};
 
 /// The event-log consumer name of a capture point's notifications.
 pub fn consumer_name(capture_point_id: &str) -> String {
@@ -90,13 +90,13 @@ pub async fn run(
     let mut wake = engine.subscribe();
     let mut consumer = Consumer::new(engine, consumer_name(&settings.id)).batch(BATCH);
     let mut notifier = Notifier::new(settings, transport);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     while !cancel.is_cancelled() {
         match consumer.step(&mut notifier).await {
             // A backlog: keep reading.
             Ok(n) if n >= BATCH as usize => continue,
             Ok(n) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 if n > 0 {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -110,12 +110,10 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                tracing::warn!(consumer = %consumer.name(), error = format!("{e:#}"), retry_in = ?backoff, "MQ notifications failed");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(consumer = %consumer.name(), error = format!("{e:#}"), retry_in = ?backoff.peek(), "MQ notifications failed");
+                if !backoff.wait(&cancel).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use worklane_engine::Engine;
+use worklane_engine::{Backoff, Engine};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -32,17 +32,15 @@ pub async fn run_with(
         cancel.child_token(),
     ));
     let semantics = Semantics::new(engine, settings.clone());
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     while !cancel.is_cancelled() {
         match serve(&semantics, &settings, &transport, &cancel, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(capture_point = %settings.id, error = %e, retry_in = ?backoff, "MQ input interrupted; reconnecting");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(capture_point = %settings.id, error = %e, retry_in = ?backoff.peek(), "MQ input interrupted; reconnecting");
+                if !backoff.wait(&cancel).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -57,7 +55,7 @@ async fn serve(
     settings: &Arc<Settings>,
     transport: &Arc<dyn Transport>,
     cancel: &CancellationToken,
-    backoff: &mut Duration,
+    backoff: &mut Backoff,
 ) -> Result<(), TransportError> {
     let s = settings;
     transport
@@ -65,7 +63,7 @@ async fn serve(
         .await?;
     let mut sub = transport.subscribe(&s.input_queue, s.prefetch).await?;
     tracing::info!(capture_point = %s.id, queue = %s.input_queue, "MQ capture point consuming");
-    *backoff = FIRST_BACKOFF;
+    backoff.reset();
     let slots = Arc::new(Semaphore::new(s.max_in_flight));
     let mut in_flight = JoinSet::new();
     let result = loop {
@@ -102,31 +100,29 @@ async fn process(
     msg: Incoming,
     cancel: &CancellationToken,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let out = loop {
         match semantics.respond(&msg).await {
             Ok(out) => break out,
             Err(e) => {
                 // The store failed: nothing was written. Try again; on shutdown the
                 // message stays unacknowledged and comes back.
-                tracing::warn!(error = %e, message_id = ?msg.message_id, retry_in = ?backoff, "command failed; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(error = %e, message_id = ?msg.message_id, retry_in = ?backoff.peek(), "command failed; retrying");
+                if !backoff.wait(cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     };
+    let mut backoff = Backoff::new(FIRST_BACKOFF * 2, MAX_BACKOFF);
     let mut attempt = 1;
     while let Err(e) = transport.publish(out.clone()).await {
-        if attempt >= PUBLISH_ATTEMPTS || cancel.is_cancelled() {
+        if attempt >= PUBLISH_ATTEMPTS || !backoff.wait(cancel).await {
             // Unacknowledged, it is redelivered and answered again from the stored result.
             tracing::warn!(error = %e, message_id = ?msg.message_id, "answer not published; leaving the message for redelivery");
             return;
         }
         attempt += 1;
-        tokio::time::sleep(FIRST_BACKOFF * attempt).await;
     }
     if let Err(e) = msg.acker.ack().await {
         tracing::warn!(error = %e, message_id = ?msg.message_id, "acknowledgement failed; the message will be redelivered and answered again");

@@ -1,6 +1,7 @@
 //! Event-log consumers: each outbound channel reads the log from its own durable position,
 //! at least once, in log order.
 
+use crate::backoff::Backoff;
 use crate::engine::Engine;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -98,18 +99,18 @@ impl Consumer {
     /// are logged and retried with backoff (up to 30 s); the position never skips an event.
     pub async fn run(mut self, handler: &mut dyn EventHandler, cancel: CancellationToken) {
         let mut wake = self.engine.subscribe();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             match self.step(handler).await {
                 Ok(n) if n > 0 => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     continue;
                 }
                 Ok(_) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = wake.changed() => {}
@@ -117,12 +118,10 @@ impl Consumer {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(consumer = %self.name, error = format!("{e:#}"), retry_in = ?backoff, "event consumer failed");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                    tracing::warn!(consumer = %self.name, error = format!("{e:#}"), retry_in = ?backoff.peek(), "event consumer failed");
+                    if !backoff.wait(&cancel).await {
+                        break;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! group commits), the event-log [`Consumer`] every outbound channel builds on, and the
 //! background [`Processor`] that moves new tasks along.
 
+mod backoff;
 mod batch;
 pub mod clock;
 mod consumer;
@@ -9,6 +10,7 @@ mod engine;
 mod processor;
 pub mod supervisor;
 
+pub use backoff::Backoff;
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
 pub use engine::{commit_batch, Engine, EngineError, EngineOptions};

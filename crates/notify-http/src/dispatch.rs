@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use worklane_engine::Backoff;
 use worklane_store::{
     AttemptOutcome, AttemptResult, DeliveryRecords, KnownDeliveries, RecordedDelivery, StoreError,
 };
@@ -130,7 +131,7 @@ impl Dispatcher {
         let mut reader_open = true;
         let mut sender_open = true;
         let mut finished = Vec::with_capacity(RECORD_BATCH);
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         loop {
             self.start_write(!sender_open);
             if !sender_open && self.writing.is_none() {
@@ -148,16 +149,16 @@ impl Dispatcher {
                     };
                     match r {
                         Ok(_) => {
-                            backoff = Duration::from_millis(50);
+                            backoff.reset();
                             self.written(write);
                         }
                         Err(e) => {
-                            tracing::warn!(notification_target = %self.shared.target, error = %e, retry_in = ?backoff, "recording notifications failed");
+                            let delay = backoff.next_delay();
+                            tracing::warn!(notification_target = %self.shared.target, error = %e, retry_in = ?delay, "recording notifications failed");
                             if self.cancel.is_cancelled() {
                                 break;
                             }
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            tokio::time::sleep(delay).await;
                             self.retry(write);
                         }
                     }
@@ -238,7 +239,7 @@ impl Dispatcher {
 
     /// Asks the store about a batch, again and again while it fails; None when stopping.
     async fn known(&self, first: i64, last: i64, ask: &[i64]) -> Option<KnownDeliveries> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match self
                 .shared
@@ -248,12 +249,10 @@ impl Dispatcher {
             {
                 Ok(k) => return Some(k),
                 Err(e) => {
-                    tracing::warn!(notification_target = %self.shared.target, error = %e, retry_in = ?backoff, "reading deliveries failed");
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
+                    tracing::warn!(notification_target = %self.shared.target, error = %e, retry_in = ?backoff.peek(), "reading deliveries failed");
+                    if !backoff.wait(&self.cancel).await {
+                        return None;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::Event;
-use worklane_engine::Engine;
+use worklane_engine::{Backoff, Engine};
 
 /// How often replay requests and the backlog gauge are refreshed.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
@@ -106,7 +106,7 @@ pub(crate) async fn read_loop(
     let store = engine.deliveries().clone();
     let mut wake = engine.subscribe();
     let target = shared.target.as_str();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     let mut housekeeping = Instant::now() - HOUSEKEEPING;
     let mut ahead: Option<(i64, Reading)> = None;
     while !cancel.is_cancelled() {
@@ -152,16 +152,14 @@ pub(crate) async fn read_loop(
         };
         let batch = match batch {
             Ok(batch) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 batch
             }
             Err(e) => {
-                tracing::warn!(notification_target = %target, error = %e, retry_in = ?backoff, "reading the event log failed");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                tracing::warn!(notification_target = %target, error = %e, retry_in = ?backoff.peek(), "reading the event log failed");
+                if !backoff.wait(&cancel).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };

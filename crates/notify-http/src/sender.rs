@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::Timestamp;
+use worklane_engine::Backoff;
 use worklane_store::{AttemptOutcome, AttemptResult, Delivery, StoreError};
 
 /// How often the sender looks for due deliveries when nothing woke it.
@@ -143,7 +144,7 @@ pub(crate) async fn claim_loop(
     done: mpsc::UnboundedSender<Done>,
     cancel: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     let mut next_claim = Instant::now();
     loop {
         tokio::select! {
@@ -167,7 +168,7 @@ pub(crate) async fn claim_loop(
         };
         match r {
             Ok((ready, gone, next_due)) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 let got = ready.len() + gone.len();
                 shared.claimed.fetch_sub(want - got, Ordering::AcqRel);
                 next_claim = if got < want {
@@ -184,9 +185,9 @@ pub(crate) async fn claim_loop(
             }
             Err(e) => {
                 shared.claimed.fetch_sub(want, Ordering::AcqRel);
-                tracing::warn!(notification_target = %shared.target, error = %e, retry_in = ?backoff, "claiming notifications failed");
-                next_claim = Instant::now() + backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let delay = backoff.next_delay();
+                tracing::warn!(notification_target = %shared.target, error = %e, retry_in = ?delay, "claiming notifications failed");
+                next_claim = Instant::now() + delay;
             }
         }
     }
