@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// A run at least this long counts as healthy: the restart delays after it start anew.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
 /// When a part stops: inputs (API, capture points) before outputs (processing,
 /// notifiers), so what the inputs accepted is still carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,10 +132,15 @@ impl Supervisor {
         let (first, max) = (self.first_delay, self.max_delay);
         health.set(&name, "running", false);
         set.spawn(async move {
-            let mut delay = first;
+            let mut backoff = crate::Backoff::new(first, max);
             loop {
                 // A panic in the part is a failure like any other, not the server's end.
+                let started = tokio::time::Instant::now();
                 let attempt = tokio::spawn(run(token.clone())).await;
+                // A part that ran a good while before failing starts its delays anew.
+                if started.elapsed() >= HEALTHY_RUN {
+                    backoff.reset();
+                }
                 if token.is_cancelled() {
                     if let Ok(Err(e)) | Err(e) = attempt.map_err(anyhow::Error::from) {
                         tracing::warn!(component = %name, error = format!("{e:#}"), "stopped with an error");
@@ -145,12 +153,10 @@ impl Supervisor {
                     Err(e) => format!("it panicked: {e}"),
                 };
                 health.set(&name, "failing", false);
-                tracing::error!(component = %name, %error, restart_in = ?delay, "component failed; restarting");
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
+                tracing::error!(component = %name, %error, restart_in = ?backoff.peek(), "component failed; restarting");
+                if !backoff.wait(&token).await {
+                    break;
                 }
-                delay = (delay * 2).min(max);
                 metrics::counter!("worklane_component_restarts_total", "component" => name.clone())
                     .increment(1);
                 health.set(&name, "running", true);
