@@ -6,7 +6,7 @@ use crate::retry::{parse_retry_after, Failure};
 use crate::signing::Signer;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, ETAG, RETRY_AFTER};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use worklane_domain::Timestamp;
 use worklane_store::redact_url;
 
@@ -130,7 +130,9 @@ impl Poster {
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    // An HTTP date is measured from the attempt, on the engine's clock
+                    // like the retry time it decides.
+                    .and_then(|v| parse_retry_after(v, attempted_at.into()));
                 let headers = self.debug.then(|| format!("{:?}", resp.headers()));
                 // Reading the answer lets the connection go back to the pool.
                 let body = resp.bytes().await;
