@@ -243,7 +243,7 @@ async fn replay_notifies_events_from_before_the_target_existed() {
     // ...until it is replayed from the first event.
     wl.engine
         .deliveries()
-        .request_replay("late", 1, worklane_domain::Timestamp::now())
+        .request_replay("late", 1, wl.now())
         .await
         .unwrap();
     wait_for("old events delivered", T, || wl.all_delivered("late", 3)).await;

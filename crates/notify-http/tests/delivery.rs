@@ -1,5 +1,8 @@
 //! Delivery against real local receivers: retries, Retry-After, timeouts, final
 //! failures, redirects, order per task, a dead target beside a healthy one, a restart.
+//!
+//! Retry times are on the engine's test clock: a test moves it to make a retry due, and
+//! with the targets' backoff of [`BACKOFF`] a test that forgot to would time out.
 
 mod support;
 
@@ -30,8 +33,14 @@ async fn retries_are_byte_identical_with_the_guid_in_body_and_etag() {
          notify_custom = { source = \"worklane\" }\n",
     ));
     let id = wl.create("case-1").await;
-    wait_until("three attempts", T, || rx.count() == 3).await;
+    // Each failure's retry comes due when the clock reaches it: the first after at most
+    // BACKOFF, the second after at most twice that.
+    wl.pending_after("crm", 1).await;
+    wl.advance(BACKOFF);
+    wl.pending_after("crm", 2).await;
+    wl.advance(2 * BACKOFF);
     wait_for("delivered", T, || wl.all_delivered("crm", 1)).await;
+    assert_eq!(rx.count(), 3);
     let got = rx.got();
     assert!(
         got.iter().all(|r| r.body == got[0].body),
@@ -63,25 +72,109 @@ async fn retries_are_byte_identical_with_the_guid_in_body_and_etag() {
     wl.stop().await;
 }
 
+/// Retry-After, in seconds or as an HTTP date, replaces the backoff: the retry is stored
+/// for exactly that time on the clock (the backoff would be at most [`BACKOFF`], jittered).
 #[tokio::test]
 async fn retry_after_is_honoured() {
+    let mut wl = Worklane::fresh().await;
     let rx = http_receiver().await;
-    rx.behave(|_, n| {
-        if n == 0 {
-            Reply::RetryAfter(429, 1)
+    // Four minutes after the clock's start, as a receiver whose clock agrees would say.
+    let date = httpdate::fmt_http_date((wl.now() + jiff::SignedDuration::from_mins(4)).into());
+    rx.behave(move |_, n| match n {
+        0 => Reply::RetryAfter(429, 120),
+        1 => Reply::RetryAt(503, date.clone()),
+        _ => Reply::Status(200),
+    });
+    wl.notify(target("t", &rx.url, ""));
+    wl.create("c").await;
+    let d = wl.pending_after("t", 1).await;
+    let tried = d.last_attempt_at.unwrap();
+    assert_eq!(tried, wl.now());
+    assert_eq!(
+        d.next_attempt_at,
+        tried + jiff::SignedDuration::from_secs(120)
+    );
+    wl.advance(Duration::from_secs(120));
+    let d = wl.pending_after("t", 2).await;
+    assert_eq!(
+        d.next_attempt_at,
+        d.last_attempt_at.unwrap() + jiff::SignedDuration::from_secs(120),
+        "the date is four minutes after the clock's start, two after this attempt"
+    );
+    wl.advance(Duration::from_secs(120));
+    wait_for("delivered", T, || wl.all_delivered("t", 1)).await;
+    assert_eq!(rx.count(), 3);
+    wl.stop().await;
+}
+
+/// The point of the test clock: a failed attempt's retry waits for the clock, not for real
+/// time, and comes as soon as the clock reaches it.
+#[tokio::test]
+async fn a_retry_waits_for_the_clock_and_comes_once_it_is_moved() {
+    let rx = http_receiver().await;
+    rx.behave(|r, _| {
+        if r.json["captureId"] == "retried" {
+            Reply::Status(503)
         } else {
             Reply::Status(200)
         }
     });
     let mut wl = Worklane::fresh().await;
     wl.notify(target("t", &rx.url, ""));
-    wl.create("c").await;
-    wait_for("delivered", T, || wl.all_delivered("t", 1)).await;
-    let got = rx.got();
-    assert_eq!(got.len(), 2);
-    let gap = got[1].at - got[0].at;
-    // The backoff alone would be at most 200 ms here.
-    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    let id = wl.create("retried").await;
+    let d = wl.pending_after("t", 1).await;
+    let now = wl.now();
+    assert_eq!(d.last_attempt_at, Some(now));
+    assert_eq!(d.last_status_code, Some(503));
+    // The retry policy's jitter: a random point in the upper half of the backoff.
+    let wait = d.next_attempt_at.duration_since(now);
+    let full = jiff::SignedDuration::try_from(BACKOFF).unwrap();
+    assert!(
+        wait >= full / 2 && wait <= full,
+        "next attempt {wait:?} after the failure"
+    );
+
+    let tries = |task: BrokerId| {
+        rx.got()
+            .iter()
+            .filter(|r| r.json["brokerId"] == task.0)
+            .count()
+    };
+    // Give the claims their chances: another task's notification, resent, is due at
+    // once; the claim that takes it would take the retry too, were it due.
+    let other = wl.create("other").await;
+    let other_delivered = || async {
+        wl.deliveries("t")
+            .await
+            .into_iter()
+            .find(|d| d.broker_id == other.0 && d.status == DeliveryStatus::Delivered)
+    };
+    wait_for("the other delivered", T, || async {
+        other_delivered().await.is_some()
+    })
+    .await;
+    let other_id = other_delivered().await.unwrap().id;
+    // The clock standing still, then a second short of the retry's time.
+    let short = d.next_attempt_at - jiff::SignedDuration::from_secs(1);
+    for (sent, at) in [(2, now), (3, short)] {
+        wl.clock.set(at);
+        wl.engine
+            .deliveries()
+            .resend_delivery("t", other_id, wl.now())
+            .await
+            .unwrap()
+            .unwrap();
+        wait_for("the resend claimed, sent and recorded", T, || async {
+            tries(other) == sent && other_delivered().await.is_some()
+        })
+        .await;
+        assert_eq!(tries(id), 1, "retried at {at} before its time");
+    }
+
+    rx.behave(|_, _| Reply::Status(200));
+    wl.advance(Duration::from_secs(1));
+    wait_until("the retry", T, || tries(id) == 2).await;
+    wait_for("delivered", T, || wl.all_delivered("t", 2)).await;
     wl.stop().await;
 }
 
@@ -111,6 +204,8 @@ async fn timeouts_are_retried_and_unlisted_4xx_fail_for_good_until_resent() {
     ));
     wl.notify(target("strict", &strict.url, ""));
     wl.create("c").await;
+    wl.pending_after("slow", 1).await;
+    wl.advance(BACKOFF);
     wait_for("slow delivered after a timeout", T, || {
         wl.all_delivered("slow", 1)
     })
@@ -142,11 +237,10 @@ async fn timeouts_are_retried_and_unlisted_4xx_fail_for_good_until_resent() {
     assert_eq!((failed.attempts, failed.last_status_code), (1, Some(404)));
     assert_eq!(strict.count(), 1, "a 404 is not retried unless listed");
     // Resent by hand: same GUID and body.
-    let resent = wl.engine.deliveries().resend_delivery(
-        "strict",
-        failed.id,
-        worklane_domain::Timestamp::now(),
-    );
+    let resent = wl
+        .engine
+        .deliveries()
+        .resend_delivery("strict", failed.id, wl.now());
     resent.await.unwrap().unwrap();
     wait_for("resent and delivered", T, || wl.all_delivered("strict", 1)).await;
     let got = strict.got();
@@ -167,6 +261,8 @@ async fn listed_codes_are_retried_and_redirects_not_followed() {
     let mut wl = Worklane::fresh().await;
     wl.notify(target("t", &rx.url, "http_retry_applies_to = [\"404\"]\n"));
     wl.create("c").await;
+    wl.pending_after("t", 1).await;
+    wl.advance(BACKOFF);
     wait_for("302 final", T, || async {
         wl.deliveries("t")
             .await
@@ -249,6 +345,20 @@ async fn a_tasks_events_arrive_in_order_even_across_retries() {
             wl.update(*id, "round", &round.to_string()).await;
         }
     }
+    // Each task's first failed and waits for its retry time, the later ones behind it.
+    wait_for(
+        "every notification stored behind its task's failure",
+        T,
+        || async {
+            let d = wl.deliveries("t").await;
+            d.len() == 50
+                && d.iter().all(|d| d.status == DeliveryStatus::Pending)
+                && d.iter().filter(|d| d.attempts == 1).count() == 10
+        },
+    )
+    .await;
+    assert_eq!(rx.count(), 10, "only the first of each task went out");
+    wl.advance(BACKOFF);
     wait_for("all delivered", T, || wl.all_delivered("t", 50)).await;
     let mut delivered: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut failed_first: HashMap<i64, i64> = HashMap::new();
@@ -282,11 +392,7 @@ async fn a_restart_with_retries_pending_delivers_everything_with_the_same_guids(
     rx.behave(|_, _| Reply::Status(503));
     let url = worklane_store::testing::fresh_sqlite_url();
     let mut wl = Worklane::start(&url).await;
-    wl.notify(target(
-        "t",
-        &rx.url,
-        "http_retry_backoff_initial = \"100ms\"\n",
-    ));
+    wl.notify(target("t", &rx.url, ""));
     let mut ids: Vec<BrokerId> = Vec::new();
     for i in 0..20 {
         ids.push(wl.create(&format!("c{i}")).await);
@@ -305,11 +411,14 @@ async fn a_restart_with_retries_pending_delivers_everything_with_the_same_guids(
             r.body.clone(),
         ));
     }
+    let clock = wl.clock.clone();
     wl.stop().await;
 
     rx.behave(|_, _| Reply::Status(200));
     let before = rx.count();
-    let mut wl = Worklane::start(&url).await;
+    let mut wl = Worklane::start_with(&url, clock).await;
+    // The stored ones come due; those not recorded before the stop are read again.
+    wl.advance(BACKOFF);
     wl.notify(target("t", &rx.url, ""));
     wait_for("all delivered after the restart", T, || {
         wl.all_delivered("t", 20)
@@ -360,10 +469,11 @@ async fn a_crash_before_recording_sends_again_with_the_same_guids() {
     let hanging = rx.got().into_iter().find(|r| r.json["seq"] == 1).unwrap();
     // The position waits just before the one notification not recorded.
     assert_eq!(wl.engine.events().cursor("notify:t").await.unwrap(), 0);
+    let clock = wl.clock.clone();
     wl.crash().await;
 
     rx.behave(|_, _| Reply::Status(200));
-    let mut wl = Worklane::start(&url).await;
+    let mut wl = Worklane::start_with(&url, clock).await;
     wl.notify(target("t", &rx.url, ""));
     wait_for("all delivered after the crash", T, || {
         wl.all_delivered("t", 10)
@@ -437,11 +547,12 @@ async fn a_busy_tasks_overflow_is_held_behind_its_first_even_across_a_crash() {
         .find(|r| r.json["seq"] == first_seq)
         .unwrap()
         .clone();
+    let clock = wl.clock.clone();
     wl.crash().await;
 
     rx.behave(|_, _| Reply::Status(200));
     let before = rx.count();
-    let mut wl = Worklane::start(&url).await;
+    let mut wl = Worklane::start_with(&url, clock).await;
     wl.notify(target("t", &rx.url, ""));
     wait_for("all delivered after the crash", T, || {
         wl.all_delivered("t", total)

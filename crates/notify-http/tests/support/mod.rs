@@ -1,5 +1,6 @@
 //! Test support: real local receivers (HTTP and HTTPS with a CA made here), a real HTTP
-//! CONNECT proxy, and a Worklane engine with a notifier on a fresh SQLite file.
+//! CONNECT proxy, and a Worklane engine with a notifier on a fresh SQLite file, on a
+//! [`TestClock`]: retries, Retry-After and leases come due only when a test moves it.
 #![allow(dead_code)]
 
 use axum::body::Bytes;
@@ -8,12 +9,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use worklane_domain::*;
-use worklane_engine::{Command, Engine, EngineOptions};
+use worklane_engine::{Clock, Command, Engine, EngineOptions, TestClock};
 use worklane_notify_http::NotificationTargetConfig;
 
 /// Waits for an async condition with a deadline (the project's shared helper).
@@ -27,7 +28,6 @@ pub async fn wait_until<F: FnMut() -> bool>(what: &str, limit: Duration, mut con
 /// A request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub at: Instant,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub json: serde_json::Value,
@@ -39,6 +39,8 @@ pub enum Reply {
     Status(u16),
     /// A status with `Retry-After: <secs>`.
     RetryAfter(u16, u64),
+    /// A status with `Retry-After: <HTTP date>`.
+    RetryAt(u16, String),
     /// Never answers within any sane timeout.
     Hang,
     /// A redirect to this location.
@@ -84,7 +86,6 @@ impl Receiver {
 async fn handle(State(s): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> Response {
     let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let r = Received {
-        at: Instant::now(),
         headers,
         body,
         json,
@@ -103,6 +104,9 @@ async fn handle(State(s): State<Arc<ReceiverState>>, headers: HeaderMap, body: B
             [("retry-after", secs.to_string())],
         )
             .into_response(),
+        Reply::RetryAt(c, date) => {
+            (StatusCode::from_u16(c).unwrap(), [("retry-after", date)]).into_response()
+        }
         // Never answers: the client's response timeout is what ends the request.
         Reply::Hang => std::future::pending().await,
         Reply::Redirect(c, loc) => {
@@ -303,13 +307,22 @@ pub fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/hook")
 }
 
-/// A target for tests: quick retries, the whole log, then the given extra TOML (which
-/// may replace those defaults).
+/// How long tests wait for a condition at most.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The targets' `http_retry_backoff_initial`: a retry comes due only when a test moves the
+/// clock (a real-time wait this long would fail the test's deadline, not pass by chance).
+pub const BACKOFF: Duration = Duration::from_secs(30);
+/// The targets' `http_retry_backoff_max`.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A target for tests: realistic backoffs ([`BACKOFF`], [`BACKOFF_MAX`]), the whole log,
+/// then the given extra TOML (which may replace those defaults).
 pub fn target(id: &str, uri: &str, extra: &str) -> NotificationTargetConfig {
     let defaults = [
         ("start_at", "\"beginning\""),
-        ("http_retry_backoff_initial", "\"50ms\""),
-        ("http_retry_backoff_max", "\"200ms\""),
+        ("http_retry_backoff_initial", "\"30s\""),
+        ("http_retry_backoff_max", "\"5m\""),
         ("http_response_timeout", "\"2s\""),
     ];
     let mut text = format!("id = \"{id}\"\nuri = \"{uri}\"\n");
@@ -327,24 +340,37 @@ pub fn target(id: &str, uri: &str, extra: &str) -> NotificationTargetConfig {
     cfg
 }
 
-/// Worklane on a SQLite file, with notifiers started and stopped by the test.
+/// Worklane on a SQLite file, with notifiers started and stopped by the test, on a test
+/// clock the test moves.
 pub struct Worklane {
     pub url: String,
     pub engine: Engine,
+    /// The engine's clock (and so the notifiers').
+    pub clock: TestClock,
     writer: tokio::task::JoinHandle<()>,
     cancel: CancellationToken,
     notifiers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Worklane {
+    /// Starts on the store at `url` with a clock at [`TestClock::at_default`].
     pub async fn start(url: &str) -> Self {
+        Self::start_with(url, TestClock::at_default()).await
+    }
+
+    /// Starts on the store at `url` with `clock`: a restart passes the clock of the run
+    /// before, so the stored retry times keep their meaning.
+    pub async fn start_with(url: &str, clock: TestClock) -> Self {
         let store = worklane_store::connect(url).await.unwrap();
-        let (engine, writer) = Engine::start(store, EngineOptions::default())
-            .await
-            .unwrap();
+        let options = EngineOptions {
+            clock: clock.shared(),
+            ..Default::default()
+        };
+        let (engine, writer) = Engine::start(store, options).await.unwrap();
         Self {
             url: url.into(),
             engine,
+            clock,
             writer,
             cancel: CancellationToken::new(),
             notifiers: vec![],
@@ -441,6 +467,29 @@ impl Worklane {
             })
             .await
             .unwrap()
+    }
+
+    /// The clock now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// Waits until `target`'s first delivery is pending with `attempts` failed attempts
+    /// recorded, and returns it: its retry time is then stored, on the clock.
+    pub async fn pending_after(&self, target: &str, attempts: i64) -> worklane_store::Delivery {
+        let what = format!("{target}: {attempts} failed attempt(s) recorded");
+        wait_for(&what, DEADLINE, || async {
+            self.deliveries(target).await.first().is_some_and(|d| {
+                d.status == worklane_store::DeliveryStatus::Pending && d.attempts == attempts
+            })
+        })
+        .await;
+        self.deliveries(target).await.remove(0)
     }
 
     pub async fn all_delivered(&self, target: &str, n: usize) -> bool {
