@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use worklane_domain::{Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp};
-use worklane_store::{DeliveryStore, EventLog, Store, StoreError, TaskReads, Writer};
+use worklane_store::{DeliveryStore, EventLog, Leases, Store, StoreError, TaskReads, Writer};
 
 /// Why a command did not take effect.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,6 +65,7 @@ pub struct Engine {
     tasks: Arc<dyn TaskReads>,
     events: Arc<dyn EventLog>,
     deliveries: Arc<dyn DeliveryStore>,
+    leases: Arc<dyn Leases>,
     clock: SharedClock,
     tx: mpsc::Sender<(Command, Reply)>,
     seq: watch::Receiver<i64>,
@@ -91,6 +92,7 @@ impl Engine {
                 tasks: store.clone(),
                 events: store.clone(),
                 deliveries: store.clone(),
+                leases: store.clone(),
                 store,
                 clock: options.clock,
                 tx,
@@ -138,6 +140,11 @@ impl Engine {
     /// HTTP notification deliveries.
     pub fn deliveries(&self) -> &Arc<dyn DeliveryStore> {
         &self.deliveries
+    }
+
+    /// Leases of the parts that run once in a cluster.
+    pub fn leases(&self) -> &Arc<dyn Leases> {
+        &self.leases
     }
 
     /// The clock every decision reads.

@@ -15,5 +15,5 @@ pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
 pub use engine::{commit_batch, Engine, EngineError, EngineOptions};
 pub use processor::Processor;
-pub use supervisor::{Health, PartState, Stage, Supervisor};
+pub use supervisor::{Health, Lease, PartState, Stage, Supervisor};
 pub use worklane_domain::{Command, CommandResult, Op, Outcome, Selection};

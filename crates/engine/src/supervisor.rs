@@ -3,15 +3,121 @@
 //! fails with backoff, keeps each part's state for `/healthz` and `/metrics`, and stops
 //! them in order: inputs first (in-flight work finishes), then outputs.
 
+use crate::clock::SharedClock;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use worklane_domain::Timestamp;
+use worklane_store::Leases;
 
 /// A run at least this long counts as healthy: the restart delays after it start anew.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// How a part that must run once in a cluster holds its lease.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub leases: Arc<dyn Leases>,
+    /// Expiry is a time decision: it reads the engine's clock.
+    pub clock: SharedClock,
+    /// This node's name in the lease table.
+    pub holder: String,
+    /// How long a lease lasts unless renewed: how long another node waits for a holder
+    /// that died.
+    pub ttl: Duration,
+}
+
+impl Lease {
+    fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    fn expiry(&self, now: Timestamp) -> Timestamp {
+        now.checked_add(jiff::SignedDuration::try_from(self.ttl).unwrap_or_default())
+            .unwrap_or(Timestamp::MAX)
+    }
+
+    async fn try_acquire(
+        &self,
+        name: &str,
+    ) -> Result<Option<Timestamp>, worklane_store::StoreError> {
+        let now = self.clock.now();
+        let until = self.expiry(now);
+        Ok(self
+            .leases
+            .acquire_lease(name, &self.holder, now, until)
+            .await?
+            .then_some(until))
+    }
+
+    /// Waits until this node holds the lease; false when cancelled first.
+    async fn wait_until_held(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+        health: &Health,
+    ) -> bool {
+        loop {
+            match self.try_acquire(name).await {
+                Ok(Some(_)) => {
+                    tracing::info!(component = %name, holder = %self.holder, "lease taken: running here");
+                    return true;
+                }
+                Ok(None) => health.set(name, "standby", false),
+                Err(e) => tracing::warn!(component = %name, error = %e, "taking the lease failed"),
+            }
+            // The clock says when an abandoned lease expires; a released one is seen at
+            // the next real-time look, within a second.
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = self.clock.sleep(self.renew_every()) => {}
+                _ = tokio::time::sleep(self.renew_every().min(Duration::from_secs(1))) => {}
+            }
+        }
+    }
+
+    /// Renews the lease while the part runs. Returns the part's end and whether the
+    /// lease was lost (the part was then stopped).
+    async fn hold_while_running(
+        &self,
+        name: &str,
+        task: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+        part: &CancellationToken,
+    ) -> (Result<anyhow::Result<()>, tokio::task::JoinError>, bool) {
+        let mut held_until = self.expiry(self.clock.now());
+        loop {
+            tokio::select! {
+                r = &mut *task => return (r, false),
+                _ = self.clock.sleep(self.renew_every()) => {}
+            }
+            let lost = match self.try_acquire(name).await {
+                Ok(Some(until)) => {
+                    held_until = until;
+                    false
+                }
+                Ok(None) => true,
+                // The store did not answer: keep running while the lease surely holds.
+                Err(e) => {
+                    tracing::warn!(component = %name, error = %e, "renewing the lease failed");
+                    self.clock.now() >= held_until
+                }
+            };
+            if lost {
+                tracing::warn!(component = %name, holder = %self.holder, "lease lost: stopping here");
+                part.cancel();
+                return ((&mut *task).await, true);
+            }
+        }
+    }
+
+    async fn release(&self, name: &str) {
+        if let Err(e) = self.leases.release_lease(name, &self.holder).await {
+            tracing::warn!(component = %name, error = %e, "giving the lease up failed; it expires by itself");
+        }
+    }
+}
 
 /// When a part stops: inputs (API, capture points) before outputs (processing,
 /// notifiers), so what the inputs accepted is still carried out.
@@ -25,7 +131,8 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartState {
-    /// `running`, `failing` (it failed and waits to be restarted) or `stopped`.
+    /// `running`, `standby` (another node holds its lease), `failing` (it failed and waits
+    /// to be restarted) or `stopped`.
     pub state: &'static str,
     /// Restarts since the server started.
     pub restarts: u64,
@@ -123,20 +230,66 @@ impl Supervisor {
         F: Fn(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let name = name.into();
+        self.spawn_inner(name.into(), stage, None, run);
+    }
+
+    /// Starts a part that must run once in a cluster: it runs only while this node holds
+    /// the lease named like the part, and stands by otherwise. The lease is renewed every
+    /// third of its time to live; a part whose lease is lost (another node took it after
+    /// it expired) is stopped at once, and a part that fails or stops gives it up so
+    /// another node may take over without waiting for it to expire.
+    pub fn spawn_leased<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        stage: Stage,
+        lease: Lease,
+        run: F,
+    ) where
+        F: Fn(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.spawn_inner(name.into(), stage, Some(lease), run);
+    }
+
+    fn spawn_inner<F, Fut>(&mut self, name: String, stage: Stage, lease: Option<Lease>, run: F)
+    where
+        F: Fn(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let (token, set) = match stage {
             Stage::Input => (self.inputs.clone(), &mut self.input_set),
             Stage::Output => (self.outputs.clone(), &mut self.output_set),
         };
         let health = self.health.clone();
         let (first, max) = (self.first_delay, self.max_delay);
-        health.set(&name, "running", false);
+        health.set(
+            &name,
+            if lease.is_some() {
+                "standby"
+            } else {
+                "running"
+            },
+            false,
+        );
         set.spawn(async move {
             let mut backoff = crate::Backoff::new(first, max);
+            let mut restarted = false;
             loop {
+                if let Some(l) = &lease {
+                    if !l.wait_until_held(&name, &token, &health).await {
+                        break;
+                    }
+                }
+                health.set(&name, "running", restarted);
+                restarted = false;
                 // A panic in the part is a failure like any other, not the server's end.
                 let started = tokio::time::Instant::now();
-                let attempt = tokio::spawn(run(token.clone())).await;
+                let part = token.child_token();
+                let mut task = tokio::spawn(run(part.clone()));
+                let (attempt, lost) = match &lease {
+                    None => ((&mut task).await, false),
+                    Some(l) => l.hold_while_running(&name, &mut task, &part).await,
+                };
                 // A part that ran a good while before failing starts its delays anew.
                 if started.elapsed() >= HEALTHY_RUN {
                     backoff.reset();
@@ -146,6 +299,13 @@ impl Supervisor {
                         tracing::warn!(component = %name, error = format!("{e:#}"), "stopped with an error");
                     }
                     break;
+                }
+                if lost {
+                    health.set(&name, "standby", false);
+                    continue;
+                }
+                if let Some(l) = &lease {
+                    l.release(&name).await;
                 }
                 let error = match attempt {
                     Ok(Ok(())) => "it stopped by itself".to_owned(),
@@ -159,7 +319,10 @@ impl Supervisor {
                 }
                 metrics::counter!("worklane_component_restarts_total", "component" => name.clone())
                     .increment(1);
-                health.set(&name, "running", true);
+                restarted = true;
+            }
+            if let Some(l) = &lease {
+                l.release(&name).await;
             }
             health.set(&name, "stopped", false);
         });

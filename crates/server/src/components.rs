@@ -3,9 +3,10 @@
 //! supervisor.
 
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 use worklane_capture_db::DatabaseCaptureConfig;
 use worklane_capture_mq::MqConfig;
-use worklane_engine::{Engine, Stage, Supervisor};
+use worklane_engine::{Engine, Lease, Stage, Supervisor};
 use worklane_notify_http::NotificationTargetConfig;
 
 /// The `kind`s a `[[capture_point]]` may have.
@@ -69,20 +70,38 @@ pub fn target(t: &toml::Table) -> Result<Component, String> {
 }
 
 /// Starts a component under the supervisor: capture points are inputs (stopped first),
-/// notification targets outputs (stopped after the inputs have drained).
-pub fn spawn(sup: &mut Supervisor, component: Component, engine: &Engine) {
+/// notification targets outputs (stopped after the inputs have drained). MQ capture
+/// points are competing consumers and run on every node; a database capture point's
+/// poller and a notification target's sender must run once in a cluster, so they hold a
+/// lease named like the component (`node` is this node's name, `ttl` the lease's time to
+/// live).
+pub fn spawn(
+    sup: &mut Supervisor,
+    component: Component,
+    engine: &Engine,
+    node: &str,
+    ttl: Duration,
+) {
     let name = component.name();
+    let lease = Lease {
+        leases: engine.leases().clone(),
+        clock: engine.clock().clone(),
+        holder: node.to_owned(),
+        ttl,
+    };
     let engine = engine.clone();
     match component {
         Component::Mq(c) => sup.spawn(name, Stage::Input, move |token| {
             worklane_capture_mq::run(engine.clone(), c.clone(), token)
         }),
-        Component::Database(c) => sup.spawn(name, Stage::Input, move |token| {
+        Component::Database(c) => sup.spawn_leased(name, Stage::Input, lease, move |token| {
             worklane_capture_db::run(engine.clone(), c.clone(), token)
         }),
-        Component::NotificationTarget(c) => sup.spawn(name, Stage::Output, move |token| {
-            worklane_notify_http::run(engine.clone(), c.clone(), token)
-        }),
+        Component::NotificationTarget(c) => {
+            sup.spawn_leased(name, Stage::Output, lease, move |token| {
+                worklane_notify_http::run(engine.clone(), c.clone(), token)
+            })
+        }
     }
 }
 

@@ -47,6 +47,15 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish on shutdown.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// This node's name among the nodes sharing one store (leases); generated per start
+    /// when absent.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// How long a lease of a part that runs once in a cluster (a database capture point,
+    /// a notification target) lasts unless renewed: how long another node waits before
+    /// taking over from a node that died. Renewed every third of it.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 /// `[store]`. Its `Debug` shows the URL without its password.
@@ -141,6 +150,9 @@ fn default_max_body() -> usize {
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(15)
 }
 fn default_store() -> String {
     "sqlite://worklane.db".into()
@@ -287,6 +299,9 @@ impl Config {
                     worklane_store::redact_url(u)
                 ),
             ));
+        }
+        if self.server.lease_ttl < Duration::from_secs(3) {
+            return Err(invalid("server.lease_ttl", "must be at least 3s"));
         }
         if self.store.max_batch == 0 {
             return Err(invalid("store.max_batch", "must be at least 1"));

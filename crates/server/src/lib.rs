@@ -26,12 +26,15 @@ use worklane_engine::{
 pub struct RunOptions {
     /// The clock every decision reads (tests hand in a test clock).
     pub clock: SharedClock,
+    /// This node's name in the lease table; `server.node_id`, else generated per start.
+    pub node_id: Option<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             clock: SystemClock::shared(),
+            node_id: None,
         }
     }
 }
@@ -81,8 +84,15 @@ pub async fn run_with(
             Ok(())
         }
     });
+    // A new name per start unless configured: a restarted node must not mistake its
+    // predecessor's leases for its own while they may still be in use.
+    let node = options
+        .node_id
+        .or_else(|| cfg.server.node_id.clone())
+        .unwrap_or_else(|| format!("node-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    tracing::info!(%node, "cluster node name");
     for c in &cfg.components {
-        components::spawn(&mut sup, c.clone(), &engine);
+        components::spawn(&mut sup, c.clone(), &engine, &node, cfg.server.lease_ttl);
     }
 
     let state = AppState {

@@ -16,6 +16,10 @@ struct Server {
 
 impl Server {
     async fn start(store_url: &str, clock: &TestClock) -> Self {
+        Self::start_node(store_url, clock, "solo").await
+    }
+
+    async fn start_node(store_url: &str, clock: &TestClock, node: &str) -> Self {
         let cfg = Config::from_toml(&format!(
             r#"
             [store]
@@ -34,6 +38,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let options = RunOptions {
             clock: clock.shared(),
+            node_id: Some(node.to_owned()),
         };
         let done = tokio::spawn(run_with(cfg, listener, shutdown.clone(), options));
         Self {
@@ -135,4 +140,105 @@ async fn sqlite_activation_follows_the_test_clock() {
 #[tokio::test]
 async fn postgres_activation_follows_the_test_clock() {
     activation_follows_the_test_clock(fresh_postgres_url().await.unwrap()).await;
+}
+
+/// The state `/healthz` shows for a component.
+async fn state_of(server: &Server, component: &str) -> String {
+    let (_, h) = server.get("/healthz").await;
+    h["components"][component]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Two nodes on one PostgreSQL with the same notification target: it runs on one node,
+/// the other stands by; a clean stop hands it over at once; a holder that stops renewing
+/// (here: the lease taken by a node that then vanishes) is taken over once its lease has
+/// expired on the clock, never before.
+#[tokio::test]
+async fn a_notification_target_runs_on_one_node_and_fails_over() {
+    let url = fresh_postgres_url().await.unwrap();
+    let clock = TestClock::at_default();
+    let a = Server::start_node(&url, &clock, "node-a").await;
+    let b = Server::start_node(&url, &clock, "node-b").await;
+    let store = worklane_store::connect(&url).await.unwrap();
+    wait_until(
+        "one node holds the target",
+        Duration::from_secs(10),
+        async || {
+            let (sa, sb) = (
+                state_of(&a, "notify:crm").await,
+                state_of(&b, "notify:crm").await,
+            );
+            matches!(
+                (sa.as_str(), sb.as_str()),
+                ("running", "standby") | ("standby", "running")
+            )
+        },
+    )
+    .await;
+    let (holder, _) = store.lease_holder("notify:crm").await.unwrap().unwrap();
+    let (running, standby) = if holder == "node-a" { (a, b) } else { (b, a) };
+    assert_eq!(state_of(&running, "notify:crm").await, "running");
+    // Renewals keep it where it is while the clock moves on.
+    for _ in 0..6 {
+        clock.advance(Duration::from_secs(4));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(state_of(&standby, "notify:crm").await, "standby");
+    assert_eq!(state_of(&running, "notify:crm").await, "running");
+
+    // A clean stop gives the lease up: the other node takes over without the clock moving.
+    running.stop().await;
+    wait_until(
+        "the standby took over",
+        Duration::from_secs(10),
+        async || state_of(&standby, "notify:crm").await == "running",
+    )
+    .await;
+    let survivor = standby;
+
+    // A node that took the lease and died: the survivor loses it at its next renewal and
+    // waits until the dead node's lease has expired on the clock.
+    let survivor_name = store.lease_holder("notify:crm").await.unwrap().unwrap().0;
+    store
+        .release_lease("notify:crm", &survivor_name)
+        .await
+        .unwrap();
+    let now = clock.now();
+    let ghost_until = now + jiff::SignedDuration::from_secs(15);
+    assert!(store
+        .acquire_lease("notify:crm", "ghost", now, ghost_until)
+        .await
+        .unwrap());
+    clock.advance(Duration::from_secs(5));
+    wait_until(
+        "the survivor stood down",
+        Duration::from_secs(10),
+        async || state_of(&survivor, "notify:crm").await == "standby",
+    )
+    .await;
+    clock.advance(Duration::from_secs(5));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        state_of(&survivor, "notify:crm").await,
+        "standby",
+        "the ghost's lease still holds"
+    );
+    clock.advance(Duration::from_secs(6));
+    wait_until(
+        "the survivor took over the expired lease",
+        Duration::from_secs(10),
+        async || state_of(&survivor, "notify:crm").await == "running",
+    )
+    .await;
+    assert_eq!(
+        store.lease_holder("notify:crm").await.unwrap().unwrap().0,
+        survivor_name
+    );
+    survivor.stop().await;
+    assert!(
+        store.lease_holder("notify:crm").await.unwrap().is_none(),
+        "released on stop"
+    );
 }

@@ -5,11 +5,13 @@
 //! - [`EventLog`]: the ordered event log and consumers' positions;
 //! - [`Writer`] / [`WriteTx`]: the engine's write transaction. The store only loads and
 //!   saves: which change a command makes is decided by the engine inside the transaction;
-//! - [`DeliveryStore`]: pending and delivered HTTP notifications.
+//! - [`DeliveryStore`]: pending and delivered HTTP notifications;
+//! - [`Leases`]: which node runs a part that must run once in a cluster.
 //!
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
 mod deliveries;
+mod leases;
 mod postgres;
 mod redact;
 mod sql;
@@ -19,6 +21,7 @@ pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
+pub use leases::Leases;
 pub use postgres::PostgresStore;
 pub use redact::{is_secret_name, redact_url};
 pub use sqlite::SqliteStore;
@@ -181,7 +184,7 @@ pub trait WriteTx: Send {
 
 /// Every port of one backend together, as [`connect`] opens it.
 #[async_trait]
-pub trait Store: TaskReads + EventLog + Writer + DeliveryStore {
+pub trait Store: TaskReads + EventLog + Writer + DeliveryStore + Leases {
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 
