@@ -79,13 +79,16 @@ impl Engine {
     ) -> Result<(Engine, JoinHandle<()>), StoreError> {
         let last = store.last_seq().await?;
         let (seq_tx, seq_rx) = watch::channel(last);
+        let seq_tx = Arc::new(seq_tx);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let listener = tokio::spawn(listen_loop(store.clone(), seq_tx.clone()));
         let writer = tokio::spawn(write_loop(
             store.clone(),
             options.clock.clone(),
             rx,
             seq_tx,
             options.max_batch.max(1),
+            listener.abort_handle(),
         ));
         Ok((
             Engine {
@@ -167,7 +170,8 @@ impl Engine {
         self.store.backend()
     }
 
-    /// The newest committed event's seq; changes every time events are committed.
+    /// The newest committed event's seq; changes every time events are committed, by this
+    /// process or (on PostgreSQL, by LISTEN/NOTIFY) by any other sharing the store.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.seq.clone()
     }
@@ -191,8 +195,9 @@ async fn write_loop(
     store: Arc<dyn Store>,
     clock: SharedClock,
     mut rx: mpsc::Receiver<(Command, Reply)>,
-    seq: watch::Sender<i64>,
+    seq: Arc<watch::Sender<i64>>,
     max_batch: usize,
+    listener: tokio::task::AbortHandle,
 ) {
     let mut cmds: Vec<Command> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
@@ -242,7 +247,59 @@ async fn write_loop(
         metrics::histogram!("worklane_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("worklane_commands_total").increment(n as u64);
     }
+    listener.abort();
     tracing::debug!("engine writer drained and stopped");
+}
+
+/// Wakes this process's readers on other processes' commits: the store's commit
+/// announcements (PostgreSQL LISTEN/NOTIFY, one per batch) move the watched seq. After a
+/// lost connection it listens again and catches up from the log's newest seq, since
+/// announcements made meanwhile are gone; readers' poll intervals remain the fallback.
+async fn listen_loop(store: Arc<dyn Store>, seq: Arc<watch::Sender<i64>>) {
+    use futures::StreamExt;
+    let mut backoff = crate::Backoff::default();
+    loop {
+        match store.listen_commits().await {
+            Ok(None) => return,
+            Ok(Some(mut commits)) => {
+                backoff.reset();
+                match store.last_seq().await {
+                    Ok(last) => raise(&seq, last),
+                    Err(e) => tracing::warn!(error = %e, "reading the newest seq failed"),
+                }
+                while let Some(item) = commits.next().await {
+                    match item {
+                        Ok(s) => raise(&seq, s),
+                        Err(e) => {
+                            tracing::warn!(error = %e, retry_in = ?backoff.peek(), "listening for commits failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff.peek(), "listening for commits failed")
+            }
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Moves the watched seq up to `s`; an announcement without a usable seq (0) still wakes
+/// the readers, who read from their own positions.
+fn raise(seq: &watch::Sender<i64>, s: i64) {
+    if s <= 0 {
+        seq.send_modify(|_| {});
+        return;
+    }
+    seq.send_if_modified(|cur| {
+        if s > *cur {
+            *cur = s;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 fn publish(seq: &watch::Sender<i64>, results: &[CommandResult]) {
@@ -251,13 +308,6 @@ fn publish(seq: &watch::Sender<i64>, results: &[CommandResult]) {
         .filter_map(|r| r.as_ref().ok()?.event.as_ref().map(|e| e.seq))
         .max();
     if let Some(m) = max {
-        seq.send_if_modified(|cur| {
-            if m > *cur {
-                *cur = m;
-                true
-            } else {
-                false
-            }
-        });
+        raise(seq, m);
     }
 }

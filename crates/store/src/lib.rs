@@ -190,7 +190,16 @@ pub trait Store: TaskReads + EventLog + Writer + DeliveryStore + Leases {
 
     /// The backend's name, for logs and metrics: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Commits of every process sharing the store, as the newest seq each wrote (one item
+    /// per committed batch with events): PostgreSQL's LISTEN/NOTIFY. None where one
+    /// process writes (SQLite): its engine announces its own commits. The stream ends
+    /// when the connection is lost; listen again then.
+    async fn listen_commits(&self) -> Result<Option<CommitStream>, StoreError>;
 }
+
+/// Seqs of committed batches, as [`Store::listen_commits`] hands them over.
+pub type CommitStream = futures::stream::BoxStream<'static, Result<i64, StoreError>>;
 
 /// Opens the store a URL names (`sqlite://FILE`, `sqlite::memory:`, `postgres://...`),
 /// creating the SQLite file when missing, and applies pending migrations.

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The LISTEN/NOTIFY channel on which every commit with events is announced, with the
+/// newest seq it wrote.
+pub(crate) const COMMITS_CHANNEL: &str = "worklane_commits";
+
 /// Lock id taken by every write transaction (an arbitrary constant: "WL").
 const WRITE_LOCK: i64 = 0x574C_0001;
 
@@ -40,6 +44,19 @@ impl PostgresStore {
         &self.pool
     }
 
+    async fn commit_stream(&self) -> Result<Option<crate::CommitStream>, StoreError> {
+        use futures::StreamExt;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(COMMITS_CHANNEL).await?;
+        // A payload that is not a seq (another program on the channel) wakes readers all
+        // the same: they read from their own position.
+        let stream = listener.into_stream().map(|n| {
+            n.map(|n| n.payload().parse::<i64>().unwrap_or(0))
+                .map_err(StoreError::from)
+        });
+        Ok(Some(stream.boxed()))
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -57,6 +74,17 @@ pub(crate) mod ops {
 
     /// Claimed rows are locked; rows another writer holds are skipped.
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+
+    /// Tells every node listening that events up to `seq` are committed: one notification
+    /// per batch, delivered by PostgreSQL at commit (never if the transaction rolls back).
+    pub(crate) async fn announce(conn: &mut Conn, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::COMMITS_CHANNEL)
+            .bind(seq.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
 
     /// Up to `limit` events after `after`, oldest first.
     pub(crate) async fn read_events_after(

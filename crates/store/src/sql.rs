@@ -160,6 +160,9 @@ macro_rules! shared_ops {
                 .map(|((e, t), seq)| Event::from_parts(seq, e, t))
                 .collect();
             write_events(conn, &events).await?;
+            if let Some(last) = events.last() {
+                announce(conn, last.seq).await?;
+            }
             Ok(events)
         }
 
@@ -579,6 +582,11 @@ macro_rules! impl_store {
             }
             fn backend(&self) -> &'static str {
                 $name
+            }
+            async fn listen_commits(
+                &self,
+            ) -> Result<Option<$crate::CommitStream>, $crate::StoreError> {
+                self.commit_stream().await
             }
         }
     };

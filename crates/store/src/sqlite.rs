@@ -54,6 +54,10 @@ impl SqliteStore {
         &self.write
     }
 
+    async fn commit_stream(&self) -> Result<Option<crate::CommitStream>, StoreError> {
+        Ok(None)
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin().await?)
     }
@@ -66,6 +70,11 @@ pub(crate) mod ops {
 
     /// SQLite has one writer: nothing to lock.
     const CLAIM_LOCK: &str = "";
+
+    /// One process writes an SQLite file: its engine announces its own commits.
+    pub(crate) async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Up to `limit` events after `after`, oldest first, read as one value: sqlx hands
     /// SQLite rows over one at a time from its worker thread, which costs more than the
