@@ -100,19 +100,23 @@ fn mq_queues(
     id: &str,
 ) -> Result<worklane_capture_mq::cli::QueueArgs, Failure> {
     let cfg = config::Config::load(Some(file)).map_err(|e| Failure::config(e.to_string()))?;
-    let entry = cfg
-        .capture_point
-        .iter()
-        .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
-        .ok_or_else(|| Failure::config(format!("{}: no capture point {id:?}", file.display())))?;
-    match components::capture_point(entry).map_err(Failure::config)? {
-        components::Component::Mq(c) => Ok(worklane_capture_mq::cli::QueueArgs {
-            url: c.url,
-            input_queue: c.input_queue,
-            output_queue: c.output_queue,
+    let found = cfg.components.iter().find_map(|c| match c {
+        components::Component::Mq(c) if c.id == id => Some(Ok(c)),
+        components::Component::Database(c) if c.id == id => Some(Err(())),
+        _ => None,
+    });
+    match found {
+        Some(Ok(c)) => Ok(worklane_capture_mq::cli::QueueArgs {
+            url: c.url.clone(),
+            input_queue: c.input_queue.clone(),
+            output_queue: c.output_queue.clone(),
         }),
-        _ => Err(Failure::config(format!(
+        Some(Err(())) => Err(Failure::config(format!(
             "capture point {id:?} is not an MQ capture point"
+        ))),
+        None => Err(Failure::config(format!(
+            "{}: no capture point {id:?}",
+            file.display()
         ))),
     }
 }
