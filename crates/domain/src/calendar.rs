@@ -32,6 +32,8 @@
 mod config;
 mod duration;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{CalendarConfig, CalendarConfigError, WeekHours};
