@@ -44,20 +44,26 @@ pub struct CalendarConfig {
 /// past midnight into the next day. `""` or `"closed"` (or leaving the day out) closes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct WeekHours {
+    /// Monday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mon: Option<String>,
+    /// Tuesday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tue: Option<String>,
+    /// Wednesday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wed: Option<String>,
+    /// Thursday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thu: Option<String>,
+    /// Friday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fri: Option<String>,
+    /// Saturday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sat: Option<String>,
+    /// Sunday's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sun: Option<String>,
 }
