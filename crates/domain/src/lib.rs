@@ -2,6 +2,7 @@
 //! every change produces. Pure code: no I/O, no clock (callers pass `now`).
 
 pub mod action;
+pub mod calendar;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -9,6 +10,10 @@ pub mod fields;
 pub mod task;
 
 pub use action::{decide, Action, ActionMeta, Classification, Transition};
+pub use calendar::{
+    BusinessCalendar, BusinessDuration, BusinessDurationError, CalendarConfig, CalendarConfigError,
+    CalendarError, WeekHours,
+};
 pub use command::{Command, CommandResult, Op, Outcome, Selection};
 pub use error::{DomainError, ErrorCode};
 pub use event::{Event, EventType, NewEvent};
