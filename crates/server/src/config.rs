@@ -29,6 +29,12 @@ pub struct Config {
     /// `[[notification_target]]` tables.
     #[serde(default)]
     pub notification_target: Vec<toml::Table>,
+    /// `[[calendar]]` tables: business calendars (SPEC 8), checked at start-up.
+    #[serde(default)]
+    pub calendar: Vec<worklane_domain::CalendarConfig>,
+    /// The calendars built from `calendar` by [`Config::resolve`].
+    #[serde(skip)]
+    pub calendars: Vec<worklane_domain::BusinessCalendar>,
     /// The capture points and notification targets, read once from their tables by
     /// [`Config::resolve`] (which [`Config::load`] calls).
     #[serde(skip)]
@@ -99,6 +105,7 @@ impl fmt::Debug for Config {
             .field("processing", &self.processing)
             .field("capture_point", &tables(&self.capture_point))
             .field("notification_target", &tables(&self.notification_target))
+            .field("calendar", &self.calendar)
             .finish()
     }
 }
@@ -276,7 +283,30 @@ impl Config {
     /// typed form (`components`), once. Call it again after changing any value.
     pub fn resolve(&mut self) -> Result<(), ConfigError> {
         self.components = self.validate()?;
+        self.calendars = self.build_calendars()?;
         Ok(())
+    }
+
+    /// Checks every `[[calendar]]` (its hours, holidays, exceptions, time zone) and that
+    /// ids are unique; errors name the calendar and the key.
+    fn build_calendars(&self) -> Result<Vec<worklane_domain::BusinessCalendar>, ConfigError> {
+        let mut ids = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.calendar.len());
+        for (i, c) in self.calendar.iter().enumerate() {
+            if c.id.is_empty() {
+                return Err(invalid(format!("calendar[{i}].id"), "is missing"));
+            }
+            if !ids.insert(c.id.as_str()) {
+                return Err(invalid(
+                    format!("calendar[{i}].id"),
+                    format!("{:?} is used twice", c.id),
+                ));
+            }
+            let cal = worklane_domain::BusinessCalendar::new(c)
+                .map_err(|e| invalid(format!("calendar {:?}: {}", e.calendar, e.key), e.problem))?;
+            out.push(cal);
+        }
+        Ok(out)
     }
 
     /// Checks what types alone do not: addresses, URLs, ids, each component's options;
@@ -467,5 +497,50 @@ mod tests {
             e.to_string().contains("WORKLANE_CAPTURE_POINT__MQ9__URL"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn calendars_are_checked_at_load_and_errors_name_the_calendar_and_key() {
+        let good = Config::from_toml(
+            r#"
+            [[calendar]]
+            id = "uk"
+            timezone = "Europe/London"
+            hours = { mon = "09:00-17:30", fri = "09:00-12:00,13:00-17:00" }
+            holidays = ["2026-12-25"]
+            exceptions = { "2026-12-24" = "09:00-12:00" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(good.calendars.len(), 1);
+        assert_eq!(good.calendars[0].id(), "uk");
+
+        let bad = Config::from_toml(
+            r#"
+            [[calendar]]
+            id = "uk"
+            timezone = "Europe/Nowhere"
+            hours = { mon = "09:00-17:30" }
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.starts_with("calendar \"uk\": timezone:"), "{bad}");
+
+        let twice = Config::from_toml(
+            r#"
+            [[calendar]]
+            id = "uk"
+            timezone = "UTC"
+            hours = { mon = "09:00-17:00" }
+            [[calendar]]
+            id = "uk"
+            timezone = "UTC"
+            hours = { mon = "09:00-17:00" }
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("calendar[1].id"), "{twice}");
     }
 }

@@ -37,10 +37,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let cfg =
                 config::Config::load(Some(&file)).map_err(|e| Failure::config(e.to_string()))?;
             println!(
-                "{}: ok ({} capture points, {} notification targets, store {})",
+                "{}: ok ({} capture points, {} notification targets, {} calendars, store {})",
                 file.display(),
                 cfg.capture_point.len(),
                 cfg.notification_target.len(),
+                cfg.calendars.len(),
                 worklane_store::redact_url(&cfg.store.url)
             );
             Ok(())
