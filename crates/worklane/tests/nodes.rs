@@ -1,6 +1,6 @@
-//! Two server processes on one PostgreSQL store: a notification target configured on both
-//! runs on one; killing that node with SIGKILL hands it to the other, and every
-//! notification still arrives, with the same GUID when it is sent twice.
+//! Two server processes on one PostgreSQL store: a notification target or a database
+//! capture point configured on both runs on one; killing that node with SIGKILL hands it
+//! to the other, and nothing is lost or doubled.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -67,14 +67,40 @@ impl Node {
     }
 
     async fn target_state(&self) -> String {
+        self.state_of("notify:crm").await
+    }
+
+    /// A component's state on `/healthz` (empty while the node does not answer).
+    async fn state_of(&self, component: &str) -> String {
         let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await else {
             return String::new();
         };
         let v: Value = r.json().await.unwrap_or_default();
-        v["components"]["notify:crm"]["state"]
+        v["components"][component]["state"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Every task's captureId, all pages.
+    async fn capture_ids(&self, http: &reqwest::Client) -> Vec<String> {
+        let mut out = vec![];
+        let mut after = String::new();
+        loop {
+            let r = http
+                .get(format!("{}/api/v1/tasks?limit=1000{after}", self.base))
+                .send()
+                .await
+                .unwrap();
+            let page: Value = r.json().await.unwrap();
+            for t in page["tasks"].as_array().unwrap() {
+                out.push(t["captureId"].as_str().unwrap().to_owned());
+            }
+            match page["nextAfter"].as_str() {
+                Some(n) => after = format!("&after={n}"),
+                None => return out,
+            }
+        }
     }
 
     async fn create(&self, http: &reqwest::Client, cid: &str) {
@@ -178,4 +204,111 @@ async fn a_notification_target_fails_over_when_its_node_is_killed() {
     }
     assert_eq!(guid_of.len(), 80);
     drop(survivor);
+}
+
+/// Rows inserted into the source as `new`, `from..to`.
+async fn insert_cases(source: &sqlx::SqlitePool, from: usize, to: usize) {
+    for i in from..to {
+        sqlx::query("INSERT INTO cases (caseId) VALUES ($1)")
+            .bind(format!("case-{i}"))
+            .execute(source)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_capture_point_fails_over_when_its_node_is_killed() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+    let store = fresh_postgres_url().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source_path = dir.path().join("source.db");
+    let source = SqlitePoolOptions::new()
+        .connect_with(
+            SqliteConnectOptions::from_str(&format!("sqlite://{}", source_path.display()))
+                .unwrap()
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal),
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE cases (caseId TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'new', \
+         caseTrackingId TEXT)",
+    )
+    .execute(&source)
+    .await
+    .unwrap();
+    let config = dir.path().join("worklane.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [server]
+            lease_ttl = "3s"
+            [[capture_point]]
+            id = "DB1"
+            kind = "database"
+            url = "sqlite://{}"
+            poll_interval = "100ms"
+            batch_size = 10
+            check_if_captured = true
+            captureQuerySql = "select caseId \"ExternalId\" from cases where status = 'new'"
+            capturedUpdateSql = "update cases set status = 'submitted', caseTrackingId = ?'InteractionId' where caseId = ?'ExternalId'"
+            "#,
+            source_path.display()
+        ),
+    )
+    .unwrap();
+    let a = Node::start(&config, &store, "node-a");
+    let b = Node::start(&config, &store, "node-b");
+    wait_until(
+        "one node polls, the other stands by",
+        Duration::from_secs(60),
+        async || {
+            let (sa, sb) = (
+                a.state_of("database:DB1").await,
+                b.state_of("database:DB1").await,
+            );
+            matches!(
+                (sa.as_str(), sb.as_str()),
+                ("running", "standby") | ("standby", "running")
+            )
+        },
+    )
+    .await;
+    let (mut holder, survivor) = if a.state_of("database:DB1").await == "running" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let http = reqwest::Client::new();
+    insert_cases(&source, 0, 50).await;
+    wait_until(
+        "the holder captured some",
+        Duration::from_secs(30),
+        async || survivor.capture_ids(&http).await.len() >= 10,
+    )
+    .await;
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    insert_cases(&source, 50, 80).await;
+    wait_until("every row captured", Duration::from_secs(60), async || {
+        survivor.capture_ids(&http).await.len() >= 80
+    })
+    .await;
+    assert_eq!(survivor.state_of("database:DB1").await, "running");
+    let ids = survivor.capture_ids(&http).await;
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), distinct.len()),
+        (80, 80),
+        "each row captured once"
+    );
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM cases WHERE status <> 'submitted'")
+        .fetch_one(&source)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every row marked captured");
 }
