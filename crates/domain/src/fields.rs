@@ -24,8 +24,20 @@ pub mod limits {
     pub const TEXT: usize = 255;
 }
 
-/// Checks a string attribute's length; nothing is ever truncated.
+/// Checks a string attribute's length, and that it has only characters XML 1.0 can carry:
+/// attributes travel in MQ XML messages, and a control character or a noncharacter
+/// (U+FFFE, U+FFFF) accepted by one channel would make the task impossible to announce on
+/// another. Nothing is ever truncated.
 pub fn check_len(attribute: &str, value: &str, max: usize) -> Result<(), DomainError> {
+    if let Some(c) = value.chars().find(|&c| !xml_char(c)) {
+        return Err(DomainError::invalid(
+            attribute,
+            format!(
+                "contains the character U+{:04X}, which XML cannot carry",
+                c as u32
+            ),
+        ));
+    }
     let n = value.chars().count();
     if n > max {
         return Err(DomainError::invalid(
@@ -34,6 +46,12 @@ pub fn check_len(attribute: &str, value: &str, max: usize) -> Result<(), DomainE
         ));
     }
     Ok(())
+}
+
+/// A character of XML 1.0's `Char` production (tab, newline and carriage return are the
+/// only control characters it allows; Rust strings never hold surrogates).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Checks an Integer attribute: -2^31 < v < 2^31 (seed 001, "Data Types").
@@ -112,6 +130,14 @@ impl TaskFields {
         if let Some(id) = &self.capture_id {
             if id.trim().is_empty() {
                 return Err(DomainError::invalid("captureId", "must not be empty"));
+            }
+            // An identifier is matched exactly by other systems: a tab or newline in it
+            // (which XML could carry) is always a mistake of the sender.
+            if let Some(c) = id.chars().find(|c| c.is_control()) {
+                return Err(DomainError::invalid(
+                    "captureId",
+                    format!("contains the control character U+{:04X}", c as u32),
+                ));
             }
         }
         if let Some(p) = self.priority {
@@ -333,5 +359,42 @@ impl NewTask {
             limits::CAPTURE_POINT_ID,
         )?;
         self.fields.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_len_refuses_what_xml_cannot_carry() {
+        for bad in ["a\u{0}", "\u{1F}", "x\u{FFFE}", "\u{FFFF}y", "\u{B}"] {
+            let e = check_len("reason", bad, 10).unwrap_err();
+            assert!(
+                e.message.starts_with("reason: contains the character U+"),
+                "{e:?}"
+            );
+        }
+        for good in [
+            "tab\there",
+            "a\r\nb",
+            "\u{7F}",
+            "\u{FFFD}",
+            "\u{10FFFF}",
+            "é",
+        ] {
+            check_len("reason", good, 10).unwrap();
+        }
+    }
+
+    #[test]
+    fn capture_id_refuses_every_control_character() {
+        for bad in ["a\tb", "a\nb", "a\u{85}"] {
+            let f = TaskFields {
+                capture_id: Some(bad.to_owned()),
+                ..TaskFields::default()
+            };
+            assert_eq!(f.validate().unwrap_err().parameters, vec!["captureId"]);
+        }
     }
 }
