@@ -116,6 +116,14 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })
+        // axum's own 405 has an empty body; every answer keeps the one error shape.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("{method} is not allowed on this endpoint"),
+            )
+        })
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())

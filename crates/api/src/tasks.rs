@@ -1,9 +1,9 @@
 //! `/api/v1/tasks`: create, read, list, update, and every action of SPEC section 2.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{split_body, Json, Query};
+use crate::extract::{split_body, Json, OptionalJson, Path, Query};
 use crate::{AppState, RequestId};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -142,7 +142,15 @@ fn meta(
     }
 }
 
+/// A brokerId in a path: plain decimal digits only. `+1`, ` 1` or `1 ` are refused so that
+/// one task has one URL (caches, logs and metrics see the same path for the same task).
 fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "BrokerId",
+            format!("{raw:?} is not a positive integer (decimal digits only)"),
+        ));
+    }
     raw.parse::<BrokerId>().map_err(ApiError::from)
 }
 
@@ -309,7 +317,7 @@ pub async fn task_action(
     State(st): State<AppState>,
     req: RequestId,
     Path((id, action)): Path<(String, String)>,
-    Json(body): Json<ActionBody>,
+    OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
     let action = match action.as_str() {

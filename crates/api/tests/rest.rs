@@ -71,6 +71,32 @@ impl TestApp {
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends `body` as is, with `content_type` when given; answers the status, the body as
+    /// JSON (Null when it is not JSON) and the response's Content-Type.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value, String) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .body(body.to_owned());
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        let r = r.send().await.unwrap();
+        let s = r.status();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (s, r.json().await.unwrap_or(Value::Null), ct)
+    }
+
     async fn create(&self, body: Value) -> i64 {
         let (s, v) = self.post("/api/v1/tasks", body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -576,6 +602,157 @@ async fn health_of_a_lost_store_is_store_unavailable_without_details() {
     assert!(!text.contains(&name) && !text.contains("exist"), "{text}");
 }
 
+/// Asserts the standard error body with `status` and `code`; answers its message.
+fn error_shape(got: &(StatusCode, Value, String), status: StatusCode, code: &str) -> String {
+    let (s, v, ct) = got;
+    assert_eq!(*s, status, "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert!(v["parameters"].is_array(), "{v}");
+    v["message"].as_str().unwrap().to_owned()
+}
+
+/// The body of create and update is required: an empty one would write an empty
+/// TaskUpdated event. An action's body stays optional.
+async fn missing_body_is_refused_on_create_and_update(app: TestApp) {
+    use reqwest::Method;
+    let json = Some("application/json");
+    for ct in [None, json] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", ct, "").await;
+        let m = error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+        assert!(m.contains("body"), "{m}");
+    }
+    let id = app.create(json!({})).await;
+    let path = format!("/api/v1/tasks/{id}");
+    let got = app.raw(Method::PATCH, &path, json, " ").await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+    let events = app.get(&format!("/api/v1/tasks/{id}/events")).await.1;
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    let (s, v, _) = app
+        .raw(Method::POST, &format!("{path}/hold"), None, "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Only `application/json` bodies (parameters allowed) are read; anything else is 415.
+async fn body_must_be_application_json(app: TestApp) {
+    use reqwest::Method;
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", Some(ct), "{}").await;
+        error_shape(
+            &got,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
+    }
+    let got = app.raw(Method::POST, "/api/v1/tasks", None, "{}").await;
+    error_shape(
+        &got,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    for ct in ["application/json; charset=utf-8", "Application/JSON"] {
+        let (s, v, _) = app.raw(Method::POST, "/api/v1/tasks", Some(ct), "{}").await;
+        assert_eq!(s, StatusCode::CREATED, "{ct}: {v}");
+    }
+}
+
+/// One JSON value, with each key once: trailing data and duplicate keys are refused.
+async fn trailing_data_and_duplicate_keys_are_refused(app: TestApp) {
+    use reqwest::Method;
+    let json = Some("application/json");
+    let got = app
+        .raw(
+            Method::POST,
+            "/api/v1/tasks",
+            json,
+            r#"{"captureId":"a"}{"x":1}"#,
+        )
+        .await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+    for (body, key) in [
+        (r#"{"priority":1,"priority":9}"#, "priority"),
+        (r#"{"data":{"k":"a","k":"b"}}"#, "\"k\""),
+    ] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", json, body).await;
+        let m = error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+        assert!(m.contains("duplicate") && m.contains(key), "{m}");
+    }
+    let (_, page) = app.get("/api/v1/tasks").await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
+}
+
+/// Path ids are plain decimal digits; a path that is not UTF-8 is a 400 in the error shape.
+async fn path_ids_are_plain_digits(app: TestApp) {
+    let id = app.create(json!({})).await;
+    for bad in [
+        format!("+{id}"),
+        format!("%20{id}"),
+        format!("{id}%20"),
+        "-1".into(),
+        "0".into(),
+    ] {
+        let (s, v) = app.get(&format!("/api/v1/tasks/{bad}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["code"], "INVALID_FORMAT", "{bad}");
+    }
+    let (s, _) = app.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let got = app
+        .raw(reqwest::Method::GET, "/api/v1/tasks/%FF%FE", None, "")
+        .await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+}
+
+/// Characters XML cannot carry are refused in every string attribute; an identifier
+/// refuses every control character.
+async fn characters_xml_cannot_carry_are_refused(app: TestApp) {
+    for (body, field) in [
+        (json!({"captureId": "a\u{1}b"}), "captureId"),
+        (json!({"captureId": "a\tb"}), "captureId"),
+        (json!({"captureId": "a\u{FFFE}"}), "captureId"),
+        (json!({"captureId": "a\u{FFFF}"}), "captureId"),
+        (json!({"category": "x\u{0}"}), "category"),
+        (json!({"data": {"k": "v\u{1B}"}}), "data.k"),
+        (json!({"reason": "r\u{FFFF}"}), "reason"),
+        (
+            json!({"capturePointId": "c\u{7}", "actor": "a"}),
+            "capturePointId",
+        ),
+    ] {
+        let (s, v) = app.post("/api/v1/tasks", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(field), "{v}");
+    }
+    // Text attributes keep the whitespace XML carries.
+    app.create(json!({"reason": "line one\nline two\ttab", "data": {"k": "a\r\nb"}}))
+        .await;
+}
+
+/// Every answer keeps the error shape: 405, and a long input is not echoed in full.
+async fn errors_keep_their_shape_and_stay_short(app: TestApp) {
+    use reqwest::Method;
+    let got = app.raw(Method::DELETE, "/api/v1/tasks", None, "").await;
+    error_shape(&got, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    let got = app.raw(Method::PUT, "/api/v1/tasks/1", None, "").await;
+    error_shape(&got, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    let long = "9".repeat(50_000);
+    // An unknown attribute's name is quoted in the message.
+    let mut body = serde_json::Map::new();
+    body.insert(long.clone(), json!(1));
+    let (s, v) = app.post("/api/v1/tasks", Value::Object(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["message"].as_str().unwrap();
+    assert!(m.chars().count() <= 201 && m.ends_with('…'), "{m}");
+    let (s, v) = app.get(&format!("/api/v1/tasks?status={long}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().chars().count() <= 201, "{v}");
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {
@@ -595,5 +772,11 @@ on_both_stores!(
     processing_waits_for_activation,
     listing_filters_and_pages,
     event_log_pages_and_streams,
-    health_metrics_openapi
+    health_metrics_openapi,
+    missing_body_is_refused_on_create_and_update,
+    body_must_be_application_json,
+    trailing_data_and_duplicate_keys_are_refused,
+    path_ids_are_plain_digits,
+    characters_xml_cannot_carry_are_refused,
+    errors_keep_their_shape_and_stay_short
 );
