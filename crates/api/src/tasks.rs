@@ -103,11 +103,12 @@ pub struct ListParams {
     pub queue: Option<String>,
     pub assigned_to_user: Option<String>,
     /// Only tasks due before this instant (RFC 3339).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub due_before: Option<Timestamp>,
     /// `brokerId` (default: oldest first) or `priority` (highest first, then oldest).
     pub sort: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `nextAfter` of the previous page.
     pub after: Option<String>,
@@ -155,9 +156,9 @@ fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = CreateTaskBody,
-    responses((status = 201, body = Task), (status = 400, body = ErrorBody),
+    responses((status = 201, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
               (status = 409, description = "TASK_ALREADY_CAPTURED; parameters name the existing BrokerId", body = ErrorBody),
-              (status = 413, body = ErrorBody)))]
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn create_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -185,8 +186,8 @@ pub async fn create_task(
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{brokerId}", tag = "tasks",
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn get_task(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -208,7 +209,7 @@ fn not_found(id: BrokerId) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams),
-    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = TaskPage), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_tasks(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
@@ -287,8 +288,8 @@ async fn act(
 }
 
 #[utoipa::path(patch, path = "/api/v1/tasks/{brokerId}", tag = "tasks", request_body = UpdateTaskBody,
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn update_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -308,10 +309,12 @@ pub async fn update_task(
 }
 
 /// `POST /api/v1/tasks/{brokerId}/{action}` for hold, resume, restart, cancel, complete.
-#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/{action}", tag = "tasks", request_body(content = ActionBody, description = "optional"),
-    params(("brokerId" = i64, Path, description = "the task's brokerId"),
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/{action}", tag = "tasks", request_body(content = Option<ActionBody>, description = "optional: an empty body is no audit attributes"),
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)"),
            ("action" = String, Path, description = "hold, resume, restart, cancel or complete")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND, or NOT_FOUND for an unknown action", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody),
               (status = 409, description = "CANNOT_HOLD_ASSIGNED_TASK, CANNOT_RESUME_TASK, CANNOT_RESTART_TASK, CANNOT_CANCEL_COMPLETED_TASK, CANNOT_COMPLETE_TASK", body = ErrorBody)))]
 pub async fn task_action(
     State(st): State<AppState>,
@@ -345,9 +348,10 @@ pub async fn task_action(
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/assign", tag = "tasks", request_body = AssignBody,
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
-              (status = 409, description = "CANNOT_ASSIGN_TASK: not Queued or Distributed", body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 409, description = "CANNOT_ASSIGN_TASK: not Queued or Distributed", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn assign_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -374,8 +378,8 @@ pub async fn assign_task(
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{brokerId}/events", tag = "events",
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Vec<Event>), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn task_events(
     State(st): State<AppState>,
     Path(id): Path<String>,

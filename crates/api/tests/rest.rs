@@ -753,6 +753,117 @@ async fn errors_keep_their_shape_and_stay_short(app: TestApp) {
     assert!(v["message"].as_str().unwrap().chars().count() <= 201, "{v}");
 }
 
+/// Every `$ref` in `v` names a schema of the document.
+fn assert_refs_resolve(doc: &Value, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                let name = r.strip_prefix("#/components/schemas/").unwrap();
+                assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+            }
+            m.values().for_each(|x| assert_refs_resolve(doc, x));
+        }
+        Value::Array(a) => a.iter().for_each(|x| assert_refs_resolve(doc, x)),
+        _ => {}
+    }
+}
+
+/// The document states what the server does: limits, timestamp formats, closed flat
+/// bodies, which bodies are required, and every status each route answers.
+async fn the_document_tells_the_truth(app: TestApp) {
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    assert_refs_resolve(&doc, &doc);
+    assert!(!doc.to_string().contains("allOf"));
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let param = |o: &Value, name: &str| {
+        o["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    for path in ["/api/v1/tasks", "/api/v1/events"] {
+        let limit = param(&op(path, "get"), "limit");
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"]),
+            (&json!(1), &json!(1000))
+        );
+    }
+    let (s, _) = app.get("/api/v1/tasks?limit=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = app.get("/api/v1/tasks?limit=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        param(&op("/api/v1/tasks", "get"), "dueBefore")["format"],
+        "date-time"
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Task"]["properties"]["createdDateTime"]["format"],
+        "date-time"
+    );
+    assert_eq!(
+        schemas["Event"]["properties"]["eventDateTime"]["format"],
+        "date-time"
+    );
+    for body in ["CreateTaskBody", "UpdateTaskBody"] {
+        let b = &schemas[body];
+        assert_eq!(b["additionalProperties"], false, "{body}");
+        for attr in ["captureId", "reason", "actor", "actionDateTime", "data"] {
+            assert!(b["properties"][attr].is_object(), "{body}.{attr}");
+        }
+        let due = b["properties"]["dueDateTime"].to_string();
+        assert!(due.contains("date-time"), "{due}");
+    }
+    assert!(schemas["CreateTaskBody"]["properties"]["hold"].is_object());
+    // Required bodies where the server requires them; an action's body is optional.
+    for (path, method, required) in [
+        ("/api/v1/tasks", "post", true),
+        ("/api/v1/tasks/{brokerId}", "patch", true),
+        ("/api/v1/tasks/{brokerId}/assign", "post", true),
+        ("/api/v1/tasks/{brokerId}/{action}", "post", false),
+    ] {
+        let body = &op(path, method)["requestBody"];
+        assert_eq!(
+            body["required"].as_bool().unwrap_or(false),
+            required,
+            "{path}"
+        );
+        assert!(body["content"]["application/json"]["schema"]["$ref"].is_string());
+    }
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        op(path, method)["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let with_body = ["400", "413", "415", "503"];
+    for (path, method) in [
+        ("/api/v1/tasks", "post"),
+        ("/api/v1/tasks/{brokerId}", "patch"),
+        ("/api/v1/tasks/{brokerId}/assign", "post"),
+        ("/api/v1/tasks/{brokerId}/{action}", "post"),
+    ] {
+        let got = statuses(path, method);
+        for s in with_body {
+            assert!(got.contains(&s.to_owned()), "{method} {path}: {got:?}");
+        }
+    }
+    for (path, method) in [
+        ("/api/v1/tasks", "get"),
+        ("/api/v1/tasks/{brokerId}", "get"),
+        ("/api/v1/tasks/{brokerId}/events", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/stream", "get"),
+    ] {
+        assert!(statuses(path, method).contains(&"400".to_owned()), "{path}");
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {
@@ -778,5 +889,6 @@ on_both_stores!(
     trailing_data_and_duplicate_keys_are_refused,
     path_ids_are_plain_digits,
     characters_xml_cannot_carry_are_refused,
-    errors_keep_their_shape_and_stay_short
+    errors_keep_their_shape_and_stay_short,
+    the_document_tells_the_truth
 );
