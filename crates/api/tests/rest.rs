@@ -753,6 +753,39 @@ async fn errors_keep_their_shape_and_stay_short(app: TestApp) {
     assert!(v["message"].as_str().unwrap().chars().count() <= 201, "{v}");
 }
 
+/// Too many or too large headers are answered 431 in the error shape, not hyper's empty body.
+async fn oversized_headers_keep_the_error_shape(app: TestApp) {
+    let answer = |r: reqwest::RequestBuilder| async move {
+        let r = r.send().await.unwrap();
+        let s = r.status();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null), ct)
+    };
+    let mut many = app.http.get(app.url("/api/v1/tasks"));
+    for i in 0..150 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let got = answer(many).await;
+    error_shape(
+        &got,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "HEADERS_TOO_LARGE",
+    );
+    let big = app
+        .http
+        .get(app.url("/api/v1/tasks"))
+        .header("x-big", "b".repeat(100 * 1024));
+    let got = answer(big).await;
+    error_shape(
+        &got,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "HEADERS_TOO_LARGE",
+    );
+    // The connection pool still works afterwards.
+    let (s, _) = app.get("/api/v1/tasks").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
 /// Every `$ref` in `v` names a schema of the document.
 fn assert_refs_resolve(doc: &Value, v: &Value) {
     match v {
@@ -890,5 +923,6 @@ on_both_stores!(
     path_ids_are_plain_digits,
     characters_xml_cannot_carry_are_refused,
     errors_keep_their_shape_and_stay_short,
-    the_document_tells_the_truth
+    the_document_tells_the_truth,
+    oversized_headers_keep_the_error_shape
 );
