@@ -65,6 +65,42 @@ pub fn check_int(attribute: &str, value: i64) -> Result<i32, DomainError> {
     Ok(value as i32)
 }
 
+/// An optional integer that may be written with a zero fraction (`5.0`): JSON does not
+/// tell integers from other numbers, and JSON Schema's `integer` (the OpenAPI document's
+/// type) includes `5.0`, so refusing it would refuse input the document allows.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format_args!("{v} is out of range")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // Beyond ±2^53 an f64 is no longer exact; check_int refuses far smaller values.
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                Ok(Some(v as i64))
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// The attributes a source system may give on CreateTask or UpdateTask; absent means
 /// "not given" (on update: unchanged).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -89,9 +125,17 @@ pub struct TaskFields {
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "integral",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "integral",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub business_value: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation_date_time: Option<Timestamp>,
@@ -385,6 +429,22 @@ mod tests {
         ] {
             check_len("reason", good, 10).unwrap();
         }
+    }
+
+    #[test]
+    fn integers_may_have_a_zero_fraction() {
+        let f: TaskFields =
+            serde_json::from_str(r#"{"priority": 5.0, "businessValue": -3}"#).unwrap();
+        assert_eq!((f.priority, f.business_value), (Some(5), Some(-3)));
+        for bad in [
+            r#"{"priority": 5.5}"#,
+            r#"{"priority": "5"}"#,
+            r#"{"priority": 1e300}"#,
+        ] {
+            assert!(serde_json::from_str::<TaskFields>(bad).is_err(), "{bad}");
+        }
+        let f: TaskFields = serde_json::from_str(r#"{"priority": null}"#).unwrap();
+        assert_eq!(f.priority, None);
     }
 
     #[test]
