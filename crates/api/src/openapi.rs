@@ -2,8 +2,9 @@
 //! generator cannot say what the server does (see [`document`]).
 
 use crate::{error, events, tasks};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
+use worklane_domain::fields::limits;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +34,9 @@ struct ApiDoc;
 ///   schema with `additionalProperties: false`, which by the document's own rules refuses
 ///   `hold`, `reason`... ; they are flattened into one closed object, as the server reads
 ///   them (unknown attributes are refused);
+/// - request strings get the domain's limits (`maxLength` from [`limits`], a `pattern`
+///   refusing what XML cannot carry, non-blank identifiers) and integers the protocol's
+///   range, so a value the document allows is one the server accepts;
 /// - an optional body (`Option<ActionBody>`) comes out as `oneOf: [null, ActionBody]`, but
 ///   optional means "may be absent": a JSON `null` body is refused like any non-object.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -62,6 +66,22 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for schema in schemas.values_mut() {
         flatten_all_of(schema, &snapshot);
     }
+    for name in [
+        "TaskFields",
+        "CreateTaskBody",
+        "UpdateTaskBody",
+        "ActionBody",
+        "AssignBody",
+        "Ext",
+    ] {
+        if let Some(props) = schemas
+            .get_mut(name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            constrain(props);
+        }
+    }
     serde_json::from_value(doc).expect("the corrected document is still an OpenAPI document")
 }
 
@@ -79,6 +99,57 @@ fn inline_timestamps(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(inline_timestamps),
         _ => {}
+    }
+}
+
+/// Characters XML 1.0 can carry (what `fields::check_len` accepts), as an ECMA-262 class.
+const XML_TEXT: &str = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]";
+/// No control character at all (captureId).
+const NO_CONTROL: &str = r"[^\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]";
+
+/// Adds the domain's limits to the string and integer properties of a request schema.
+fn constrain(props: &mut Map<String, Value>) {
+    let text = format!("^{XML_TEXT}*$");
+    // Identifiers that must not be blank: one character that is not whitespace.
+    let blank_free =
+        |class: &str| format!(r"^{class}*[^\s\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]{class}*$");
+    for (name, prop) in props.iter_mut() {
+        let (max, pattern) = match name.as_str() {
+            "captureId" => (limits::CAPTURE_ID, blank_free(NO_CONTROL)),
+            "capturePointId" => (limits::CAPTURE_POINT_ID, blank_free(XML_TEXT)),
+            "assignedToUser" => (limits::USER, blank_free(XML_TEXT)),
+            "tenantId" | "solutionId" | "departmentId" | "processId" | "contractId"
+            | "businessCalendarId" => (limits::SHORT_ID, text.clone()),
+            "channel" | "category" => (limits::CHANNEL, text.clone()),
+            "actor" | "reason" => (limits::TEXT, text.clone()),
+            "customerID"
+            | "customerSegment"
+            | "productSubtype"
+            | "productType"
+            | "resultCode"
+            | "sourceProcessSubtype"
+            | "sourceProcessType"
+            | "sourceTenant" => (limits::EXT, text.clone()),
+            "priority" | "businessValue" => {
+                // -2^31 < v < 2^31 (`fields::check_int`).
+                prop["minimum"] = json!(i64::from(i32::MIN) + 1);
+                prop["maximum"] = json!(i32::MAX);
+                continue;
+            }
+            "data" => {
+                prop["additionalProperties"] =
+                    json!({"type": "string", "maxLength": limits::DATA_VALUE, "pattern": text});
+                prop["propertyNames"] = json!({
+                    "type": "string",
+                    "maxLength": limits::DATA_KEY,
+                    "pattern": blank_free(XML_TEXT),
+                });
+                continue;
+            }
+            _ => continue,
+        };
+        prop["maxLength"] = json!(max);
+        prop["pattern"] = json!(pattern);
     }
 }
 

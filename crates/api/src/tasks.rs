@@ -96,6 +96,7 @@ pub struct AssignBody {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// A status, e.g. `Queued`.
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
     pub capture_point_id: Option<String>,
     pub capture_id: Option<String>,
@@ -106,11 +107,14 @@ pub struct ListParams {
     #[param(value_type = Option<String>, format = DateTime)]
     pub due_before: Option<Timestamp>,
     /// `brokerId` (default: oldest first) or `priority` (highest first, then oldest).
+    #[param(pattern = "^(brokerId|priority)$")]
     pub sort: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `nextAfter` of the previous page.
+    /// The `nextAfter` of the previous page: a brokerId, or `priority:brokerId` when
+    /// sorting by priority.
+    #[param(pattern = "^(-?[0-9]{1,9}:)?[1-9][0-9]{0,17}$")]
     pub after: Option<String>,
 }
 
@@ -209,7 +213,8 @@ fn not_found(id: BrokerId) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams),
-    responses((status = 200, body = TaskPage), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
+    responses((status = 200, body = TaskPage), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND: `after` is a bare brokerId with sort=priority and there is no such task", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_tasks(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
@@ -229,11 +234,10 @@ pub async fn list_tasks(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
-    let after = p
-        .after
-        .as_deref()
-        .map(|a| parse_after(a, order))
-        .transpose()?;
+    let after = match p.after.as_deref() {
+        Some(a) => Some(parse_after(&st, a, order).await?),
+        None => None,
+    };
     let q = TaskQuery {
         status,
         capture_point_id: p.capture_point_id,
@@ -257,21 +261,30 @@ pub async fn list_tasks(
     Ok(axum::Json(TaskPage { tasks, next_after }))
 }
 
-fn parse_after(raw: &str, order: TaskOrder) -> Result<PageAfter, ApiError> {
+/// A cursor names the last task of the previous page: `brokerId` (the brokerId order's
+/// `nextAfter`) or `priority:brokerId` (the priority order's). Either form is read in
+/// either order, since both name a task: the brokerId order needs only its brokerId, and
+/// the priority order takes a bare brokerId's priority from the task (404 when there is
+/// no such task). The document can then give `after` one pattern whatever `sort` is.
+async fn parse_after(st: &AppState, raw: &str, order: TaskOrder) -> Result<PageAfter, ApiError> {
     let bad = || ApiError::invalid("after", format!("{raw:?} is not a cursor of this listing"));
-    match order {
-        TaskOrder::BrokerId => Ok(PageAfter {
-            broker_id: raw.parse().map_err(|_| bad())?,
-            priority: 0,
-        }),
-        TaskOrder::Priority => {
-            let (p, id) = raw.split_once(':').ok_or_else(bad)?;
-            Ok(PageAfter {
-                priority: p.parse().map_err(|_| bad())?,
-                broker_id: id.parse().map_err(|_| bad())?,
-            })
-        }
-    }
+    let (priority, id) = match raw.split_once(':') {
+        Some((p, id)) => (Some(p.parse::<i32>().map_err(|_| bad())?), id),
+        None => (None, raw),
+    };
+    let broker_id: BrokerId = id.parse().map_err(|_| bad())?;
+    let priority = match (order, priority) {
+        (TaskOrder::BrokerId, _) => 0,
+        (TaskOrder::Priority, Some(p)) => p,
+        (TaskOrder::Priority, None) => match st.engine.tasks().get_task(broker_id).await? {
+            Some(t) => t.priority,
+            None => return Err(not_found(broker_id)),
+        },
+    };
+    Ok(PageAfter {
+        broker_id,
+        priority,
+    })
 }
 
 async fn act(

@@ -824,6 +824,23 @@ async fn the_document_tells_the_truth(app: TestApp) {
             (&json!(1), &json!(1000))
         );
     }
+    // Values the document allows are accepted: integers with a zero fraction, either
+    // cursor form in either order (a bare brokerId in priority order names a task).
+    let id = app.create(json!({"priority": 7.0})).await;
+    let (_, t) = app.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(t["priority"], 7);
+    for q in [
+        format!("sort=brokerId&after=7:{id}"),
+        format!("sort=priority&after={id}"),
+    ] {
+        let (s, v) = app.get(&format!("/api/v1/tasks?{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+    }
+    let (s, v) = app.get("/api/v1/tasks?sort=priority&after=99999999").await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::NOT_FOUND, &json!("TASK_NOT_FOUND"))
+    );
     let (s, _) = app.get("/api/v1/tasks?limit=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = app.get("/api/v1/tasks?limit=1").await;
