@@ -60,8 +60,11 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
             "30",
             "--seed",
             "14",
+            // One worker: with two, about one run in ten ended in a runtime error of the
+            // tool itself (hypothesis failing inside Python 3.11's `ast.parse`: "AST
+            // constructor recursion depth mismatch"), not a finding about the API.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
             "--exclude-path",
