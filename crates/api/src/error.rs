@@ -14,6 +14,7 @@ use worklane_engine::EngineError;
 pub struct ErrorBody {
     /// Machine-readable code, e.g. `TASK_NOT_FOUND`, `INVALID_FORMAT`.
     pub code: String,
+    /// What was wrong, for people; the caller's input quoted in it is cut at 200 characters.
     pub message: String,
     /// The task's id and, where there is one, the offending attribute.
     pub parameters: Vec<String>,
@@ -105,8 +106,24 @@ impl From<worklane_store::StoreError> for ApiError {
     }
 }
 
+/// The longest message or parameter answered, in characters. Messages quote the caller's
+/// input (a bad timestamp, an unknown status); without a cap a 500 KB value comes back in
+/// full, doubling the traffic of a bad request and flooding logs that record answers.
+pub const MAX_ECHO_CHARS: usize = 200;
+
+/// `s` cut to [`MAX_ECHO_CHARS`] characters, an ellipsis marking the cut.
+fn capped(mut s: String) -> String {
+    if let Some((at, _)) = s.char_indices().nth(MAX_ECHO_CHARS) {
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        self.body.message = capped(self.body.message);
+        self.body.parameters = self.body.parameters.into_iter().map(capped).collect();
         (self.status, Json(self.body)).into_response()
     }
 }

@@ -20,6 +20,7 @@ pub struct EventParams {
     /// Events after this seq (default 0: from the start).
     pub after: Option<i64>,
     /// At most this many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -33,7 +34,7 @@ pub struct EventPage {
 }
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = EventPage), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_events(
     State(st): State<AppState>,
     Query(p): Query<EventParams>,
@@ -52,7 +53,8 @@ pub async fn list_events(
 /// event type and the event as JSON data; reconnecting with `Last-Event-ID` (or `?after=`)
 /// resumes right after it.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(EventParams),
-    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events")))]
+    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events"),
+              (status = 400, description = "INVALID_FORMAT: a bad parameter or Last-Event-ID", body = ErrorBody)))]
 pub async fn stream_events(
     State(st): State<AppState>,
     headers: HeaderMap,

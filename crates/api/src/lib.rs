@@ -116,6 +116,14 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })
+        // axum's own 405 has an empty body; every answer keeps the one error shape.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("{method} is not allowed on this endpoint"),
+            )
+        })
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -128,17 +136,83 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
             tracing::info_span!("http", method = %req.method(), uri = %req.uri(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(limit_headers))
 }
 
+/// At most this many request headers; more are answered 431 in the error body.
+pub const MAX_HEADERS: usize = 100;
+/// At most this many bytes of request header names and values; more are answered 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// hyper's own limits, well above ours: hyper answers what exceeds them with a bare 431
+/// (empty body), so they are raised for [`limit_headers`] to see and answer such requests
+/// in the error shape. Only requests beyond these still get hyper's bare answer.
+const HYPER_MAX_HEADERS: usize = 1000;
+const HYPER_MAX_BUF: usize = 1024 * 1024;
+
 /// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish.
+///
+/// The accept loop is ours rather than `axum::serve`, which cannot configure hyper: see
+/// [`HYPER_MAX_HEADERS`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    use hyper_util::rt::TokioIo;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_headers(HYPER_MAX_HEADERS)
+        .max_buf_size(HYPER_MAX_BUF);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: the listener stays usable, so
+                    // wait a moment instead of spinning or giving up.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Answers 431 in the error shape when the request's headers exceed [`MAX_HEADERS`] or
+/// [`MAX_HEADER_BYTES`].
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEADERS_TOO_LARGE",
+            format!(
+                "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers \
+                 of {MAX_HEADER_BYTES} bytes are read",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Health: 200 with every part's state when the store answers and no part is failing;

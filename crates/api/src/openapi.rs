@@ -1,7 +1,10 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document, generated from the handlers' annotations, then corrected where the
+//! generator cannot say what the server does (see [`document`]).
 
 use crate::{error, events, tasks};
+use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
+use worklane_domain::fields::limits;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,8 +24,185 @@ use utoipa::OpenApi;
 struct ApiDoc;
 
 /// The OpenAPI document as a value (also used by `worklane openapi`).
+///
+/// Two corrections to what utoipa generates, so the document states what the server
+/// accepts:
+/// - every timestamp (`jiff::Timestamp`, named through the domain's alias) comes out as a
+///   reference to a plain `String` schema; it becomes an inline `format: date-time` string,
+///   which is what the server parses (RFC 3339);
+/// - bodies built from `TaskFields` plus envelope attributes come out as `allOf` over a
+///   schema with `additionalProperties: false`, which by the document's own rules refuses
+///   `hold`, `reason`... ; they are flattened into one closed object, as the server reads
+///   them (unknown attributes are refused);
+/// - request strings get the domain's limits (`maxLength` from [`limits`], a `pattern`
+///   refusing what XML cannot carry, non-blank identifiers) and integers the protocol's
+///   range, so a value the document allows is one the server accepts;
+/// - an optional body (`Option<ActionBody>`) comes out as `oneOf: [null, ActionBody]`, but
+///   optional means "may be absent": a JSON `null` body is refused like any non-object.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    let schemas = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        .expect("the document has component schemas");
+    schemas.remove("String");
+    inline_timestamps(&mut doc);
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in op.values_mut() {
+                if let Some(schema) =
+                    op.pointer_mut("/requestBody/content/application~1json/schema")
+                {
+                    drop_null_alternative(schema);
+                }
+            }
+        }
+    }
+    let schemas = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        .expect("the document has component schemas");
+    let snapshot = schemas.clone();
+    for schema in schemas.values_mut() {
+        flatten_all_of(schema, &snapshot);
+    }
+    for name in [
+        "TaskFields",
+        "CreateTaskBody",
+        "UpdateTaskBody",
+        "ActionBody",
+        "AssignBody",
+        "Ext",
+    ] {
+        if let Some(props) = schemas
+            .get_mut(name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            constrain(props);
+        }
+    }
+    serde_json::from_value(doc).expect("the corrected document is still an OpenAPI document")
+}
+
+const TIMESTAMP_REF: &str = "#/components/schemas/String";
+
+fn inline_timestamps(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.get("$ref").and_then(Value::as_str) == Some(TIMESTAMP_REF) {
+                m.remove("$ref");
+                m.insert("type".into(), "string".into());
+                m.insert("format".into(), "date-time".into());
+            }
+            m.values_mut().for_each(inline_timestamps);
+        }
+        Value::Array(a) => a.iter_mut().for_each(inline_timestamps),
+        _ => {}
+    }
+}
+
+/// Characters XML 1.0 can carry (what `fields::check_len` accepts), as an ECMA-262 class.
+const XML_TEXT: &str = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]";
+/// No control character at all (captureId).
+const NO_CONTROL: &str = r"[^\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]";
+
+/// Adds the domain's limits to the string and integer properties of a request schema.
+fn constrain(props: &mut Map<String, Value>) {
+    let text = format!("^{XML_TEXT}*$");
+    // Identifiers that must not be blank: one character that is not whitespace.
+    let blank_free =
+        |class: &str| format!(r"^{class}*[^\s\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]{class}*$");
+    for (name, prop) in props.iter_mut() {
+        let (max, pattern) = match name.as_str() {
+            "captureId" => (limits::CAPTURE_ID, blank_free(NO_CONTROL)),
+            "capturePointId" => (limits::CAPTURE_POINT_ID, blank_free(XML_TEXT)),
+            "assignedToUser" => (limits::USER, blank_free(XML_TEXT)),
+            "tenantId" | "solutionId" | "departmentId" | "processId" | "contractId"
+            | "businessCalendarId" => (limits::SHORT_ID, text.clone()),
+            "channel" | "category" => (limits::CHANNEL, text.clone()),
+            "actor" | "reason" => (limits::TEXT, text.clone()),
+            "customerID"
+            | "customerSegment"
+            | "productSubtype"
+            | "productType"
+            | "resultCode"
+            | "sourceProcessSubtype"
+            | "sourceProcessType"
+            | "sourceTenant" => (limits::EXT, text.clone()),
+            "priority" | "businessValue" => {
+                // -2^31 < v < 2^31 (`fields::check_int`).
+                prop["minimum"] = json!(i64::from(i32::MIN) + 1);
+                prop["maximum"] = json!(i32::MAX);
+                continue;
+            }
+            "data" => {
+                prop["additionalProperties"] =
+                    json!({"type": "string", "maxLength": limits::DATA_VALUE, "pattern": text});
+                prop["propertyNames"] = json!({
+                    "type": "string",
+                    "maxLength": limits::DATA_KEY,
+                    "pattern": blank_free(XML_TEXT),
+                });
+                continue;
+            }
+            _ => continue,
+        };
+        prop["maxLength"] = json!(max);
+        prop["pattern"] = json!(pattern);
+    }
+}
+
+/// `oneOf: [{type: null}, S]` becomes `S`.
+fn drop_null_alternative(schema: &mut Value) {
+    let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) else {
+        return;
+    };
+    let mut rest = alternatives
+        .iter()
+        .filter(|a| a.get("type") != Some(&Value::from("null")));
+    if let (Some(only), None) = (rest.next(), rest.next()) {
+        *schema = only.clone();
+    }
+}
+
+/// Replaces `allOf` over object schemas (inline or references to `schemas`) with one
+/// object holding all their properties and required names, closed when any part is.
+fn flatten_all_of(schema: &mut Value, schemas: &Map<String, Value>) {
+    let Some(parts) = schema.get("allOf").and_then(Value::as_array).cloned() else {
+        return;
+    };
+    let mut properties = Map::new();
+    let mut required: Vec<Value> = vec![];
+    let mut closed = false;
+    for part in &parts {
+        let part = match part.get("$ref").and_then(Value::as_str) {
+            Some(r) => r
+                .strip_prefix("#/components/schemas/")
+                .and_then(|name| schemas.get(name))
+                .unwrap_or(part),
+            None => part,
+        };
+        if let Some(p) = part.get("properties").and_then(Value::as_object) {
+            properties.extend(p.clone());
+        }
+        if let Some(r) = part.get("required").and_then(Value::as_array) {
+            required.extend(r.iter().cloned());
+        }
+        closed |= part.get("additionalProperties") == Some(&Value::Bool(false));
+    }
+    let m = schema
+        .as_object_mut()
+        .expect("a schema with allOf is an object");
+    m.remove("allOf");
+    m.insert("type".into(), "object".into());
+    m.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        m.insert("required".into(), Value::Array(required));
+    }
+    if closed {
+        m.insert("additionalProperties".into(), Value::Bool(false));
+    }
 }
 
 pub(crate) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -1,9 +1,9 @@
 //! `/api/v1/tasks`: create, read, list, update, and every action of SPEC section 2.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{split_body, Json, Query};
+use crate::extract::{split_body, Json, OptionalJson, Path, Query};
 use crate::{AppState, RequestId};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,7 @@ pub struct AssignBody {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// A status, e.g. `Queued`.
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
     pub capture_point_id: Option<String>,
     pub capture_id: Option<String>,
@@ -103,13 +104,17 @@ pub struct ListParams {
     pub queue: Option<String>,
     pub assigned_to_user: Option<String>,
     /// Only tasks due before this instant (RFC 3339).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub due_before: Option<Timestamp>,
     /// `brokerId` (default: oldest first) or `priority` (highest first, then oldest).
+    #[param(pattern = "^(brokerId|priority)$")]
     pub sort: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `nextAfter` of the previous page.
+    /// The `nextAfter` of the previous page: a brokerId, or `priority:brokerId` when
+    /// sorting by priority.
+    #[param(pattern = "^(-?[0-9]{1,9}:)?[1-9][0-9]{0,17}$")]
     pub after: Option<String>,
 }
 
@@ -142,14 +147,22 @@ fn meta(
     }
 }
 
+/// A brokerId in a path: plain decimal digits only. `+1`, ` 1` or `1 ` are refused so that
+/// one task has one URL (caches, logs and metrics see the same path for the same task).
 fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "BrokerId",
+            format!("{raw:?} is not a positive integer (decimal digits only)"),
+        ));
+    }
     raw.parse::<BrokerId>().map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = CreateTaskBody,
-    responses((status = 201, body = Task), (status = 400, body = ErrorBody),
+    responses((status = 201, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
               (status = 409, description = "TASK_ALREADY_CAPTURED; parameters name the existing BrokerId", body = ErrorBody),
-              (status = 413, body = ErrorBody)))]
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn create_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -177,8 +190,8 @@ pub async fn create_task(
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{brokerId}", tag = "tasks",
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn get_task(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -200,7 +213,8 @@ fn not_found(id: BrokerId) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams),
-    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = TaskPage), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND: `after` is a bare brokerId with sort=priority and there is no such task", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_tasks(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
@@ -220,11 +234,10 @@ pub async fn list_tasks(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
-    let after = p
-        .after
-        .as_deref()
-        .map(|a| parse_after(a, order))
-        .transpose()?;
+    let after = match p.after.as_deref() {
+        Some(a) => Some(parse_after(&st, a, order).await?),
+        None => None,
+    };
     let q = TaskQuery {
         status,
         capture_point_id: p.capture_point_id,
@@ -248,21 +261,30 @@ pub async fn list_tasks(
     Ok(axum::Json(TaskPage { tasks, next_after }))
 }
 
-fn parse_after(raw: &str, order: TaskOrder) -> Result<PageAfter, ApiError> {
+/// A cursor names the last task of the previous page: `brokerId` (the brokerId order's
+/// `nextAfter`) or `priority:brokerId` (the priority order's). Either form is read in
+/// either order, since both name a task: the brokerId order needs only its brokerId, and
+/// the priority order takes a bare brokerId's priority from the task (404 when there is
+/// no such task). The document can then give `after` one pattern whatever `sort` is.
+async fn parse_after(st: &AppState, raw: &str, order: TaskOrder) -> Result<PageAfter, ApiError> {
     let bad = || ApiError::invalid("after", format!("{raw:?} is not a cursor of this listing"));
-    match order {
-        TaskOrder::BrokerId => Ok(PageAfter {
-            broker_id: raw.parse().map_err(|_| bad())?,
-            priority: 0,
-        }),
-        TaskOrder::Priority => {
-            let (p, id) = raw.split_once(':').ok_or_else(bad)?;
-            Ok(PageAfter {
-                priority: p.parse().map_err(|_| bad())?,
-                broker_id: id.parse().map_err(|_| bad())?,
-            })
-        }
-    }
+    let (priority, id) = match raw.split_once(':') {
+        Some((p, id)) => (Some(p.parse::<i32>().map_err(|_| bad())?), id),
+        None => (None, raw),
+    };
+    let broker_id: BrokerId = id.parse().map_err(|_| bad())?;
+    let priority = match (order, priority) {
+        (TaskOrder::BrokerId, _) => 0,
+        (TaskOrder::Priority, Some(p)) => p,
+        (TaskOrder::Priority, None) => match st.engine.tasks().get_task(broker_id).await? {
+            Some(t) => t.priority,
+            None => return Err(not_found(broker_id)),
+        },
+    };
+    Ok(PageAfter {
+        broker_id,
+        priority,
+    })
 }
 
 async fn act(
@@ -279,8 +301,8 @@ async fn act(
 }
 
 #[utoipa::path(patch, path = "/api/v1/tasks/{brokerId}", tag = "tasks", request_body = UpdateTaskBody,
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn update_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -300,16 +322,18 @@ pub async fn update_task(
 }
 
 /// `POST /api/v1/tasks/{brokerId}/{action}` for hold, resume, restart, cancel, complete.
-#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/{action}", tag = "tasks", request_body(content = ActionBody, description = "optional"),
-    params(("brokerId" = i64, Path, description = "the task's brokerId"),
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/{action}", tag = "tasks", request_body(content = Option<ActionBody>, description = "optional: an empty body is no audit attributes"),
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)"),
            ("action" = String, Path, description = "hold, resume, restart, cancel or complete")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND, or NOT_FOUND for an unknown action", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody),
               (status = 409, description = "CANNOT_HOLD_ASSIGNED_TASK, CANNOT_RESUME_TASK, CANNOT_RESTART_TASK, CANNOT_CANCEL_COMPLETED_TASK, CANNOT_COMPLETE_TASK", body = ErrorBody)))]
 pub async fn task_action(
     State(st): State<AppState>,
     req: RequestId,
     Path((id, action)): Path<(String, String)>,
-    Json(body): Json<ActionBody>,
+    OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
     let action = match action.as_str() {
@@ -337,9 +361,10 @@ pub async fn task_action(
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/assign", tag = "tasks", request_body = AssignBody,
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody),
-              (status = 409, description = "CANNOT_ASSIGN_TASK: not Queued or Distributed", body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 409, description = "CANNOT_ASSIGN_TASK: not Queued or Distributed", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn assign_task(
     State(st): State<AppState>,
     req: RequestId,
@@ -366,8 +391,8 @@ pub async fn assign_task(
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{brokerId}/events", tag = "events",
-    params(("brokerId" = i64, Path, description = "the task's brokerId")),
-    responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Vec<Event>), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn task_events(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -71,6 +71,32 @@ impl TestApp {
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends `body` as is, with `content_type` when given; answers the status, the body as
+    /// JSON (Null when it is not JSON) and the response's Content-Type.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value, String) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .body(body.to_owned());
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        let r = r.send().await.unwrap();
+        let s = r.status();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (s, r.json().await.unwrap_or(Value::Null), ct)
+    }
+
     async fn create(&self, body: Value) -> i64 {
         let (s, v) = self.post("/api/v1/tasks", body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -576,6 +602,318 @@ async fn health_of_a_lost_store_is_store_unavailable_without_details() {
     assert!(!text.contains(&name) && !text.contains("exist"), "{text}");
 }
 
+/// Asserts the standard error body with `status` and `code`; answers its message.
+fn error_shape(got: &(StatusCode, Value, String), status: StatusCode, code: &str) -> String {
+    let (s, v, ct) = got;
+    assert_eq!(*s, status, "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert!(v["parameters"].is_array(), "{v}");
+    v["message"].as_str().unwrap().to_owned()
+}
+
+/// The body of create and update is required: an empty one would write an empty
+/// TaskUpdated event. An action's body stays optional.
+async fn missing_body_is_refused_on_create_and_update(app: TestApp) {
+    use reqwest::Method;
+    let json = Some("application/json");
+    for ct in [None, json] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", ct, "").await;
+        let m = error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+        assert!(m.contains("body"), "{m}");
+    }
+    let id = app.create(json!({})).await;
+    let path = format!("/api/v1/tasks/{id}");
+    let got = app.raw(Method::PATCH, &path, json, " ").await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+    let events = app.get(&format!("/api/v1/tasks/{id}/events")).await.1;
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    let (s, v, _) = app
+        .raw(Method::POST, &format!("{path}/hold"), None, "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Only `application/json` bodies (parameters allowed) are read; anything else is 415.
+async fn body_must_be_application_json(app: TestApp) {
+    use reqwest::Method;
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", Some(ct), "{}").await;
+        error_shape(
+            &got,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
+    }
+    let got = app.raw(Method::POST, "/api/v1/tasks", None, "{}").await;
+    error_shape(
+        &got,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    for ct in ["application/json; charset=utf-8", "Application/JSON"] {
+        let (s, v, _) = app.raw(Method::POST, "/api/v1/tasks", Some(ct), "{}").await;
+        assert_eq!(s, StatusCode::CREATED, "{ct}: {v}");
+    }
+}
+
+/// One JSON value, with each key once: trailing data and duplicate keys are refused.
+async fn trailing_data_and_duplicate_keys_are_refused(app: TestApp) {
+    use reqwest::Method;
+    let json = Some("application/json");
+    let got = app
+        .raw(
+            Method::POST,
+            "/api/v1/tasks",
+            json,
+            r#"{"captureId":"a"}{"x":1}"#,
+        )
+        .await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+    for (body, key) in [
+        (r#"{"priority":1,"priority":9}"#, "priority"),
+        (r#"{"data":{"k":"a","k":"b"}}"#, "\"k\""),
+    ] {
+        let got = app.raw(Method::POST, "/api/v1/tasks", json, body).await;
+        let m = error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+        assert!(m.contains("duplicate") && m.contains(key), "{m}");
+    }
+    let (_, page) = app.get("/api/v1/tasks").await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
+}
+
+/// Path ids are plain decimal digits; a path that is not UTF-8 is a 400 in the error shape.
+async fn path_ids_are_plain_digits(app: TestApp) {
+    let id = app.create(json!({})).await;
+    for bad in [
+        format!("+{id}"),
+        format!("%20{id}"),
+        format!("{id}%20"),
+        "-1".into(),
+        "0".into(),
+    ] {
+        let (s, v) = app.get(&format!("/api/v1/tasks/{bad}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["code"], "INVALID_FORMAT", "{bad}");
+    }
+    let (s, _) = app.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let got = app
+        .raw(reqwest::Method::GET, "/api/v1/tasks/%FF%FE", None, "")
+        .await;
+    error_shape(&got, StatusCode::BAD_REQUEST, "INVALID_FORMAT");
+}
+
+/// Characters XML cannot carry are refused in every string attribute; an identifier
+/// refuses every control character.
+async fn characters_xml_cannot_carry_are_refused(app: TestApp) {
+    for (body, field) in [
+        (json!({"captureId": "a\u{1}b"}), "captureId"),
+        (json!({"captureId": "a\tb"}), "captureId"),
+        (json!({"captureId": "a\u{FFFE}"}), "captureId"),
+        (json!({"captureId": "a\u{FFFF}"}), "captureId"),
+        (json!({"category": "x\u{0}"}), "category"),
+        (json!({"data": {"k": "v\u{1B}"}}), "data.k"),
+        (json!({"reason": "r\u{FFFF}"}), "reason"),
+        (
+            json!({"capturePointId": "c\u{7}", "actor": "a"}),
+            "capturePointId",
+        ),
+    ] {
+        let (s, v) = app.post("/api/v1/tasks", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(field), "{v}");
+    }
+    // Text attributes keep the whitespace XML carries.
+    app.create(json!({"reason": "line one\nline two\ttab", "data": {"k": "a\r\nb"}}))
+        .await;
+}
+
+/// Every answer keeps the error shape: 405, and a long input is not echoed in full.
+async fn errors_keep_their_shape_and_stay_short(app: TestApp) {
+    use reqwest::Method;
+    let got = app.raw(Method::DELETE, "/api/v1/tasks", None, "").await;
+    error_shape(&got, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    let got = app.raw(Method::PUT, "/api/v1/tasks/1", None, "").await;
+    error_shape(&got, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    let long = "9".repeat(50_000);
+    // An unknown attribute's name is quoted in the message.
+    let mut body = serde_json::Map::new();
+    body.insert(long.clone(), json!(1));
+    let (s, v) = app.post("/api/v1/tasks", Value::Object(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["message"].as_str().unwrap();
+    assert!(m.chars().count() <= 201 && m.ends_with('…'), "{m}");
+    let (s, v) = app.get(&format!("/api/v1/tasks?status={long}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().chars().count() <= 201, "{v}");
+}
+
+/// Too many or too large headers are answered 431 in the error shape, not hyper's empty body.
+async fn oversized_headers_keep_the_error_shape(app: TestApp) {
+    let answer = |r: reqwest::RequestBuilder| async move {
+        let r = r.send().await.unwrap();
+        let s = r.status();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null), ct)
+    };
+    let mut many = app.http.get(app.url("/api/v1/tasks"));
+    for i in 0..150 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let got = answer(many).await;
+    error_shape(
+        &got,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "HEADERS_TOO_LARGE",
+    );
+    let big = app
+        .http
+        .get(app.url("/api/v1/tasks"))
+        .header("x-big", "b".repeat(100 * 1024));
+    let got = answer(big).await;
+    error_shape(
+        &got,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "HEADERS_TOO_LARGE",
+    );
+    // The connection pool still works afterwards.
+    let (s, _) = app.get("/api/v1/tasks").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// Every `$ref` in `v` names a schema of the document.
+fn assert_refs_resolve(doc: &Value, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                let name = r.strip_prefix("#/components/schemas/").unwrap();
+                assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+            }
+            m.values().for_each(|x| assert_refs_resolve(doc, x));
+        }
+        Value::Array(a) => a.iter().for_each(|x| assert_refs_resolve(doc, x)),
+        _ => {}
+    }
+}
+
+/// The document states what the server does: limits, timestamp formats, closed flat
+/// bodies, which bodies are required, and every status each route answers.
+async fn the_document_tells_the_truth(app: TestApp) {
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    assert_refs_resolve(&doc, &doc);
+    assert!(!doc.to_string().contains("allOf"));
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let param = |o: &Value, name: &str| {
+        o["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    for path in ["/api/v1/tasks", "/api/v1/events"] {
+        let limit = param(&op(path, "get"), "limit");
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"]),
+            (&json!(1), &json!(1000))
+        );
+    }
+    // Values the document allows are accepted: integers with a zero fraction, either
+    // cursor form in either order (a bare brokerId in priority order names a task).
+    let id = app.create(json!({"priority": 7.0})).await;
+    let (_, t) = app.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(t["priority"], 7);
+    for q in [
+        format!("sort=brokerId&after=7:{id}"),
+        format!("sort=priority&after={id}"),
+    ] {
+        let (s, v) = app.get(&format!("/api/v1/tasks?{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+    }
+    let (s, v) = app.get("/api/v1/tasks?sort=priority&after=99999999").await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::NOT_FOUND, &json!("TASK_NOT_FOUND"))
+    );
+    let (s, _) = app.get("/api/v1/tasks?limit=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = app.get("/api/v1/tasks?limit=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        param(&op("/api/v1/tasks", "get"), "dueBefore")["format"],
+        "date-time"
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Task"]["properties"]["createdDateTime"]["format"],
+        "date-time"
+    );
+    assert_eq!(
+        schemas["Event"]["properties"]["eventDateTime"]["format"],
+        "date-time"
+    );
+    for body in ["CreateTaskBody", "UpdateTaskBody"] {
+        let b = &schemas[body];
+        assert_eq!(b["additionalProperties"], false, "{body}");
+        for attr in ["captureId", "reason", "actor", "actionDateTime", "data"] {
+            assert!(b["properties"][attr].is_object(), "{body}.{attr}");
+        }
+        let due = b["properties"]["dueDateTime"].to_string();
+        assert!(due.contains("date-time"), "{due}");
+    }
+    assert!(schemas["CreateTaskBody"]["properties"]["hold"].is_object());
+    // Required bodies where the server requires them; an action's body is optional.
+    for (path, method, required) in [
+        ("/api/v1/tasks", "post", true),
+        ("/api/v1/tasks/{brokerId}", "patch", true),
+        ("/api/v1/tasks/{brokerId}/assign", "post", true),
+        ("/api/v1/tasks/{brokerId}/{action}", "post", false),
+    ] {
+        let body = &op(path, method)["requestBody"];
+        assert_eq!(
+            body["required"].as_bool().unwrap_or(false),
+            required,
+            "{path}"
+        );
+        assert!(body["content"]["application/json"]["schema"]["$ref"].is_string());
+    }
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        op(path, method)["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let with_body = ["400", "413", "415", "503"];
+    for (path, method) in [
+        ("/api/v1/tasks", "post"),
+        ("/api/v1/tasks/{brokerId}", "patch"),
+        ("/api/v1/tasks/{brokerId}/assign", "post"),
+        ("/api/v1/tasks/{brokerId}/{action}", "post"),
+    ] {
+        let got = statuses(path, method);
+        for s in with_body {
+            assert!(got.contains(&s.to_owned()), "{method} {path}: {got:?}");
+        }
+    }
+    for (path, method) in [
+        ("/api/v1/tasks", "get"),
+        ("/api/v1/tasks/{brokerId}", "get"),
+        ("/api/v1/tasks/{brokerId}/events", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/stream", "get"),
+    ] {
+        assert!(statuses(path, method).contains(&"400".to_owned()), "{path}");
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {
@@ -595,5 +933,13 @@ on_both_stores!(
     processing_waits_for_activation,
     listing_filters_and_pages,
     event_log_pages_and_streams,
-    health_metrics_openapi
+    health_metrics_openapi,
+    missing_body_is_refused_on_create_and_update,
+    body_must_be_application_json,
+    trailing_data_and_duplicate_keys_are_refused,
+    path_ids_are_plain_digits,
+    characters_xml_cannot_carry_are_refused,
+    errors_keep_their_shape_and_stay_short,
+    the_document_tells_the_truth,
+    oversized_headers_keep_the_error_shape
 );

@@ -24,8 +24,20 @@ pub mod limits {
     pub const TEXT: usize = 255;
 }
 
-/// Checks a string attribute's length; nothing is ever truncated.
+/// Checks a string attribute's length, and that it has only characters XML 1.0 can carry:
+/// attributes travel in MQ XML messages, and a control character or a noncharacter
+/// (U+FFFE, U+FFFF) accepted by one channel would make the task impossible to announce on
+/// another. Nothing is ever truncated.
 pub fn check_len(attribute: &str, value: &str, max: usize) -> Result<(), DomainError> {
+    if let Some(c) = value.chars().find(|&c| !xml_char(c)) {
+        return Err(DomainError::invalid(
+            attribute,
+            format!(
+                "contains the character U+{:04X}, which XML cannot carry",
+                c as u32
+            ),
+        ));
+    }
     let n = value.chars().count();
     if n > max {
         return Err(DomainError::invalid(
@@ -34,6 +46,12 @@ pub fn check_len(attribute: &str, value: &str, max: usize) -> Result<(), DomainE
         ));
     }
     Ok(())
+}
+
+/// A character of XML 1.0's `Char` production (tab, newline and carriage return are the
+/// only control characters it allows; Rust strings never hold surrogates).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Checks an Integer attribute: -2^31 < v < 2^31 (seed 001, "Data Types").
@@ -45,6 +63,42 @@ pub fn check_int(attribute: &str, value: i64) -> Result<i32, DomainError> {
         ));
     }
     Ok(value as i32)
+}
+
+/// An optional integer that may be written with a zero fraction (`5.0`): JSON does not
+/// tell integers from other numbers, and JSON Schema's `integer` (the OpenAPI document's
+/// type) includes `5.0`, so refusing it would refuse input the document allows.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format_args!("{v} is out of range")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // Beyond ±2^53 an f64 is no longer exact; check_int refuses far smaller values.
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                Ok(Some(v as i64))
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// The attributes a source system may give on CreateTask or UpdateTask; absent means
@@ -71,9 +125,17 @@ pub struct TaskFields {
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "integral",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "integral",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub business_value: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation_date_time: Option<Timestamp>,
@@ -112,6 +174,14 @@ impl TaskFields {
         if let Some(id) = &self.capture_id {
             if id.trim().is_empty() {
                 return Err(DomainError::invalid("captureId", "must not be empty"));
+            }
+            // An identifier is matched exactly by other systems: a tab or newline in it
+            // (which XML could carry) is always a mistake of the sender.
+            if let Some(c) = id.chars().find(|c| c.is_control()) {
+                return Err(DomainError::invalid(
+                    "captureId",
+                    format!("contains the control character U+{:04X}", c as u32),
+                ));
             }
         }
         if let Some(p) = self.priority {
@@ -333,5 +403,58 @@ impl NewTask {
             limits::CAPTURE_POINT_ID,
         )?;
         self.fields.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_len_refuses_what_xml_cannot_carry() {
+        for bad in ["a\u{0}", "\u{1F}", "x\u{FFFE}", "\u{FFFF}y", "\u{B}"] {
+            let e = check_len("reason", bad, 10).unwrap_err();
+            assert!(
+                e.message.starts_with("reason: contains the character U+"),
+                "{e:?}"
+            );
+        }
+        for good in [
+            "tab\there",
+            "a\r\nb",
+            "\u{7F}",
+            "\u{FFFD}",
+            "\u{10FFFF}",
+            "é",
+        ] {
+            check_len("reason", good, 10).unwrap();
+        }
+    }
+
+    #[test]
+    fn integers_may_have_a_zero_fraction() {
+        let f: TaskFields =
+            serde_json::from_str(r#"{"priority": 5.0, "businessValue": -3}"#).unwrap();
+        assert_eq!((f.priority, f.business_value), (Some(5), Some(-3)));
+        for bad in [
+            r#"{"priority": 5.5}"#,
+            r#"{"priority": "5"}"#,
+            r#"{"priority": 1e300}"#,
+        ] {
+            assert!(serde_json::from_str::<TaskFields>(bad).is_err(), "{bad}");
+        }
+        let f: TaskFields = serde_json::from_str(r#"{"priority": null}"#).unwrap();
+        assert_eq!(f.priority, None);
+    }
+
+    #[test]
+    fn capture_id_refuses_every_control_character() {
+        for bad in ["a\tb", "a\nb", "a\u{85}"] {
+            let f = TaskFields {
+                capture_id: Some(bad.to_owned()),
+                ..TaskFields::default()
+            };
+            assert_eq!(f.validate().unwrap_err().parameters, vec!["captureId"]);
+        }
     }
 }

@@ -10,7 +10,7 @@
 use crate::config::NotificationTargetConfig;
 use crate::format::Renderer;
 use crate::notifier::render_again;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -51,6 +51,15 @@ pub fn router(engine: Engine, targets: &[NotificationTargetConfig]) -> Router {
             post(resend),
         )
         .route("/notifications/{target}/replay", post(replay))
+        // axum's own 405 has an empty body; every answer keeps the one error shape.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("{method} is not allowed on this endpoint"),
+                vec![],
+            )
+        })
         .with_state(ApiState {
             engine,
             renderers: Arc::new(renderers),
@@ -131,12 +140,54 @@ impl From<QueryRejection> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            return Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "the body must be sent as Content-Type: application/json",
+                vec![],
+            );
+        }
         Self::invalid("body", e.body_text())
     }
 }
 
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        Self::invalid("path", e.body_text())
+    }
+}
+
+/// A delivery id in a path: plain decimal digits, so one delivery has one URL and a bad
+/// id is answered in the error shape rather than axum's plain-text rejection.
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "DeliveryId",
+                format!("{raw:?} is not a positive integer (decimal digits only)"),
+            )
+        })
+}
+
+/// The longest message or parameter answered, in characters: messages quote the
+/// caller's input, which must not come back in full however large it is.
+const MAX_ECHO_CHARS: usize = 200;
+
+fn capped(mut s: String) -> String {
+    if let Some((at, _)) = s.char_indices().nth(MAX_ECHO_CHARS) {
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        self.body.message = capped(self.body.message);
+        self.body.parameters = self.body.parameters.into_iter().map(capped).collect();
         (self.status, Json(self.body)).into_response()
     }
 }
@@ -184,9 +235,10 @@ fn body_value(d: &Delivery) -> serde_json::Value {
 
 async fn list(
     State(engine): State<Engine>,
-    Path(target): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
+    let Path(target) = path?;
     let Query(q) = q?;
     let status = q
         .status
@@ -217,8 +269,10 @@ async fn list(
 
 async fn show(
     State(state): State<ApiState>,
-    Path((target, id)): Path<(String, i64)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
+    let Path((target, id)) = path?;
+    let id = parse_id(&id)?;
     let store = state.engine.deliveries();
     let mut d = store
         .get_delivery(id)
@@ -244,8 +298,10 @@ async fn show(
 
 async fn resend(
     State(engine): State<Engine>,
-    Path((target, id)): Path<(String, i64)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Delivery>, ApiError> {
+    let Path((target, id)) = path?;
+    let id = parse_id(&id)?;
     let d = engine
         .deliveries()
         .resend_delivery(&target, id, engine.now())
@@ -274,10 +330,22 @@ pub struct ReplayAccepted {
 }
 
 async fn replay(
-    State(engine): State<Engine>,
-    Path(target): Path<String>,
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ReplayAccepted>), ApiError> {
+    let Path(target) = path?;
+    // Only a configured target has a notifier to send the replayed events; accepting a
+    // replay for any other name would answer 202 for work nothing will ever do.
+    if !state.renderers.contains_key(&target) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "TARGET_NOT_FOUND",
+            format!("no notification target {target:?} is configured"),
+            vec![format!("Target={target}")],
+        ));
+    }
+    let engine = &state.engine;
     let Json(req) = body?;
     if req.from_seq < 1 {
         return Err(ApiError::invalid("fromSeq", "fromSeq must be 1 or more"));

@@ -254,3 +254,69 @@ async fn replay_notifies_events_from_before_the_target_existed() {
     );
     wl.stop().await;
 }
+
+/// Every answer of the notifications API is in the error shape: a bad delivery id, a
+/// path that is not UTF-8, a method the route does not have, a body that is not JSON; a
+/// replay for a target that is not configured is 404 and starts nothing.
+#[tokio::test]
+async fn bad_requests_answer_in_the_error_shape() {
+    let rx = http_receiver().await;
+    let mut wl = Worklane::fresh().await;
+    let cfg = target("t", &rx.url, "");
+    wl.notify(cfg.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (server, api) = serve(wl.engine.clone(), &[cfg], stop.clone()).await;
+    let http = reqwest::Client::new();
+    let base = format!("{server}/api/v1/notifications");
+    let check = |r: reqwest::Response, status: u16, code: &'static str| async move {
+        assert_eq!(r.status().as_u16(), status);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], code, "{v}");
+        assert!(
+            v["parameters"].is_array() && v["message"].is_string(),
+            "{v}"
+        );
+    };
+    for bad in ["abc", "+1", "%201", "0", "99999999999999999999"] {
+        let r = http.get(format!("{base}/t/deliveries/{bad}")).send();
+        check(r.await.unwrap(), 400, "INVALID_FORMAT").await;
+        let r = http
+            .post(format!("{base}/t/deliveries/{bad}/resend"))
+            .send();
+        check(r.await.unwrap(), 400, "INVALID_FORMAT").await;
+    }
+    let r = http.get(format!("{base}/%FF/deliveries")).send();
+    check(r.await.unwrap(), 400, "INVALID_FORMAT").await;
+    let r = http.delete(format!("{base}/t/replay")).send();
+    check(r.await.unwrap(), 405, "METHOD_NOT_ALLOWED").await;
+    let r = http
+        .post(format!("{base}/t/replay"))
+        .header("content-type", "text/plain")
+        .body(r#"{"fromSeq":1}"#)
+        .send();
+    check(r.await.unwrap(), 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    let r = http
+        .post(format!("{base}/nope/replay"))
+        .json(&serde_json::json!({"fromSeq": 1}))
+        .send();
+    check(r.await.unwrap(), 404, "TARGET_NOT_FOUND").await;
+    assert!(wl.deliveries("nope").await.is_empty());
+    let r = http
+        .post(format!("{base}/t/replay"))
+        .json(&serde_json::json!({"fromSeq": 1}))
+        .send();
+    assert_eq!(r.await.unwrap().status().as_u16(), 202);
+    let long = "x".repeat(10_000);
+    let r = http
+        .get(format!("{base}/t/deliveries?status={long}"))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().chars().count() <= 201, "{v}");
+    stop.cancel();
+    api.await.unwrap();
+    wl.stop().await;
+}
