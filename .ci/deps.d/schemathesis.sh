@@ -9,5 +9,11 @@ venv="$HOME/.cache/worklane-schemathesis"
 if "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
     exit 0
 fi
+# A fresh Debian machine may lack Python or its venv module.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv
+fi
+rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
