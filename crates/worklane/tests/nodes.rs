@@ -66,10 +66,6 @@ impl Node {
         }
     }
 
-    async fn target_state(&self) -> String {
-        self.state_of("notify:crm").await
-    }
-
     /// A component's state on `/healthz` (empty while the node does not answer).
     async fn state_of(&self, component: &str) -> String {
         let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await else {
@@ -121,6 +117,30 @@ impl Drop for Node {
     }
 }
 
+/// Starts two nodes on `store` with `config` and waits until `component` runs on one and
+/// stands by on the other; returns (holder, the other).
+async fn start_pair(config: &std::path::Path, store: &str, component: &str) -> (Node, Node) {
+    let a = Node::start(config, store, "node-a");
+    let b = Node::start(config, store, "node-b");
+    wait_until(
+        "one node runs the component, the other stands by",
+        Duration::from_secs(60),
+        async || {
+            let (sa, sb) = (a.state_of(component).await, b.state_of(component).await);
+            matches!(
+                (sa.as_str(), sb.as_str()),
+                ("running", "standby") | ("standby", "running")
+            )
+        },
+    )
+    .await;
+    if a.state_of(component).await == "running" {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
 #[tokio::test]
 async fn a_notification_target_fails_over_when_its_node_is_killed() {
     let store = fresh_postgres_url().await.unwrap();
@@ -143,25 +163,7 @@ async fn a_notification_target_fails_over_when_its_node_is_killed() {
         ),
     )
     .unwrap();
-    let a = Node::start(&config, &store, "node-a");
-    let b = Node::start(&config, &store, "node-b");
-    wait_until(
-        "one node runs the target, the other stands by",
-        Duration::from_secs(60),
-        async || {
-            let (sa, sb) = (a.target_state().await, b.target_state().await);
-            matches!(
-                (sa.as_str(), sb.as_str()),
-                ("running", "standby") | ("standby", "running")
-            )
-        },
-    )
-    .await;
-    let (mut holder, survivor) = if a.target_state().await == "running" {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (mut holder, survivor) = start_pair(&config, &store, "notify:crm").await;
 
     let http = reqwest::Client::new();
     for i in 0..40 {
@@ -192,7 +194,7 @@ async fn a_notification_target_fails_over_when_its_node_is_killed() {
         },
     )
     .await;
-    assert_eq!(survivor.target_state().await, "running");
+    assert_eq!(survivor.state_of("notify:crm").await, "running");
     // A notification sent twice (in flight when its node died) kept its GUID, so the
     // receiver sees one notification per task.
     let seen = seen.lock().unwrap().clone();
@@ -261,28 +263,7 @@ async fn a_database_capture_point_fails_over_when_its_node_is_killed() {
         ),
     )
     .unwrap();
-    let a = Node::start(&config, &store, "node-a");
-    let b = Node::start(&config, &store, "node-b");
-    wait_until(
-        "one node polls, the other stands by",
-        Duration::from_secs(60),
-        async || {
-            let (sa, sb) = (
-                a.state_of("database:DB1").await,
-                b.state_of("database:DB1").await,
-            );
-            matches!(
-                (sa.as_str(), sb.as_str()),
-                ("running", "standby") | ("standby", "running")
-            )
-        },
-    )
-    .await;
-    let (mut holder, survivor) = if a.state_of("database:DB1").await == "running" {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (mut holder, survivor) = start_pair(&config, &store, "database:DB1").await;
     let http = reqwest::Client::new();
     insert_cases(&source, 0, 50).await;
     wait_until(
