@@ -96,7 +96,9 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
     bar.set_message("warm-up");
     let (_, warm_ids, _) = load(&server.base, "warmup", args.clients, args.warmup, &bar).await?;
     bar.set_message("measuring");
+    let cpu_before = server.cpu_seconds();
     let (lat, ids, took) = load(&server.base, "bench", args.clients, args.tasks, &bar).await?;
+    let cpu = cpu_before.zip(server.cpu_seconds()).map(|(a, b)| b - a);
     bar.finish_and_clear();
     let rate = args.tasks as f64 / took.as_secs_f64();
     let (p50, p99, p999) = percentiles(lat);
@@ -107,6 +109,13 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
         took.as_secs_f64()
     );
     println!("latency ms: p50 {p50:.2}  p99 {p99:.2}  p99.9 {p999:.2}");
+    if let Some(cpu) = cpu {
+        println!(
+            "server CPU: {:.0} µs per create ({:.2} cores busy)",
+            cpu * 1e6 / args.tasks as f64,
+            cpu / took.as_secs_f64()
+        );
+    }
     if let Some((now, peak)) = rss {
         println!("server RSS: {now:.1} MiB (peak {peak:.1} MiB)");
     }

@@ -81,6 +81,20 @@ impl ServerProcess {
         Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
+    /// CPU time the server has used so far (user + system, all threads), in seconds:
+    /// divided by the work done between two readings, it is a cost that other load on the
+    /// machine does not distort the way it distorts a rate.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) in parentheses; utime and
+        // stime are the 14th and 15th fields, in USER_HZ (100 per second on Linux).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
     /// SIGKILL, no goodbye.
     pub async fn kill9(mut self) -> anyhow::Result<()> {
         self.child.start_kill()?;
