@@ -2,6 +2,7 @@
 //! name, decide each in order against the batch's working set (so a command sees the
 //! effect of the ones before it), then save the tasks, events and idempotency records.
 
+use crate::processor;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use worklane_domain::{
     action, decide, Action, BrokerId, Command, CommandResult, DomainError, ErrorCode, NewEvent,
@@ -54,7 +55,7 @@ impl Working {
 }
 
 /// Loads every task the batch names (by brokerId, by captureId, or as a duplicate check),
-/// all rows for each captureId named, in two queries whatever the batch's size.
+/// all rows for each captureId named, in one query whatever the batch's size.
 async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, StoreError> {
     let mut ids = BTreeSet::new();
     let mut caps = BTreeSet::new();
@@ -85,13 +86,10 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
         }
     }
     let mut w = Working::default();
-    if !ids.is_empty() {
+    if !ids.is_empty() || !caps.is_empty() {
         let ids: Vec<BrokerId> = ids.into_iter().collect();
-        w.load(tx.load_ids(&ids).await?);
-    }
-    if !caps.is_empty() {
         let caps: Vec<(String, String)> = caps.into_iter().collect();
-        w.load(tx.load_captures(&caps).await?);
+        w.load(tx.load(&ids, &caps).await?);
     }
     Ok(w)
 }
@@ -146,6 +144,36 @@ fn act(
         replayed: false,
     };
     (Ok(out), Some((tr.event, tr.task)))
+}
+
+/// Processes a task just created, if it is ready: each step's event follows the
+/// create's. A step the task refuses ends processing; the processor does not retry it.
+fn process_created(
+    w: &mut Working,
+    id: BrokerId,
+    now: Timestamp,
+    pending: &mut Vec<(Option<usize>, NewEvent, Task)>,
+) {
+    let Some(Some(task)) = w.tasks.get(&id) else {
+        return;
+    };
+    if !processor::ready(task, now) {
+        return;
+    }
+    let meta = processor::meta();
+    for action in processor::steps(task.status) {
+        let current = w.tasks[&id].as_ref().expect("a created task is live");
+        match decide(current, &action, &meta, now) {
+            Ok(tr) => {
+                w.put(id, Some(tr.task.clone()));
+                pending.push((None, tr.event, tr.task));
+            }
+            Err(e) => {
+                tracing::debug!(%e, broker_id = %id, "processing a new task stopped");
+                return;
+            }
+        }
+    }
 }
 
 /// Decides one command against the batch's working set. Returns its result and, when it
@@ -233,10 +261,15 @@ async fn decide_one(
 /// Runs `batch` inside `tx` with a fixed number of store calls whatever its size (plus
 /// one per [`Op::ActOnBest`]): load, decide every command in order, then save. Each
 /// command gets its own result; a refusal does not affect the others.
+///
+/// With `process`, a task a create makes ready is processed in the same transaction
+/// (classified, then prioritized, as the [`crate::Processor`] would do a moment later):
+/// the same events, without writing the task three times and reading it back twice.
 pub(crate) async fn run(
     tx: &mut dyn WriteTx,
     batch: &[Command],
     now: Timestamp,
+    process: bool,
 ) -> Result<Vec<CommandResult>, StoreError> {
     // Results stored under idempotency keys by earlier batches.
     let keys: Vec<String> = batch
@@ -260,7 +293,9 @@ pub(crate) async fn run(
     };
 
     let mut results: Vec<Option<CommandResult>> = Vec::with_capacity(batch.len());
-    let mut pending: Vec<(usize, NewEvent, Task)> = Vec::new();
+    // Events in the order they happen; each with the command whose result carries it
+    // (None: processing that followed a create).
+    let mut pending: Vec<(Option<usize>, NewEvent, Task)> = Vec::new();
     // Commands whose result is kept, and commands answered from an earlier result.
     let mut keep: Vec<(usize, &str)> = Vec::new();
     let mut replay_of: Vec<(usize, usize)> = Vec::new();
@@ -285,17 +320,21 @@ pub(crate) async fn run(
         }
         let (r, ev) = decide_one(tx, &mut w, cmd, now, &mut ids).await?;
         if let Some((e, t)) = ev {
-            pending.push((i, e, t));
+            let created = matches!(cmd.op, Op::Create(_)).then_some(t.broker_id);
+            pending.push((Some(i), e, t));
+            if let Some(id) = created.filter(|_| process) {
+                process_created(&mut w, id, now, &mut pending);
+            }
         }
         results.push(Some(r));
     }
 
     // Give the events their place in the log and put them in the results.
-    let (at, parts): (Vec<usize>, Vec<(NewEvent, Task)>) =
+    let (at, parts): (Vec<Option<usize>>, Vec<(NewEvent, Task)>) =
         pending.into_iter().map(|(i, e, t)| (i, (e, t))).unzip();
     let events = tx.append_events(parts).await?;
     for (i, event) in at.into_iter().zip(events) {
-        if let Some(Ok(o)) = &mut results[i] {
+        if let Some(Ok(o)) = i.and_then(|i| results[i].as_mut()) {
             o.event = Some(event);
         }
     }

@@ -43,6 +43,9 @@ pub struct EngineOptions {
     pub queue_depth: usize,
     /// The clock every decision reads.
     pub clock: SharedClock,
+    /// Process a task a create makes ready in the create's own transaction (what a
+    /// server running the [`crate::Processor`] wants: the same events, one write).
+    pub process_on_create: bool,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +54,7 @@ impl Default for EngineOptions {
             max_batch: 256,
             queue_depth: 4096,
             clock: SystemClock::shared(),
+            process_on_create: false,
         }
     }
 }
@@ -88,6 +92,7 @@ impl Engine {
             rx,
             seq_tx,
             options.max_batch.max(1),
+            options.process_on_create,
             listener.abort_handle(),
         ));
         Ok((
@@ -185,8 +190,17 @@ pub async fn commit_batch(
     batch: &[Command],
     now: Timestamp,
 ) -> Result<Vec<CommandResult>, StoreError> {
+    commit(writer, batch, now, false).await
+}
+
+async fn commit(
+    writer: &dyn Writer,
+    batch: &[Command],
+    now: Timestamp,
+    process: bool,
+) -> Result<Vec<CommandResult>, StoreError> {
     let mut tx = writer.begin().await?;
-    let results = batch::run(&mut *tx, batch, now).await?;
+    let results = batch::run(&mut *tx, batch, now, process).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -197,6 +211,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<(Command, Reply)>,
     seq: Arc<watch::Sender<i64>>,
     max_batch: usize,
+    process: bool,
     listener: tokio::task::AbortHandle,
 ) {
     let mut cmds: Vec<Command> = Vec::with_capacity(max_batch);
@@ -216,7 +231,7 @@ async fn write_loop(
         let started = Instant::now();
         let n = cmds.len();
         let now = clock.now();
-        match commit_batch(&*store, &cmds, now).await {
+        match commit(&*store, &cmds, now, process).await {
             Ok(results) => {
                 publish(&seq, &results);
                 for (reply, r) in replies.drain(..).zip(results) {
@@ -227,7 +242,7 @@ async fn write_loop(
                 // One command broke the batch: run each alone so the others still land.
                 tracing::warn!(error = %e, batch = n, "batch failed; retrying its commands one by one");
                 for (cmd, reply) in cmds.iter().zip(replies.drain(..)) {
-                    let r = commit_batch(&*store, std::slice::from_ref(cmd), now).await;
+                    let r = commit(&*store, std::slice::from_ref(cmd), now, process).await;
                     if let Ok(rs) = &r {
                         publish(&seq, rs);
                     }

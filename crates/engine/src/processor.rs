@@ -6,10 +6,39 @@ use crate::engine::{Engine, EngineError};
 use futures::future::join_all;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_domain::{Action, ActionMeta, Classification, Command, Status, TaskRef, Timestamp};
+use worklane_domain::{
+    Action, ActionMeta, Classification, Command, Status, Task, TaskRef, Timestamp,
+};
 
 /// The channel name processing writes as origin and actor.
 pub const ORIGIN: &str = "processor";
+
+/// Who processing acts as: its events' origin and actor.
+pub(crate) fn meta() -> ActionMeta {
+    ActionMeta::default().defaulted(ORIGIN)
+}
+
+/// Whether processing moves `task` on at `now`: New with its activation passed (not
+/// held), or Captured.
+pub(crate) fn ready(task: &Task, now: Timestamp) -> bool {
+    match task.status {
+        Status::New => task.activation_date_time.is_none_or(|a| a <= now),
+        Status::Captured => true,
+        _ => false,
+    }
+}
+
+/// What processing does to a ready task in `status`, in order: classify a New task,
+/// then prioritize it into its queue.
+pub(crate) fn steps(status: Status) -> impl Iterator<Item = Action> {
+    let classify = (status == Status::New).then(|| Action::Classify(Classification::default()));
+    classify
+        .into_iter()
+        .chain(std::iter::once(Action::Prioritize {
+            priority: None,
+            reprioritize_date_time: None,
+        }))
+}
 
 /// The background processor.
 #[derive(Debug, Clone)]
@@ -32,10 +61,6 @@ impl Processor {
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll = d;
         self
-    }
-
-    fn meta() -> ActionMeta {
-        ActionMeta::default().defaulted(ORIGIN)
     }
 
     async fn run_all(&self, cmds: Vec<Command>) -> Result<usize, EngineError> {
@@ -64,22 +89,9 @@ impl Processor {
         // task classified.
         let mut cmds = Vec::with_capacity(ready.len() * 2);
         for t in &ready {
-            let r = TaskRef::Broker(t.broker_id);
-            if t.status == Status::New {
-                cmds.push(Command::act(
-                    r.clone(),
-                    Action::Classify(Classification::default()),
-                    Self::meta(),
-                ));
+            for action in steps(t.status) {
+                cmds.push(Command::act(TaskRef::Broker(t.broker_id), action, meta()));
             }
-            cmds.push(Command::act(
-                r,
-                Action::Prioritize {
-                    priority: None,
-                    reprioritize_date_time: None,
-                },
-                Self::meta(),
-            ));
         }
         let mut done = self.run_all(cmds).await?;
         let expired = store
@@ -88,7 +100,7 @@ impl Processor {
             .map_err(|e| EngineError::Store(e.into()))?;
         let stops = expired
             .iter()
-            .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, Self::meta()))
+            .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, meta()))
             .collect();
         done += self.run_all(stops).await?;
         Ok(done)

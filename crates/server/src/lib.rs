@@ -68,6 +68,8 @@ pub async fn run_with(
     let engine_options = EngineOptions {
         max_batch: cfg.store.max_batch,
         clock: options.clock,
+        // The processor below runs in every server.
+        process_on_create: true,
         ..Default::default()
     };
     let (engine, writer) = Engine::start(store, engine_options)

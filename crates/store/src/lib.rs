@@ -135,11 +135,15 @@ pub trait WriteTx: Send {
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// The tasks with these brokerIds (those that exist).
-    async fn load_ids(&mut self, ids: &[BrokerId]) -> Result<Vec<Task>, StoreError>;
-
-    /// Every task with one of these (capture point, captureId) pairs.
-    async fn load_captures(&mut self, caps: &[(String, String)]) -> Result<Vec<Task>, StoreError>;
+    /// The tasks with these brokerIds (those that exist) and every task with one of these
+    /// (capture point, captureId) pairs, held for this transaction: on PostgreSQL the
+    /// rows are locked (in brokerId order, so writers on other nodes cannot deadlock on
+    /// them) and so is each captureId, so two nodes cannot both create it.
+    async fn load(
+        &mut self,
+        ids: &[BrokerId],
+        caps: &[(String, String)],
+    ) -> Result<Vec<Task>, StoreError>;
 
     /// The best `limit` tasks `sel` matches, in [`Selection::order`], leaving out
     /// `exclude`. Rows another transaction holds are skipped, not waited for.

@@ -1,7 +1,14 @@
-//! The PostgreSQL store. Every write transaction takes one advisory lock first, so event
-//! sequence numbers are committed in order and a consumer reading `seq > n` never skips
-//! an event that commits late.
-
+//! The PostgreSQL store. Writers on any number of nodes run side by side: no lock is
+//! shared by every write.
+//!
+//! - A task's rows are locked while a transaction decides on them (`FOR UPDATE`, in
+//!   brokerId order), and a captureId being created is locked by an advisory lock on its
+//!   hash, so two nodes neither change one task at once nor create one captureId twice.
+//! - Event seqs come from a sequence, so a transaction may commit after another that drew
+//!   later seqs. Before drawing, each writer takes a shared advisory lock named by the
+//!   sequence's value then (a *marker*: every seq it draws is above it). A reader reads
+//!   only up to the lowest marker still held, so it never steps past an event that has
+//!   yet to commit (see `read_events_after`).
 use crate::sql::impl_store;
 use crate::StoreError;
 use sqlx::postgres::PgPoolOptions;
@@ -14,8 +21,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// newest seq it wrote.
 pub(crate) const COMMITS_CHANNEL: &str = "worklane_commits";
 
-/// Lock id taken by every write transaction (an arbitrary constant: "WL").
-const WRITE_LOCK: i64 = 0x574C_0001;
+/// The first key of the two-key advisory locks on captureIds ("WL" and 2). Markers use
+/// the one-key form, which PostgreSQL keeps apart (`objsubid` 1 and 2 in `pg_locks`).
+const CAPTURE_LOCKS: i32 = 0x574C_0002;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -58,12 +66,7 @@ impl PostgresStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        Ok(self.pool.begin().await?)
     }
 }
 
@@ -74,6 +77,43 @@ pub(crate) mod ops {
 
     /// Claimed rows are locked; rows another writer holds are skipped.
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+    /// Loaded rows are locked until commit; a writer on another node waits for them.
+    const ROW_LOCK: &str = " FOR UPDATE";
+
+    /// Locks each captureId of `caps` for the transaction, in one order every writer
+    /// shares (sorted keys), before any row is locked.
+    pub(crate) async fn lock_captures(
+        conn: &mut Conn,
+        caps: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        if caps.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<i32> = caps.iter().map(|(cp, cid)| capture_key(cp, cid)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k")
+            .bind(super::CAPTURE_LOCKS)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A stable 32-bit key for a captureId (FNV-1a); two captureIds that share one only
+    /// wait for each other.
+    fn capture_key(capture_point_id: &str, capture_id: &str) -> i32 {
+        let mut h: u32 = 0x811c_9dc5;
+        let bytes = capture_point_id
+            .bytes()
+            .chain([0u8])
+            .chain(capture_id.bytes());
+        for b in bytes {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        i32::from_ne_bytes(h.to_ne_bytes())
+    }
 
     /// Tells every node listening that events up to `seq` are committed: one notification
     /// per batch, delivered by PostgreSQL at commit (never if the transaction rolls back).
@@ -86,18 +126,44 @@ pub(crate) mod ops {
         Ok(())
     }
 
-    /// Up to `limit` events after `after`, oldest first.
+    /// Up to `limit` events after `after`, oldest first, never past an event that may
+    /// still commit. Three statements, in this order, each with a snapshot of its own:
+    /// 1. `drawn`: every seq up to it has been handed out (the sequence's value);
+    /// 2. `held`: the lowest marker a writer still holds. A writer takes its marker
+    ///    before it draws, so one that drew a seq up to `drawn` shows here if it has not
+    ///    finished; and all it draws is above its marker;
+    /// 3. the events up to the lower of the two: every transaction that could add one
+    ///    has committed or rolled back, and this statement sees the commits.
     pub(crate) async fn read_events_after(
         conn: &mut Conn,
         after: i64,
         limit: i64,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?;
+        let (drawn,): (i64,) = sqlx::query_as(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END              FROM events_seq_seq",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if drawn <= after {
+            return Ok(Vec::new());
+        }
+        let (held,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN((classid::bigint << 32) | objid::bigint) FROM pg_locks              WHERE locktype = 'advisory' AND objsubid = 1 AND granted              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let bound = held.map_or(drawn, |h| h.min(drawn));
+        if bound <= after {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(bound)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(|(s, b)| decode_event(*s, b)).collect()
     }
 
@@ -163,9 +229,17 @@ pub(crate) mod ops {
         next_n(conn, "tasks_broker_id_seq", n).await
     }
 
-    /// Sequence numbers for a batch's events, in one round trip. Writers hold the
-    /// advisory lock, so numbers drawn later commit later.
+    /// Sequence numbers for a batch's events, after taking the transaction's marker: a
+    /// shared advisory lock named by the sequence's value now, below every seq drawn
+    /// next (see `read_events_after`). Shared, so writers that read the same value do not
+    /// wait for each other.
     pub(crate) async fn alloc_seqs(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock_shared(\
+             CASE WHEN is_called THEN last_value ELSE last_value - 1 END) FROM events_seq_seq",
+        )
+        .execute(&mut *conn)
+        .await?;
         next_n(conn, "events_seq_seq", n).await
     }
 }

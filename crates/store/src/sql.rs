@@ -2,8 +2,9 @@
 //! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so one macro expands the operations
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
-/// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs` and
-/// `read_events_after`, the operations every backend shares.
+/// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs`,
+/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `announce` and `read_events_after`, the
+/// operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::{micros, PageAfter, StoreError, TaskOrder, TaskQuery};
@@ -74,38 +75,39 @@ macro_rules! shared_ops {
             Ok(out)
         }
 
-        /// The tasks with these brokerIds (those that exist).
-        pub(crate) async fn load_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Task>, StoreError> {
-            let mut out = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(500) {
+        /// The tasks with these brokerIds and every task with one of these (capture point,
+        /// captureId) pairs, in brokerId order; PostgreSQL locks the captureIds first, then
+        /// the rows, each in one order every writer shares.
+        pub(crate) async fn load(
+            conn: &mut Conn,
+            ids: &[i64],
+            caps: &[(String, String)],
+        ) -> Result<Vec<Task>, StoreError> {
+            lock_captures(conn, caps).await?;
+            let mut out = Vec::with_capacity(ids.len() + caps.len());
+            // Up to about 4,000 parameters a statement; beyond that (batches far larger than
+            // the default) the rows are locked in brokerId order within each statement.
+            let (mut ids, mut caps) = (ids, caps);
+            while !ids.is_empty() || !caps.is_empty() {
+                let (id_chunk, id_rest) = ids.split_at(ids.len().min(2000));
+                let (cap_chunk, cap_rest) = caps.split_at(caps.len().min(1000));
+                (ids, caps) = (id_rest, cap_rest);
                 let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE broker_id IN (");
                 let mut sep = qb.separated(", ");
-                for id in chunk {
+                // An empty IN list is not SQL: NULL matches nothing.
+                if id_chunk.is_empty() {
+                    sep.push("NULL");
+                }
+                for id in id_chunk {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
-                    out.push(decode_task(row.try_get::<&str, _>(0)?)?);
-                }
-            }
-            Ok(out)
-        }
-
-        /// Every task with one of these (capture point, captureId) pairs.
-        pub(crate) async fn load_captures(
-            conn: &mut Conn,
-            caps: &[(String, String)],
-        ) -> Result<Vec<Task>, StoreError> {
-            let mut out = Vec::new();
-            for chunk in caps.chunks(250) {
-                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE ");
-                for (i, (cp, cid)) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        qb.push(" OR ");
-                    }
-                    qb.push("(capture_point_id = ").push_bind(cp.clone());
+                for (cp, cid) in cap_chunk {
+                    qb.push(" OR (capture_point_id = ").push_bind(cp.clone());
                     qb.push(" AND capture_id = ").push_bind(cid.clone()).push(")");
                 }
+                qb.push(" ORDER BY broker_id");
+                qb.push(ROW_LOCK);
                 for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
                     out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                 }
@@ -193,15 +195,13 @@ macro_rules! shared_ops {
             ) -> Result<Vec<(String, String)>, StoreError> {
                 stored_results(&mut self.0, keys).await
             }
-            async fn load_ids(&mut self, ids: &[BrokerId]) -> Result<Vec<Task>, StoreError> {
-                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                load_ids(&mut self.0, &ids).await
-            }
-            async fn load_captures(
+            async fn load(
                 &mut self,
+                ids: &[BrokerId],
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
-                load_captures(&mut self.0, caps).await
+                let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                load(&mut self.0, &ids, caps).await
             }
             async fn claim(
                 &mut self,

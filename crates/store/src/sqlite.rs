@@ -10,11 +10,29 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// WAL pages after which the writer checkpoints itself: a fallback, far above what the
+/// background checkpointer lets the WAL reach.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "20000";
+
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Stops the background checkpointer when the last clone is dropped.
+    _checkpointer: Option<std::sync::Arc<AbortOnDrop>>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl SqliteStore {
@@ -26,24 +44,42 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-8000");
+            .pragma("cache_size", "-8000")
+            // Statement journals (multi-row inserts that may conflict) stay in memory.
+            .pragma("temp_store", "memory");
+        let in_memory = url.contains(":memory:");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone())
+            .connect_with(
+                opts.clone()
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
+            )
             .await?;
         MIGRATOR.run(&write).await?;
-        let read = if url.contains(":memory:") {
+        if in_memory {
             // Separate pools would see separate in-memory databases.
-            write.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(opts.read_only(true))
-                .await?
-        };
-        Ok(Self { read, write })
+            return Ok(Self {
+                read: write.clone(),
+                write,
+                _checkpointer: None,
+            });
+        }
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.clone().read_only(true))
+            .await?;
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        let task = tokio::spawn(checkpoint_loop(checkpoint));
+        Ok(Self {
+            read,
+            write,
+            _checkpointer: Some(std::sync::Arc::new(AbortOnDrop(task.abort_handle()))),
+        })
     }
 
     pub(crate) fn read(&self) -> &SqlitePool {
@@ -63,6 +99,24 @@ impl SqliteStore {
     }
 }
 
+/// Copies committed WAL pages into the database file from a connection of its own, so
+/// the writer's commits do not do it (a commit that crosses the autocheckpoint threshold
+/// checkpoints before it returns). PASSIVE never blocks the writer or readers; a page
+/// written many times between two runs is copied once.
+async fn checkpoint_loop(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed; the writer checkpoints itself");
+        }
+    }
+}
+
 pub(crate) mod ops {
     use crate::sql::shared_ops;
     type Db = sqlx::Sqlite;
@@ -70,6 +124,12 @@ pub(crate) mod ops {
 
     /// SQLite has one writer: nothing to lock.
     const CLAIM_LOCK: &str = "";
+    const ROW_LOCK: &str = "";
+
+    /// SQLite has one writer: nothing to lock.
+    async fn lock_captures(_conn: &mut Conn, _caps: &[(String, String)]) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// One process writes an SQLite file: its engine announces its own commits.
     pub(crate) async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), StoreError> {

@@ -248,6 +248,9 @@ pub enum TaskCommand {
 pub enum BenchCommand {
     /// Create over REST with concurrent clients against a server it starts.
     Create(crate::bench::create::CreateArgs),
+    /// How long a leased part (a notification target) takes to fail over to another node
+    /// when its node is killed with SIGKILL (PostgreSQL).
+    Failover(crate::bench::failover::FailoverArgs),
     /// Reads on a store seeded with many tasks: get by id, first page by priority, RSS.
     Read(crate::bench::read::ReadArgs),
     /// MQ Capture Point end to end against a raw AMQP echo baseline.

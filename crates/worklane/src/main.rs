@@ -85,6 +85,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             telemetry::init("text", "warn");
             match b {
                 BenchCommand::Create(a) => bench::create::run(a).await?,
+                BenchCommand::Failover(a) => bench::failover::run(a).await?,
                 BenchCommand::Read(a) => bench::read::run(a).await?,
                 BenchCommand::Mq(a) => worklane_capture_mq::bench::run(a).await?,
                 BenchCommand::Dbcp(a) => worklane_capture_db::bench::run(a).await?,

@@ -293,3 +293,153 @@ async fn a_database_capture_point_fails_over_when_its_node_is_killed() {
         .unwrap();
     assert_eq!(left, 0, "every row marked captured");
 }
+
+/// A reader of the log through one node's `GET /api/v1/events`, paging on from where it
+/// stands while writers are still busy (the way a consumer reads): every seq it got, in
+/// the order it got them, and each event's (brokerId, task version).
+async fn read_log(
+    http: reqwest::Client,
+    base: String,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    total: Arc<std::sync::atomic::AtomicI64>,
+) -> Vec<(i64, i64, i64)> {
+    use std::sync::atomic::Ordering;
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = http
+            .get(format!("{base}/api/v1/events?after={after}&limit=1000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for e in page["events"].as_array().unwrap() {
+            got.push((
+                e["seq"].as_i64().unwrap(),
+                e["task"]["brokerId"].as_i64().unwrap(),
+                e["task"]["version"].as_i64().unwrap(),
+            ));
+        }
+        after = page["last"].as_i64().unwrap();
+        // Once the writers are done, read until the log's end as the store counts it.
+        if done.load(Ordering::SeqCst) && got.len() as i64 >= total.load(Ordering::SeqCst) {
+            return got;
+        }
+    }
+}
+
+#[tokio::test]
+async fn writers_on_two_nodes_side_by_side_and_every_reader_sees_every_event_once_in_order() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let store = fresh_postgres_url().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worklane.toml");
+    std::fs::write(&config, "").unwrap();
+    let a = Node::start(&config, &store, "node-a");
+    let b = Node::start(&config, &store, "node-b");
+    let http = reqwest::Client::new();
+    for n in [&a, &b] {
+        wait_until("the node answers", Duration::from_secs(60), async || {
+            n.state_of("processing").await == "running"
+        })
+        .await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicI64::new(i64::MAX));
+    let readers: Vec<_> = [&a, &b]
+        .iter()
+        .map(|n| {
+            tokio::spawn(read_log(
+                http.clone(),
+                n.base.clone(),
+                done.clone(),
+                total.clone(),
+            ))
+        })
+        .collect();
+
+    // Eight writers per node. Each creates tasks on its node, and changes every task it
+    // made on the other node too, so both nodes write the same tasks at once.
+    let nodes = Arc::new([a.base.clone(), b.base.clone()]);
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..16usize {
+        let (http, nodes) = (http.clone(), nodes.clone());
+        writers.spawn(async move {
+            let (mine, other) = (&nodes[w % 2], &nodes[(w + 1) % 2]);
+            for i in 0..15 {
+                let r = http
+                    .post(format!("{mine}/api/v1/tasks"))
+                    .json(&json!({"captureId": format!("w{w}-{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let id = r.json::<Value>().await.unwrap()["brokerId"]
+                    .as_i64()
+                    .unwrap();
+                for (k, base) in [mine, other, mine, other].into_iter().enumerate() {
+                    let r = http
+                        .patch(format!("{base}/api/v1/tasks/{id}"))
+                        .json(&json!({"data": {"step": k.to_string()}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            }
+        });
+    }
+    // The same captureIds created on both nodes at once: one task each, never two.
+    for i in 0..20 {
+        let (ra, rb) = tokio::join!(
+            http.post(format!("{}/api/v1/tasks", a.base))
+                .json(&json!({"captureId": format!("both-{i}")}))
+                .send(),
+            http.post(format!("{}/api/v1/tasks", b.base))
+                .json(&json!({"captureId": format!("both-{i}")}))
+                .send(),
+        );
+        let mut codes = [ra.unwrap().status().as_u16(), rb.unwrap().status().as_u16()];
+        codes.sort_unstable();
+        assert_eq!(codes, [201, 409], "both-{i}: one create wins, one is told");
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+
+    // Every event the log will ever hold is committed now: count it in the store itself.
+    let pool = sqlx::PgPool::connect(&store).await.unwrap();
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    total.store(seqs.len() as i64, Ordering::SeqCst);
+    done.store(true, Ordering::SeqCst);
+    let ids = a.capture_ids(&http).await;
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), unique.len(), "a captureId was created twice");
+    assert_eq!(ids.len(), 16 * 15 + 20);
+
+    for (node, reader) in ["a", "b"].into_iter().zip(readers) {
+        let got = tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .expect("the reader reached the end of the log")
+            .unwrap();
+        let got_seqs: Vec<i64> = got.iter().map(|e| e.0).collect();
+        assert_eq!(
+            got_seqs, seqs,
+            "node {node}'s reader: every event once, in seq order"
+        );
+        // Each task's events in the order its versions were made.
+        let mut last_version: HashMap<i64, i64> = HashMap::new();
+        for (seq, id, version) in got {
+            let prev = last_version.insert(id, version).unwrap_or(0);
+            assert!(
+                version > prev,
+                "node {node}: task {id} version {version} at seq {seq} after {prev}"
+            );
+        }
+    }
+}

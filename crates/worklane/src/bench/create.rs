@@ -26,10 +26,15 @@ pub struct CreateArgs {
     /// Creates before measuring.
     #[arg(long, default_value_t = 2_000)]
     pub warmup: usize,
+    /// Server processes sharing the store (PostgreSQL only). With more than one, the
+    /// clients first load one node alone, then every node (clients spread evenly), and
+    /// the ratio of the two rates is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
 }
 
 async fn load(
-    base: &str,
+    bases: &[String],
     phase: &str,
     clients: usize,
     n: usize,
@@ -41,11 +46,11 @@ async fn load(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..clients {
+    for c in 0..clients {
         let (http, next, base, bar, phase) = (
             http.clone(),
             next.clone(),
-            base.to_owned(),
+            bases[c % bases.len()].clone(),
             bar.clone(),
             phase.to_owned(),
         );
@@ -81,47 +86,102 @@ async fn load(
     Ok((lat, ids, started.elapsed()))
 }
 
+/// One measured phase: its rate and what it cost.
+struct Phase {
+    rate: f64,
+    ids: Vec<i64>,
+}
+
+/// Measures `n` creates from `clients` clients spread over `nodes`, and prints the rate,
+/// latencies and CPU time per create (servers together, and the clients).
+async fn measure(
+    nodes: &[ServerProcess],
+    phase: &str,
+    clients: usize,
+    n: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<Phase> {
+    let bases: Vec<String> = nodes.iter().map(|s| s.base.clone()).collect();
+    let servers_cpu = || -> Option<f64> { nodes.iter().map(ServerProcess::cpu_seconds).sum() };
+    let me = std::process::id();
+    let before = servers_cpu().zip(super::cpu_seconds(me));
+    let (lat, ids, took) = load(&bases, phase, clients, n, bar).await?;
+    let cpu = before
+        .zip(servers_cpu().zip(super::cpu_seconds(me)))
+        .map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0));
+    let rate = n as f64 / took.as_secs_f64();
+    let (p50, p99, p999) = percentiles(lat);
+    bar.suspend(|| {
+        println!(
+            "{phase}: created {n} tasks on {} node(s) in {:.2}s: {rate:.0} tasks/s",
+            nodes.len(),
+            took.as_secs_f64()
+        );
+        println!("  latency ms: p50 {p50:.2}  p99 {p99:.2}  p99.9 {p999:.2}");
+        if let Some((server_cpu, client_cpu)) = cpu {
+            let per = |cpu: f64| cpu * 1e6 / n as f64;
+            println!(
+                "  CPU per create: server {:.0} µs ({:.2} cores busy), clients {:.0} µs",
+                per(server_cpu),
+                server_cpu / took.as_secs_f64(),
+                per(client_cpu)
+            );
+        }
+    });
+    Ok(Phase { rate, ids })
+}
+
 pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
     let url = store_url(&args.store).await?;
+    if args.nodes > 1 && url.starts_with("sqlite") {
+        bail!("--nodes needs a store several processes share: use --store postgres");
+    }
     println!(
-        "bench create: store {}, {} clients, {} tasks",
+        "bench create: store {}, {} clients, {} tasks, {} node(s)",
         worklane_store::redact_url(&url),
         args.clients,
-        args.tasks
+        args.tasks,
+        args.nodes
     );
-    let server = ServerProcess::start(&url).await?;
-    let bar = ProgressBar::new((args.warmup + args.tasks) as u64).with_style(
+    let mut nodes = Vec::new();
+    for _ in 0..args.nodes {
+        nodes.push(ServerProcess::start(&url).await?);
+    }
+    let phases = if args.nodes > 1 { 2 } else { 1 };
+    let bar = ProgressBar::new((args.warmup + args.tasks * phases) as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")?,
     );
     bar.set_message("warm-up");
-    let (_, warm_ids, _) = load(&server.base, "warmup", args.clients, args.warmup, &bar).await?;
+    let bases: Vec<String> = nodes.iter().map(|s| s.base.clone()).collect();
+    let (_, mut acked, _) = load(&bases, "warmup", args.clients, args.warmup, &bar).await?;
     bar.set_message("measuring");
-    let cpu_before = server.cpu_seconds();
-    let (lat, ids, took) = load(&server.base, "bench", args.clients, args.tasks, &bar).await?;
-    let cpu = cpu_before.zip(server.cpu_seconds()).map(|(a, b)| b - a);
+    let mut rates = Vec::new();
+    if args.nodes > 1 {
+        let one = measure(&nodes[..1], "one-node", args.clients, args.tasks, &bar).await?;
+        acked.extend(one.ids);
+        rates.push(one.rate);
+    }
+    let all = measure(&nodes, "bench", args.clients, args.tasks, &bar).await?;
+    acked.extend(all.ids);
     bar.finish_and_clear();
-    let rate = args.tasks as f64 / took.as_secs_f64();
-    let (p50, p99, p999) = percentiles(lat);
-    let rss = server.rss_mib();
-    println!(
-        "created {} tasks in {:.2}s: {rate:.0} tasks/s",
-        args.tasks,
-        took.as_secs_f64()
-    );
-    println!("latency ms: p50 {p50:.2}  p99 {p99:.2}  p99.9 {p999:.2}");
-    if let Some(cpu) = cpu {
+    if let Some(one) = rates.first() {
         println!(
-            "server CPU: {:.0} µs per create ({:.2} cores busy)",
-            cpu * 1e6 / args.tasks as f64,
-            cpu / took.as_secs_f64()
+            "{} nodes / 1 node: {:.2} ({:.0} vs {one:.0} tasks/s)",
+            args.nodes,
+            all.rate / one,
+            all.rate
         );
     }
-    if let Some((now, peak)) = rss {
-        println!("server RSS: {now:.1} MiB (peak {peak:.1} MiB)");
+    for (i, server) in nodes.iter().enumerate() {
+        if let Some((now, peak)) = server.rss_mib() {
+            println!("server {i} RSS: {now:.1} MiB (peak {peak:.1} MiB)");
+        }
     }
 
-    // Durability: SIGKILL the server, then look for every acknowledged task in the store.
-    server.kill9().await?;
+    // Durability: SIGKILL the servers, then look for every acknowledged task in the store.
+    for server in nodes {
+        server.kill9().await?;
+    }
     let store = worklane_store::connect(&url).await?;
     let mut found = HashSet::new();
     let mut after = None;
@@ -141,7 +201,7 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
         });
         found.extend(page.iter().map(|t| t.broker_id));
     }
-    let acked: Vec<_> = warm_ids.iter().chain(&ids).map(|&i| BrokerId(i)).collect();
+    let acked: Vec<_> = acked.into_iter().map(BrokerId).collect();
     let lost = acked.iter().filter(|id| !found.contains(id)).count();
     println!(
         "after kill -9: {} acknowledged, {} in the store, {lost} lost",

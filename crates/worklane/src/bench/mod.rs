@@ -2,6 +2,7 @@
 //! RSS is its own and it can be killed with SIGKILL) and measure it from this process.
 
 pub mod create;
+pub mod failover;
 pub mod read;
 
 use anyhow::{bail, Context};
@@ -30,19 +31,23 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `worklane serve` on a free port with `store`, and waits until it is healthy.
     pub async fn start(store: &str) -> anyhow::Result<Self> {
+        Self::start_with(store, None).await
+    }
+
+    /// [`ServerProcess::start`] with a configuration file.
+    pub async fn start_with(store: &str, config: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
         let exe: PathBuf = std::env::current_exe().context("finding the worklane executable")?;
-        let child = Command::new(exe)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--store",
-                store,
-            ])
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve");
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -81,18 +86,20 @@ impl ServerProcess {
         Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
-    /// CPU time the server has used so far (user + system, all threads), in seconds:
-    /// divided by the work done between two readings, it is a cost that other load on the
-    /// machine does not distort the way it distorts a rate.
+    /// CPU time the server has used so far: see [`cpu_seconds`].
     pub fn cpu_seconds(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) in parentheses; utime and
-        // stime are the 14th and 15th fields, in USER_HZ (100 per second on Linux).
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / 100.0)
+        cpu_seconds(self.child.id()?)
+    }
+
+    /// The state of component `name` on `/healthz` (`running`, `standby`...), if it answers.
+    pub async fn state_of(&self, http: &reqwest::Client, name: &str) -> Option<String> {
+        let r = http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        v["components"][name]["state"].as_str().map(str::to_owned)
     }
 
     /// SIGKILL, no goodbye.
@@ -101,6 +108,19 @@ impl ServerProcess {
         self.child.wait().await?;
         Ok(())
     }
+}
+
+/// CPU time process `pid` has used so far (user + system, all threads), in seconds:
+/// divided by the work done between two readings, it is a cost that other load on the
+/// machine does not distort the way it distorts a rate.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses; utime and
+    // stime are the 14th and 15th fields, in USER_HZ (100 per second on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Latency percentiles of a sample, in milliseconds.
