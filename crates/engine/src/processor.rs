@@ -10,6 +10,9 @@ use worklane_domain::{
     Action, ActionMeta, Classification, Command, Status, Task, TaskRef, Timestamp,
 };
 
+/// The least time between two passes woken by commits.
+const COMMIT_PASS_GAP: Duration = Duration::from_millis(20);
+
 /// The channel name processing writes as origin and actor.
 pub const ORIGIN: &str = "processor";
 
@@ -110,9 +113,22 @@ impl Processor {
     /// poll interval.
     pub async fn run(self, cancel: CancellationToken) {
         let mut wake = self.engine.subscribe();
+        let mut woken_by_commit = false;
         loop {
             if cancel.is_cancelled() {
                 break;
+            }
+            if woken_by_commit {
+                // Under load commits come by the hundred a second, on every node, and
+                // creates are processed in their own transaction: a pass per commit
+                // would mostly find nothing. Commits that came meanwhile are caught
+                // by this one pass.
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(COMMIT_PASS_GAP) => {}
+                }
+                wake.borrow_and_update();
+                woken_by_commit = false;
             }
             let now = self.engine.now();
             match self.step(now).await {
@@ -129,7 +145,7 @@ impl Processor {
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = wake.changed() => {}
+                _ = wake.changed() => woken_by_commit = true,
                 _ = activation => {}
                 _ = tokio::time::sleep(self.poll) => {}
             }

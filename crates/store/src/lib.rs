@@ -10,6 +10,7 @@
 //!
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
+mod announce;
 mod deliveries;
 mod leases;
 mod postgres;

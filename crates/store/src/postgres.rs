@@ -29,6 +29,7 @@ const CAPTURE_LOCKS: i32 = 0x574C_0002;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    announcer: crate::announce::Announcer,
 }
 
 impl PostgresStore {
@@ -41,7 +42,12 @@ impl PostgresStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let announcer = crate::announce::Announcer::start(pool.clone(), COMMITS_CHANNEL);
+        Ok(Self { pool, announcer })
+    }
+
+    fn announcer(&self) -> Option<crate::announce::Announcer> {
+        Some(self.announcer.clone())
     }
 
     pub(crate) fn read(&self) -> &PgPool {
@@ -115,16 +121,6 @@ pub(crate) mod ops {
         i32::from_ne_bytes(h.to_ne_bytes())
     }
 
-    /// Tells every node listening that events up to `seq` are committed: one notification
-    /// per batch, delivered by PostgreSQL at commit (never if the transaction rolls back).
-    pub(crate) async fn announce(conn: &mut Conn, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(super::COMMITS_CHANNEL)
-            .bind(seq.to_string())
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
 
     /// Up to `limit` events after `after`, oldest first, never past an event that may
     /// still commit. Three statements, in this order, each with a snapshot of its own:

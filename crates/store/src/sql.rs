@@ -3,7 +3,7 @@
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
 /// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs`,
-/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `announce` and `read_events_after`, the
+/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK` and `read_events_after`, the
 /// operations every backend shares.
 macro_rules! shared_ops {
     () => {
@@ -162,9 +162,6 @@ macro_rules! shared_ops {
                 .map(|((e, t), seq)| Event::from_parts(seq, e, t))
                 .collect();
             write_events(conn, &events).await?;
-            if let Some(last) = events.last() {
-                announce(conn, last.seq).await?;
-            }
             Ok(events)
         }
 
@@ -184,8 +181,13 @@ macro_rules! shared_ops {
             Ok(())
         }
 
-        /// A write transaction of this backend: the engine's port for one batch.
-        pub(crate) struct Tx(pub(crate) sqlx::Transaction<'static, Db>);
+        /// A write transaction of this backend: the engine's port for one batch. Its
+        /// newest seq is announced to other processes once it has committed.
+        pub(crate) struct Tx {
+            pub(crate) tx: sqlx::Transaction<'static, Db>,
+            pub(crate) announcer: Option<$crate::announce::Announcer>,
+            pub(crate) last_seq: i64,
+        }
 
         #[async_trait::async_trait]
         impl $crate::WriteTx for Tx {
@@ -193,7 +195,7 @@ macro_rules! shared_ops {
                 &mut self,
                 keys: &[String],
             ) -> Result<Vec<(String, String)>, StoreError> {
-                stored_results(&mut self.0, keys).await
+                stored_results(&mut self.tx, keys).await
             }
             async fn load(
                 &mut self,
@@ -201,7 +203,7 @@ macro_rules! shared_ops {
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                load(&mut self.0, &ids, caps).await
+                load(&mut self.tx, &ids, caps).await
             }
             async fn claim(
                 &mut self,
@@ -210,30 +212,34 @@ macro_rules! shared_ops {
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
                 let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
-                claim(&mut self.0, sel, &exclude, limit).await
+                claim(&mut self.tx, sel, &exclude, limit).await
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
-                Ok(alloc_ids(&mut self.0, n).await?.into_iter().map(BrokerId).collect())
+                Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
-                put_tasks(&mut self.0, tasks).await
+                put_tasks(&mut self.tx, tasks).await
             }
             async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                delete_tasks(&mut self.0, &ids).await
+                delete_tasks(&mut self.tx, &ids).await
             }
             async fn append_events(
                 &mut self,
                 events: Vec<(NewEvent, Task)>,
             ) -> Result<Vec<Event>, StoreError> {
-                append_events(&mut self.0, events).await
+                let events = append_events(&mut self.tx, events).await?;
+                if let Some(e) = events.last() {
+                    self.last_seq = self.last_seq.max(e.seq);
+                }
+                Ok(events)
             }
             async fn record_results(
                 &mut self,
                 rows: &[(String, String)],
                 now: Timestamp,
             ) -> Result<(), StoreError> {
-                record_results(&mut self.0, rows, now).await
+                record_results(&mut self.tx, rows, now).await
             }
             async fn save_cursor(
                 &mut self,
@@ -241,10 +247,13 @@ macro_rules! shared_ops {
                 seq: i64,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
-                save_cursor(&mut self.0, consumer, seq, now).await
+                save_cursor(&mut self.tx, consumer, seq, now).await
             }
             async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-                self.0.commit().await?;
+                self.tx.commit().await?;
+                if let (Some(a), true) = (&self.announcer, self.last_seq > 0) {
+                    a.announce(self.last_seq);
+                }
                 Ok(())
             }
         }
@@ -491,13 +500,17 @@ macro_rules! shared_ops {
 }
 
 /// Implements the store's traits for a backend type whose module used [`shared_ops`] and
-/// which has `read()`/`write()` pools and `begin_write()`.
+/// which has `read()`/`write()` pools, `begin_write()` and `announcer()`.
 macro_rules! impl_store {
     ($ty:ty, $ops:ident, $name:literal) => {
         #[async_trait::async_trait]
         impl $crate::Writer for $ty {
             async fn begin(&self) -> Result<Box<dyn $crate::WriteTx>, $crate::StoreError> {
-                Ok(Box::new($ops::Tx(self.begin_write().await?)))
+                Ok(Box::new($ops::Tx {
+                    tx: self.begin_write().await?,
+                    announcer: self.announcer(),
+                    last_seq: 0,
+                }))
             }
         }
 

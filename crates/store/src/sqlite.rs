@@ -94,6 +94,11 @@ impl SqliteStore {
         Ok(None)
     }
 
+    /// One process writes an SQLite file: its engine announces its own commits.
+    fn announcer(&self) -> Option<crate::announce::Announcer> {
+        None
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin().await?)
     }
@@ -131,10 +136,6 @@ pub(crate) mod ops {
         Ok(())
     }
 
-    /// One process writes an SQLite file: its engine announces its own commits.
-    pub(crate) async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), StoreError> {
-        Ok(())
-    }
 
     /// Up to `limit` events after `after`, oldest first, read as one value: sqlx hands
     /// SQLite rows over one at a time from its worker thread, which costs more than the
