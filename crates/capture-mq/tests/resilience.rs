@@ -1,9 +1,11 @@
-//! Redeliveries without a message id, and a connection the broker drops.
+//! Redeliveries without a message id, and a connection the broker drops (over both
+//! transports).
 
+#[macro_use]
 mod common;
 
 use async_trait::async_trait;
-use common::{unique_config, Rig};
+use common::{unique_config, unique_config_on, Proto, Rig};
 use std::process::Command;
 use std::sync::Arc;
 use worklane_capture_mq::codec::{NoticeKind, Outbound};
@@ -75,9 +77,8 @@ fn rabbitmqctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn the_capture_point_reconnects_after_the_broker_drops_it() {
-    let mut rig = Rig::start(unique_config("RC1")).await;
+async fn the_capture_point_reconnects_after_the_broker_drops_it(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("RC1", p)).await;
     assert_eq!(
         rig.client.ask("<GTLMessages><Ping/></GTLMessages>").await,
         Outbound::Pong
@@ -124,6 +125,9 @@ async fn the_capture_point_reconnects_after_the_broker_drops_it() {
     rig.finish().await;
 }
 
+both_transports!(the_capture_point_reconnects_after_the_broker_drops_it);
+
+/// AMQP 0-9-1 only: AMQP 1.0 cannot declare queues, so its queues must exist.
 #[tokio::test]
 async fn a_deleted_output_queue_is_declared_again_and_nothing_is_lost() {
     use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
