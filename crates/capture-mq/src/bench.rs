@@ -346,7 +346,9 @@ fn sample_create(i: usize) -> String {
 async fn echo1_rate(args: &BenchArgs) -> anyhow::Result<f64> {
     use fe2o3_amqp::link::receiver::CreditMode;
     use fe2o3_amqp::types::definitions::SenderSettleMode;
-    use fe2o3_amqp::types::messaging::{Body, Data, Header, Message, Outcome};
+    use fe2o3_amqp::types::messaging::{
+        Body, Data, Header, Message, Outcome, Source, Target, TerminusDurability,
+    };
     use fe2o3_amqp::types::primitives::{Binary, Value};
     let q = Queues::fresh();
     let conn = connect(&args.url).await?;
@@ -359,14 +361,24 @@ async fn echo1_rate(args: &BenchArgs) -> anyhow::Result<f64> {
     let mut session = fe2o3_amqp::Session::begin(&mut c1).await?;
     let mut receiver = fe2o3_amqp::Receiver::builder()
         .name("bench-echo-in")
-        .source(q.input.as_str())
+        .source(
+            Source::builder()
+                .address(q.input.as_str())
+                .durable(TerminusDurability::Configuration)
+                .build(),
+        )
         .credit_mode(CreditMode::Auto(u32::from(args.prefetch)))
         .auto_accept(false)
         .attach(&mut session)
         .await?;
     let mut sender = fe2o3_amqp::Sender::builder()
         .name("bench-echo-out")
-        .target(q.output.as_str())
+        .target(
+            Target::builder()
+                .address(q.output.as_str())
+                .durable(TerminusDurability::Configuration)
+                .build(),
+        )
         .sender_settle_mode(SenderSettleMode::Unsettled)
         .attach(&mut session)
         .await?;

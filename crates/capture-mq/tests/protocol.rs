@@ -628,7 +628,7 @@ async fn notifications_resume_after_a_restart_without_loss_or_repeat(p: Proto) {
         NoticeKind::TaskHeld
     );
     let (client, cfg) = rig.stop().await;
-    client.conn.close(200, "restart".into()).await.unwrap();
+    client.close().await;
 
     // Changed while the capture point is down: told once it is back, and only that.
     engine

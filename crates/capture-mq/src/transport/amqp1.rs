@@ -23,10 +23,11 @@ use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Body, Data, Header, Message, MessageId, Outcome, Properties,
 };
 use fe2o3_amqp::types::definitions::{ReceiverSettleMode, SenderSettleMode};
-use fe2o3_amqp::types::messaging::{Source, Target};
+use fe2o3_amqp::types::messaging::{Source, Target, TerminusDurability};
 use fe2o3_amqp::types::primitives::{Array, Binary, SimpleValue, Symbol, Value};
 use fe2o3_amqp::{Connection, Receiver, ReceiverDisposer, Sender, Session};
 use std::collections::HashMap;
+use tokio_util::sync::CancellationToken;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -34,6 +35,9 @@ use tokio::sync::Mutex;
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long opening a connection, a session or a link may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing links, session and connection politely may take; after it they are
+/// dropped (the broker then ends them itself).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The idle time-out announced to the broker: a silent peer is taken for dead after it.
 const IDLE_TIMEOUT_MS: u32 = 60_000;
 
@@ -60,9 +64,45 @@ impl std::fmt::Debug for Amqp1Transport {
 
 /// One connection and session, with a sender link per address.
 struct Publisher {
-    conn: ConnectionHandle<()>,
+    conn: Watched,
     session: SessionHandle<()>,
     senders: HashMap<String, Sender>,
+}
+
+/// A connection handed to a task that watches it: outcomes of sends and receives in
+/// flight do not end when the connection dies, so everything waiting on them also waits
+/// on [`Watched::ended`].
+struct Watched {
+    ended: CancellationToken,
+    close: CancellationToken,
+}
+
+impl Watched {
+    fn new(mut conn: ConnectionHandle<()>) -> Self {
+        let (ended, close) = (CancellationToken::new(), CancellationToken::new());
+        let (e, c) = (ended.clone(), close.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                r = conn.on_close() => {
+                    tracing::debug!(outcome = ?r, "AMQP 1.0 connection ended");
+                }
+                _ = c.cancelled() => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+                }
+            }
+            e.cancel();
+        });
+        Self { ended, close }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.ended.is_cancelled()
+    }
+
+    /// Closes the connection (in the background).
+    fn close(&self) {
+        self.close.cancel();
+    }
 }
 
 /// The broker's address and the connection options the URL gives.
@@ -128,7 +168,7 @@ impl Amqp1Transport {
         self
     }
 
-    async fn connect(&self) -> Result<(ConnectionHandle<()>, SessionHandle<()>), TransportError> {
+    async fn connect(&self) -> Result<(Watched, SessionHandle<()>), TransportError> {
         let ep = endpoint(&self.url)?;
         let container = format!("{} {}", self.name, uuid::Uuid::new_v4().simple());
         let mut builder = Connection::builder()
@@ -146,7 +186,7 @@ impl Amqp1Transport {
             .map_err(|_| err("connecting", "timed out"))?
             .map_err(|e| err("connecting", e))?;
         match tokio::time::timeout(OPEN_TIMEOUT, Session::begin(&mut conn)).await {
-            Ok(Ok(session)) => Ok((conn, session)),
+            Ok(Ok(session)) => Ok((Watched::new(conn), session)),
             Ok(Err(e)) => {
                 let _ = conn.close().await;
                 Err(err("beginning a session", e))
@@ -171,6 +211,7 @@ impl Amqp1Transport {
             return Ok(());
         }
         let mut pending = Vec::with_capacity(messages.len());
+        let ended;
         {
             let mut guard = self.publisher.lock().await;
             if guard.as_ref().is_none_or(|p| p.conn.is_closed()) {
@@ -185,6 +226,7 @@ impl Amqp1Transport {
                 });
             }
             let p = guard.as_mut().expect("opened above");
+            ended = p.conn.ended.clone();
             for m in messages {
                 let queue = m.queue.clone();
                 let sender = p.sender(&queue, &self.name).await?;
@@ -196,9 +238,14 @@ impl Amqp1Transport {
             }
         }
         for (queue, fut) in pending {
-            let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, fut)
-                .await
-                .map_err(|_| TransportError::Unconfirmed(queue.clone()))?;
+            let outcome = tokio::select! {
+                o = tokio::time::timeout(CONFIRM_TIMEOUT, fut) => {
+                    o.map_err(|_| TransportError::Unconfirmed(queue.clone()))?
+                }
+                _ = ended.cancelled() => {
+                    return Err(err(&format!("sending to {queue:?}"), "the connection ended"));
+                }
+            };
             match outcome {
                 Ok(Outcome::Accepted(_)) => {}
                 Ok(other) => {
@@ -224,6 +271,7 @@ impl Publisher {
                 .target(
                     Target::builder()
                         .address(address)
+                        .durable(TerminusDurability::Configuration)
                         .capabilities(queue_capability())
                         .build(),
                 )
@@ -239,19 +287,23 @@ impl Publisher {
     }
 
     async fn close(mut self) {
-        let close = async {
-            for (_, s) in self.senders.drain() {
-                let _ = s.close().await;
-            }
-            let _ = self.session.end().await;
-            let _ = self.conn.close().await;
-        };
-        let _ = tokio::time::timeout(CONFIRM_TIMEOUT, close).await;
+        if !self.conn.is_closed() {
+            let close = async {
+                for (_, s) in self.senders.drain() {
+                    let _ = s.close().await;
+                }
+                let _ = self.session.end().await;
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        }
+        self.conn.close();
     }
 }
 
 /// The `queue` capability on every link's source or target: IBM MQ's AMQP channel and
 /// ActiveMQ Artemis take an address without it for a topic; other brokers ignore it.
+/// Terminus durability `configuration` goes with it: RabbitMQ 3.x's plugin otherwise
+/// takes the queue for a transient one and refuses the (durable) queue that exists.
 fn queue_capability() -> Array<Symbol> {
     Array::from(vec![Symbol::from("queue")])
 }
@@ -326,7 +378,7 @@ impl Transport for Amqp1Transport {
         queue: &str,
         prefetch: u16,
     ) -> Result<Box<dyn Subscription>, TransportError> {
-        let (mut conn, mut session) = self.connect().await?;
+        let (conn, mut session) = self.connect().await?;
         let attach = Receiver::builder()
             .name(format!(
                 "{} from {queue} {}",
@@ -336,6 +388,7 @@ impl Transport for Amqp1Transport {
             .source(
                 Source::builder()
                     .address(queue)
+                    .durable(TerminusDurability::Configuration)
                     .capabilities(queue_capability())
                     .build(),
             )
@@ -346,7 +399,7 @@ impl Transport for Amqp1Transport {
         let receiver = match tokio::time::timeout(OPEN_TIMEOUT, attach).await {
             Ok(Ok(r)) => r,
             failed => {
-                let _ = conn.close().await;
+                conn.close();
                 let e = match failed {
                     Ok(Err(e)) => e.to_string(),
                     _ => "timed out".to_owned(),
@@ -368,7 +421,7 @@ struct Amqp1Subscription {
     receiver: Option<Receiver>,
     disposer: ReceiverDisposer,
     session: SessionHandle<()>,
-    conn: ConnectionHandle<()>,
+    conn: Watched,
     queue: String,
 }
 
@@ -382,9 +435,9 @@ impl Acknowledge for Amqp1Acker {
     async fn ack(&self) -> Result<(), TransportError> {
         let info = self.info.lock().expect("not poisoned").take();
         let Some(info) = info else { return Ok(()) };
-        self.disposer
-            .accept(info)
+        tokio::time::timeout(CONFIRM_TIMEOUT, self.disposer.accept(info))
             .await
+            .map_err(|_| err("accepting a message", "timed out"))?
             .map_err(|e| err("accepting a message", e))
     }
 }
@@ -393,13 +446,16 @@ impl Acknowledge for Amqp1Acker {
 impl Subscription for Amqp1Subscription {
     async fn next(&mut self) -> Option<Result<Incoming, TransportError>> {
         let receiver = self.receiver.as_mut()?;
-        let delivery = match receiver.recv::<Body<Value>>().await {
-            Ok(d) => d,
-            Err(e) => {
-                return Some(Err(err(
-                    &format!("the subscription to {:?}", self.queue),
-                    e,
-                )))
+        let what = || format!("the subscription to {:?}", self.queue);
+        // A connection that ends (the socket closed, the broker closed it) does not always
+        // end the link's `recv`: watch the connection too.
+        let delivery = tokio::select! {
+            d = receiver.recv::<Body<Value>>() => match d {
+                Ok(d) => d,
+                Err(e) => return Some(Err(err(&what(), e))),
+            },
+            _ = self.conn.ended.cancelled() => {
+                return Some(Err(err(&what(), "the connection ended")));
             }
         };
         let (info, msg) = delivery.into_parts();
@@ -421,14 +477,17 @@ impl Subscription for Amqp1Subscription {
     }
 
     async fn close(mut self: Box<Self>) {
-        // Closing the connection hands unsettled messages back to the queue.
-        let close = async {
-            if let Some(r) = self.receiver.take() {
-                let _ = r.close().await;
-            }
-            let _ = self.session.end().await;
-            let _ = self.conn.close().await;
-        };
-        let _ = tokio::time::timeout(CONFIRM_TIMEOUT, close).await;
+        // The broker hands unsettled messages back to the queue when the link or the
+        // connection ends. A dead connection has nothing left to close politely.
+        if !self.conn.is_closed() {
+            let close = async {
+                if let Some(r) = self.receiver.take() {
+                    let _ = r.close().await;
+                }
+                let _ = self.session.end().await;
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        }
+        self.conn.close();
     }
 }

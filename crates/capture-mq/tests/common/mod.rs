@@ -62,20 +62,30 @@ impl V10 {
             .await
             .unwrap();
         let mut session = fe2o3_amqp::Session::begin(&mut conn).await.unwrap();
-        let sender = fe2o3_amqp::Sender::attach(
-            &mut session,
-            format!("test-sender-{}", uuid::Uuid::new_v4().simple()),
-            input,
-        )
-        .await
-        .unwrap();
-        let receiver = fe2o3_amqp::Receiver::attach(
-            &mut session,
-            format!("test-reader-{}", uuid::Uuid::new_v4().simple()),
-            read_queue,
-        )
-        .await
-        .unwrap();
+        // Durable termini: RabbitMQ's plugin declares the (durable) queues it is given.
+        let durable = fe2o3_amqp::types::messaging::TerminusDurability::Configuration;
+        let sender = fe2o3_amqp::Sender::builder()
+            .name(format!("test-sender-{}", uuid::Uuid::new_v4().simple()))
+            .target(
+                fe2o3_amqp::types::messaging::Target::builder()
+                    .address(input)
+                    .durable(durable.clone())
+                    .build(),
+            )
+            .attach(&mut session)
+            .await
+            .unwrap();
+        let receiver = fe2o3_amqp::Receiver::builder()
+            .name(format!("test-reader-{}", uuid::Uuid::new_v4().simple()))
+            .source(
+                fe2o3_amqp::types::messaging::Source::builder()
+                    .address(read_queue)
+                    .durable(durable)
+                    .build(),
+            )
+            .attach(&mut session)
+            .await
+            .unwrap();
         Self {
             conn,
             session,
@@ -362,14 +372,25 @@ impl Client {
         q.message_count()
     }
 
-    /// Closes the AMQP 1.0 side, if any, then deletes the queues.
-    pub async fn delete_queues(mut self, cfg: &MqConfig) {
+    /// Closes the AMQP 1.0 side, if any: its reader stops taking messages.
+    async fn close_v10(&mut self) {
         if let Some(mut v) = self.v10.take() {
             let _ = v.receiver.close().await;
             let _ = v.sender.into_inner().close().await;
             let _ = v.session.end().await;
             let _ = v.conn.close().await;
         }
+    }
+
+    /// Disconnects, so the queue it read is left for another reader.
+    pub async fn close(mut self) {
+        self.close_v10().await;
+        self.conn.close(200, "client done".into()).await.unwrap();
+    }
+
+    /// Closes the AMQP 1.0 side, if any, then deletes the queues.
+    pub async fn delete_queues(mut self, cfg: &MqConfig) {
+        self.close_v10().await;
         for q in [&cfg.input_queue, &cfg.output_queue, &cfg.error_queue] {
             let _ = self
                 .channel
@@ -438,4 +459,55 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     worklane_store::testing::wait_until(what, Duration::from_secs(secs), cond).await;
+}
+
+/// A TCP relay to the local broker whose connections the test can cut, as a network
+/// failure would (RabbitMQ 3.x cannot close an AMQP 1.0 connection from its CLI).
+pub struct Relay {
+    pub port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect("127.0.0.1:5672")
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                held.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Self {
+            port,
+            conns,
+            accept,
+        }
+    }
+
+    /// Drops every connection made so far (both sockets close).
+    pub fn cut(&self) -> usize {
+        let mut conns = self.conns.lock().unwrap();
+        for c in conns.iter() {
+            c.abort();
+        }
+        let n = conns.len();
+        conns.clear();
+        n
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
 }
