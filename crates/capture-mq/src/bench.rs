@@ -367,7 +367,7 @@ async fn echo1_rate(args: &BenchArgs) -> anyhow::Result<f64> {
                 .durable(TerminusDurability::Configuration)
                 .build(),
         )
-        .credit_mode(CreditMode::Auto(u32::from(args.prefetch)))
+        .credit_mode(CreditMode::Manual)
         .auto_accept(false)
         .attach(&mut session)
         .await?;
@@ -384,9 +384,14 @@ async fn echo1_rate(args: &BenchArgs) -> anyhow::Result<f64> {
         .await?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
+    let window = u32::from(args.prefetch);
     let echo = tokio::spawn(async move {
         let disposer = receiver.disposer();
         loop {
+            // Credit as the transport grants it: anew once used up.
+            if receiver.credit() == 0 && receiver.set_credit(window).await.is_err() {
+                break;
+            }
             let d = tokio::select! {
                 _ = stop.cancelled() => break,
                 d = receiver.recv::<Body<Value>>() => match d { Ok(d) => d, Err(_) => break },

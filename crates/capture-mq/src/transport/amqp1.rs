@@ -3,8 +3,8 @@
 //!
 //! The same guarantees as [`super::AmqpTransport`]: answers are sent unsettled and count as
 //! sent only once the broker settles them `accepted`; inbound messages arrive unsettled
-//! (receiver-settle-mode first, a credit window of `prefetch`) and are accepted only when
-//! the capture point says so; the durable header is set on every message. Publishing
+//! (receiver-settle-mode first, credit of `prefetch` granted whenever the last grant is
+//! used up) and are accepted only when the capture point says so; the durable header is set on every message. Publishing
 //! reconnects lazily after a failure; the capture point re-subscribes with backoff.
 //!
 //! Queue names are AMQP 1.0 addresses, used as written (`GTLIn`, `/amq/queue/GTLIn`,
@@ -393,11 +393,17 @@ impl Transport for Amqp1Transport {
                     .build(),
             )
             .receiver_settle_mode(ReceiverSettleMode::First)
-            .credit_mode(CreditMode::Auto(u32::from(prefetch)))
+            .credit_mode(CreditMode::Manual)
             .auto_accept(false)
             .attach(&mut session);
         let receiver = match tokio::time::timeout(OPEN_TIMEOUT, attach).await {
-            Ok(Ok(r)) => r,
+            Ok(Ok(mut r)) => match r.set_credit(u32::from(prefetch)).await {
+                Ok(()) => r,
+                Err(e) => {
+                    conn.close();
+                    return Err(err(&format!("granting credit on {queue:?}"), e));
+                }
+            },
             failed => {
                 conn.close();
                 let e = match failed {
@@ -408,6 +414,7 @@ impl Transport for Amqp1Transport {
             }
         };
         Ok(Box::new(Amqp1Subscription {
+            window: u32::from(prefetch),
             disposer: receiver.disposer(),
             receiver: Some(receiver),
             session,
@@ -418,6 +425,8 @@ impl Transport for Amqp1Transport {
 }
 
 struct Amqp1Subscription {
+    /// The credit granted at once: `prefetch`.
+    window: u32,
     receiver: Option<Receiver>,
     disposer: ReceiverDisposer,
     session: SessionHandle<()>,
@@ -447,6 +456,15 @@ impl Subscription for Amqp1Subscription {
     async fn next(&mut self) -> Option<Result<Incoming, TransportError>> {
         let receiver = self.receiver.as_mut()?;
         let what = || format!("the subscription to {:?}", self.queue);
+        // Credit is granted anew only once it is used up, so no transfer is in flight when
+        // it is: RabbitMQ 3.x's plugin counts credit granted while transfers are in flight
+        // twice and sends more than allowed (which the link must refuse). The window is
+        // still `prefetch`; the capture point bounds what it processes at once itself.
+        if receiver.credit() == 0 {
+            if let Err(e) = receiver.set_credit(self.window).await {
+                return Some(Err(err(&what(), e)));
+            }
+        }
         // A connection that ends (the socket closed, the broker closed it) does not always
         // end the link's `recv`: watch the connection too.
         let delivery = tokio::select! {
