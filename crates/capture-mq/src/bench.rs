@@ -85,7 +85,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.in_flight,
         args.prefetch,
         args.rounds,
-        if args.transform { ", with transformations" } else { "" }
+        if args.transform {
+            ", with transformations"
+        } else {
+            ""
+        }
     );
     let mut echo = Vec::new();
     let mut capture = Vec::new();
@@ -445,7 +449,11 @@ fn amqp1_address(url: &str) -> anyhow::Result<String> {
 
 /// The capture point on a fresh SQLite store: CreateTask in, TaskCreated out (with
 /// `transform`, the order system's OrderEvent in and OrderStatus out).
-async fn capture_rate(args: &BenchArgs, kind: TransportKind, transform: bool) -> anyhow::Result<f64> {
+async fn capture_rate(
+    args: &BenchArgs,
+    kind: TransportKind,
+    transform: bool,
+) -> anyhow::Result<f64> {
     let q = Queues::fresh();
     let dir =
         std::env::temp_dir().join(format!("worklane-bench-{}", uuid::Uuid::new_v4().simple()));

@@ -97,20 +97,25 @@ pub fn transform(args: TransformArgs) -> anyhow::Result<String> {
     let (script, direction) = match (&args.inbound, &args.outbound) {
         (Some(s), _) => (s, Direction::Inbound),
         (None, Some(s)) => (s, Direction::Outbound),
-        (None, None) => anyhow::bail!("name a transformation: --inbound SCRIPT or --outbound SCRIPT"),
+        (None, None) => {
+            anyhow::bail!("name a transformation: --inbound SCRIPT or --outbound SCRIPT")
+        }
     };
     let limits = TransformLimits {
         document: Limits::default(),
         time: Duration::from_millis(args.time_limit_ms.max(1)),
     };
     let t = Transform::load(script, direction, limits).map_err(anyhow::Error::msg)?;
-    let input = std::fs::read(&args.input)
-        .with_context(|| format!("reading {}", args.input.display()))?;
+    let input =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let codec = Codec::utc();
     if direction == Direction::Outbound {
-        codec
-            .parse_outbound(&input)
-            .map_err(|e| anyhow::anyhow!("{} is not a GTLMessages answer or notification: {e}", args.input.display()))?;
+        codec.parse_outbound(&input).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a GTLMessages answer or notification: {e}",
+                args.input.display()
+            )
+        })?;
     }
     let out = t.apply(&input)?;
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -6,11 +6,11 @@ use crate::codec::{
 };
 use crate::transform::{Direction, Transform, TransformLimits, DEFAULT_TIME_LIMIT};
 use crate::transport::TransportKind;
-use std::sync::Arc;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use worklane_domain::fields::{check_len, limits};
 use worklane_domain::TaskFields;
 
@@ -211,8 +211,7 @@ impl MqConfig {
                 )
             })?,
         };
-        if transport == TransportKind::Amqp091 && TransportKind::from_url(&self.url) != transport
-        {
+        if transport == TransportKind::Amqp091 && TransportKind::from_url(&self.url) != transport {
             return Err("url: amqp1:// and amqp1s:// URLs are for transport = \"amqp-1.0\"".into());
         }
         let queues = [
@@ -282,7 +281,11 @@ impl MqConfig {
                 .transpose()
                 .map_err(|e| format!("{key}: {e}"))
         };
-        let inbound = load("inbound_transform", &self.inbound_transform, Direction::Inbound)?;
+        let inbound = load(
+            "inbound_transform",
+            &self.inbound_transform,
+            Direction::Inbound,
+        )?;
         let outbound = load(
             "outbound_transform",
             &self.outbound_transform,
@@ -398,7 +401,10 @@ impl Settings {
             Ok(body) => (body, Vec::new()),
             Err(e) => {
                 tracing::warn!(capture_point = %self.id, error = %e, "outbound transformation failed; sending GTLMessages");
-                (gtl, vec![(TRANSFORM_ERROR_HEADER.to_owned(), e.to_string())])
+                (
+                    gtl,
+                    vec![(TRANSFORM_ERROR_HEADER.to_owned(), e.to_string())],
+                )
             }
         }
     }
@@ -450,6 +456,20 @@ mod tests {
     }
 
     #[test]
+    fn the_transport_comes_from_the_key_or_the_url() {
+        let kind = |t: &str| parse(t).resolve().unwrap().transport;
+        assert_eq!(kind("id = \"a\""), TransportKind::Amqp091);
+        assert_eq!(
+            kind("id = \"a\"\nurl = \"amqp1s://u:p@h\""),
+            TransportKind::Amqp10
+        );
+        assert_eq!(
+            kind("id = \"a\"\nurl = \"amqps://u:p@h\"\ntransport = \"amqp-1.0\""),
+            TransportKind::Amqp10
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("id = \"\"", "id"),
@@ -461,6 +481,23 @@ mod tests {
                 "notifications",
             ),
             ("id = \"a\"\nprefetch = 0", "prefetch"),
+            ("id = \"a\"\ntransport = \"amqp-2\"", "transport"),
+            (
+                "id = \"a\"\nurl = \"amqp1://h\"\ntransport = \"amqp-0-9-1\"",
+                "url",
+            ),
+            (
+                "id = \"a\"\ntransform_time_limit_ms = 0",
+                "transform_time_limit_ms",
+            ),
+            (
+                "id = \"a\"\ninbound_transform = \"/nonexistent.rhai\"",
+                "inbound_transform",
+            ),
+            (
+                "id = \"a\"\noutbound_transform = \"/nonexistent.rhai\"",
+                "outbound_transform",
+            ),
             ("id = \"a\"\nmax_message_bytes = 1", "max_message_bytes"),
             ("id = \"a\"\noutput_queue = \"GTLIn\"", "input_queue"),
             ("id = \"a\"\ninput_queu = \"x\"", "input_queu"),

@@ -236,7 +236,10 @@ fn field<'a>(node: &'a Map, key: &str) -> Option<&'a Dynamic> {
 fn name_is(node: &Dynamic, name: &str) -> bool {
     node.read_lock::<Map>().is_some_and(|m| {
         field(&m, "name")
-            .and_then(|n| n.read_lock::<rhai::ImmutableString>().map(|s| s.eq_ignore_ascii_case(name)))
+            .and_then(|n| {
+                n.read_lock::<rhai::ImmutableString>()
+                    .map(|s| s.eq_ignore_ascii_case(name))
+            })
             .unwrap_or(false)
     })
 }
@@ -261,7 +264,9 @@ fn first_child(node: &Map, name: &str) -> Dynamic {
 }
 
 fn text_of(node: &Map) -> String {
-    field(node, "text").map(Dynamic::to_string).unwrap_or_default()
+    field(node, "text")
+        .map(Dynamic::to_string)
+        .unwrap_or_default()
 }
 
 /// A value as element text: `()` is empty, everything else as written.
@@ -316,7 +321,9 @@ fn register_xml(e: &mut Engine) {
         }
     });
     e.register_fn("text", |_: (), _: &str| String::new());
-    e.register_fn("has", |n: &mut Map, name: &str| !first_child(n, name).is_unit());
+    e.register_fn("has", |n: &mut Map, name: &str| {
+        !first_child(n, name).is_unit()
+    });
     e.register_fn("has", |_: (), _: &str| false);
     e.register_fn("attr", |n: &mut Map, name: &str| {
         field(n, "attrs")
@@ -325,7 +332,9 @@ fn register_xml(e: &mut Engine) {
     });
     e.register_fn("attr", |_: (), _: &str| String::new());
     e.register_fn("element", |name: &str| new_element(name, &Dynamic::UNIT));
-    e.register_fn("element", |name: &str, text: Dynamic| new_element(name, &text));
+    e.register_fn("element", |name: &str, text: Dynamic| {
+        new_element(name, &text)
+    });
     e.register_fn("add", |n: &mut Map, child: Dynamic| push_child(n, child));
     e.register_fn("add", |n: &mut Map, name: &str, text: Dynamic| {
         if !text.is_unit() {
@@ -371,7 +380,9 @@ fn write_element(node: &Map, out: &mut String, depth: usize) -> Result<(), Strin
             "its output nests deeper than {MAX_OUTPUT_DEPTH} levels"
         ));
     }
-    let name = field(node, "name").map(Dynamic::to_string).unwrap_or_default();
+    let name = field(node, "name")
+        .map(Dynamic::to_string)
+        .unwrap_or_default();
     if !is_xml_name(&name) && !name.eq_ignore_ascii_case("xml") {
         return Err(format!("{name:?} is not an element name it can write"));
     }
@@ -380,7 +391,8 @@ fn write_element(node: &Map, out: &mut String, depth: usize) -> Result<(), Strin
     }
     out.push('<');
     out.push_str(&name);
-    if let Some(attrs) = field(node, "attrs").and_then(|a| a.read_lock::<Map>().map(|m| m.clone())) {
+    if let Some(attrs) = field(node, "attrs").and_then(|a| a.read_lock::<Map>().map(|m| m.clone()))
+    {
         for (k, v) in &attrs {
             if !is_xml_name(k) {
                 return Err(format!("{k:?} is not an attribute name it can write"));
@@ -466,14 +478,21 @@ mod tests {
 
     #[test]
     fn compile_errors_name_the_file_and_line() {
-        let e = Transform::compile("x.rhai", "let a = 1;\nlet = ;", Direction::Inbound, limits())
-            .unwrap_err();
+        let e = Transform::compile(
+            "x.rhai",
+            "let a = 1;\nlet = ;",
+            Direction::Inbound,
+            limits(),
+        )
+        .unwrap_err();
         assert!(e.starts_with("x.rhai:2:"), "{e}");
     }
 
     #[test]
     fn runtime_errors_name_the_line() {
-        let e = t("let a = 1;\nthrow \"no order number\";").apply(b"<a/>").unwrap_err();
+        let e = t("let a = 1;\nthrow \"no order number\";")
+            .apply(b"<a/>")
+            .unwrap_err();
         assert!(e.reason.contains("line 2"), "{e}");
         assert!(e.to_string().contains("no order number"), "{e}");
         assert!(e.to_string().contains("test.rhai"), "{e}");
@@ -492,7 +511,9 @@ mod tests {
 
     #[test]
     fn outputs_are_bounded_and_checked() {
-        let big = t(r#"let s = "x"; loop { s += s; }"#).apply(b"<a/>").unwrap_err();
+        let big = t(r#"let s = "x"; loop { s += s; }"#)
+            .apply(b"<a/>")
+            .unwrap_err();
         assert!(!big.reason.is_empty());
         let bad = t("42").apply(b"<a/>").unwrap_err();
         assert!(bad.reason.contains("not an element"), "{bad}");
@@ -507,8 +528,7 @@ mod tests {
             r#"eval("1")"#,
             r#"open_file("/etc/passwd")"#,
         ] {
-            let compiled =
-                Transform::compile("s.rhai", src, Direction::Inbound, limits());
+            let compiled = Transform::compile("s.rhai", src, Direction::Inbound, limits());
             if let Ok(x) = compiled {
                 assert!(x.apply(b"<a/>").is_err(), "{src} ran");
             }

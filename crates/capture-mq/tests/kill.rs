@@ -23,7 +23,10 @@ fn spawn(cfg: &MqConfig, store: &str) -> Child {
             &cfg.output_queue,
         ])
         .args(["--error-queue", &cfg.error_queue, "--check-if-captured"])
-        .args(["--transport", cfg.transport.as_deref().unwrap_or("amqp-0-9-1")])
+        .args([
+            "--transport",
+            cfg.transport.as_deref().unwrap_or("amqp-0-9-1"),
+        ])
         .spawn()
         .expect("harness starts")
 }

@@ -134,7 +134,11 @@ async fn notifications_are_sent_in_the_source_systems_format(p: Proto) {
     assert_eq!(r.correlation_id.as_deref(), Some("rest-1"));
     assert_eq!(event_of(&r), "TaskAssigned");
     assert!(r.body.contains("order=\"100\""), "{}", r.body);
-    assert!(r.body.contains("<AssignedTo>ann</AssignedTo>"), "{}", r.body);
+    assert!(
+        r.body.contains("<AssignedTo>ann</AssignedTo>"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("<By>REST</By>"), "{}", r.body);
     rig.finish().await;
 }
@@ -199,7 +203,11 @@ fn a_broken_script_is_refused_at_start_up_naming_file_and_line() {
     let dir = std::env::temp_dir().join(format!("wl-tr-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("broken.rhai");
-    std::fs::write(&script, "let doc = element(\"GTLMessages\");\nlet = 3;\ndoc\n").unwrap();
+    std::fs::write(
+        &script,
+        "let doc = element(\"GTLMessages\");\nlet = 3;\ndoc\n",
+    )
+    .unwrap();
     let mut cfg = MqConfig::new("TR4");
     cfg.inbound_transform = Some(script.clone());
     let err = cfg.validate().unwrap_err();

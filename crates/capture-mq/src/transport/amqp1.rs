@@ -15,21 +15,21 @@
 use super::{Acknowledge, Incoming, Outgoing, Subscription, Transport, TransportError};
 use async_trait::async_trait;
 use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::link::receiver::CreditMode;
 use fe2o3_amqp::link::delivery::DeliveryInfo;
+use fe2o3_amqp::link::receiver::CreditMode;
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::session::SessionHandle;
+use fe2o3_amqp::types::definitions::{ReceiverSettleMode, SenderSettleMode};
 use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Body, Data, Header, Message, MessageId, Outcome, Properties,
 };
-use fe2o3_amqp::types::definitions::{ReceiverSettleMode, SenderSettleMode};
 use fe2o3_amqp::types::messaging::{Source, Target, TerminusDurability};
 use fe2o3_amqp::types::primitives::{Array, Binary, SimpleValue, Symbol, Value};
 use fe2o3_amqp::{Connection, Receiver, ReceiverDisposer, Sender, Session};
 use std::collections::HashMap;
-use tokio_util::sync::CancellationToken;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 /// How long to wait for the broker to settle a message before treating it as not sent.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,9 +124,7 @@ fn endpoint(url: &str) -> Result<Endpoint, TransportError> {
         "amqps" | "amqp1s" => "amqps",
         other => return Err(err("the URL", format!("unknown scheme {other:?}"))),
     };
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| err("the URL", "no host"))?;
+    let host = parsed.host_str().ok_or_else(|| err("the URL", "no host"))?;
     let port = parsed
         .port()
         .unwrap_or(if scheme == "amqps" { 5671 } else { 5672 });
@@ -478,10 +476,7 @@ impl Subscription for Amqp1Subscription {
         };
         let (info, msg) = delivery.into_parts();
         let props = msg.properties.as_ref();
-        let redelivered = msg
-            .header
-            .as_ref()
-            .is_some_and(|h| h.delivery_count > 0);
+        let redelivered = msg.header.as_ref().is_some_and(|h| h.delivery_count > 0);
         Some(Ok(Incoming {
             message_id: props.and_then(|p| p.message_id.as_ref()).map(id_text),
             correlation_id: props.and_then(|p| p.correlation_id.as_ref()).map(id_text),

@@ -273,10 +273,11 @@ impl Client {
     /// The next message, waiting at most 30 s.
     pub async fn recv(&mut self) -> Received {
         if let Some(v10) = &mut self.v10 {
-            let d = tokio::time::timeout(Duration::from_secs(30), v10.receiver.recv::<Body<Value>>())
-                .await
-                .expect("no message within 30 s")
-                .expect("reader failed");
+            let d =
+                tokio::time::timeout(Duration::from_secs(30), v10.receiver.recv::<Body<Value>>())
+                    .await
+                    .expect("no message within 30 s")
+                    .expect("reader failed");
             v10.receiver.accept(&d).await.unwrap();
             let m = d.into_message();
             let p = m.properties.clone().unwrap_or_default();
