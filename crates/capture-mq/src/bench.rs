@@ -8,6 +8,8 @@
 //! `<OrderStatus>`), and the cost of the transformations is the ratio of the two capture
 //! rates. The source side is an AMQP 0-9-1 client either way. Prints rates and ratios.
 
+use crate::codec::Limits;
+use crate::transform::{Direction, Transform, TransformLimits, DEFAULT_TIME_LIMIT};
 use crate::transport::TransportKind;
 use crate::MqConfig;
 use anyhow::Context;
@@ -91,6 +93,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    if args.transform {
+        let (i, o) = transform_cost(2000)?;
+        println!(
+            "one transformation alone: inbound {} us, outbound {} us per message",
+            i.as_micros(),
+            o.as_micros()
+        );
+    }
     let mut echo = Vec::new();
     let mut capture = Vec::new();
     let mut ratios = Vec::new();
@@ -137,6 +147,42 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// An example transformation, compiled.
+fn order_transform(direction: Direction) -> anyhow::Result<Transform> {
+    let source = match direction {
+        Direction::Inbound => ORDER_IN,
+        Direction::Outbound => ORDER_OUT,
+    };
+    let limits = TransformLimits {
+        document: Limits::default(),
+        time: DEFAULT_TIME_LIMIT,
+    };
+    Transform::compile("order.rhai", source, direction, limits).map_err(anyhow::Error::msg)
+}
+
+/// The time one run of each example transformation takes on one message, alone.
+fn transform_cost(n: usize) -> anyhow::Result<(Duration, Duration)> {
+    let (inbound, outbound) = (
+        order_transform(Direction::Inbound)?,
+        order_transform(Direction::Outbound)?,
+    );
+    let order = sample_order(1).into_bytes();
+    let created = "<GTLMessages>\n  <TaskCreated>\n    <BrokerId>17</BrokerId>\n    \
+        <CaptureId>order-00000001</CaptureId>\n    <CapturePointId>BENCH</CapturePointId>\n    \
+        <Actor>BENCH</Actor>\n    <EventDateTime>2030-06-01T09:30:00</EventDateTime>\n  \
+        </TaskCreated>\n</GTLMessages>\n";
+    let started = Instant::now();
+    for _ in 0..n {
+        inbound.apply(&order)?;
+    }
+    let per_in = started.elapsed() / n as u32;
+    let started = Instant::now();
+    for _ in 0..n {
+        outbound.apply(created.as_bytes())?;
+    }
+    Ok((per_in, started.elapsed() / n as u32))
 }
 
 /// The example transformations, which the transformed rounds run.
@@ -480,12 +526,20 @@ async fn capture_rate(
     }
     let cancel = CancellationToken::new();
     let cp = tokio::spawn(crate::run(engine.clone(), cfg, cancel.clone()));
+    // Both runs capture the same tasks: the plain run sends what the inbound
+    // transformation makes of the orders, so the difference is the transformations' cost.
+    let inbound = order_transform(Direction::Inbound)?;
+    let orders = (0..args.messages).map(sample_order);
     let (bodies, expect): (Vec<Vec<u8>>, &[u8]) = if transform {
-        let b = (0..args.messages).map(|i| sample_order(i).into_bytes());
-        (b.collect(), b"event=\"TaskCreated\"")
+        (
+            orders.map(String::into_bytes).collect(),
+            b"event=\"TaskCreated\"",
+        )
     } else {
-        let b = (0..args.messages).map(|i| sample_create(i).into_bytes());
-        (b.collect(), b"<TaskCreated>")
+        let gtl = orders
+            .map(|o| inbound.apply(o.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        (gtl, b"<TaskCreated>")
     };
     let rate = drive(&args.url, &q, bodies, args.in_flight, expect).await;
     cancel.cancel();

@@ -3,9 +3,9 @@
 //!
 //! A transformation is a [Rhai](https://rhai.rs) script, compiled once when the capture
 //! point's configuration is read (errors name the file, line and column). It sees the
-//! document as a tree of maps, `input` (`#{ name, attrs, text, children }`), and returns the
-//! element to write (a map of the same shape, built with `element(...)` and `add(...)`) or
-//! the finished text. It runs sandboxed: the engine has no file, network, module or `eval`
+//! document's root element as `input` (a [`Node`]: its `name`, and the functions below), and
+//! returns the element to write (built with `element(...)` and `add(...)`) or the finished
+//! text. It runs sandboxed: the engine has no file, network, module or `eval`
 //! access, and every run is bounded in time, operations, call depth, string, array and map
 //! sizes; its input and output are bounded by the capture point's message size and depth.
 //!
@@ -18,7 +18,7 @@
 //! by `add`, so optional parts need no `if`.
 
 use crate::codec::{escape_into, is_xml_name, parse_tree, Element, Limits};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Position, Scope, AST};
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
@@ -141,19 +141,19 @@ impl Transform {
         let tree = parse_tree(input, &self.limits.document)
             .map_err(|e| fail(format!("its input is not readable: {}", e.message)))?;
         let mut scope = Scope::new();
-        scope.push("input", to_dynamic(&tree));
+        scope.push("input", Node::from_element(&tree));
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.time)));
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         DEADLINE.with(|d| d.set(None));
         let out = result.map_err(|e| fail(runtime_error(&e, self.limits.time)))?;
+        let max = self.limits.document.max_bytes;
         let text = if out.is_string() {
             out.into_string().expect("a string")
-        } else if out.is_map() {
-            let map = out.cast::<Map>();
-            let mut text = String::with_capacity(input.len());
-            write_element(&map, &mut text, 0).map_err(fail)?;
+        } else if out.is::<Node>() {
+            let mut text = String::with_capacity(input.len() * 2);
+            write_element(&out.cast::<Node>(), &mut text, 0, max).map_err(fail)?;
             text
         } else {
             return Err(fail(format!(
@@ -217,7 +217,7 @@ fn sandbox(limits: &TransformLimits) -> Engine {
     e.set_max_expr_depths(64, 32);
     e.set_max_string_size(limits.document.max_bytes);
     e.set_max_array_size(100_000);
-    e.set_max_map_size(100_000);
+    e.set_max_map_size(10_000);
     e.on_progress(|ops| {
         if ops % CLOCK_EVERY != 0 {
             return None;
@@ -229,44 +229,70 @@ fn sandbox(limits: &TransformLimits) -> Engine {
     e
 }
 
-fn field<'a>(node: &'a Map, key: &str) -> Option<&'a Dynamic> {
-    node.get(key)
+/// An element as scripts see it: a value (copied on change, shared until then), so handing
+/// a subtree around copies nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Node(Arc<NodeData>);
+
+#[derive(Debug, Clone, Default)]
+struct NodeData {
+    name: String,
+    attrs: Vec<(String, String)>,
+    text: String,
+    children: Vec<Node>,
 }
 
-fn name_is(node: &Dynamic, name: &str) -> bool {
-    node.read_lock::<Map>().is_some_and(|m| {
-        field(&m, "name")
-            .and_then(|n| {
-                n.read_lock::<rhai::ImmutableString>()
-                    .map(|s| s.eq_ignore_ascii_case(name))
-            })
-            .unwrap_or(false)
-    })
-}
+impl Node {
+    fn new(name: &str, text: String) -> Self {
+        Self(Arc::new(NodeData {
+            name: name.to_owned(),
+            text,
+            ..Default::default()
+        }))
+    }
 
-fn children_of(node: &Map) -> Array {
-    field(node, "children")
-        .and_then(|c| c.read_lock::<Array>().map(|a| a.clone()))
-        .unwrap_or_default()
-}
+    fn from_element(e: &Element) -> Self {
+        Self(Arc::new(NodeData {
+            name: e.name.clone(),
+            attrs: e.attributes.clone(),
+            text: e.text.trim().to_owned(),
+            children: e.children.iter().map(Self::from_element).collect(),
+        }))
+    }
 
-fn first_child(node: &Map, name: &str) -> Dynamic {
-    let Some(c) = field(node, "children") else {
-        return Dynamic::UNIT;
-    };
-    let Some(list) = c.read_lock::<Array>() else {
-        return Dynamic::UNIT;
-    };
-    list.iter()
-        .find(|c| name_is(c, name))
-        .cloned()
-        .unwrap_or(Dynamic::UNIT)
-}
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.0
+            .children
+            .iter()
+            .find(|c| c.0.name.eq_ignore_ascii_case(name))
+    }
 
-fn text_of(node: &Map) -> String {
-    field(node, "text")
-        .map(Dynamic::to_string)
-        .unwrap_or_default()
+    fn attr(&self, name: &str) -> String {
+        self.0
+            .attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn data(&mut self) -> &mut NodeData {
+        Arc::make_mut(&mut self.0)
+    }
+
+    fn push(&mut self, child: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        if child.is_unit() {
+            return Ok(());
+        }
+        let type_name = child.type_name();
+        match child.try_cast::<Node>() {
+            Some(c) => {
+                self.data().children.push(c);
+                Ok(())
+            }
+            None => Err(format!("add takes an element, not {type_name}").into()),
+        }
+    }
 }
 
 /// A value as element text: `()` is empty, everything else as written.
@@ -278,164 +304,118 @@ fn as_text(v: &Dynamic) -> String {
     }
 }
 
-fn new_element(name: &str, text: &Dynamic) -> Map {
-    let mut m = Map::new();
-    m.insert("name".into(), name.into());
-    m.insert("attrs".into(), Map::new().into());
-    m.insert("text".into(), as_text(text).into());
-    m.insert("children".into(), Array::new().into());
-    m
-}
-
-fn push_child(node: &mut Map, child: Dynamic) {
-    if child.is_unit() {
-        return;
-    }
-    let entry = node
-        .entry("children".into())
-        .or_insert_with(|| Array::new().into());
-    if let Some(mut list) = entry.write_lock::<Array>() {
-        list.push(child);
-        return;
-    }
-    *entry = vec![child].into();
+fn or_unit(n: Option<&Node>) -> Dynamic {
+    n.map_or(Dynamic::UNIT, |n| Dynamic::from(n.clone()))
 }
 
 fn register_xml(e: &mut Engine) {
-    e.register_fn("child", |n: &mut Map, name: &str| first_child(n, name));
+    e.register_type_with_name::<Node>("Element");
+    e.register_get("name", |n: &mut Node| n.0.name.clone());
+    e.register_fn("child", |n: &mut Node, name: &str| or_unit(n.child(name)));
     e.register_fn("child", |_: (), _: &str| Dynamic::UNIT);
-    e.register_fn("children", |n: &mut Map, name: &str| -> Array {
-        children_of(n)
-            .into_iter()
-            .filter(|c| name_is(c, name))
+    e.register_fn("children", |n: &mut Node, name: &str| -> Array {
+        n.0.children
+            .iter()
+            .filter(|c| c.0.name.eq_ignore_ascii_case(name))
+            .map(|c| Dynamic::from(c.clone()))
             .collect()
     });
-    e.register_fn("children", |n: &mut Map| children_of(n));
+    e.register_fn("children", |n: &mut Node| -> Array {
+        n.0.children
+            .iter()
+            .map(|c| Dynamic::from(c.clone()))
+            .collect()
+    });
+    e.register_fn("children", |_: ()| Array::new());
     e.register_fn("children", |_: (), _: &str| Array::new());
-    e.register_fn("text", |n: &mut Map| text_of(n));
+    e.register_fn("text", |n: &mut Node| n.0.text.clone());
     e.register_fn("text", |_: ()| String::new());
-    e.register_fn("text", |n: &mut Map, name: &str| {
-        match first_child(n, name).read_lock::<Map>() {
-            Some(c) => text_of(&c),
-            None => String::new(),
-        }
+    e.register_fn("text", |n: &mut Node, name: &str| {
+        n.child(name).map(|c| c.0.text.clone()).unwrap_or_default()
     });
     e.register_fn("text", |_: (), _: &str| String::new());
-    e.register_fn("has", |n: &mut Map, name: &str| {
-        !first_child(n, name).is_unit()
-    });
+    e.register_fn("has", |n: &mut Node, name: &str| n.child(name).is_some());
     e.register_fn("has", |_: (), _: &str| false);
-    e.register_fn("attr", |n: &mut Map, name: &str| {
-        field(n, "attrs")
-            .and_then(|a| a.read_lock::<Map>().and_then(|m| m.get(name).map(as_text)))
-            .unwrap_or_default()
-    });
+    e.register_fn("attr", |n: &mut Node, name: &str| n.attr(name));
     e.register_fn("attr", |_: (), _: &str| String::new());
-    e.register_fn("element", |name: &str| new_element(name, &Dynamic::UNIT));
+    e.register_fn("element", |name: &str| Node::new(name, String::new()));
     e.register_fn("element", |name: &str, text: Dynamic| {
-        new_element(name, &text)
+        Node::new(name, as_text(&text))
     });
-    e.register_fn("add", |n: &mut Map, child: Dynamic| push_child(n, child));
-    e.register_fn("add", |n: &mut Map, name: &str, text: Dynamic| {
+    e.register_fn("add", |n: &mut Node, child: Dynamic| n.push(child));
+    e.register_fn("add", |n: &mut Node, name: &str, text: Dynamic| {
         if !text.is_unit() {
-            push_child(n, new_element(name, &text).into());
+            n.data().children.push(Node::new(name, as_text(&text)));
         }
     });
-    e.register_fn("add_nonempty", |n: &mut Map, name: &str, text: Dynamic| {
+    e.register_fn("add_nonempty", |n: &mut Node, name: &str, text: Dynamic| {
         let t = as_text(&text);
         if !t.trim().is_empty() {
-            push_child(n, new_element(name, &t.into()).into());
+            n.data().children.push(Node::new(name, t));
         }
     });
-    e.register_fn("set_attr", |n: &mut Map, name: &str, value: Dynamic| {
-        let entry = n.entry("attrs".into()).or_insert_with(|| Map::new().into());
-        if let Some(mut attrs) = entry.write_lock::<Map>() {
-            attrs.insert(name.into(), as_text(&value).into());
+    e.register_fn("set_attr", |n: &mut Node, name: &str, value: Dynamic| {
+        let value = as_text(&value);
+        let attrs = &mut n.data().attrs;
+        match attrs.iter_mut().find(|(k, _)| k == name) {
+            Some(a) => a.1 = value,
+            None => attrs.push((name.to_owned(), value)),
         }
     });
-    e.register_fn("set_text", |n: &mut Map, text: Dynamic| {
-        n.insert("text".into(), as_text(&text).into());
+    e.register_fn("set_text", |n: &mut Node, text: Dynamic| {
+        n.data().text = as_text(&text);
     });
 }
 
-/// The tree as the script sees it.
-fn to_dynamic(e: &Element) -> Dynamic {
-    let mut m = Map::new();
-    m.insert("name".into(), e.name.clone().into());
-    let mut attrs = Map::new();
-    for (k, v) in &e.attributes {
-        attrs.insert(k.as_str().into(), v.clone().into());
-    }
-    m.insert("attrs".into(), attrs.into());
-    m.insert("text".into(), e.text.trim().to_owned().into());
-    let children: Array = e.children.iter().map(to_dynamic).collect();
-    m.insert("children".into(), children.into());
-    m.into()
-}
-
-/// Writes an element the script built: indented where it has only elements inside.
-fn write_element(node: &Map, out: &mut String, depth: usize) -> Result<(), String> {
+/// Writes an element the script built: indented where it has only elements inside. Stops
+/// once `max` bytes are written (a shared subtree can stand for much more text).
+fn write_element(node: &Node, out: &mut String, depth: usize, max: usize) -> Result<(), String> {
     if depth >= MAX_OUTPUT_DEPTH {
         return Err(format!(
             "its output nests deeper than {MAX_OUTPUT_DEPTH} levels"
         ));
     }
-    let name = field(node, "name")
-        .map(Dynamic::to_string)
-        .unwrap_or_default();
-    if !is_xml_name(&name) && !name.eq_ignore_ascii_case("xml") {
-        return Err(format!("{name:?} is not an element name it can write"));
+    if out.len() > max {
+        return Err(format!("its output is longer than {max} bytes"));
+    }
+    let n = &node.0;
+    if !is_xml_name(&n.name) {
+        return Err(format!("{:?} is not an element name it can write", n.name));
     }
     for _ in 0..depth {
         out.push_str("  ");
     }
     out.push('<');
-    out.push_str(&name);
-    if let Some(attrs) = field(node, "attrs").and_then(|a| a.read_lock::<Map>().map(|m| m.clone()))
-    {
-        for (k, v) in &attrs {
-            if !is_xml_name(k) {
-                return Err(format!("{k:?} is not an attribute name it can write"));
-            }
-            out.push(' ');
-            out.push_str(k);
-            out.push_str("=\"");
-            let mut value = String::new();
-            escape_into(&mut value, &as_text(v));
-            out.push_str(&value.replace('"', "&quot;"));
-            out.push('"');
+    out.push_str(&n.name);
+    for (k, v) in &n.attrs {
+        if !is_xml_name(k) {
+            return Err(format!("{k:?} is not an attribute name it can write"));
         }
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("=\"");
+        let mut value = String::new();
+        escape_into(&mut value, v);
+        out.push_str(&value.replace('"', "&quot;"));
+        out.push('"');
     }
-    let text = field(node, "text").map(as_text).unwrap_or_default();
-    let children = children_of(node);
-    if text.is_empty() && children.is_empty() {
+    if n.text.is_empty() && n.children.is_empty() {
         out.push_str("/>\n");
         return Ok(());
     }
     out.push('>');
-    escape_into(out, &text);
-    if !children.is_empty() {
+    escape_into(out, &n.text);
+    if !n.children.is_empty() {
         out.push('\n');
-        for c in &children {
-            if c.is_unit() {
-                continue;
-            }
-            match c.read_lock::<Map>() {
-                Some(m) => write_element(&m, out, depth + 1)?,
-                None => {
-                    return Err(format!(
-                        "a child of <{name}> is {}, not an element",
-                        c.type_name()
-                    ))
-                }
-            }
+        for c in &n.children {
+            write_element(c, out, depth + 1, max)?;
         }
         for _ in 0..depth {
             out.push_str("  ");
         }
     }
     out.push_str("</");
-    out.push_str(&name);
+    out.push_str(&n.name);
     out.push_str(">\n");
     Ok(())
 }

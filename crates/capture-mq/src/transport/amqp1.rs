@@ -504,3 +504,47 @@ impl Subscription for Amqp1Subscription {
         self.conn.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_gives_address_credentials_and_virtual_host() {
+        let ep = endpoint("amqp1s://Root%2FKey:a%2Bb%3D@ns.example.net").unwrap();
+        assert_eq!(ep.address, "amqps://ns.example.net:5671");
+        assert_eq!(ep.hostname, None);
+        match ep.sasl {
+            Some(SaslProfile::Plain { username, password }) => {
+                assert_eq!((username.as_str(), password.as_str()), ("Root/Key", "a+b="));
+            }
+            other => panic!("{other:?}"),
+        }
+        let ep = endpoint("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(ep.address, "amqp://127.0.0.1:5672");
+        assert_eq!(ep.hostname.as_deref(), Some("vhost:/"));
+        let ep = endpoint("amqp1://broker").unwrap();
+        assert_eq!(ep.address, "amqp://broker:5672");
+        assert!(ep.sasl.is_none());
+        assert!(endpoint("http://broker").is_err());
+    }
+
+    #[test]
+    fn ids_and_bodies_are_read_whatever_their_amqp_type() {
+        assert_eq!(id_text(&MessageId::Ulong(7)), "7");
+        assert_eq!(id_text(&MessageId::String("m-1".into())), "m-1");
+        let data = Body::<Value>::Data(
+            vec![
+                Data(Binary::from(b"<a>".to_vec())),
+                Data(Binary::from(b"</a>".to_vec())),
+            ]
+            .into(),
+        );
+        assert_eq!(body_bytes(data), b"<a></a>");
+        let text = Body::Value(fe2o3_amqp::types::messaging::AmqpValue(Value::String(
+            "<b/>".into(),
+        )));
+        assert_eq!(body_bytes(text), b"<b/>");
+        assert!(body_bytes(Body::Empty).is_empty());
+    }
+}
