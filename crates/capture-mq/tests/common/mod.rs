@@ -235,9 +235,11 @@ impl Client {
     /// Publishes a request (persistent, confirmed).
     pub async fn send(&self, body: &str, message_id: Option<&str>, correlation_id: Option<&str>) {
         if let Some(v10) = &self.v10 {
-            let mut props = Properties::default();
-            props.message_id = message_id.map(|m| MessageId::String(m.to_owned()));
-            props.correlation_id = correlation_id.map(|c| MessageId::String(c.to_owned()));
+            let props = Properties {
+                message_id: message_id.map(|m| MessageId::String(m.to_owned())),
+                correlation_id: correlation_id.map(|c| MessageId::String(c.to_owned())),
+                ..Default::default()
+            };
             let message = Message::builder()
                 .header(Header::builder().durable(true).build())
                 .properties(props)
