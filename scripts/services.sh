@@ -34,3 +34,11 @@ if command -v rabbitmq-diagnostics >/dev/null 2>&1; then
     sleep 1
   done
 fi
+
+# AMQP 1.0 (the MQ capture point's second transport) is a plugin in RabbitMQ 3.x; RabbitMQ 4
+# speaks it without one. Idempotent; the plugin listens on the same port as AMQP 0-9-1.
+if command -v rabbitmq-plugins >/dev/null 2>&1; then
+  rabbitmq-plugins list -q -e 2>/dev/null | grep -q rabbitmq_amqp1_0 ||
+    rabbitmq-plugins enable rabbitmq_amqp1_0 >/dev/null 2>&1 ||
+    echo "services: rabbitmq_amqp1_0 could not be enabled (RabbitMQ 4 needs no plugin)" >&2
+fi

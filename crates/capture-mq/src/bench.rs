@@ -1,8 +1,16 @@
 //! `worklane bench mq`: CreateTask on the input queue until its TaskCreated is on the
-//! output queue, many in flight, on a SQLite store; against a raw AMQP echo through the
-//! same broker in the same run (consume, publish a same-size persistent reply with
-//! publisher confirms, ack after the confirm). Prints both rates and their ratio.
+//! output queue, many in flight, on a SQLite store; against a raw echo through the same
+//! broker in the same run, over the same protocol (`--transport`): consume, publish a
+//! same-size persistent reply confirmed by the broker (AMQP 0-9-1 publisher confirms,
+//! AMQP 1.0 an unsettled send settled `accepted`), acknowledge after the confirm. With
+//! `--transform`, each round also runs the capture point with the example transformations
+//! (`examples/mq/transform/`: the source sends its own `<OrderEvent>` and reads
+//! `<OrderStatus>`), and the cost of the transformations is the ratio of the two capture
+//! rates. The source side is an AMQP 0-9-1 client either way. Prints rates and ratios.
 
+use crate::codec::Limits;
+use crate::transform::{Direction, Transform, TransformLimits, DEFAULT_TIME_LIMIT};
+use crate::transport::TransportKind;
 use crate::MqConfig;
 use anyhow::Context;
 use futures::StreamExt;
@@ -41,6 +49,12 @@ pub struct BenchArgs {
     /// Measurements of each kind; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// The capture point's transport, and the echo's protocol: amqp-0-9-1 or amqp-1.0.
+    #[arg(long, default_value = "amqp-0-9-1")]
+    pub transport: String,
+    /// Also measure the capture point with the example transformations.
+    #[arg(long)]
+    pub transform: bool,
 }
 
 impl std::fmt::Debug for BenchArgs {
@@ -51,36 +65,137 @@ impl std::fmt::Debug for BenchArgs {
             .field("in_flight", &self.in_flight)
             .field("prefetch", &self.prefetch)
             .field("rounds", &self.rounds)
+            .field("transport", &self.transport)
+            .field("transform", &self.transform)
             .finish()
     }
 }
 
 /// Runs the benchmark and prints the rates.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let kind = TransportKind::from_name(&args.transport).with_context(|| {
+        format!(
+            "--transport {:?}: one of {}",
+            args.transport,
+            TransportKind::NAMES.join(", ")
+        )
+    })?;
     println!(
-        "mq bench: {} messages per round, {} in flight, prefetch {}, {} rounds",
-        args.messages, args.in_flight, args.prefetch, args.rounds
+        "mq bench over {}: {} messages per round, {} in flight, prefetch {}, {} rounds{}",
+        kind.name(),
+        args.messages,
+        args.in_flight,
+        args.prefetch,
+        args.rounds,
+        if args.transform {
+            ", with transformations"
+        } else {
+            ""
+        }
     );
+    if args.transform {
+        let (i, o) = transform_cost(2000)?;
+        println!(
+            "one transformation alone: inbound {} us, outbound {} us per message",
+            i.as_micros(),
+            o.as_micros()
+        );
+    }
     let mut echo = Vec::new();
     let mut capture = Vec::new();
     let mut ratios = Vec::new();
+    let mut transformed = Vec::new();
+    let mut costs = Vec::new();
     for round in 1..=args.rounds.max(1) {
-        let e = echo_rate(&args).await.context("echo baseline")?;
-        let c = capture_rate(&args).await.context("capture point")?;
-        println!(
+        let e = match kind {
+            TransportKind::Amqp091 => echo_rate(&args).await,
+            TransportKind::Amqp10 => echo1_rate(&args).await,
+        }
+        .context("echo baseline")?;
+        let c = capture_rate(&args, kind, false)
+            .await
+            .context("capture point")?;
+        print!(
             "round {round}: echo {e:.0} msg/s, capture point {c:.0} msg/s, ratio {:.2}",
             c / e
         );
         echo.push(e);
         capture.push(c);
         ratios.push(c / e);
+        if args.transform {
+            let t = capture_rate(&args, kind, true)
+                .await
+                .context("capture point with transformations")?;
+            print!(", with transformations {t:.0} msg/s ({:.2} of it)", t / c);
+            transformed.push(t);
+            costs.push(1.0 - t / c);
+        }
+        println!();
     }
     let (e, c, r) = (median(&mut echo), median(&mut capture), median(&mut ratios));
     println!(
-        "median: raw AMQP echo {e:.0} msg/s, MQ capture point (SQLite) {c:.0} msg/s, \
-         ratio {r:.2} (median of the rounds' ratios; target >= 0.50)"
+        "median: raw {} echo {e:.0} msg/s, MQ capture point (SQLite) {c:.0} msg/s, \
+         ratio {r:.2} (median of the rounds' ratios; target >= 0.50)",
+        kind.name()
     );
+    if args.transform {
+        let (t, cost) = (median(&mut transformed), median(&mut costs));
+        println!(
+            "median: with transformations {t:.0} msg/s, cost {:.0}% of the capture rate \
+             (median of the rounds' costs; target <= 20%)",
+            cost * 100.0
+        );
+    }
     Ok(())
+}
+
+/// An example transformation, compiled.
+fn order_transform(direction: Direction) -> anyhow::Result<Transform> {
+    let source = match direction {
+        Direction::Inbound => ORDER_IN,
+        Direction::Outbound => ORDER_OUT,
+    };
+    let limits = TransformLimits {
+        document: Limits::default(),
+        time: DEFAULT_TIME_LIMIT,
+    };
+    Transform::compile("order.rhai", source, direction, limits).map_err(anyhow::Error::msg)
+}
+
+/// The time one run of each example transformation takes on one message, alone.
+fn transform_cost(n: usize) -> anyhow::Result<(Duration, Duration)> {
+    let (inbound, outbound) = (
+        order_transform(Direction::Inbound)?,
+        order_transform(Direction::Outbound)?,
+    );
+    let order = sample_order(1).into_bytes();
+    let created = "<GTLMessages>\n  <TaskCreated>\n    <BrokerId>17</BrokerId>\n    \
+        <CaptureId>order-00000001</CaptureId>\n    <CapturePointId>BENCH</CapturePointId>\n    \
+        <Actor>BENCH</Actor>\n    <EventDateTime>2030-06-01T09:30:00</EventDateTime>\n  \
+        </TaskCreated>\n</GTLMessages>\n";
+    let started = Instant::now();
+    for _ in 0..n {
+        inbound.apply(&order)?;
+    }
+    let per_in = started.elapsed() / n as u32;
+    let started = Instant::now();
+    for _ in 0..n {
+        outbound.apply(created.as_bytes())?;
+    }
+    Ok((per_in, started.elapsed() / n as u32))
+}
+
+/// The example transformations, which the transformed rounds run.
+const ORDER_IN: &str = include_str!("../../../examples/mq/transform/order-in.rhai");
+const ORDER_OUT: &str = include_str!("../../../examples/mq/transform/order-out.rhai");
+
+fn sample_order(i: usize) -> String {
+    format!(
+        "<OrderEvent type=\"placed\" system=\"SAP-SD\">\n  <OrderNumber>{i:08}</OrderNumber>\n  \
+         <Customer id=\"C-{}\" segment=\"gold\"><Name>ACME</Name></Customer>\n  \
+         <Urgency>high</Urgency>\n  <Amount currency=\"EUR\">1250.00</Amount>\n</OrderEvent>\n",
+        i % 1000
+    )
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -276,8 +391,115 @@ fn sample_create(i: usize) -> String {
     )
 }
 
-/// The capture point on a fresh SQLite store: CreateTask in, TaskCreated out.
-async fn capture_rate(args: &BenchArgs) -> anyhow::Result<f64> {
+/// Baseline over AMQP 1.0: receive unsettled, send the same body unsettled, accept the
+/// request once the broker accepted the reply.
+async fn echo1_rate(args: &BenchArgs) -> anyhow::Result<f64> {
+    use fe2o3_amqp::link::receiver::CreditMode;
+    use fe2o3_amqp::types::definitions::SenderSettleMode;
+    use fe2o3_amqp::types::messaging::{
+        Body, Data, Header, Message, Outcome, Source, Target, TerminusDurability,
+    };
+    use fe2o3_amqp::types::primitives::{Binary, Value};
+    let q = Queues::fresh();
+    let conn = connect(&args.url).await?;
+    let admin = conn.create_channel().await?;
+    q.declare(&admin).await?;
+    let url = amqp1_address(&args.url)?;
+    let mut c1 = fe2o3_amqp::Connection::open("worklane-bench-echo", url.as_str())
+        .await
+        .context("AMQP 1.0 connection")?;
+    let mut session = fe2o3_amqp::Session::begin(&mut c1).await?;
+    let mut receiver = fe2o3_amqp::Receiver::builder()
+        .name("bench-echo-in")
+        .source(
+            Source::builder()
+                .address(q.input.as_str())
+                .durable(TerminusDurability::Configuration)
+                .build(),
+        )
+        .credit_mode(CreditMode::Manual)
+        .auto_accept(false)
+        .attach(&mut session)
+        .await?;
+    let mut sender = fe2o3_amqp::Sender::builder()
+        .name("bench-echo-out")
+        .target(
+            Target::builder()
+                .address(q.output.as_str())
+                .durable(TerminusDurability::Configuration)
+                .build(),
+        )
+        .sender_settle_mode(SenderSettleMode::Unsettled)
+        .attach(&mut session)
+        .await?;
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let window = u32::from(args.prefetch);
+    let echo = tokio::spawn(async move {
+        let disposer = receiver.disposer();
+        loop {
+            // Credit as the transport grants it: anew once used up.
+            if receiver.credit() == 0 && receiver.set_credit(window).await.is_err() {
+                break;
+            }
+            let d = tokio::select! {
+                _ = stop.cancelled() => break,
+                d = receiver.recv::<Body<Value>>() => match d { Ok(d) => d, Err(_) => break },
+            };
+            let (info, msg) = d.into_parts();
+            let body: Vec<u8> = match msg.body {
+                Body::Data(b) => b.into_iter().flat_map(|Data(x)| x.into_vec()).collect(),
+                _ => Vec::new(),
+            };
+            let reply = Message::builder()
+                .header(Header::builder().durable(true).build())
+                .data(Binary::from(body))
+                .build();
+            let Ok(fut) = sender.send_batchable(reply).await else {
+                break;
+            };
+            let disposer = disposer.clone();
+            tokio::spawn(async move {
+                if let Ok(Outcome::Accepted(_)) = fut.await {
+                    let _ = disposer.accept(info).await;
+                }
+            });
+        }
+        let _ = sender.close().await;
+        let _ = receiver.close().await;
+    });
+    let body = sample_create(0).into_bytes();
+    let rate = drive(
+        &args.url,
+        &q,
+        vec![body; args.messages],
+        args.in_flight,
+        b"<CreateTask>",
+    )
+    .await;
+    cancel.cancel();
+    let _ = echo.await;
+    let _ = session.end().await;
+    let _ = c1.close().await;
+    q.delete(&admin).await;
+    let _ = conn.close(200, "bench done".into()).await;
+    rate
+}
+
+/// The benchmark's AMQP 0-9-1 URL as an AMQP 1.0 one (no virtual host path).
+fn amqp1_address(url: &str) -> anyhow::Result<String> {
+    let mut u = url::Url::parse(url).context("--url")?;
+    u.set_path("");
+    Ok(u.to_string())
+}
+
+/// The capture point on a fresh SQLite store: CreateTask in, TaskCreated out (with
+/// `transform`, the order system's OrderEvent in and OrderStatus out).
+async fn capture_rate(
+    args: &BenchArgs,
+    kind: TransportKind,
+    transform: bool,
+) -> anyhow::Result<f64> {
     let q = Queues::fresh();
     let dir =
         std::env::temp_dir().join(format!("worklane-bench-{}", uuid::Uuid::new_v4().simple()));
@@ -294,12 +516,32 @@ async fn capture_rate(args: &BenchArgs) -> anyhow::Result<f64> {
     cfg.output_queue = q.output.clone();
     cfg.error_queue = q.error.clone();
     cfg.prefetch = args.prefetch;
+    cfg.transport = Some(kind.name().to_owned());
+    if transform {
+        let (inbound, outbound) = (dir.join("order-in.rhai"), dir.join("order-out.rhai"));
+        std::fs::write(&inbound, ORDER_IN)?;
+        std::fs::write(&outbound, ORDER_OUT)?;
+        cfg.inbound_transform = Some(inbound);
+        cfg.outbound_transform = Some(outbound);
+    }
     let cancel = CancellationToken::new();
     let cp = tokio::spawn(crate::run(engine.clone(), cfg, cancel.clone()));
-    let bodies = (0..args.messages)
-        .map(|i| sample_create(i).into_bytes())
-        .collect();
-    let rate = drive(&args.url, &q, bodies, args.in_flight, b"<TaskCreated>").await;
+    // Both runs capture the same tasks: the plain run sends what the inbound
+    // transformation makes of the orders, so the difference is the transformations' cost.
+    let inbound = order_transform(Direction::Inbound)?;
+    let orders = (0..args.messages).map(sample_order);
+    let (bodies, expect): (Vec<Vec<u8>>, &[u8]) = if transform {
+        (
+            orders.map(String::into_bytes).collect(),
+            b"event=\"TaskCreated\"",
+        )
+    } else {
+        let gtl = orders
+            .map(|o| inbound.apply(o.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        (gtl, b"<TaskCreated>")
+    };
+    let rate = drive(&args.url, &q, bodies, args.in_flight, expect).await;
     cancel.cancel();
     cp.await??;
     drop(engine);

@@ -1,6 +1,8 @@
-//! `worklane mq send` and `worklane mq listen`: try the protocol by hand.
+//! `worklane mq send`, `worklane mq listen` and `worklane mq transform`: try the protocol
+//! and a capture point's transformations by hand.
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Limits};
+use crate::transform::{Direction, Transform, TransformLimits};
 use crate::transport::{AmqpTransport, Outgoing, Transport};
 use anyhow::Context;
 use futures::StreamExt;
@@ -67,6 +69,63 @@ pub struct ListenArgs {
     /// Stop when no message came for this many seconds.
     #[arg(long)]
     pub idle_timeout: Option<u64>,
+}
+
+/// `mq transform --in FILE --inbound SCRIPT` (or `--outbound SCRIPT`)
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransformArgs {
+    /// The document to transform: the source system's own message for `--inbound`, a
+    /// GTLMessages document for `--outbound`.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// An inbound transformation (the source system's format → GTLMessages).
+    #[arg(long, value_name = "SCRIPT", required_unless_present = "outbound")]
+    pub inbound: Option<PathBuf>,
+    /// An outbound transformation (GTLMessages → the source system's format).
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "inbound")]
+    pub outbound: Option<PathBuf>,
+    /// The longest the transformation may run, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub time_limit_ms: u64,
+}
+
+/// Runs a transformation on one file and prints the result. An inbound result is read as
+/// the capture point would read it, and an outbound input must be a GTLMessages answer or
+/// notification: either failure is the error (what the capture point would answer
+/// INVALID_FORMAT for), and the process exits non-zero.
+pub fn transform(args: TransformArgs) -> anyhow::Result<String> {
+    let (script, direction) = match (&args.inbound, &args.outbound) {
+        (Some(s), _) => (s, Direction::Inbound),
+        (None, Some(s)) => (s, Direction::Outbound),
+        (None, None) => {
+            anyhow::bail!("name a transformation: --inbound SCRIPT or --outbound SCRIPT")
+        }
+    };
+    let limits = TransformLimits {
+        document: Limits::default(),
+        time: Duration::from_millis(args.time_limit_ms.max(1)),
+    };
+    let t = Transform::load(script, direction, limits).map_err(anyhow::Error::msg)?;
+    let input =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let codec = Codec::utc();
+    if direction == Direction::Outbound {
+        codec.parse_outbound(&input).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a GTLMessages answer or notification: {e}",
+                args.input.display()
+            )
+        })?;
+    }
+    let out = t.apply(&input)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    if direction == Direction::Inbound {
+        match codec.parse_inbound(&out) {
+            Ok(m) => eprintln!("reads as {}", m.message_name()),
+            Err(e) => anyhow::bail!("{text}\nthe result is not a GTLMessages request: {e}"),
+        }
+    }
+    Ok(text)
 }
 
 /// Publishes each file to the input queue (persistent, confirmed, with a fresh message

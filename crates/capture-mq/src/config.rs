@@ -1,11 +1,16 @@
 //! One MQ capture point's configuration entry (SPEC section 7, `kind = "mq"`), validated
 //! at start-up with errors that name the key.
 
-use crate::codec::{fold, set_ext_attribute, set_task_attribute, Codec, Limits, OUTBOUND_NAMES};
+use crate::codec::{
+    fold, set_ext_attribute, set_task_attribute, Codec, Limits, Outbound, OUTBOUND_NAMES,
+};
+use crate::transform::{Direction, Transform, TransformLimits, DEFAULT_TIME_LIMIT};
+use crate::transport::TransportKind;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use worklane_domain::fields::{check_len, limits};
 use worklane_domain::TaskFields;
 
@@ -19,10 +24,14 @@ pub enum DefaultValue {
 }
 
 /// The keys this entry knows (plus `kind`, the lead's enum tag).
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 18] = [
     "kind",
     "id",
     "url",
+    "transport",
+    "inbound_transform",
+    "outbound_transform",
+    "transform_time_limit_ms",
     "input_queue",
     "output_queue",
     "error_queue",
@@ -41,9 +50,23 @@ const KEYS: [&str; 14] = [
 pub struct MqConfig {
     /// The CapturePointId (at most 16 characters).
     pub id: String,
-    /// The AMQP 0-9-1 broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (AMQP 0-9-1) or
+    /// `amqp1s://user:pass@broker:5671` (AMQP 1.0).
     #[serde(default = "default_url")]
     pub url: String,
+    /// `amqp-0-9-1` or `amqp-1.0`; by default the URL's scheme decides (`amqp1://` and
+    /// `amqp1s://` are AMQP 1.0, `amqp://` and `amqps://` AMQP 0-9-1).
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// A script turning the source system's own messages into GTLMessages (SPEC 12).
+    #[serde(default)]
+    pub inbound_transform: Option<std::path::PathBuf>,
+    /// A script turning outbound GTLMessages into the source system's format.
+    #[serde(default)]
+    pub outbound_transform: Option<std::path::PathBuf>,
+    /// The longest one transformation of one message may run (default 100 ms).
+    #[serde(default)]
+    pub transform_time_limit_ms: Option<u64>,
     /// Where source systems put requests.
     #[serde(default = "default_input")]
     pub input_queue: String,
@@ -114,6 +137,10 @@ impl fmt::Debug for MqConfig {
         f.debug_struct("MqConfig")
             .field("id", &self.id)
             .field("url", &worklane_store::redact_url(&self.url))
+            .field("transport", &self.transport)
+            .field("inbound_transform", &self.inbound_transform)
+            .field("outbound_transform", &self.outbound_transform)
+            .field("transform_time_limit_ms", &self.transform_time_limit_ms)
             .field("input_queue", &self.input_queue)
             .field("output_queue", &self.output_queue)
             .field("error_queue", &self.error_queue)
@@ -135,6 +162,10 @@ impl MqConfig {
         Self {
             id: id.into(),
             url: default_url(),
+            transport: None,
+            inbound_transform: None,
+            outbound_transform: None,
+            transform_time_limit_ms: None,
             input_queue: default_input(),
             output_queue: default_output(),
             error_queue: default_error(),
@@ -164,11 +195,24 @@ impl MqConfig {
             return Err("id: must not be empty".to_owned());
         }
         check_len("id", &self.id, limits::CAPTURE_POINT_ID).map_err(|e| e.message)?;
-        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
+        let schemes = ["amqp://", "amqps://", "amqp1://", "amqp1s://"];
+        if !schemes.iter().any(|s| self.url.starts_with(s)) {
             return Err(format!(
-                "url: {:?} is not an amqp:// or amqps:// URL",
+                "url: {:?} is not an amqp://, amqps://, amqp1:// or amqp1s:// URL",
                 worklane_store::redact_url(&self.url)
             ));
+        }
+        let transport = match &self.transport {
+            None => TransportKind::from_url(&self.url),
+            Some(t) => TransportKind::from_name(t).ok_or_else(|| {
+                format!(
+                    "transport: {t:?} is not a transport (one of {})",
+                    TransportKind::NAMES.join(", ")
+                )
+            })?,
+        };
+        if transport == TransportKind::Amqp091 && TransportKind::from_url(&self.url) != transport {
+            return Err("url: amqp1:// and amqp1s:// URLs are for transport = \"amqp-1.0\"".into());
         }
         let queues = [
             ("input_queue", &self.input_queue),
@@ -221,15 +265,38 @@ impl MqConfig {
             return Err("max_in_flight: must be at least 1".to_owned());
         }
         let defaults = self.task_defaults(&time_zone)?;
+        let document = Limits {
+            max_bytes: self.max_message_bytes,
+            max_depth: self.max_depth,
+        };
+        let time = match self.transform_time_limit_ms {
+            None => DEFAULT_TIME_LIMIT,
+            Some(ms) if (1..=60_000).contains(&ms) => std::time::Duration::from_millis(ms),
+            Some(_) => return Err("transform_time_limit_ms: must be between 1 and 60000".into()),
+        };
+        let limits = TransformLimits { document, time };
+        let load = |key: &str, path: &Option<std::path::PathBuf>, direction| {
+            path.as_deref()
+                .map(|p| Transform::load(p, direction, limits).map(Arc::new))
+                .transpose()
+                .map_err(|e| format!("{key}: {e}"))
+        };
+        let inbound = load(
+            "inbound_transform",
+            &self.inbound_transform,
+            Direction::Inbound,
+        )?;
+        let outbound = load(
+            "outbound_transform",
+            &self.outbound_transform,
+            Direction::Outbound,
+        )?;
         Ok(Settings {
             id: self.id.clone(),
-            codec: Codec::new(
-                time_zone,
-                Limits {
-                    max_bytes: self.max_message_bytes,
-                    max_depth: self.max_depth,
-                },
-            ),
+            transport,
+            inbound,
+            outbound,
+            codec: Codec::new(time_zone, document),
             defaults,
             check_if_captured: self.check_if_captured,
             enabled,
@@ -293,6 +360,12 @@ fn set_default(
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub id: String,
+    /// The protocol spoken to the broker.
+    pub transport: TransportKind,
+    /// The source system's format → GTLMessages, when it has its own.
+    pub inbound: Option<Arc<Transform>>,
+    /// GTLMessages → the source system's format, when it has its own.
+    pub outbound: Option<Arc<Transform>>,
     pub codec: Codec,
     pub defaults: TaskFields,
     pub check_if_captured: bool,
@@ -305,10 +378,35 @@ pub struct Settings {
     pub max_in_flight: usize,
 }
 
+/// Header on an outbound message sent as GTLMessages because the outbound transformation
+/// failed on it: why.
+pub const TRANSFORM_ERROR_HEADER: &str = "x-worklane-transform-error";
+
 impl Settings {
     /// Whether the outbound message `name` is switched on.
     pub fn sends(&self, name: &str) -> bool {
         self.enabled.contains(name)
+    }
+
+    /// The body of an outbound message and its extra headers: GTLMessages, through the
+    /// outbound transformation when there is one. A message the transformation fails on
+    /// is still sent, as GTLMessages with the reason in a header: its effect is already
+    /// committed, and dropping it would lose it.
+    pub fn outbound_body(&self, msg: &Outbound) -> (Vec<u8>, Vec<(String, String)>) {
+        let gtl = self.codec.render_outbound(msg).into_bytes();
+        let Some(t) = &self.outbound else {
+            return (gtl, Vec::new());
+        };
+        match t.apply(&gtl) {
+            Ok(body) => (body, Vec::new()),
+            Err(e) => {
+                tracing::warn!(capture_point = %self.id, error = %e, "outbound transformation failed; sending GTLMessages");
+                (
+                    gtl,
+                    vec![(TRANSFORM_ERROR_HEADER.to_owned(), e.to_string())],
+                )
+            }
+        }
     }
 }
 
@@ -358,6 +456,20 @@ mod tests {
     }
 
     #[test]
+    fn the_transport_comes_from_the_key_or_the_url() {
+        let kind = |t: &str| parse(t).resolve().unwrap().transport;
+        assert_eq!(kind("id = \"a\""), TransportKind::Amqp091);
+        assert_eq!(
+            kind("id = \"a\"\nurl = \"amqp1s://u:p@h\""),
+            TransportKind::Amqp10
+        );
+        assert_eq!(
+            kind("id = \"a\"\nurl = \"amqps://u:p@h\"\ntransport = \"amqp-1.0\""),
+            TransportKind::Amqp10
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("id = \"\"", "id"),
@@ -369,6 +481,23 @@ mod tests {
                 "notifications",
             ),
             ("id = \"a\"\nprefetch = 0", "prefetch"),
+            ("id = \"a\"\ntransport = \"amqp-2\"", "transport"),
+            (
+                "id = \"a\"\nurl = \"amqp1://h\"\ntransport = \"amqp-0-9-1\"",
+                "url",
+            ),
+            (
+                "id = \"a\"\ntransform_time_limit_ms = 0",
+                "transform_time_limit_ms",
+            ),
+            (
+                "id = \"a\"\ninbound_transform = \"/nonexistent.rhai\"",
+                "inbound_transform",
+            ),
+            (
+                "id = \"a\"\noutbound_transform = \"/nonexistent.rhai\"",
+                "outbound_transform",
+            ),
             ("id = \"a\"\nmax_message_bytes = 1", "max_message_bytes"),
             ("id = \"a\"\noutput_queue = \"GTLIn\"", "input_queue"),
             ("id = \"a\"\ninput_queu = \"x\"", "input_queu"),

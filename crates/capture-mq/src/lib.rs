@@ -1,9 +1,11 @@
 //! The MQ Capture Point (seed 001, SPEC section 4): source systems put `GTLMessages` XML
 //! requests on an input queue and read answers and notifications from an output queue.
 //!
-//! Data flows one way: [`transport`] delivers a message → [`codec`] parses it →
+//! Data flows one way: [`transport`] delivers a message → [`transform`] turns a source
+//! system's own format into GTLMessages (when configured) → [`codec`] parses it →
 //! [`semantics`] turns it into one engine command → the answer goes back through the
-//! transport, and the message is acknowledged only once both are durable. Changes made
+//! transport (through the outbound transformation, when configured), and the message is
+//! acknowledged only once both are durable. Changes made
 //! elsewhere reach the output queue through [`notifications`], an event-log consumer.
 
 pub mod bench;
@@ -13,6 +15,7 @@ pub mod config;
 pub mod notifications;
 pub mod semantics;
 mod service;
+pub mod transform;
 pub mod transport;
 
 pub use config::{MqConfig, Settings};
@@ -31,7 +34,6 @@ pub async fn run(engine: Engine, cfg: MqConfig, cancel: CancellationToken) -> an
         "worklane capture point {} ({})",
         settings.id, settings.input_queue
     );
-    let transport: Arc<dyn transport::Transport> =
-        Arc::new(transport::AmqpTransport::new(cfg.url.clone()).with_name(name));
+    let transport = settings.transport.open(&cfg.url, &name);
     run_with(engine, settings, transport, cancel).await
 }

@@ -44,17 +44,15 @@ impl Notifier {
         if !s.sends(notice.kind.name()) {
             return None;
         }
+        let (body, headers) = s.outbound_body(&Outbound::Notice(notice));
         Some(Outgoing {
             queue: s.output_queue.clone(),
-            body: s
-                .codec
-                .render_outbound(&Outbound::Notice(notice))
-                .into_bytes(),
+            body,
             // A change another channel made on request carries that request's id.
             correlation_id: event.request_id.clone(),
             // Stable across redeliveries, so a receiver can drop repeats.
             message_id: Some(format!("{}:event:{}", s.id, event.seq)),
-            headers: Vec::new(),
+            headers,
         })
     }
 }

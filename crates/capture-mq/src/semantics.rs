@@ -38,9 +38,24 @@ impl Semantics {
     pub async fn respond(&self, msg: &Incoming) -> Result<Vec<Outgoing>, EngineError> {
         let s = &self.settings;
         let correlation = msg.correlation().map(str::to_owned);
-        let inbound = match s.codec.parse_inbound(&msg.body) {
+        let transformed;
+        let body = match &s.inbound {
+            None => &msg.body,
+            Some(t) => match t.apply(&msg.body) {
+                Ok(b) => {
+                    transformed = b;
+                    &transformed
+                }
+                // Its own format is unknown: the answer is GTLMessages, untransformed.
+                Err(e) => {
+                    let e = DomainError::invalid("GTLMessages", e);
+                    return Ok(self.poison(msg, &e, correlation, false));
+                }
+            },
+        };
+        let inbound = match s.codec.parse_inbound(body) {
             Ok(m) => m,
-            Err(e) => return Ok(self.poison(msg, &e, correlation)),
+            Err(e) => return Ok(self.poison(msg, &e, correlation, true)),
         };
         let meta_of = |m: &ActionMeta| {
             ActionMeta {
@@ -167,20 +182,24 @@ impl Semantics {
     }
 
     /// INVALID_FORMAT on the output queue, and the original on the error queue with the
-    /// reason in a header.
+    /// reason in a header. The answer goes through the outbound transformation unless
+    /// `transform_answer` is false (the inbound transformation failed, so the message's
+    /// format is unknown).
     fn poison(
         &self,
         msg: &Incoming,
         e: &DomainError,
         correlation: Option<String>,
+        transform_answer: bool,
     ) -> Vec<Outgoing> {
         let s = &self.settings;
         tracing::warn!(capture_point = %s.id, message_id = ?msg.message_id, error = %e, "unparseable message moved to the error queue");
-        let mut out = outgoing(
-            Some(Answer::plain(Outbound::Error(e.into()))),
-            s,
-            correlation,
-        );
+        let answer = Some(Answer::plain(Outbound::Error(e.into())));
+        let mut out = if transform_answer {
+            outgoing(answer, s, correlation)
+        } else {
+            plain_outgoing(answer, s, correlation)
+        };
         out.push(Outgoing {
             queue: s.error_queue.clone(),
             body: msg.body.clone(),
@@ -253,6 +272,27 @@ impl Answer {
 /// The answer as a message for the output queue, unless there is none or its type is
 /// switched off.
 fn outgoing(answer: Option<Answer>, s: &Settings, correlation: Option<String>) -> Vec<Outgoing> {
+    match answer {
+        Some(a) if s.sends(a.message.name()) => {
+            let (body, headers) = s.outbound_body(&a.message);
+            vec![Outgoing {
+                queue: s.output_queue.clone(),
+                body,
+                correlation_id: correlation,
+                message_id: a.message_id,
+                headers,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Like [`outgoing`], in GTLMessages whatever the outbound transformation.
+fn plain_outgoing(
+    answer: Option<Answer>,
+    s: &Settings,
+    correlation: Option<String>,
+) -> Vec<Outgoing> {
     match answer {
         Some(a) if s.sends(a.message.name()) => vec![Outgoing {
             queue: s.output_queue.clone(),

@@ -12,6 +12,23 @@ async fn the_benchmark_runs_both_measurements_end_to_end() {
         in_flight: 64,
         prefetch: 32,
         rounds: 1,
+        transport: "amqp-0-9-1".into(),
+        transform: false,
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_over_amqp_1_0_with_transformations() {
+    run(BenchArgs {
+        url: common::amqp_url(),
+        messages: 200,
+        in_flight: 64,
+        prefetch: 32,
+        rounds: 1,
+        transport: "amqp-1.0".into(),
+        transform: true,
     })
     .await
     .unwrap();

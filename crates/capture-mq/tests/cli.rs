@@ -67,6 +67,8 @@ fn arguments_do_not_show_the_broker_password() {
         in_flight: 1,
         prefetch: 1,
         rounds: 1,
+        transport: "amqp-0-9-1".into(),
+        transform: false,
     };
     for shown in [format!("{queues:?}"), format!("{bench:?}")] {
         assert!(

@@ -1,9 +1,9 @@
 //! Nothing lost: a stream of 1,000 CreateTasks while the capture point is killed with
-//! SIGKILL mid-stream and started again.
+//! SIGKILL mid-stream and started again, over both transports.
 
 mod common;
 
-use common::{unique_config, wait_until, Client, Received};
+use common::{unique_config_on, wait_until, Client, Proto, Received};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -23,6 +23,10 @@ fn spawn(cfg: &MqConfig, store: &str) -> Child {
             &cfg.output_queue,
         ])
         .args(["--error-queue", &cfg.error_queue, "--check-if-captured"])
+        .args([
+            "--transport",
+            cfg.transport.as_deref().unwrap_or("amqp-0-9-1"),
+        ])
         .spawn()
         .expect("harness starts")
 }
@@ -46,9 +50,8 @@ async fn read_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
-    let mut cfg = unique_config("KILL");
+async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing(p: Proto) {
+    let mut cfg = unique_config_on("KILL", p);
     cfg.check_if_captured = true;
     let store_url = worklane_store::testing::fresh_sqlite_url();
     let mut client = Client::connect(&cfg, &cfg.output_queue).await;
@@ -152,4 +155,15 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
     assert_eq!(unique.len(), MESSAGES);
     println!("killed after {killed_at} answers; {duplicates} repeated answers, all identical");
     client.delete_queues(&cfg).await;
+}
+
+mod kill_9_mid_stream_loses_nothing_and_doubles_nothing {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn amqp_0_9_1() {
+        super::kill_9_mid_stream_loses_nothing_and_doubles_nothing(super::Proto::Amqp091).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn amqp_1_0() {
+        super::kill_9_mid_stream_loses_nothing_and_doubles_nothing(super::Proto::Amqp10).await
+    }
 }

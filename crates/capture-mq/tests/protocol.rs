@@ -1,8 +1,10 @@
-//! Every inbound message and every refusal code against the real RabbitMQ.
+//! Every inbound message and every refusal code against the real RabbitMQ, over both
+//! transports (AMQP 0-9-1, and AMQP 1.0 through RabbitMQ's plugin).
 
+#[macro_use]
 mod common;
 
-use common::{unique_config, wait_until, Rig};
+use common::{unique_config_on, wait_until, Proto, Rig};
 use worklane_capture_mq::codec::{ErrorMessage, Notice, NoticeKind, Outbound};
 use worklane_domain::{Action, ActionMeta, BrokerId, Status, TaskRef};
 use worklane_engine::{Command, Processor};
@@ -25,9 +27,8 @@ fn error(o: Outbound) -> ErrorMessage {
     }
 }
 
-#[tokio::test]
-async fn create_task_is_answered_with_its_correlation_and_defaults() {
-    let mut cfg = unique_config("MQ1");
+async fn create_task_is_answered_with_its_correlation_and_defaults(p: Proto) {
+    let mut cfg = unique_config_on("MQ1", p);
     cfg.defaults.insert(
         "channel".into(),
         worklane_capture_mq::config::DefaultValue::Text("Email".into()),
@@ -87,9 +88,8 @@ async fn create_task_is_answered_with_its_correlation_and_defaults() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn check_if_captured_refuses_a_second_capture_id() {
-    let mut cfg = unique_config("MQ2");
+async fn check_if_captured_refuses_a_second_capture_id(p: Proto) {
+    let mut cfg = unique_config_on("MQ2", p);
     cfg.check_if_captured = true;
     let mut rig = Rig::start(cfg).await;
     let body = msg("CreateTask", "<CaptureId>dup</CaptureId>");
@@ -103,9 +103,8 @@ async fn check_if_captured_refuses_a_second_capture_id() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn duplicates_are_allowed_when_not_checked() {
-    let mut rig = Rig::start(unique_config("MQ3")).await;
+async fn duplicates_are_allowed_when_not_checked(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ3", p)).await;
     let body = msg("CreateTask", "<CaptureId>twice</CaptureId>");
     let a = notice(rig.client.ask(&body).await);
     let b = notice(rig.client.ask(&body).await);
@@ -113,9 +112,8 @@ async fn duplicates_are_allowed_when_not_checked() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn update_task_changes_the_given_attributes() {
-    let mut rig = Rig::start(unique_config("MQ4")).await;
+async fn update_task_changes_the_given_attributes(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ4", p)).await;
     let created = notice(
         rig.client
             .ask(&msg(
@@ -174,9 +172,8 @@ async fn update_task_changes_the_given_attributes() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn every_action_and_its_refusal() {
-    let mut rig = Rig::start(unique_config("MQ5")).await;
+async fn every_action_and_its_refusal(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ5", p)).await;
     let c = &mut rig.client;
     let id = notice(
         c.ask(&msg("CreateTask", "<CaptureId>life</CaptureId>"))
@@ -277,9 +274,8 @@ async fn every_action_and_its_refusal() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn hold_of_an_assigned_task_is_refused() {
-    let mut rig = Rig::start(unique_config("MQ6")).await;
+async fn hold_of_an_assigned_task_is_refused(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ6", p)).await;
     let id = notice(
         rig.client
             .ask(&msg("CreateTask", "<CaptureId>a1</CaptureId>"))
@@ -312,9 +308,8 @@ async fn hold_of_an_assigned_task_is_refused() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn invalid_values_are_refused_naming_task_and_attribute() {
-    let mut rig = Rig::start(unique_config("MQ7")).await;
+async fn invalid_values_are_refused_naming_task_and_attribute(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ7", p)).await;
     // A value the parser cannot read: INVALID_FORMAT, and the original to the error queue.
     let e = error(
         rig.client
@@ -366,9 +361,8 @@ async fn invalid_values_are_refused_naming_task_and_attribute() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn lenient_input_is_accepted() {
-    let mut cfg = unique_config("MQ8");
+async fn lenient_input_is_accepted(p: Proto) {
+    let mut cfg = unique_config_on("MQ8", p);
     cfg.timezone = "Europe/Paris".into();
     let mut rig = Rig::start(cfg).await;
     let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gtlmessages>\n  <createTASK>\n\
@@ -420,9 +414,8 @@ async fn lenient_input_is_accepted() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn poison_messages_are_answered_and_moved_to_the_error_queue() {
-    let cfg = unique_config("MQ9");
+async fn poison_messages_are_answered_and_moved_to_the_error_queue(p: Proto) {
+    let cfg = unique_config_on("MQ9", p);
     let mut rig = Rig::start(cfg.clone()).await;
     let mut errors = common::Client::connect(&cfg, &cfg.error_queue).await;
     let cases: [&[u8]; 4] = [
@@ -460,9 +453,8 @@ async fn poison_messages_are_answered_and_moved_to_the_error_queue() {
     client.delete_queues(&cfg).await;
 }
 
-#[tokio::test]
-async fn a_repeated_message_id_is_answered_identically_and_applied_once() {
-    let mut rig = Rig::start(unique_config("MQ10")).await;
+async fn a_repeated_message_id_is_answered_identically_and_applied_once(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ10", p)).await;
     let body = msg("CreateTask", "<CaptureId>once</CaptureId>");
     rig.client.send(&body, Some("same-id"), None).await;
     let first = rig.client.recv().await;
@@ -488,9 +480,8 @@ async fn a_repeated_message_id_is_answered_identically_and_applied_once() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn outside_changes_are_notified_and_own_requests_are_not_repeated() {
-    let mut rig = Rig::start(unique_config("MQ11")).await;
+async fn outside_changes_are_notified_and_own_requests_are_not_repeated(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ11", p)).await;
     let created = notice(
         rig.client
             .ask(&msg("CreateTask", "<CaptureId>n1</CaptureId>"))
@@ -554,9 +545,8 @@ async fn outside_changes_are_notified_and_own_requests_are_not_repeated() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn switched_off_messages_are_not_sent() {
-    let mut cfg = unique_config("MQ12");
+async fn switched_off_messages_are_not_sent(p: Proto) {
+    let mut cfg = unique_config_on("MQ12", p);
     cfg.notifications = Some(vec!["TaskCreated".into(), "Error".into()]);
     let mut rig = Rig::start(cfg).await;
     let a = notice(
@@ -619,9 +609,8 @@ async fn switched_off_messages_are_not_sent() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn notifications_resume_after_a_restart_without_loss_or_repeat() {
-    let mut rig = Rig::start(unique_config("MQ13")).await;
+async fn notifications_resume_after_a_restart_without_loss_or_repeat(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ13", p)).await;
     let id = notice(
         rig.client
             .ask(&msg("CreateTask", "<CaptureId>r1</CaptureId>"))
@@ -639,7 +628,7 @@ async fn notifications_resume_after_a_restart_without_loss_or_repeat() {
         NoticeKind::TaskHeld
     );
     let (client, cfg) = rig.stop().await;
-    client.conn.close(200, "restart".into()).await.unwrap();
+    client.close().await;
 
     // Changed while the capture point is down: told once it is back, and only that.
     engine
@@ -656,9 +645,8 @@ async fn notifications_resume_after_a_restart_without_loss_or_repeat() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn every_change_the_engine_can_make_elsewhere_is_notified() {
-    let mut rig = Rig::start(unique_config("MQ14")).await;
+async fn every_change_the_engine_can_make_elsewhere_is_notified(p: Proto) {
+    let mut rig = Rig::start(unique_config_on("MQ14", p)).await;
     let rest = || ActionMeta::default().defaulted("REST");
     let e = rig.engine.clone();
     let act = |id: BrokerId, action: Action| Command::act(TaskRef::Broker(id), action, rest());
@@ -721,15 +709,14 @@ async fn every_change_the_engine_can_make_elsewhere_is_notified() {
     rig.finish().await;
 }
 
-#[tokio::test]
-async fn works_the_same_on_postgresql() {
+async fn works_the_same_on_postgresql(p: Proto) {
     let url = worklane_store::testing::fresh_postgres_url().await.unwrap();
     let store = worklane_store::connect(&url).await.unwrap();
     let (engine, _writer) =
         worklane_engine::Engine::start(store, worklane_engine::EngineOptions::default())
             .await
             .unwrap();
-    let mut cfg = unique_config("PG1");
+    let mut cfg = unique_config_on("PG1", p);
     cfg.check_if_captured = true;
     let mut rig = Rig::start_with(engine, cfg).await;
     let body = msg("CreateTask", "<CaptureId>pg-1</CaptureId>");
@@ -752,3 +739,21 @@ async fn works_the_same_on_postgresql() {
     assert_eq!(n.kind, NoticeKind::TaskHeld);
     rig.finish().await;
 }
+
+both_transports!(
+    create_task_is_answered_with_its_correlation_and_defaults,
+    check_if_captured_refuses_a_second_capture_id,
+    duplicates_are_allowed_when_not_checked,
+    update_task_changes_the_given_attributes,
+    every_action_and_its_refusal,
+    hold_of_an_assigned_task_is_refused,
+    invalid_values_are_refused_naming_task_and_attribute,
+    lenient_input_is_accepted,
+    poison_messages_are_answered_and_moved_to_the_error_queue,
+    a_repeated_message_id_is_answered_identically_and_applied_once,
+    outside_changes_are_notified_and_own_requests_are_not_repeated,
+    switched_off_messages_are_not_sent,
+    notifications_resume_after_a_restart_without_loss_or_repeat,
+    every_change_the_engine_can_make_elsewhere_is_notified,
+    works_the_same_on_postgresql,
+);

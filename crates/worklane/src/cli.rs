@@ -60,6 +60,11 @@ pub enum MqCommand {
         #[command(flatten)]
         args: worklane_capture_mq::cli::ListenArgs,
     },
+    /// Run a capture point's transformation on one file and print the result.
+    Transform {
+        #[command(flatten)]
+        args: worklane_capture_mq::cli::TransformArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,6 +72,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(worklane_capture_mq::cli::listen(args).await?)
         }
+        Command::Mq(MqCommand::Transform { args }) => {
+            let out = worklane_capture_mq::cli::transform(args)
+                .map_err(|e| Failure::refused(format!("{e:#}")))?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Dbcp(DbcpCommand::Check(a)) => {
             telemetry::init("text", "warn");
             worklane_capture_db::cli::check(a)

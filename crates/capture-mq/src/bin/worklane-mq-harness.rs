@@ -25,6 +25,9 @@ struct Args {
     error_queue: String,
     #[arg(long)]
     check_if_captured: bool,
+    /// `amqp-0-9-1` or `amqp-1.0` (by default the URL decides).
+    #[arg(long)]
+    transport: Option<String>,
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.output_queue = a.output_queue;
     cfg.error_queue = a.error_queue;
     cfg.check_if_captured = a.check_if_captured;
+    cfg.transport = a.transport;
     let store = worklane_store::connect(&a.store).await?;
     let (engine, writer) = Engine::start(store, EngineOptions::default()).await?;
     let cancel = CancellationToken::new();

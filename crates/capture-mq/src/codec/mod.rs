@@ -16,6 +16,8 @@ pub use outbound::{Details, ErrorMessage, Notice, NoticeKind, Outbound, OUTBOUND
 pub use tree::Limits;
 
 pub(crate) use fields::{fold, set_ext_attribute, set_task_attribute};
+pub(crate) use tree::{parse as parse_tree, Element};
+pub(crate) use writer::{escape_into, is_xml_name};
 
 use jiff::tz::TimeZone;
 use worklane_domain::{DomainError, Timestamp};

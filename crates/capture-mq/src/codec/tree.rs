@@ -4,7 +4,7 @@
 //! regard to case (lenient input, SPEC section 4).
 
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::{Reader, XmlVersion};
 use std::collections::HashSet;
 use worklane_domain::DomainError;
 
@@ -26,10 +26,12 @@ impl Default for Limits {
     }
 }
 
-/// One element: its local name, its text (all text and CDATA joined) and its children.
+/// One element: its local name, its attributes (local names, values unescaped), its text
+/// (all text and CDATA joined) and its children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Element {
     pub name: String,
+    pub attributes: Vec<(String, String)>,
     pub text: String,
     pub children: Vec<Element>,
 }
@@ -81,9 +83,10 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
                         limits.max_depth
                     )));
                 }
-                check_attributes(&e)?;
+                let attributes = check_attributes(&e)?;
                 stack.push(Element {
                     name: e.local_name().as_ref().to_owned(),
+                    attributes,
                     ..Default::default()
                 });
             }
@@ -97,9 +100,10 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
                         limits.max_depth
                     )));
                 }
-                check_attributes(&e)?;
+                let attributes = check_attributes(&e)?;
                 let el = Element {
                     name: e.local_name().as_ref().to_owned(),
+                    attributes,
                     ..Default::default()
                 };
                 attach(&mut stack, &mut root, el);
@@ -133,25 +137,35 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, DomainErro
     root.ok_or_else(|| malformed("the message is empty"))
 }
 
-/// Refuses what XML forbids in a start tag's attributes: the same name twice, and
-/// malformed ones (no `=`, no quotes). The tree keeps no attributes, but a document that
-/// is not well-formed is refused whatever part of it is wrong. Names are compared as
-/// written (XML names are case-sensitive, and `a:x` and `b:x` are different names).
-fn check_attributes(tag: &BytesStart<'_>) -> Result<(), DomainError> {
+/// Reads a start tag's attributes (namespace declarations left out), refusing what XML
+/// forbids: the same name twice, malformed ones (no `=`, no quotes), entities other than
+/// the predefined ones. The GTLMessages reader ignores attributes; transformations read
+/// them. Names are compared as written (XML names are case-sensitive, and `a:x` and
+/// `b:x` are different names).
+fn check_attributes(tag: &BytesStart<'_>) -> Result<Vec<(String, String)>, DomainError> {
     let element = tag.name();
-    let element = element.0;
+    let element = element.0.to_owned();
     let mut seen = HashSet::new();
+    let mut attributes = Vec::new();
     // Duplicates are checked here, not by quick-xml, so the error can name the attribute.
     for attr in tag.attributes().with_checks(false) {
         let attr = attr.map_err(|e| malformed(format!("bad attribute in <{element}>: {e}")))?;
-        let name = attr.key.0;
-        if !seen.insert(name) {
+        let name = attr.key.0.to_owned();
+        if !seen.insert(name.clone()) {
             return Err(malformed(format!(
                 "attribute {name} appears twice in <{element}>"
             )));
         }
+        if name == "xmlns" || name.starts_with("xmlns:") {
+            continue;
+        }
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| malformed(format!("bad value of attribute {name} in <{element}>: {e}")))?;
+        let local = attr.key.local_name().as_ref().to_owned();
+        attributes.push((local, value.into_owned()));
     }
-    Ok(())
+    Ok(attributes)
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {

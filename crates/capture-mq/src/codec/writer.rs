@@ -92,7 +92,7 @@ impl<'a> XmlWriter<'a> {
 
 /// Escapes markup characters, and replaces characters XML 1.0 cannot carry (control
 /// characters from other channels) with U+FFFD so the document stays well-formed.
-fn escape_into(out: &mut String, value: &str) {
+pub(crate) fn escape_into(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '<' => out.push_str("&lt;"),

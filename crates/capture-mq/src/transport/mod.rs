@@ -1,10 +1,63 @@
-//! The broker seam: what the capture point needs from a message broker, so brokers other
-//! than AMQP 0-9-1 (AMQP 1.0, NATS JetStream, Kafka, IBM MQ) can be added beside
-//! [`AmqpTransport`].
+//! The broker seam: what the capture point needs from a message broker. Two
+//! implementations: [`AmqpTransport`] (AMQP 0-9-1, RabbitMQ) and [`Amqp1Transport`]
+//! (AMQP 1.0: IBM MQ, Azure Service Bus, ActiveMQ Artemis, Solace, RabbitMQ's plugin);
+//! others (NATS JetStream, Kafka) can be added beside them.
 
 mod amqp;
+mod amqp1;
 
 pub use amqp::AmqpTransport;
+pub use amqp1::Amqp1Transport;
+
+use std::sync::Arc;
+
+/// Which protocol a capture point speaks to its broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// AMQP 0-9-1 (RabbitMQ): `transport = "amqp-0-9-1"`, the default for `amqp://` URLs.
+    Amqp091,
+    /// AMQP 1.0: `transport = "amqp-1.0"`, the default for `amqp1://` and `amqp1s://` URLs.
+    Amqp10,
+}
+
+impl TransportKind {
+    /// The names the `transport` key accepts.
+    pub const NAMES: [&'static str; 2] = ["amqp-0-9-1", "amqp-1.0"];
+
+    /// The kind a `transport` value names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "amqp-0-9-1" | "amqp091" | "amqp-0.9.1" => Some(Self::Amqp091),
+            "amqp-1.0" | "amqp10" | "amqp1" | "amqp-1-0" => Some(Self::Amqp10),
+            _ => None,
+        }
+    }
+
+    /// The kind a URL implies when no `transport` is given.
+    pub fn from_url(url: &str) -> Self {
+        if url.starts_with("amqp1://") || url.starts_with("amqp1s://") {
+            Self::Amqp10
+        } else {
+            Self::Amqp091
+        }
+    }
+
+    /// The protocol's name as the `transport` key writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Amqp091 => "amqp-0-9-1",
+            Self::Amqp10 => "amqp-1.0",
+        }
+    }
+
+    /// A transport of this kind for the broker at `url`, naming its connections `name`.
+    pub fn open(self, url: &str, name: &str) -> Arc<dyn Transport> {
+        match self {
+            Self::Amqp091 => Arc::new(AmqpTransport::new(url).with_name(name)),
+            Self::Amqp10 => Arc::new(Amqp1Transport::new(url).with_name(name)),
+        }
+    }
+}
 
 use async_trait::async_trait;
 
@@ -13,6 +66,8 @@ use async_trait::async_trait;
 pub enum TransportError {
     #[error("AMQP: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("AMQP 1.0: {0}")]
+    Amqp1(String),
     /// The broker refused to take responsibility for a published message.
     #[error("the broker did not accept a message for queue {0:?}")]
     Nacked(String),
