@@ -121,7 +121,6 @@ pub(crate) mod ops {
         i32::from_ne_bytes(h.to_ne_bytes())
     }
 
-
     /// Up to `limit` events after `after`, oldest first, never past an event that may
     /// still commit. Three statements, in this order, each with a snapshot of its own:
     /// 1. `drawn`: every seq up to it has been handed out (the sequence's value);

@@ -136,7 +136,6 @@ pub(crate) mod ops {
         Ok(())
     }
 
-
     /// Up to `limit` events after `after`, oldest first, read as one value: sqlx hands
     /// SQLite rows over one at a time from its worker thread, which costs more than the
     /// reading itself for a batch of small rows. Compact JSON has no raw tab or newline,
