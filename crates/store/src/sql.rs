@@ -108,7 +108,7 @@ macro_rules! shared_ops {
                 }
                 qb.push(" ORDER BY broker_id");
                 qb.push(ROW_LOCK);
-                for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+                for row in qb.build().persistent(true).fetch_all(&mut *conn).await? {
                     out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                 }
             }
@@ -294,7 +294,7 @@ macro_rules! shared_ops {
                      expiration_at = excluded.expiration_at, version = excluded.version, \
                      body = excluded.body",
                 );
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                qb.build().persistent(true).execute(&mut *conn).await?;
             }
             Ok(())
         }
@@ -328,7 +328,7 @@ macro_rules! shared_ops {
                         .push_bind(e.event_type.as_str())
                         .push_bind(body);
                 });
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                qb.build().persistent(true).execute(&mut *conn).await?;
             }
             Ok(())
         }

@@ -54,7 +54,10 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(
                 opts.clone()
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+                    // The writer's multi-row statements differ by their row count: keep
+                    // one prepared statement per batch size seen, not re-parse each batch.
+                    .statement_cache_capacity(1024),
             )
             .await?;
         MIGRATOR.run(&write).await?;
