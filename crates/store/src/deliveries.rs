@@ -510,13 +510,18 @@ macro_rules! impl_delivery_store {
                 now: Timestamp,
             ) -> Result<i64, StoreError> {
                 let mut conn = self.write().acquire().await?;
+                // The end a reader may start from: never past an event still to commit.
+                let end = if from_end {
+                    $ops::last_seq(&mut conn).await?
+                } else {
+                    0
+                };
                 sqlx::query(
-                    "INSERT INTO cursors (consumer, seq, updated_at) VALUES ($1, \
-                     CASE WHEN $2 THEN (SELECT COALESCE(MAX(seq), 0) FROM events) ELSE 0 END, $3) \
+                    "INSERT INTO cursors (consumer, seq, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (consumer) DO NOTHING",
                 )
                 .bind(consumer)
-                .bind(from_end)
+                .bind(end)
                 .bind(micros(now))
                 .execute(&mut *conn)
                 .await?;

@@ -121,33 +121,40 @@ pub(crate) mod ops {
         i32::from_ne_bytes(h.to_ne_bytes())
     }
 
-    /// Up to `limit` events after `after`, oldest first, never past an event that may
-    /// still commit. Three statements, in this order, each with a snapshot of its own:
+    /// The highest seq up to which the log is settled: no transaction still open can add
+    /// an event at or below it. Two statements, in this order, each with a snapshot of its
+    /// own:
     /// 1. `drawn`: every seq up to it has been handed out (the sequence's value);
     /// 2. `held`: the lowest marker a writer still holds. A writer takes its marker
     ///    before it draws, so one that drew a seq up to `drawn` shows here if it has not
-    ///    finished; and all it draws is above its marker;
-    /// 3. the events up to the lower of the two: every transaction that could add one
-    ///    has committed or rolled back, and this statement sees the commits.
+    ///    finished; and all it draws is above its marker.
+    ///
+    /// A statement run after these sees every event up to the lower of the two.
+    pub(crate) async fn settled_seq(conn: &mut Conn) -> Result<i64, StoreError> {
+        let (drawn,): (i64,) = sqlx::query_as(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END \
+             FROM events_seq_seq",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let (held,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN((classid::bigint << 32) | objid::bigint) FROM pg_locks \
+             WHERE locktype = 'advisory' AND objsubid = 1 AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(held.map_or(drawn, |h| h.min(drawn)))
+    }
+
+    /// Up to `limit` events after `after`, oldest first, never past an event that may
+    /// still commit (see [`settled_seq`]).
     pub(crate) async fn read_events_after(
         conn: &mut Conn,
         after: i64,
         limit: i64,
     ) -> Result<Vec<Event>, StoreError> {
-        let (drawn,): (i64,) = sqlx::query_as(
-            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END              FROM events_seq_seq",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        if drawn <= after {
-            return Ok(Vec::new());
-        }
-        let (held,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN((classid::bigint << 32) | objid::bigint) FROM pg_locks              WHERE locktype = 'advisory' AND objsubid = 1 AND granted              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        let bound = held.map_or(drawn, |h| h.min(drawn));
+        let bound = settled_seq(conn).await?;
         if bound <= after {
             return Ok(Vec::new());
         }

@@ -3,7 +3,7 @@
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
 /// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs`,
-/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK` and `read_events_after`, the
+/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `settled_seq` and `read_events_after`, the
 /// operations every backend shares.
 macro_rules! shared_ops {
     () => {
@@ -408,10 +408,13 @@ macro_rules! shared_ops {
             rows.iter().map(|(s, b)| decode_event(*s, b)).collect()
         }
 
+        /// The newest event a reader may pass: the newest committed, but never past one
+        /// that may still commit below it (another node's open transaction).
         pub(crate) async fn last_seq(conn: &mut Conn) -> Result<i64, StoreError> {
+            let settled = settled_seq(conn).await?;
             let (seq,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(seq) FROM events").fetch_one(&mut *conn).await?;
-            Ok(seq.unwrap_or(0))
+            Ok(seq.unwrap_or(0).min(settled))
         }
 
         pub(crate) async fn cursor(conn: &mut Conn, consumer: &str) -> Result<i64, StoreError> {

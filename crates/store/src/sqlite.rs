@@ -134,6 +134,11 @@ pub(crate) mod ops {
     const CLAIM_LOCK: &str = "";
     const ROW_LOCK: &str = "";
 
+    /// SQLite has one writer: every committed event is settled.
+    pub(crate) async fn settled_seq(_conn: &mut Conn) -> Result<i64, StoreError> {
+        Ok(i64::MAX)
+    }
+
     /// SQLite has one writer: nothing to lock.
     async fn lock_captures(_conn: &mut Conn, _caps: &[(String, String)]) -> Result<(), StoreError> {
         Ok(())

@@ -57,7 +57,10 @@ async fn a_reader_never_steps_past_an_event_that_commits_late() {
     // The later seq is committed, the earlier one may still commit: nothing is readable
     // yet, or a reader would move past `first` and never see it.
     assert!(store.events_after(0, 100).await.unwrap().is_empty());
+    // Nor is it the log's end for a reader starting there ("from now on").
+    assert_eq!(store.last_seq().await.unwrap(), 0);
     early.commit().await.unwrap();
+    assert_eq!(store.last_seq().await.unwrap(), second);
     let seqs: Vec<i64> = store
         .events_after(0, 100)
         .await
