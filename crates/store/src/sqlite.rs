@@ -7,6 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -23,16 +24,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     /// Stops the background checkpointer when the last clone is dropped.
-    _checkpointer: Option<std::sync::Arc<AbortOnDrop>>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _checkpointer: Option<std::sync::Arc<AbortOnDropHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -77,11 +69,11 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(opts)
             .await?;
-        let task = tokio::spawn(checkpoint_loop(checkpoint));
+        let task = AbortOnDropHandle::new(tokio::spawn(checkpoint_loop(checkpoint)));
         Ok(Self {
             read,
             write,
-            _checkpointer: Some(std::sync::Arc::new(AbortOnDrop(task.abort_handle()))),
+            _checkpointer: Some(std::sync::Arc::new(task)),
         })
     }
 

@@ -48,18 +48,15 @@ async fn receiver() -> anyhow::Result<(String, Received)> {
     Ok((url, seen))
 }
 
-/// Polls `cond` every 10 ms until it holds, for at most `limit`.
-async fn until<F: AsyncFnMut() -> bool>(
-    what: &str,
-    limit: Duration,
-    mut cond: F,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until `cond` holds, for at most `limit` (the tests' poll, which checks every
+/// 20 ms: the figures are rounded to it).
+async fn until<F, Fut>(what: &str, limit: Duration, cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    if !worklane_store::testing::poll_until(limit, cond).await {
+        bail!("timed out waiting for {what}");
     }
     Ok(())
 }
