@@ -26,6 +26,7 @@ impl TestApp {
             .unwrap();
         let shutdown = CancellationToken::new();
         let state = AppState {
+            reload: None,
             engine: engine.clone(),
             metrics: metrics_handle(),
             shutdown: shutdown.clone(),
@@ -127,10 +128,7 @@ impl TestApp {
         let hold = status == NewHeld;
         let id = self.create(json!({"hold": hold})).await;
         let classify = || Action::Classify(Classification::default());
-        let prioritize = || Action::Prioritize {
-            priority: None,
-            reprioritize_date_time: None,
-        };
+        let prioritize = || Action::Prioritize(Default::default());
         match status {
             New | NewHeld => {}
             Captured => self.internal(id, classify()).await,

@@ -48,7 +48,8 @@ impl ActionMeta {
     }
 }
 
-/// What classification decides (rules will fill it; until then it is empty).
+/// What classification decides: the business structure the task belongs to, and what
+/// the classification rules set on it (empty without rules).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Classification {
@@ -58,6 +59,19 @@ pub struct Classification {
     pub process_id: Option<String>,
     pub contract_id: Option<String>,
     pub business_calendar_id: Option<String>,
+    /// Attributes the rules set (applied before the structure above).
+    #[serde(default, skip_serializing_if = "TaskFields::is_empty")]
+    pub fields: TaskFields,
+}
+
+/// What prioritization decides: the attributes it sets (priority, businessValue,
+/// dueDateTime...) and when the task is next reprioritized (none: never).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prioritization {
+    #[serde(default, skip_serializing_if = "TaskFields::is_empty")]
+    pub fields: TaskFields,
+    pub reprioritize_date_time: Option<Timestamp>,
 }
 
 /// An action on an existing task. Create is [`NewTask`], handled by [`create`].
@@ -75,11 +89,11 @@ pub enum Action {
     },
     /// Processing: New → Captured.
     Classify(Classification),
-    /// Processing: Captured → Queued, or a reprioritization of a Queued task.
-    Prioritize {
-        priority: Option<i32>,
-        reprioritize_date_time: Option<Timestamp>,
-    },
+    /// Processing: Captured → Queued.
+    Prioritize(Prioritization),
+    /// A Queued (or Distributed) task's priority changed by the rules as time passes:
+    /// recorded as TaskUpdated.
+    Reprioritize(Prioritization),
     /// Handed to the distribution layer: Queued → Distributed, with a new distributionId.
     Distribute {
         distribution_id: String,
@@ -107,7 +121,8 @@ impl Action {
             Self::Complete => "complete",
             Self::Assign { .. } => "assign",
             Self::Classify(_) => "classify",
-            Self::Prioritize { .. } => "prioritize",
+            Self::Prioritize(_) => "prioritize",
+            Self::Reprioritize(_) => "reprioritize",
             Self::Distribute { .. } => "distribute",
             Self::ErrorHold { .. } => "error-hold",
             Self::Reject => "reject",
@@ -119,6 +134,8 @@ impl Action {
     pub fn validate(&self) -> Result<(), DomainError> {
         match self {
             Self::Update(fields) => fields.validate(),
+            Self::Classify(c) => c.fields.validate(),
+            Self::Prioritize(p) | Self::Reprioritize(p) => p.fields.validate(),
             Self::Assign { user } => {
                 if user.trim().is_empty() {
                     return Err(DomainError::invalid("assignedToUser", "must not be empty"));
@@ -139,6 +156,21 @@ impl Action {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl Prioritization {
+    /// Writes the attributes into `task`, sets its next reprioritization (clearing it when
+    /// there is none), and returns the names of those that changed.
+    fn apply_to(&self, task: &mut Task) -> Vec<String> {
+        let mut changes = self.fields.apply_to(task);
+        if task.reprioritize_date_time != self.reprioritize_date_time {
+            task.reprioritize_date_time = self.reprioritize_date_time;
+            if !changes.iter().any(|c| c == "reprioritizeDateTime") {
+                changes.push("reprioritizeDateTime".to_owned());
+            }
+        }
+        changes
     }
 }
 
@@ -311,10 +343,14 @@ pub fn decide(
             if s != New {
                 return Err(task.refuse(ErrorCode::InvalidTransition, "classify"));
             }
+            changes = c.fields.apply_to(&mut t);
             macro_rules! set {
                 ($($f:ident => $n:literal),*) => {$(
                     if let Some(v) = &c.$f {
-                        if t.$f.as_ref() != Some(v) { t.$f = Some(v.clone()); changes.push($n.to_owned()); }
+                        if t.$f.as_ref() != Some(v) {
+                            t.$f = Some(v.clone());
+                            if !changes.iter().any(|c| c == $n) { changes.push($n.to_owned()); }
+                        }
                     }
                 )*};
             }
@@ -324,22 +360,20 @@ pub fn decide(
             t.status = Captured;
             EventType::TaskCaptured
         }
-        Action::Prioritize {
-            priority,
-            reprioritize_date_time,
-        } => {
+        Action::Prioritize(p) => {
             if !matches!(s, Captured | Queued) {
                 return Err(task.refuse(ErrorCode::InvalidTransition, "prioritize"));
             }
-            if let Some(p) = priority {
-                if t.priority != *p {
-                    t.priority = *p;
-                    changes.push("priority".to_owned());
-                }
-            }
-            t.reprioritize_date_time = *reprioritize_date_time;
+            changes = p.apply_to(&mut t);
             t.status = Queued;
             EventType::TaskQueued
+        }
+        Action::Reprioritize(p) => {
+            if !matches!(s, Queued | Distributed) {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "reprioritize"));
+            }
+            changes = p.apply_to(&mut t);
+            EventType::TaskUpdated
         }
         Action::Distribute {
             distribution_id,

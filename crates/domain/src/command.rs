@@ -26,6 +26,13 @@ pub enum Op {
         select: Selection,
         action: Action,
     },
+    /// Processing: the steps the task's status calls for (classify a New task,
+    /// prioritize a Captured one, reprioritize a Queued one whose time has come), decided
+    /// by the business rules against the task as the transaction loads it. Refused with
+    /// INVALID_TRANSITION when there is nothing to do (another node did it first).
+    Process {
+        task: TaskRef,
+    },
 }
 
 /// Which tasks an [`Op::ActOnBest`] may pick, best first: highest priority, then the
@@ -98,6 +105,15 @@ impl Command {
     pub fn act(task: TaskRef, action: Action, meta: ActionMeta) -> Self {
         Self {
             op: Op::Act { task, action },
+            meta,
+            idempotency_key: None,
+        }
+    }
+
+    /// Processing of one task (see [`Op::Process`]).
+    pub fn process(task: TaskRef, meta: ActionMeta) -> Self {
+        Self {
+            op: Op::Process { task },
             meta,
             idempotency_key: None,
         }

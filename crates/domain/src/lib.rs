@@ -9,7 +9,7 @@ pub mod event;
 pub mod fields;
 pub mod task;
 
-pub use action::{decide, Action, ActionMeta, Classification, Transition};
+pub use action::{decide, Action, ActionMeta, Classification, Prioritization, Transition};
 pub use calendar::{
     BusinessCalendar, BusinessDuration, BusinessDurationError, CalendarConfig, CalendarConfigError,
     CalendarError, WeekHours,

@@ -105,10 +105,13 @@ fn each_action_emits_its_event() {
             EventType::TaskCaptured,
         ),
         (
-            Action::Prioritize {
-                priority: Some(5),
+            Action::Prioritize(Prioritization {
+                fields: TaskFields {
+                    priority: Some(5.into()),
+                    ..Default::default()
+                },
                 reprioritize_date_time: None,
-            },
+            }),
             Captured,
             EventType::TaskQueued,
         ),

@@ -3,12 +3,53 @@
 //! effect of the ones before it), then save the tasks, events and idempotency records.
 
 use crate::processor;
+use crate::rules::Rules;
+use jiff::SignedDuration;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use worklane_domain::{
-    action, decide, Action, BrokerId, Command, CommandResult, DomainError, ErrorCode, NewEvent,
-    OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp,
+    action, decide, Action, ActionMeta, BrokerId, Command, CommandResult, DomainError, ErrorCode,
+    NewEvent, OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp, Transition,
 };
+use worklane_rules::{Decision, RuleSet, Trace};
 use worklane_store::{StoreError, WriteTx};
+
+/// How the writer decides beyond the state machine: processing by the business rules,
+/// and archiving of finished tasks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Policy {
+    /// Process a task a create makes ready in the create's own transaction.
+    pub process_on_create: bool,
+    pub rules: Rules,
+    pub archive_after: Option<SignedDuration>,
+}
+
+/// What one batch decides with: its time, and the rules in force when it started.
+struct Ctx<'a> {
+    now: Timestamp,
+    rules: &'a RuleSet,
+    archive_after: Option<SignedDuration>,
+}
+
+/// The state machine's decision, and the expiration a task that finishes gets.
+fn decide_at(
+    ctx: &Ctx<'_>,
+    current: &Task,
+    action: &Action,
+    meta: &ActionMeta,
+) -> Result<Transition, DomainError> {
+    let mut tr = decide(current, action, meta, ctx.now)?;
+    if let Some(after) = ctx.archive_after {
+        let t = &mut tr.task;
+        if !tr.deleted && t.status.is_final() && t.expiration_date_time.is_none() {
+            let at = meta.action_date_time.unwrap_or(ctx.now);
+            if let Ok(exp) = at.checked_add(after) {
+                t.expiration_date_time = Some(exp);
+                tr.event.changes.push("expirationDateTime".to_owned());
+            }
+        }
+    }
+    Ok(tr)
+}
 
 /// A batch's view of the tasks it touches: what the store held before the batch, changed
 /// in memory as its commands are decided, and saved once at the end.
@@ -70,6 +111,9 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
             Op::Act {
                 task: TaskRef::Broker(id),
                 ..
+            }
+            | Op::Process {
+                task: TaskRef::Broker(id),
             } => {
                 ids.insert(*id);
             }
@@ -80,6 +124,13 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
                         capture_id,
                     },
                 ..
+            }
+            | Op::Process {
+                task:
+                    TaskRef::Capture {
+                        capture_point_id,
+                        capture_id,
+                    },
             } => {
                 caps.insert((capture_point_id.clone(), capture_id.clone()));
             }
@@ -131,9 +182,9 @@ fn act(
     current: &Task,
     action: &Action,
     cmd: &Command,
-    now: Timestamp,
+    ctx: &Ctx<'_>,
 ) -> (CommandResult, Option<(NewEvent, Task)>) {
-    let tr = match decide(current, action, &cmd.meta, now) {
+    let tr = match decide_at(ctx, current, action, &cmd.meta) {
         Ok(tr) => tr,
         Err(e) => return (Err(e), None),
     };
@@ -146,34 +197,65 @@ fn act(
     (Ok(out), Some((tr.event, tr.task)))
 }
 
-/// Processes a task just created, if it is ready: each step's event follows the
-/// create's. A step the task refuses ends processing; the processor does not retry it.
-fn process_created(
+/// Who reprioritization acts as: its TaskUpdated events' origin and actor (SPEC 8).
+fn rules_meta() -> ActionMeta {
+    ActionMeta::default().defaulted("rules")
+}
+
+/// Processes task `id` of the working set: each step the rules decide for it (classify,
+/// prioritize, or reprioritize), until it rests. Returns the steps' events, or why there
+/// was nothing to do.
+fn process(
     w: &mut Working,
     id: BrokerId,
-    now: Timestamp,
-    pending: &mut Vec<(Option<usize>, NewEvent, Task)>,
-) {
-    let Some(Some(task)) = w.tasks.get(&id) else {
-        return;
-    };
-    if !processor::ready(task, now) {
-        return;
-    }
-    let meta = processor::meta();
-    for action in processor::steps(task.status) {
-        let current = w.tasks[&id].as_ref().expect("a created task is live");
-        match decide(current, &action, &meta, now) {
+    meta: &ActionMeta,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<(NewEvent, Task)>, DomainError> {
+    let mut out = Vec::new();
+    // New → Captured → Queued is the longest walk; the bound guards against rules that
+    // would keep a task due.
+    for _ in 0..3 {
+        let Some(Some(current)) = w.tasks.get(&id) else {
+            break;
+        };
+        let Some(d) = ctx.rules.next_step(current, ctx.now, &mut Trace::off()) else {
+            if out.is_empty() {
+                return Err(DomainError::new(
+                    ErrorCode::InvalidTransition,
+                    format!(
+                        "task {id} in status {} has nothing to process now",
+                        current.status
+                    ),
+                ));
+            }
+            break;
+        };
+        let reprioritize = matches!(d, Decision::Reprioritize(_));
+        let (action, reason) = d.into_action();
+        let mut m = if reprioritize {
+            rules_meta()
+        } else {
+            meta.clone()
+        };
+        if reason.is_some() {
+            m.reason = reason;
+        }
+        match decide_at(ctx, current, &action, &m) {
             Ok(tr) => {
                 w.put(id, Some(tr.task.clone()));
-                pending.push((None, tr.event, tr.task));
+                out.push((tr.event, tr.task));
             }
+            Err(e) if out.is_empty() => return Err(e),
             Err(e) => {
-                tracing::debug!(%e, broker_id = %id, "processing a new task stopped");
-                return;
+                tracing::debug!(%e, broker_id = %id, "processing stopped");
+                break;
             }
         }
+        if reprioritize {
+            break;
+        }
     }
+    Ok(out)
 }
 
 /// Decides one command against the batch's working set. Returns its result and, when it
@@ -182,9 +264,10 @@ async fn decide_one(
     tx: &mut dyn WriteTx,
     w: &mut Working,
     cmd: &Command,
-    now: Timestamp,
+    ctx: &Ctx<'_>,
     ids: &mut VecDeque<BrokerId>,
 ) -> Result<(CommandResult, Option<(NewEvent, Task)>), StoreError> {
+    let now = ctx.now;
     if let Err(e) = cmd.meta.validate() {
         return Ok((Err(e), None));
     }
@@ -233,9 +316,11 @@ async fn decide_one(
             (Ok(out), Some((tr.event, tr.task)))
         }
         Op::Act { task, action } => match w.find(task).cloned() {
-            Some(current) => act(w, &current, action, cmd, now),
+            Some(current) => act(w, &current, action, cmd, ctx),
             None => (Err(not_found(task)), None),
         },
+        // Run by `run`, which records every step's event.
+        Op::Process { .. } => unreachable!("processing is run by the batch"),
         Op::ActOnBest { select, action } => {
             if let Err(e) = action.validate() {
                 return Ok((Err(e), None));
@@ -243,7 +328,7 @@ async fn decide_one(
             match best(tx, w, select).await? {
                 Some(id) => {
                     let current = w.tasks[&id].clone().expect("a live task was picked");
-                    act(w, &current, action, cmd, now)
+                    act(w, &current, action, cmd, ctx)
                 }
                 None => (
                     Err(DomainError::new(
@@ -262,15 +347,22 @@ async fn decide_one(
 /// one per [`Op::ActOnBest`]): load, decide every command in order, then save. Each
 /// command gets its own result; a refusal does not affect the others.
 ///
-/// With `process`, a task a create makes ready is processed in the same transaction
-/// (classified, then prioritized, as the [`crate::Processor`] would do a moment later):
-/// the same events, without writing the task three times and reading it back twice.
+/// With `policy.process_on_create`, a task a create makes ready is processed in the same
+/// transaction (classified, then prioritized, as the [`crate::Processor`] would do a
+/// moment later): the same events, without writing the task three times and reading it
+/// back twice.
 pub(crate) async fn run(
     tx: &mut dyn WriteTx,
     batch: &[Command],
     now: Timestamp,
-    process: bool,
+    policy: &Policy,
 ) -> Result<Vec<CommandResult>, StoreError> {
+    let rules = policy.rules.current();
+    let ctx = Ctx {
+        now,
+        rules: &rules,
+        archive_after: policy.archive_after,
+    };
     // Results stored under idempotency keys by earlier batches.
     let keys: Vec<String> = batch
         .iter()
@@ -318,12 +410,34 @@ pub(crate) async fn run(
             first_with_key.insert(key, i);
             keep.push((i, key));
         }
-        let (r, ev) = decide_one(tx, &mut w, cmd, now, &mut ids).await?;
+        if let Op::Process { task } = &cmd.op {
+            let r = match w.find(task).map(|t| t.broker_id) {
+                None => Err(not_found(task)),
+                Some(id) => process(&mut w, id, &cmd.meta, &ctx).map(|steps| {
+                    let task = steps
+                        .last()
+                        .map(|(_, t)| t.clone())
+                        .expect("a step was taken");
+                    pending.extend(steps.into_iter().map(|(e, t)| (Some(i), e, t)));
+                    Outcome {
+                        task,
+                        event: None,
+                        replayed: false,
+                    }
+                }),
+            };
+            results.push(Some(r));
+            continue;
+        }
+        let (r, ev) = decide_one(tx, &mut w, cmd, &ctx, &mut ids).await?;
         if let Some((e, t)) = ev {
             let created = matches!(cmd.op, Op::Create(_)).then_some(t.broker_id);
             pending.push((Some(i), e, t));
-            if let Some(id) = created.filter(|_| process) {
-                process_created(&mut w, id, now, &mut pending);
+            if let Some(id) = created.filter(|_| policy.process_on_create) {
+                // A create's processing is not its result: it follows, with its own events.
+                if let Ok(steps) = process(&mut w, id, &processor::meta(), &ctx) {
+                    pending.extend(steps.into_iter().map(|(e, t)| (None, e, t)));
+                }
             }
         }
         results.push(Some(r));

@@ -1,8 +1,10 @@
 //! The write path: commands from every channel are queued to one writer that decides and
 //! commits them in batches (group commit): one transaction, one fsync, many commands.
 
-use crate::batch;
+use crate::batch::{self, Policy};
 use crate::clock::{SharedClock, SystemClock};
+use crate::rules::Rules;
+use jiff::SignedDuration;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,6 +48,12 @@ pub struct EngineOptions {
     /// Process a task a create makes ready in the create's own transaction (what a
     /// server running the [`crate::Processor`] wants: the same events, one write).
     pub process_on_create: bool,
+    /// The business rules processing decides by (none: tasks keep their own attributes).
+    pub rules: Rules,
+    /// A task that finishes (Completed, Canceled, Rejected) without an
+    /// expirationDateTime gets one this long after it finished, so it is archived then.
+    /// None: kept until an expirationDateTime is given.
+    pub archive_after: Option<SignedDuration>,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +63,8 @@ impl Default for EngineOptions {
             queue_depth: 4096,
             clock: SystemClock::shared(),
             process_on_create: false,
+            rules: Rules::default(),
+            archive_after: None,
         }
     }
 }
@@ -71,6 +81,7 @@ pub struct Engine {
     deliveries: Arc<dyn DeliveryStore>,
     leases: Arc<dyn Leases>,
     clock: SharedClock,
+    rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
     seq: watch::Receiver<i64>,
 }
@@ -86,13 +97,18 @@ impl Engine {
         let seq_tx = Arc::new(seq_tx);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let listener = tokio::spawn(listen_loop(store.clone(), seq_tx.clone()));
+        let policy = Policy {
+            process_on_create: options.process_on_create,
+            rules: options.rules.clone(),
+            archive_after: options.archive_after,
+        };
         let writer = tokio::spawn(write_loop(
             store.clone(),
             options.clock.clone(),
             rx,
             seq_tx,
             options.max_batch.max(1),
-            options.process_on_create,
+            policy,
             listener.abort_handle(),
         ));
         Ok((
@@ -103,6 +119,7 @@ impl Engine {
                 leases: store.clone(),
                 store,
                 clock: options.clock,
+                rules: options.rules,
                 tx,
                 seq: seq_rx,
             },
@@ -160,6 +177,11 @@ impl Engine {
         &self.clock
     }
 
+    /// The business rules in force (replace them to reload).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// The clock's time now.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
@@ -190,17 +212,17 @@ pub async fn commit_batch(
     batch: &[Command],
     now: Timestamp,
 ) -> Result<Vec<CommandResult>, StoreError> {
-    commit(writer, batch, now, false).await
+    commit(writer, batch, now, &Policy::default()).await
 }
 
 async fn commit(
     writer: &dyn Writer,
     batch: &[Command],
     now: Timestamp,
-    process: bool,
+    policy: &Policy,
 ) -> Result<Vec<CommandResult>, StoreError> {
     let mut tx = writer.begin().await?;
-    let results = batch::run(&mut *tx, batch, now, process).await?;
+    let results = batch::run(&mut *tx, batch, now, policy).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -211,7 +233,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<(Command, Reply)>,
     seq: Arc<watch::Sender<i64>>,
     max_batch: usize,
-    process: bool,
+    policy: Policy,
     listener: tokio::task::AbortHandle,
 ) {
     let mut cmds: Vec<Command> = Vec::with_capacity(max_batch);
@@ -231,7 +253,7 @@ async fn write_loop(
         let started = Instant::now();
         let n = cmds.len();
         let now = clock.now();
-        match commit(&*store, &cmds, now, process).await {
+        match commit(&*store, &cmds, now, &policy).await {
             Ok(results) => {
                 publish(&seq, &results);
                 for (reply, r) in replies.drain(..).zip(results) {
@@ -242,7 +264,7 @@ async fn write_loop(
                 // One command broke the batch: run each alone so the others still land.
                 tracing::warn!(error = %e, batch = n, "batch failed; retrying its commands one by one");
                 for (cmd, reply) in cmds.iter().zip(replies.drain(..)) {
-                    let r = commit(&*store, std::slice::from_ref(cmd), now, process).await;
+                    let r = commit(&*store, std::slice::from_ref(cmd), now, &policy).await;
                     if let Ok(rs) = &r {
                         publish(&seq, rs);
                     }

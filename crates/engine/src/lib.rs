@@ -8,6 +8,7 @@ pub mod clock;
 mod consumer;
 mod engine;
 mod processor;
+mod rules;
 pub mod supervisor;
 
 pub use backoff::Backoff;
@@ -15,5 +16,6 @@ pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
 pub use engine::{commit_batch, Engine, EngineError, EngineOptions};
 pub use processor::Processor;
+pub use rules::Rules;
 pub use supervisor::{Health, Lease, PartState, Stage, Supervisor};
 pub use worklane_domain::{Command, CommandResult, Op, Outcome, Selection};

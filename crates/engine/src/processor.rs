@@ -1,14 +1,17 @@
-//! Processing until rules exist: New → Captured (classified) → Queued (prioritized), once
-//! a task's activationDateTime has passed; finished tasks past their expiration are
-//! archived (TaskStopped). The rules issue replaces what is decided here, not where.
+//! The scheduler of processing: New tasks whose activation has passed are classified and
+//! prioritized, Queued tasks whose reprioritizeDateTime has come are reprioritized, and
+//! finished tasks past their expiration are archived (TaskStopped). What each step does is
+//! decided by the business rules inside the write transaction ([`worklane_domain::Op::Process`]); this
+//! loop only finds the due tasks, from indexes of due times.
+//!
+//! Many nodes may find the same due task: the write transaction locks it and decides
+//! against what it loads, so the second node finds nothing left to do.
 
 use crate::engine::{Engine, EngineError};
 use futures::future::join_all;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_domain::{
-    Action, ActionMeta, Classification, Command, Status, Task, TaskRef, Timestamp,
-};
+use worklane_domain::{Action, ActionMeta, Command, TaskRef, Timestamp};
 
 /// The least time between two passes woken by commits.
 const COMMIT_PASS_GAP: Duration = Duration::from_millis(20);
@@ -19,28 +22,6 @@ pub const ORIGIN: &str = "processor";
 /// Who processing acts as: its events' origin and actor.
 pub(crate) fn meta() -> ActionMeta {
     ActionMeta::default().defaulted(ORIGIN)
-}
-
-/// Whether processing moves `task` on at `now`: New with its activation passed (not
-/// held), or Captured.
-pub(crate) fn ready(task: &Task, now: Timestamp) -> bool {
-    match task.status {
-        Status::New => task.activation_date_time.is_none_or(|a| a <= now),
-        Status::Captured => true,
-        _ => false,
-    }
-}
-
-/// What processing does to a ready task in `status`, in order: classify a New task,
-/// then prioritize it into its queue.
-pub(crate) fn steps(status: Status) -> impl Iterator<Item = Action> {
-    let classify = (status == Status::New).then(|| Action::Classify(Classification::default()));
-    classify
-        .into_iter()
-        .chain(std::iter::once(Action::Prioritize {
-            priority: None,
-            reprioritize_date_time: None,
-        }))
 }
 
 /// The background processor.
@@ -60,6 +41,12 @@ impl Processor {
         }
     }
 
+    /// The most tasks of each kind one pass takes on.
+    pub fn batch(mut self, n: u32) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
     /// How often to look again when nothing woke the processor.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll = d;
@@ -72,35 +59,38 @@ impl Processor {
         for r in results {
             match r? {
                 Ok(_) => done += 1,
-                // Changed under us (held, canceled...): nothing to do for it.
+                // Changed under us (held, canceled, done by another node): nothing to do.
                 Err(refusal) => tracing::debug!(%refusal, "processing step skipped"),
             }
         }
         Ok(done)
     }
 
-    /// One pass at time `now`: moves every ready task one or two steps on and archives
-    /// expired ones. Returns how many changes it made.
+    /// One pass at time `now`: processes every ready task and every task due for
+    /// reprioritization, and archives expired ones. Returns how many changes it made.
     pub async fn step(&self, now: Timestamp) -> Result<usize, EngineError> {
         let store = self.engine.tasks();
+        let store_err = |e| EngineError::Store(std::sync::Arc::new(e));
         let ready = store
             .tasks_to_process(now, self.batch)
             .await
-            .map_err(|e| EngineError::Store(e.into()))?;
-        // Both steps of every ready task in one wave: the writer keeps the order in which
-        // commands are sent, so they share group commits and each prioritize sees its
-        // task classified.
-        let mut cmds = Vec::with_capacity(ready.len() * 2);
-        for t in &ready {
-            for action in steps(t.status) {
-                cmds.push(Command::act(TaskRef::Broker(t.broker_id), action, meta()));
-            }
-        }
+            .map_err(store_err)?;
+        let due = store
+            .tasks_to_reprioritize(now, self.batch)
+            .await
+            .map_err(store_err)?;
+        // One command per task, all in one wave: they share group commits.
+        let cmds = ready
+            .iter()
+            .map(|t| t.broker_id)
+            .chain(due)
+            .map(|id| Command::process(TaskRef::Broker(id), meta()))
+            .collect();
         let mut done = self.run_all(cmds).await?;
         let expired = store
             .tasks_expired(now, self.batch)
             .await
-            .map_err(|e| EngineError::Store(e.into()))?;
+            .map_err(store_err)?;
         let stops = expired
             .iter()
             .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, meta()))
@@ -139,9 +129,20 @@ impl Processor {
             // The next activation is a time on the engine's clock; the poll interval is
             // a fallback for writers this process does not hear from.
             let clock = self.engine.clock();
-            let activation = match self.engine.tasks().next_activation(now).await {
-                Ok(Some(next)) => clock.sleep_until(next),
-                _ => Box::pin(std::future::pending()),
+            let tasks = self.engine.tasks();
+            let next = match (
+                tasks.next_activation(now).await,
+                tasks.next_reprioritization(now).await,
+            ) {
+                (Ok(a), Ok(r)) => a.into_iter().chain(r).min(),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "reading the next due time failed");
+                    None
+                }
+            };
+            let activation = match next {
+                Some(next) => clock.sleep_until(next),
+                None => Box::pin(std::future::pending()),
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,

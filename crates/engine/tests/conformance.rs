@@ -270,10 +270,13 @@ async fn listing_filters_and_pages(s: Arc<dyn Store>) {
         act(
             &*s,
             o.task.broker_id,
-            Action::Prioritize {
-                priority: Some(p),
+            Action::Prioritize(Prioritization {
+                fields: TaskFields {
+                    priority: Some(p.into()),
+                    ..Default::default()
+                },
                 reprioritize_date_time: None,
-            },
+            }),
         )
         .await
         .unwrap();
@@ -477,10 +480,7 @@ async fn act_on_best_picks_the_best_task_in_order(s: Arc<dyn Store>) {
             ),
             Command::act(
                 r,
-                Action::Prioritize {
-                    priority: None,
-                    reprioritize_date_time: None,
-                },
+                Action::Prioritize(Default::default()),
                 ActionMeta::default(),
             ),
         ]

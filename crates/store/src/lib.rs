@@ -98,6 +98,15 @@ pub trait TaskReads: Send + Sync + std::fmt::Debug + 'static {
 
     /// The earliest activationDateTime of a New task still waiting for it.
     async fn next_activation(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// Queued or Distributed tasks due for reprioritization at `now`, the longest due
+    /// first (from an index of due times, not a scan).
+    async fn tasks_to_reprioritize(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<BrokerId>, StoreError>;
+    /// The earliest reprioritization due after `now`.
+    async fn next_reprioritization(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
 }
 
 /// The one ordered event log, and each consumer's durable position in it.
@@ -219,6 +228,16 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// Microseconds since the epoch: how timestamps are kept in indexed columns.
+/// When the scheduler reprioritizes `t`: its reprioritizeDateTime, not before its
+/// activation, while it waits in a queue; never otherwise.
+pub(crate) fn reprioritize_at(t: &Task) -> Option<Timestamp> {
+    if !matches!(t.status, Status::Queued | Status::Distributed) {
+        return None;
+    }
+    let r = t.reprioritize_date_time?;
+    Some(t.activation_date_time.map_or(r, |a| a.max(r)))
+}
+
 pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()
 }

@@ -7,7 +7,7 @@
 /// operations every backend shares.
 macro_rules! shared_ops {
     () => {
-        use $crate::{micros, PageAfter, StoreError, TaskOrder, TaskQuery};
+        use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
         use sqlx::{QueryBuilder, Row};
         use worklane_domain::{BrokerId, Event, NewEvent, Task, TaskRef, Timestamp};
 
@@ -263,7 +263,7 @@ macro_rules! shared_ops {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
                      process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
-                     version, body) ",
+                     reprioritize_at, version, body) ",
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
@@ -281,6 +281,7 @@ macro_rules! shared_ops {
                         .push_bind(t.activation_date_time.map(micros))
                         .push_bind(t.due_date_time.map(micros))
                         .push_bind(t.expiration_date_time.map(micros))
+                        .push_bind(reprioritize_at(t).map(micros))
                         .push_bind(t.version)
                         .push_bind(body);
                 });
@@ -291,7 +292,8 @@ macro_rules! shared_ops {
                      process_id = excluded.process_id, queue = excluded.queue, \
                      assigned_to_user = excluded.assigned_to_user, \
                      activation_at = excluded.activation_at, due_at = excluded.due_at, \
-                     expiration_at = excluded.expiration_at, version = excluded.version, \
+                     expiration_at = excluded.expiration_at, \
+                     reprioritize_at = excluded.reprioritize_at, version = excluded.version, \
                      body = excluded.body",
                 );
                 qb.build().persistent(true).execute(&mut *conn).await?;
@@ -487,6 +489,35 @@ macro_rules! shared_ops {
             rows.iter().map(|(b,)| decode_task(b)).collect()
         }
 
+        pub(crate) async fn tasks_to_reprioritize(
+            conn: &mut Conn,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<BrokerId>, StoreError> {
+            let rows: Vec<(i64,)> = sqlx::query_as(
+                "SELECT broker_id FROM tasks WHERE reprioritize_at <= $1 \
+                 ORDER BY reprioritize_at LIMIT $2",
+            )
+            .bind(micros(now))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows.into_iter().map(|(id,)| BrokerId(id)).collect())
+        }
+
+        pub(crate) async fn next_reprioritization(
+            conn: &mut Conn,
+            now: Timestamp,
+        ) -> Result<Option<Timestamp>, StoreError> {
+            let (m,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(reprioritize_at) FROM tasks WHERE reprioritize_at > $1",
+            )
+            .bind(micros(now))
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(m.and_then(|us| Timestamp::from_microsecond(us).ok()))
+        }
+
         pub(crate) async fn next_activation(
             conn: &mut Conn,
             now: Timestamp,
@@ -556,6 +587,19 @@ macro_rules! impl_store {
                 now: worklane_domain::Timestamp,
             ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
                 $ops::next_activation(&mut *self.read().acquire().await?, now).await
+            }
+            async fn tasks_to_reprioritize(
+                &self,
+                now: worklane_domain::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<worklane_domain::BrokerId>, $crate::StoreError> {
+                $ops::tasks_to_reprioritize(&mut *self.read().acquire().await?, now, limit).await
+            }
+            async fn next_reprioritization(
+                &self,
+                now: worklane_domain::Timestamp,
+            ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
+                $ops::next_reprioritization(&mut *self.read().acquire().await?, now).await
             }
         }
 

@@ -93,10 +93,7 @@ async fn seed(url: &str, n: usize, queued_fraction: f64) -> anyhow::Result<i64> 
                 ));
                 moves.push(Command::act(
                     t,
-                    Action::Prioritize {
-                        priority: None,
-                        reprioritize_date_time: None,
-                    },
+                    Action::Prioritize(Default::default()),
                     ActionMeta::default(),
                 ));
             }

@@ -1,0 +1,514 @@
+//! What processing decides for a task: classification (New → Captured), prioritization
+//! (Captured → Queued) and reprioritization (Queued, when its time comes).
+
+use crate::config::Phase;
+use crate::explain::{CurvePoint, Explanation, Outcome, Step, Trace};
+use crate::expr::{to_json, to_text, Expr};
+use crate::structure::{fields, put, Due, Every, Process, RuleSet, Scope, Target};
+use crate::vars::TaskVars;
+use jiff::SignedDuration;
+use worklane_domain::{
+    decide, Action, ActionMeta, BusinessCalendar, Classification, Prioritization, Status, Task,
+    TaskFields, Timestamp,
+};
+
+/// What the rules decide for one processing step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// New → Captured with this structure and these attributes.
+    Classify(Classification),
+    /// Captured → Queued.
+    Prioritize(Prioritization),
+    /// A Queued task's new priority and next reprioritization.
+    Reprioritize(Prioritization),
+    /// → ErrorHeld, with the reason (a rule's id and its error, or no process).
+    ErrorHold(String),
+    /// → Rejected, with the reason (a process or contract outside its window).
+    Reject(String),
+}
+
+impl Decision {
+    /// The action that carries the decision out, and the reason to record with it.
+    pub fn into_action(self) -> (Action, Option<String>) {
+        match self {
+            Self::Classify(c) => (Action::Classify(c), None),
+            Self::Prioritize(p) => (Action::Prioritize(p), None),
+            Self::Reprioritize(p) => (Action::Reprioritize(p), None),
+            Self::ErrorHold(error) => (Action::ErrorHold { error }, None),
+            Self::Reject(reason) => (Action::Reject, Some(reason)),
+        }
+    }
+}
+
+/// A rule's failure, as the task's error shows it.
+fn rule_error(id: &str, e: &str) -> String {
+    format!("rule {id:?} failed: {e}")
+}
+
+impl RuleSet {
+    fn process_of(&self, t: &Task) -> Option<&Process> {
+        self.processes.get(t.process_id.as_deref()?)
+    }
+
+    /// The calendar business time is measured on for `t`: its own, else its process's.
+    fn calendar_of(&self, t: &Task) -> Option<&BusinessCalendar> {
+        if let Some(c) = t
+            .business_calendar_id
+            .as_deref()
+            .and_then(|c| self.calendars.get(c))
+        {
+            return Some(c);
+        }
+        let id = self
+            .process_of(t)
+            .and_then(|p| p.calendar.as_deref())
+            .or_else(|| {
+                self.departments
+                    .get(t.department_id.as_deref()?)?
+                    .calendar
+                    .as_deref()
+            })?;
+        self.calendars.get(id)
+    }
+
+    /// Runs the rules of `phase` and `scope` on `t`, in file order, applying each matching
+    /// rule's attributes to `t` and gathering them in `acc`. Returns the error of the first
+    /// rule that fails.
+    fn run_scope(
+        &self,
+        phase: Phase,
+        scope: &Scope,
+        t: &mut Task,
+        acc: &mut TaskFields,
+        now: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<(), String> {
+        let Some(rules) = self.rules.get(&(phase, scope.clone())) else {
+            return Ok(());
+        };
+        for rule in rules {
+            let step = |matched, set, error| Step {
+                source: format!("rule:{}", rule.id),
+                scope: Some(rule.scope.name()),
+                matched,
+                set,
+                error,
+            };
+            let vars = TaskVars {
+                task: t,
+                now,
+                calendar: self.calendar_of(t),
+            };
+            let matched = match &rule.when {
+                None => Ok(true),
+                Some(w) => w
+                    .eval_bool(&self.env, &vars)
+                    .map_err(|e| format!("when {e}")),
+            };
+            let result = matched.and_then(|m| {
+                if !m {
+                    return Ok(None);
+                }
+                let mut obj = rule.set.clone();
+                for (target, expr) in &rule.compute {
+                    let v = expr
+                        .eval(&self.env, &vars)
+                        .map_err(|e| format!("compute.{}: {e}", target.name()))?;
+                    let v = match target {
+                        Target::Data(_) => to_text(&v).map(serde_json::Value::String),
+                        _ => to_json(&v),
+                    }
+                    .map_err(|e| format!("compute.{}: {e}", target.name()))?;
+                    put(&mut obj, target, v);
+                }
+                let f = fields(obj.clone())?;
+                Ok(Some((f, obj)))
+            });
+            match result {
+                Ok(None) => trace.step(|| step(false, Default::default(), None)),
+                Ok(Some((f, obj))) => {
+                    f.apply_to(t);
+                    *acc = f.with_defaults(acc);
+                    trace.step(|| step(true, obj, None));
+                }
+                Err(e) => {
+                    trace.step(|| step(false, Default::default(), Some(e.clone())));
+                    return Err(rule_error(&rule.id, &e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Classification (New → Captured): the rules of scopes global, the task's capture
+    /// point, its department and its process, then the structure from its process.
+    pub fn classify(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Decision {
+        trace.phase("classification");
+        if self.empty {
+            return Decision::Classify(Classification::default());
+        }
+        let mut t = task.clone();
+        let mut acc = TaskFields::default();
+        let mut run = |scope: Scope, t: &mut Task| {
+            self.run_scope(Phase::Classification, &scope, t, &mut acc, now, trace)
+        };
+        let result = run(Scope::Global, &mut t)
+            .and_then(|()| run(Scope::CapturePoint(t.capture_point_id.clone()), &mut t))
+            .and_then(|()| {
+                let dep = t
+                    .department_id
+                    .clone()
+                    .or_else(|| self.process_of(&t).map(|p| p.department.clone()));
+                match dep {
+                    Some(d) => run(Scope::Department(d), &mut t),
+                    None => Ok(()),
+                }
+            })
+            .and_then(|()| match t.process_id.clone() {
+                Some(p) => run(Scope::Process(p), &mut t),
+                None => Ok(()),
+            });
+        if let Err(e) = result {
+            return Decision::ErrorHold(e);
+        }
+        let Some(pid) = t.process_id.clone() else {
+            return Decision::ErrorHold(
+                "no process: no classification rule set processId and the task came without one"
+                    .into(),
+            );
+        };
+        let Some(process) = self.processes.get(&pid) else {
+            return Decision::ErrorHold(format!("processId {pid:?} names no configured process"));
+        };
+        if let Some(reason) = self.outside_window(process, now) {
+            return Decision::Reject(reason);
+        }
+        let dep = self.departments.get(&process.department);
+        Decision::Classify(Classification {
+            tenant_id: dep.and_then(|d| d.tenant.clone()),
+            solution_id: dep.and_then(|d| d.solution.clone()),
+            department_id: Some(process.department.clone()),
+            process_id: Some(pid),
+            contract_id: process.contract.clone(),
+            business_calendar_id: process.calendar.clone(),
+            fields: acc,
+        })
+    }
+
+    fn outside_window(&self, p: &Process, now: Timestamp) -> Option<String> {
+        let check = |what: String, from: Option<Timestamp>, to: Option<Timestamp>| {
+            if from.is_some_and(|f| now < f) {
+                return Some(format!(
+                    "{what} is not active before {}",
+                    from.expect("checked")
+                ));
+            }
+            if to.is_some_and(|t| now >= t) {
+                return Some(format!(
+                    "{what} is not active since {}",
+                    to.expect("checked")
+                ));
+            }
+            None
+        };
+        check(format!("process {:?}", p.id), p.active_from, p.active_to).or_else(|| {
+            let c = self.contracts.get(p.contract.as_deref()?)?;
+            check(format!("contract {:?}", c.id), c.active_from, c.active_to)
+        })
+    }
+
+    /// When a task of `p` is next reprioritized after `now`.
+    fn next_time(
+        &self,
+        p: &Process,
+        cal: Option<&BusinessCalendar>,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, String> {
+        match p.every {
+            None => Ok(None),
+            Some(Every::Time(d)) => now
+                .checked_add(d)
+                .map(Some)
+                .map_err(|e| format!("reprioritize_every: {e}")),
+            Some(Every::Business(d)) => {
+                let cal = cal.ok_or("reprioritize_every: the task has no business calendar")?;
+                cal.add(now, d)
+                    .map(Some)
+                    .map_err(|e| format!("reprioritize_every: {e}"))
+            }
+        }
+    }
+
+    /// Prioritization (Captured → Queued): the process's priority, business value, due
+    /// date and next reprioritization, then the prioritization rules.
+    pub fn prioritize(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Decision {
+        trace.phase("prioritization");
+        if self.empty {
+            return Decision::Prioritize(Prioritization::default());
+        }
+        let Some(process) = self.process_of(task) else {
+            return Decision::ErrorHold(match &task.process_id {
+                Some(p) => format!("processId {p:?} names no configured process"),
+                None => "no process: the task has no processId".into(),
+            });
+        };
+        let mut t = task.clone();
+        let mut acc;
+        let mut obj = serde_json::Map::new();
+        let cal = self.calendar_of(&t);
+        let vars = TaskVars {
+            task: &t,
+            now,
+            calendar: cal,
+        };
+        let settle =
+            |name: &str, r: Result<serde_json::Value, String>, obj: &mut serde_json::Map<_, _>| {
+                r.map(|v| {
+                    obj.insert(name.to_owned(), v);
+                })
+                .map_err(|e| format!("process {:?} {name}: {e}", process.id))
+            };
+        let int = |e: &Expr| e.eval_int(&self.env, &vars).map(serde_json::Value::from);
+        let result = (|| {
+            if let Some(e) = &process.priority {
+                settle("priority", int(e), &mut obj)?;
+            }
+            if let Some(e) = &process.business_value {
+                settle("businessValue", int(e), &mut obj)?;
+            }
+            if t.due_date_time.is_none() {
+                let due = match &process.due {
+                    None => None,
+                    Some(Due::Business(d)) => Some(
+                        cal.ok_or_else(|| "the task has no business calendar".to_owned())
+                            .and_then(|c| c.add(now, *d).map_err(|e| e.to_string())),
+                    ),
+                    Some(Due::Expr(e)) => Some(e.eval_time(&self.env, &vars)),
+                };
+                if let Some(due) = due {
+                    settle("dueDateTime", due.map(|d| d.to_string().into()), &mut obj)?;
+                }
+            }
+            let next = self
+                .next_time(process, cal, now)
+                .map_err(|e| format!("process {:?} {e}", process.id))?;
+            Ok::<_, String>(next)
+        })();
+        let next = match result {
+            Ok(next) => next,
+            Err(e) => {
+                trace.step(|| self.process_step(process, obj.clone(), Some(e.clone())));
+                return Decision::ErrorHold(e);
+            }
+        };
+        if let Some(n) = next {
+            obj.insert("reprioritizeDateTime".into(), n.to_string().into());
+        }
+        match fields(obj.clone()) {
+            Ok(f) => {
+                f.apply_to(&mut t);
+                acc = f;
+            }
+            Err(e) => return Decision::ErrorHold(format!("process {:?}: {e}", process.id)),
+        }
+        trace.step(|| self.process_step(process, obj, None));
+        match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
+            Ok(()) => {
+                let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);
+                Decision::Prioritize(Prioritization {
+                    fields: acc,
+                    reprioritize_date_time,
+                })
+            }
+            Err(e) => Decision::ErrorHold(e),
+        }
+    }
+
+    fn process_step(
+        &self,
+        p: &Process,
+        set: serde_json::Map<String, serde_json::Value>,
+        error: Option<String>,
+    ) -> Step {
+        Step {
+            source: format!("process:{}", p.id),
+            scope: None,
+            matched: true,
+            set,
+            error,
+        }
+    }
+
+    fn prioritization_rules(
+        &self,
+        process: &Process,
+        t: &mut Task,
+        acc: &mut TaskFields,
+        now: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<(), String> {
+        let p = Phase::Prioritization;
+        self.run_scope(p, &Scope::Global, t, acc, now, trace)?;
+        if let Some(d) = t.department_id.clone() {
+            self.run_scope(p, &Scope::Department(d), t, acc, now, trace)?;
+        }
+        self.run_scope(p, &Scope::Process(process.id.clone()), t, acc, now, trace)
+    }
+
+    /// Reprioritization of a Queued task whose reprioritizeDateTime has come: the
+    /// process's `reprioritize` (capped by `max_priority`), the prioritization rules again,
+    /// and the next time.
+    pub fn reprioritize(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Decision {
+        trace.phase("reprioritization");
+        let Some(process) = self.process_of(task) else {
+            // Queued before rules named its process (or the process was removed): nothing
+            // raises it any more.
+            return Decision::Reprioritize(Prioritization::default());
+        };
+        let mut t = task.clone();
+        let mut acc;
+        let cal = self.calendar_of(&t);
+        let mut obj = serde_json::Map::new();
+        if let Some(e) = &process.reprioritize {
+            let vars = TaskVars {
+                task: &t,
+                now,
+                calendar: cal,
+            };
+            match e.eval_int(&self.env, &vars) {
+                Ok(p) => {
+                    let p = process.max_priority.map_or(p, |m| p.min(m));
+                    obj.insert("priority".into(), p.into());
+                }
+                Err(e) => {
+                    let e = format!("process {:?} reprioritize: {e}", process.id);
+                    trace.step(|| self.process_step(process, obj.clone(), Some(e.clone())));
+                    return Decision::ErrorHold(e);
+                }
+            }
+        }
+        let next = match self.next_time(process, cal, now) {
+            Ok(n) => n,
+            Err(e) => return Decision::ErrorHold(format!("process {:?} {e}", process.id)),
+        };
+        match fields(obj.clone()) {
+            Ok(f) => {
+                f.apply_to(&mut t);
+                acc = f;
+            }
+            Err(e) => return Decision::ErrorHold(format!("process {:?}: {e}", process.id)),
+        }
+        if let Some(n) = next {
+            obj.insert("reprioritizeDateTime".into(), n.to_string().into());
+        }
+        trace.step(|| self.process_step(process, obj, None));
+        match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
+            Ok(()) => {
+                let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);
+                Decision::Reprioritize(Prioritization {
+                    fields: acc,
+                    reprioritize_date_time,
+                })
+            }
+            Err(e) => Decision::ErrorHold(e),
+        }
+    }
+
+    /// The step processing takes for `task` at `now`, or None when it has nothing to do:
+    /// classify a New task whose activation has passed, prioritize a Captured one,
+    /// reprioritize a Queued one whose time has come.
+    pub fn next_step(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Option<Decision> {
+        let active = task.is_active_at(now);
+        match task.status {
+            Status::New if active => Some(self.classify(task, now, trace)),
+            Status::Captured => Some(self.prioritize(task, now, trace)),
+            Status::Queued | Status::Distributed
+                if active && task.reprioritize_date_time.is_some_and(|r| r <= now) =>
+            {
+                Some(self.reprioritize(task, now, trace))
+            }
+            _ => None,
+        }
+    }
+
+    /// Shows what the rules do to `task` at `now`: every step until it rests (Queued,
+    /// ErrorHeld, Rejected...), and the priority curve over the following `horizon`.
+    pub fn explain(&self, task: &Task, now: Timestamp, horizon: SignedDuration) -> Explanation {
+        const MAX_POINTS: usize = 96;
+        let mut trace = Trace::on();
+        let mut t = task.clone();
+        let meta = ActionMeta::default().defaulted("rules");
+        for _ in 0..3 {
+            let Some(d) = self.next_step(&t, now, &mut trace) else {
+                break;
+            };
+            let (action, reason) = d.into_action();
+            let meta = ActionMeta {
+                reason,
+                ..meta.clone()
+            };
+            match decide(&t, &action, &meta, now) {
+                Ok(tr) => {
+                    if action == Action::Reject {
+                        t = tr.task;
+                        t.error = meta.reason;
+                        break;
+                    }
+                    t = tr.task;
+                }
+                Err(e) => {
+                    t.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let outcome = Outcome {
+            status: t.status,
+            tenant_id: t.tenant_id.clone(),
+            solution_id: t.solution_id.clone(),
+            department_id: t.department_id.clone(),
+            process_id: t.process_id.clone(),
+            contract_id: t.contract_id.clone(),
+            business_calendar_id: t.business_calendar_id.clone(),
+            queue: t
+                .process_id
+                .as_deref()
+                .and_then(|p| self.queue_of(p))
+                .map(str::to_owned),
+            priority: t.priority,
+            business_value: t.business_value,
+            due_date_time: t.due_date_time,
+            reprioritize_date_time: t.reprioritize_date_time,
+            error: t.error.clone(),
+        };
+        let mut curve = Vec::new();
+        if let Ok(end) = now.checked_add(horizon) {
+            let mut off = Trace::off();
+            while let Some(at) = t.reprioritize_date_time.filter(|r| *r <= end) {
+                if curve.len() >= MAX_POINTS || t.status != Status::Queued {
+                    break;
+                }
+                let Decision::Reprioritize(p) = self.reprioritize(&t, at, &mut off) else {
+                    break;
+                };
+                match decide(&t, &Action::Reprioritize(p), &meta, at) {
+                    Ok(tr) => t = tr.task,
+                    Err(_) => break,
+                }
+                curve.push(CurvePoint {
+                    at,
+                    priority: t.priority,
+                });
+                if t.reprioritize_date_time.is_some_and(|n| n <= at) {
+                    break;
+                }
+            }
+        }
+        Explanation {
+            at: now,
+            phases: trace.phases,
+            outcome,
+            curve,
+        }
+    }
+}
