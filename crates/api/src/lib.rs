@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod extract;
 pub mod openapi;
+pub mod rules;
 mod tasks;
 
 pub use error::{ApiError, ErrorBody};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The state of every long-running part, from the supervisor.
     pub health: Health,
+    /// Reloads the business rules from the configuration file (none: started without one).
+    pub reload: Option<rules::Reload>,
 }
 
 /// Limits of the API.
@@ -108,6 +111,9 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
         .route("/api/v1/tasks/{id}/{action}", post(tasks::task_action))
         .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/events/stream", get(events::stream_events))
+        .route("/api/v1/rules/explain", post(rules::explain))
+        .route("/api/v1/rules/reload", post(rules::reload))
+        .route("/api/v1/rules/diff", post(rules::diff))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))

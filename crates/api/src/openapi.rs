@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, then corrected where the
 //! generator cannot say what the server does (see [`document`]).
 
-use crate::{error, events, tasks};
+use crate::{error, events, rules, tasks};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use worklane_domain::fields::limits;
@@ -13,13 +13,15 @@ use worklane_domain::fields::limits;
         tasks::create_task, tasks::get_task, tasks::list_tasks, tasks::update_task,
         tasks::task_action, tasks::assign_task, tasks::task_events,
         events::list_events, events::stream_events,
+        rules::explain, rules::reload, rules::diff,
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
         tasks::AssignBody, tasks::TaskPage, events::EventPage,
+        rules::ExplainBody, rules::RulesSummary, rules::RulesDiff, rules::DiffExample,
         worklane_domain::Task, worklane_domain::Event, worklane_domain::TaskFields,
     )),
-    tags((name = "tasks"), (name = "events"))
+    tags((name = "tasks"), (name = "events"), (name = "rules"))
 )]
 struct ApiDoc;
 

@@ -149,7 +149,7 @@ fn meta(
 
 /// A brokerId in a path: plain decimal digits only. `+1`, ` 1` or `1 ` are refused so that
 /// one task has one URL (caches, logs and metrics see the same path for the same task).
-fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid(
             "BrokerId",
@@ -203,7 +203,7 @@ pub async fn get_task(
     }
 }
 
-fn not_found(id: BrokerId) -> ApiError {
+pub(crate) fn not_found(id: BrokerId) -> ApiError {
     worklane_domain::DomainError::new(
         worklane_domain::ErrorCode::TaskNotFound,
         format!("no task with BrokerId {id}"),

@@ -36,6 +36,7 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
         .unwrap();
     let shutdown = CancellationToken::new();
     let state = AppState {
+        reload: None,
         engine,
         metrics: metrics_handle(),
         shutdown: shutdown.clone(),

@@ -28,6 +28,10 @@ pub struct DatabaseCaptureConfig {
     /// (TASK_ALREADY_CAPTURED through errorUpdateSql).
     #[serde(default)]
     pub check_if_captured: bool,
+    /// Also run updatedUpdateSql for the business rules' reprioritizations (origin
+    /// `rules`); off by default.
+    #[serde(default)]
+    pub announce_rule_updates: bool,
     /// The zone of zone-less source timestamps (`TIMESTAMP`, `DATETIME`, text); UTC when absent.
     #[serde(default)]
     pub timezone: Option<String>,
@@ -131,6 +135,7 @@ impl fmt::Debug for DatabaseCaptureConfig {
             .field("poll_interval", &self.poll_interval)
             .field("batch_size", &self.batch_size)
             .field("check_if_captured", &self.check_if_captured)
+            .field("announce_rule_updates", &self.announce_rule_updates)
             .field("timezone", &self.timezone)
             .field("defaults", &self.defaults);
         for (name, sql) in self.statements() {
@@ -210,6 +215,7 @@ impl DatabaseCaptureConfig {
             poll_interval: default_poll_interval(),
             batch_size: default_batch_size(),
             check_if_captured: false,
+            announce_rule_updates: false,
             timezone: None,
             defaults: TaskFields::default(),
             notify_poll_interval: default_poll_interval(),

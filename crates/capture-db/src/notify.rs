@@ -64,6 +64,13 @@ impl EventHandler for Notifier {
             {
                 continue;
             }
+            // Reprioritizations by the business rules stay inside Worklane unless asked for.
+            if e.event_type == EventType::TaskUpdated
+                && e.origin.as_deref() == Some("rules")
+                && !p.cfg.announce_rule_updates
+            {
+                continue;
+            }
             let Some(stmt) = p.statement(option) else {
                 continue;
             };

@@ -24,7 +24,7 @@ pub enum DefaultValue {
 }
 
 /// The keys this entry knows (plus `kind`, the lead's enum tag).
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "kind",
     "id",
     "url",
@@ -36,6 +36,7 @@ const KEYS: [&str; 18] = [
     "output_queue",
     "error_queue",
     "check_if_captured",
+    "announce_rule_updates",
     "timezone",
     "notifications",
     "defaults",
@@ -80,6 +81,10 @@ pub struct MqConfig {
     /// (TASK_ALREADY_CAPTURED).
     #[serde(default)]
     pub check_if_captured: bool,
+    /// Also send TaskUpdated for the business rules' reprioritizations (origin `rules`);
+    /// off by default, as source systems rarely want a message every few minutes per task.
+    #[serde(default)]
+    pub announce_rule_updates: bool,
     /// The IANA time zone DateTime values are written and read in.
     #[serde(default = "default_tz")]
     pub timezone: String,
@@ -145,6 +150,7 @@ impl fmt::Debug for MqConfig {
             .field("output_queue", &self.output_queue)
             .field("error_queue", &self.error_queue)
             .field("check_if_captured", &self.check_if_captured)
+            .field("announce_rule_updates", &self.announce_rule_updates)
             .field("timezone", &self.timezone)
             .field("notifications", &self.notifications)
             .field("defaults", &self.defaults)
@@ -170,6 +176,7 @@ impl MqConfig {
             output_queue: default_output(),
             error_queue: default_error(),
             check_if_captured: false,
+            announce_rule_updates: false,
             timezone: default_tz(),
             notifications: None,
             defaults: BTreeMap::new(),
@@ -299,6 +306,7 @@ impl MqConfig {
             codec: Codec::new(time_zone, document),
             defaults,
             check_if_captured: self.check_if_captured,
+            announce_rule_updates: self.announce_rule_updates,
             enabled,
             input_queue: self.input_queue.clone(),
             output_queue: self.output_queue.clone(),
@@ -369,6 +377,8 @@ pub struct Settings {
     pub codec: Codec,
     pub defaults: TaskFields,
     pub check_if_captured: bool,
+    /// Send TaskUpdated for the rules' reprioritizations too.
+    pub announce_rule_updates: bool,
     /// The outbound message names that are sent.
     pub enabled: BTreeSet<&'static str>,
     pub input_queue: String,

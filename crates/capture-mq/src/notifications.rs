@@ -25,6 +25,9 @@ pub struct Notifier {
     transport: Arc<dyn Transport>,
 }
 
+/// The origin of the business rules' changes (reprioritization).
+const RULES_ORIGIN: &str = "rules";
+
 impl Notifier {
     /// A notifier publishing through `transport` for the capture point `settings` describe.
     pub fn new(settings: Arc<Settings>, transport: Arc<dyn Transport>) -> Self {
@@ -38,6 +41,13 @@ impl Notifier {
     pub fn message_for(&self, event: &Event) -> Option<Outgoing> {
         let s = &self.settings;
         if event.capture_point_id != s.id || event.origin.as_deref() == Some(s.id.as_str()) {
+            return None;
+        }
+        // Reprioritizations by the business rules stay inside Worklane unless asked for.
+        if event.event_type == worklane_domain::EventType::TaskUpdated
+            && event.origin.as_deref() == Some(RULES_ORIGIN)
+            && !s.announce_rule_updates
+        {
             return None;
         }
         let notice = Notice::from_event(event)?;

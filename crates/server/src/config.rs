@@ -35,6 +35,24 @@ pub struct Config {
     /// The calendars built from `calendar` by [`Config::resolve`].
     #[serde(skip)]
     pub calendars: Vec<worklane_domain::BusinessCalendar>,
+    /// `[[department]]` tables: the business structure (SPEC 8).
+    #[serde(default)]
+    pub department: Vec<worklane_rules::DepartmentConfig>,
+    /// `[[process]]` tables.
+    #[serde(default)]
+    pub process: Vec<worklane_rules::ProcessConfig>,
+    /// `[[contract]]` tables: contracts with an active window.
+    #[serde(default)]
+    pub contract: Vec<worklane_rules::ContractConfig>,
+    /// `[[rule]]` tables: classification and prioritization rules, in file order.
+    #[serde(default)]
+    pub rule: Vec<worklane_rules::RuleConfig>,
+    /// The rules built from the tables above by [`Config::resolve`].
+    #[serde(skip)]
+    pub rules: std::sync::Arc<worklane_rules::RuleSet>,
+    /// The file the configuration was read from (what a reload reads again).
+    #[serde(skip)]
+    pub file: Option<std::path::PathBuf>,
     /// The capture points and notification targets, read once from their tables by
     /// [`Config::resolve`] (which [`Config::load`] calls).
     #[serde(skip)]
@@ -93,6 +111,10 @@ pub struct ProcessingConfig {
     /// How often processing looks for work when nothing woke it.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// A finished task without an expirationDateTime is archived this long after it
+    /// finished (SPEC 8: 30 days).
+    #[serde(default = "default_archive_after", with = "humantime_serde")]
+    pub archive_after: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -106,6 +128,7 @@ impl fmt::Debug for Config {
             .field("capture_point", &tables(&self.capture_point))
             .field("notification_target", &tables(&self.notification_target))
             .field("calendar", &self.calendar)
+            .field("rules", &self.rules)
             .finish()
     }
 }
@@ -175,6 +198,9 @@ fn default_log_level() -> String {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(1)
+}
+fn default_archive_after() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 macro_rules! default_from_serde {
@@ -269,6 +295,7 @@ impl Config {
         let mut cfg: Config = fig.extract().map_err(Box::new)?;
         apply_entry_overrides(&mut cfg, std::env::vars())?;
         cfg.resolve()?;
+        cfg.file = file.map(Path::to_path_buf);
         Ok(cfg)
     }
 
@@ -284,7 +311,28 @@ impl Config {
     pub fn resolve(&mut self) -> Result<(), ConfigError> {
         self.components = self.validate()?;
         self.calendars = self.build_calendars()?;
+        self.rules = std::sync::Arc::new(
+            self.build_rules()
+                .map_err(|problems| invalid("rules", problems.join("; ")))?,
+        );
         Ok(())
+    }
+
+    /// The rules part of the configuration.
+    pub fn rules_config(&self) -> worklane_rules::RulesConfig {
+        worklane_rules::RulesConfig {
+            calendar: self.calendar.clone(),
+            department: self.department.clone(),
+            process: self.process.clone(),
+            contract: self.contract.clone(),
+            rule: self.rule.clone(),
+        }
+    }
+
+    /// Checks the business structure and compiles every rule; each problem names its
+    /// key (`process[motor].priority: ...`).
+    pub fn build_rules(&self) -> Result<worklane_rules::RuleSet, Vec<String>> {
+        worklane_rules::RuleSet::new(&self.rules_config()).map_err(|e| e.problems)
     }
 
     /// Checks every `[[calendar]]` (its hours, holidays, exceptions, time zone) and that

@@ -16,6 +16,7 @@ pub use config::{Config, ConfigError};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use worklane_api::rules::{Reload, RulesSummary};
 use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
 use worklane_engine::{
     Engine, EngineOptions, Processor, SharedClock, Stage, Supervisor, SystemClock,
@@ -65,11 +66,21 @@ pub async fn run_with(
             )
         })?;
     tracing::info!(store = %worklane_store::redact_url(&cfg.store.url), backend = store.backend(), "store ready");
+    let rules = worklane_engine::Rules::new(cfg.rules.clone());
+    let (departments, processes, rule_count) = cfg.rules.counts();
+    tracing::info!(
+        departments,
+        processes,
+        rules = rule_count,
+        "business rules in force"
+    );
     let engine_options = EngineOptions {
         max_batch: cfg.store.max_batch,
         clock: options.clock,
         // The processor below runs in every server.
         process_on_create: true,
+        rules: rules.clone(),
+        archive_after: jiff::SignedDuration::try_from(cfg.processing.archive_after).ok(),
         ..Default::default()
     };
     let (engine, writer) = Engine::start(store, engine_options)
@@ -97,7 +108,15 @@ pub async fn run_with(
         components::spawn(&mut sup, c.clone(), &engine, &node, cfg.server.lease_ttl);
     }
 
+    let reload = cfg.file.clone().map(|file| reloader(file, rules.clone()));
+    if let Some(r) = reload.clone() {
+        sup.spawn("rules-reload-signal", Stage::Input, move |token| {
+            let r = r.clone();
+            async move { reload_on_sighup(r, token).await }
+        });
+    }
     let state = AppState {
+        reload,
         engine: engine.clone(),
         metrics,
         shutdown: sup.inputs_token(),
@@ -140,6 +159,55 @@ pub async fn run_with(
     writer.await.context("engine writer")?;
     tracing::info!("stopped cleanly");
     api_result?
+}
+
+/// Reloads the rules from `file` into `rules`: the whole file is read and checked again
+/// (with `WORKLANE_*` variables), and a file with any problem is refused.
+fn reloader(file: std::path::PathBuf, rules: worklane_engine::Rules) -> Reload {
+    Reload(std::sync::Arc::new(move || {
+        let cfg = Config::load(Some(&file)).map_err(|e| vec![e.to_string()])?;
+        let summary = RulesSummary::of(&cfg.rules);
+        rules.replace(cfg.rules);
+        tracing::info!(
+            file = %file.display(),
+            departments = summary.departments,
+            processes = summary.processes,
+            rules = summary.rules,
+            "business rules reloaded"
+        );
+        Ok(summary)
+    }))
+}
+
+/// Reloads the rules on every SIGHUP until `token` is cancelled.
+async fn reload_on_sighup(reload: Reload, token: CancellationToken) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return Ok(()),
+                got = hup.recv() => if got.is_none() { return Ok(()) },
+            }
+            let r = reload.clone();
+            match tokio::task::spawn_blocking(move || (r.0)()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(problems)) => {
+                    tracing::error!(
+                        ?problems,
+                        "SIGHUP: the rules were refused; the rules in force stay"
+                    )
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reloading failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        token.cancelled().await;
+        Ok(())
+    }
 }
 
 /// Cancels the returned token on SIGTERM or SIGINT.

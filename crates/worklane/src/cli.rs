@@ -34,9 +34,70 @@ pub enum Command {
     Dbcp(DbcpCommand),
     /// List, resend and replay HTTP notifications of a running server.
     Notifications(worklane_notify_http::cli::NotificationsArgs),
+    /// Business rules: test them offline, explain a task, reload, preview a change.
+    Rules(RulesArgs),
     /// Measure performance (starts its own server and stores).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// The server's base URL (explain, reload, diff).
+    #[arg(
+        long,
+        global = true,
+        env = "WORKLANE_SERVER",
+        default_value = "http://127.0.0.1:8035"
+    )]
+    pub server: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: RulesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Show what the rules of a configuration file do to a task, offline: every rule
+    /// tried in each phase, the outcome and the priority curve.
+    Test {
+        /// The task as JSON (a create's attributes, with capturePointId), `-` for stdin.
+        task: std::path::PathBuf,
+        /// The configuration file whose rules to use.
+        #[arg(long, short, env = "WORKLANE_CONFIG", default_value = "worklane.toml")]
+        config: std::path::PathBuf,
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Hours of the priority curve to draw.
+        #[arg(long, default_value_t = 8)]
+        hours: u32,
+    },
+    /// Ask a running server what its rules do to a task (a JSON file) or a stored task.
+    Explain {
+        /// The task as JSON (a create's attributes), `-` for stdin.
+        #[arg(required_unless_present = "broker_id")]
+        task: Option<std::path::PathBuf>,
+        /// Explain a stored task instead.
+        #[arg(long, conflicts_with = "task")]
+        broker_id: Option<i64>,
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Hours of the priority curve to draw.
+        #[arg(long, default_value_t = 8)]
+        hours: u32,
+    },
+    /// Make a running server read its configuration file's rules again (as SIGHUP does).
+    Reload,
+    /// Preview a new configuration on a running server: how many live tasks would change
+    /// process, queue, priority or due date. Nothing is applied.
+    Diff {
+        /// The new configuration file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,6 +319,9 @@ pub enum BenchCommand {
     Failover(crate::bench::failover::FailoverArgs),
     /// Reads on a store seeded with many tasks: get by id, first page by priority, RSS.
     Read(crate::bench::read::ReadArgs),
+    /// Business rules: decisions per second in-process, and the scheduler reprioritizing a
+    /// store full of due tasks.
+    Rules(crate::bench::rules::RulesArgs),
     /// MQ Capture Point end to end against a raw AMQP echo baseline.
     Mq(worklane_capture_mq::bench::BenchArgs),
     /// Database Capture Point capture rate against a plain select-and-update loop.

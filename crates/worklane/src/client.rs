@@ -158,13 +158,40 @@ enum Kind {
     Events,
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
 }
 
 impl Client {
-    async fn send(
+    /// A client of the server at `base`.
+    pub(crate) fn new(base: &str) -> Result<Self, Failure> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .map_err(|e| Failure::unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Sends `body` as it is, with its content type.
+    pub(crate) async fn send_text(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Result<Value, Failure> {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        Self::answer(&self.base, req).await
+    }
+
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -174,10 +201,14 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
+        Self::answer(&self.base, req).await
+    }
+
+    async fn answer(base: &str, req: reqwest::RequestBuilder) -> Result<Value, Failure> {
         let resp = req
             .send()
             .await
-            .map_err(|e| Failure::unreachable(format!("{}: {e}", self.base)))?;
+            .map_err(|e| Failure::unreachable(format!("{base}: {e}")))?;
         let status = resp.status();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {

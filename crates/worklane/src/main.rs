@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod client;
 mod exit;
+mod rules;
 mod telemetry;
 
 use clap::Parser;
@@ -47,6 +48,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Task(args) => client::run(args).await,
+        Command::Rules(args) => rules::run(args).await,
         Command::Openapi => {
             let doc = worklane_api::openapi::document();
             println!(
@@ -93,6 +95,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 BenchCommand::Create(a) => bench::create::run(a).await?,
                 BenchCommand::Failover(a) => bench::failover::run(a).await?,
                 BenchCommand::Read(a) => bench::read::run(a).await?,
+                BenchCommand::Rules(a) => bench::rules::run(a).await?,
                 BenchCommand::Mq(a) => worklane_capture_mq::bench::run(a).await?,
                 BenchCommand::Dbcp(a) => worklane_capture_db::bench::run(a).await?,
                 BenchCommand::Notify(a) => worklane_notify_http::bench::run(a).await?,

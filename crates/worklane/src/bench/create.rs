@@ -31,6 +31,10 @@ pub struct CreateArgs {
     /// the ratio of the two rates is reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub nodes: u16,
+    /// A configuration file for the servers, e.g. examples/rules/worklane.toml to create
+    /// through its business rules (every task is a motor claim by fax).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 async fn load(
@@ -62,7 +66,7 @@ async fn load(
                 if i >= n {
                     break;
                 }
-                let body = serde_json::json!({"captureId": format!("{phase}-{i}"), "priority": (i % 100) as i64, "channel": "Email", "data": {"i": i.to_string()}});
+                let body = serde_json::json!({"captureId": format!("{phase}-{i}"), "priority": (i % 100) as i64, "channel": "Fax", "data": {"i": i.to_string(), "claimType": "motor", "amount": (1000 + i % 50_000).to_string()}});
                 let t = Instant::now();
                 let r = http.post(format!("{base}/api/v1/tasks")).json(&body).send().await?;
                 if r.status() != reqwest::StatusCode::CREATED {
@@ -145,7 +149,7 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
     );
     let mut nodes = Vec::new();
     for _ in 0..args.nodes {
-        nodes.push(ServerProcess::start(&url).await?);
+        nodes.push(ServerProcess::start_with(&url, args.config.as_deref()).await?);
     }
     let phases = if args.nodes > 1 { 2 } else { 1 };
     let bar = ProgressBar::new((args.warmup + args.tasks * phases) as u64).with_style(

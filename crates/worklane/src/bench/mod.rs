@@ -4,6 +4,7 @@
 pub mod create;
 pub mod failover;
 pub mod read;
+pub mod rules;
 
 use anyhow::{bail, Context};
 use std::path::PathBuf;
