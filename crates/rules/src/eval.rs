@@ -377,7 +377,11 @@ impl RuleSet {
             };
             match e.eval_int(&self.env, &vars) {
                 Ok(p) => {
-                    let p = process.max_priority.map_or(p, |m| p.min(m));
+                    // The cap stops a rise; it never lowers a priority set above it.
+                    let p = match process.max_priority {
+                        Some(m) if p > m => m.max(t.priority),
+                        _ => p,
+                    };
                     obj.insert("priority".into(), p.into());
                 }
                 Err(e) => {

@@ -282,6 +282,12 @@ fn every_command_has_help() {
         vec!["task", "assign", "--help"],
         vec!["bench", "create", "--help"],
         vec!["bench", "read", "--help"],
+        vec!["bench", "rules", "--help"],
+        vec!["rules", "--help"],
+        vec!["rules", "test", "--help"],
+        vec!["rules", "explain", "--help"],
+        vec!["rules", "reload", "--help"],
+        vec!["rules", "diff", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -300,4 +306,57 @@ fn every_command_has_help() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `worklane rules test` explains offline from the example configuration, as text and as
+/// JSON; a bad task file is a usage error naming what is wrong.
+#[test]
+fn rules_test_explains_a_task_offline() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let config = format!("{root}/examples/rules/worklane.toml");
+    let task = format!("{root}/examples/rules/fax-motor-claim.json");
+    let at = "2026-11-30T10:00:00Z";
+    let out = Command::new(BIN)
+        .args([
+            "rules", "test", &task, "--config", &config, "--at", at, "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"]["status"], "Queued");
+    assert_eq!(v["outcome"]["processId"], "motor");
+    assert_eq!(v["outcome"]["queue"], "motor-claims");
+    // 100 from the process, +200 for a gold customer, +250 business value (big-motor).
+    assert_eq!(v["outcome"]["priority"], 550);
+    assert_eq!(v["outcome"]["dueDateTime"], "2026-12-03T17:30:00Z");
+    assert_eq!(
+        v["curve"][0],
+        json!({"at": "2026-11-30T10:15:00Z", "priority": 550}),
+        "the cap stops a rise, it does not lower"
+    );
+
+    let out = Command::new(BIN)
+        .args(["rules", "test", &task, "--config", &config, "--at", at])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("✓ rule:fax-motor (global)  category=NewClaim"),
+        "{text}"
+    );
+    assert!(text.contains("outcome: Queued  process motor"), "{text}");
+
+    let bad = std::env::temp_dir().join(format!("wl-bad-task-{}.json", std::process::id()));
+    std::fs::write(&bad, r#"{"priority": "high"}"#).unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "test", bad.to_str().unwrap(), "--config", &config])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("priority"));
 }
