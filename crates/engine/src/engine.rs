@@ -10,7 +10,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use worklane_domain::{Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp};
-use worklane_store::{DeliveryStore, EventLog, Leases, Store, StoreError, TaskReads, Writer};
+use worklane_store::{
+    DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads, Writer,
+};
 
 /// Why a command did not take effect.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,6 +82,7 @@ pub struct Engine {
     events: Arc<dyn EventLog>,
     deliveries: Arc<dyn DeliveryStore>,
     leases: Arc<dyn Leases>,
+    retention: Arc<dyn Retention>,
     clock: SharedClock,
     rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
@@ -117,6 +120,7 @@ impl Engine {
                 events: store.clone(),
                 deliveries: store.clone(),
                 leases: store.clone(),
+                retention: store.clone(),
                 store,
                 clock: options.clock,
                 rules: options.rules,
@@ -170,6 +174,11 @@ impl Engine {
     /// Leases of the parts that run once in a cluster.
     pub fn leases(&self) -> &Arc<dyn Leases> {
         &self.leases
+    }
+
+    /// Pruning of old rows (the retention part).
+    pub fn retention(&self) -> &Arc<dyn Retention> {
+        &self.retention
     }
 
     /// The clock every decision reads.

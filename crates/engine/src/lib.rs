@@ -1,6 +1,7 @@
 //! The engine: the one write path every channel uses ([`Engine::execute`], batched into
-//! group commits), the event-log [`Consumer`] every outbound channel builds on, and the
-//! background [`Processor`] that moves new tasks along.
+//! group commits), the event-log [`Consumer`] every outbound channel builds on, the
+//! background [`Processor`] that moves new tasks along, and [`Retention`], which prunes
+//! old rows.
 
 mod backoff;
 mod batch;
@@ -8,6 +9,7 @@ pub mod clock;
 mod consumer;
 mod engine;
 mod processor;
+mod retention;
 mod rules;
 pub mod supervisor;
 
@@ -16,6 +18,7 @@ pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use consumer::{Consumer, EventHandler};
 pub use engine::{commit_batch, Engine, EngineError, EngineOptions};
 pub use processor::Processor;
+pub use retention::{Retention, PRUNED_TOTAL};
 pub use rules::Rules;
 pub use supervisor::{Health, Lease, PartState, Stage, Supervisor};
 pub use worklane_domain::{Command, CommandResult, Op, Outcome, Selection};

@@ -23,6 +23,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub processing: ProcessingConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// `[[capture_point]]` tables, each with a `kind` ("mq" or "database").
     #[serde(default)]
     pub capture_point: Vec<toml::Table>,
@@ -117,6 +119,76 @@ pub struct ProcessingConfig {
     pub archive_after: Duration,
 }
 
+/// `[retention]`: how long old rows are kept before a background pass prunes them, in
+/// small batches, so the store stays bounded. A period is a duration (`"90d"`, `"12h"`)
+/// or `"forever"`, which keeps that kind of row for good.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events written longer ago than this are pruned, never one a consumer (an MQ
+    /// capture point's notifications, a database capture point's statements, a
+    /// notification target) has still to read. `None`: `"forever"`.
+    #[serde(default = "default_events_kept", with = "period")]
+    pub events: Option<Duration>,
+    /// Idempotency records (the stored results of commands with a key, e.g. MQ message
+    /// ids) older than this are pruned: a message redelivered later is applied again.
+    #[serde(default = "default_records_kept", with = "period")]
+    pub idempotency: Option<Duration>,
+    /// Delivered and failed HTTP notifications last changed longer ago than this are
+    /// pruned with their bodies and attempts; pending ones never are.
+    #[serde(default = "default_records_kept", with = "period")]
+    pub deliveries: Option<Duration>,
+    /// The most rows of one kind deleted per transaction (a pass runs as many as it
+    /// takes, one after the other).
+    #[serde(default = "default_retention_batch")]
+    pub batch: u32,
+    /// How often a pass runs.
+    #[serde(default = "default_retention_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl RetentionConfig {
+    /// The store's view of the periods.
+    pub fn policy(&self) -> worklane_store::RetentionPolicy {
+        worklane_store::RetentionPolicy {
+            events: self.events,
+            idempotency: self.idempotency,
+            deliveries: self.deliveries,
+        }
+    }
+}
+
+/// A retention period: a duration as `humantime` reads it (`"90d"`, `"36h"`), or
+/// `"forever"` (None).
+mod period {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// The word that keeps a kind of row for good.
+    pub const FOREVER: &str = "forever";
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => s.serialize_str(FOREVER),
+            Some(d) => humantime_serde::serialize(d, s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().eq_ignore_ascii_case(FOREVER) {
+            return Ok(None);
+        }
+        humantime_serde::re::humantime::parse_duration(text.trim())
+            .map(Some)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration (e.g. \"90d\") or \"{FOREVER}\": {e}"
+                ))
+            })
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tables = |list: &[toml::Table]| list.iter().map(redacted_table).collect::<Vec<_>>();
@@ -125,6 +197,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("log", &self.log)
             .field("processing", &self.processing)
+            .field("retention", &self.retention)
             .field("capture_point", &tables(&self.capture_point))
             .field("notification_target", &tables(&self.notification_target))
             .field("calendar", &self.calendar)
@@ -202,6 +275,18 @@ fn default_poll() -> Duration {
 fn default_archive_after() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }
+fn default_events_kept() -> Option<Duration> {
+    Some(Duration::from_secs(90 * 86_400))
+}
+fn default_records_kept() -> Option<Duration> {
+    Some(Duration::from_secs(7 * 86_400))
+}
+fn default_retention_batch() -> u32 {
+    1000
+}
+fn default_retention_interval() -> Duration {
+    Duration::from_secs(60)
+}
 
 macro_rules! default_from_serde {
     ($($t:ty),*) => {$(
@@ -212,7 +297,13 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(ServerConfig, StoreConfig, LogConfig, ProcessingConfig);
+default_from_serde!(
+    ServerConfig,
+    StoreConfig,
+    LogConfig,
+    ProcessingConfig,
+    RetentionConfig
+);
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -384,6 +475,25 @@ impl Config {
         if self.store.max_batch == 0 {
             return Err(invalid("store.max_batch", "must be at least 1"));
         }
+        let r = &self.retention;
+        for (key, period) in [
+            ("retention.events", r.events),
+            ("retention.idempotency", r.idempotency),
+            ("retention.deliveries", r.deliveries),
+        ] {
+            if period == Some(Duration::ZERO) {
+                return Err(invalid(
+                    key,
+                    "must be longer than 0 (\"forever\" keeps everything)",
+                ));
+            }
+        }
+        if r.batch == 0 {
+            return Err(invalid("retention.batch", "must be at least 1"));
+        }
+        if r.interval < Duration::from_secs(1) {
+            return Err(invalid("retention.interval", "must be at least 1s"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid(
                 "log.format",
@@ -531,6 +641,71 @@ mod tests {
                 assert!(text.contains(kept), "{kept} missing: {text}");
             }
         }
+    }
+
+    #[test]
+    fn retention_periods_read_durations_and_forever() {
+        let d = Config::from_toml("").unwrap().retention;
+        assert_eq!(d.events, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(d.idempotency, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(d.deliveries, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!((d.batch, d.interval), (1000, Duration::from_secs(60)));
+
+        let c = Config::from_toml(
+            r#"
+            [retention]
+            events = "forever"
+            idempotency = "36h"
+            deliveries = "2d"
+            batch = 50
+            interval = "5m"
+            "#,
+        )
+        .unwrap()
+        .retention;
+        assert_eq!(c.events, None);
+        assert_eq!(c.idempotency, Some(Duration::from_secs(36 * 3600)));
+        assert_eq!(c.policy().deliveries, Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!((c.batch, c.interval), (50, Duration::from_secs(300)));
+
+        // The defaults survive the round trip figment makes through `Serialized`.
+        let text = toml::to_string(&c).unwrap();
+        let back: RetentionConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.events, None);
+        assert_eq!(back.idempotency, c.idempotency);
+
+        for (bad, key) in [
+            ("events = \"0s\"", "retention.events"),
+            ("deliveries = \"soon\"", "deliveries"),
+            ("batch = 0", "retention.batch"),
+            ("interval = \"10ms\"", "retention.interval"),
+        ] {
+            let e = Config::from_toml(&format!("[retention]\n{bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn retention_keys_are_overridden_by_the_environment() {
+        // No other test of this binary loads the environment (`Config::load`).
+        let vars = [
+            ("WORKLANE_RETENTION__EVENTS", "forever"),
+            ("WORKLANE_RETENTION__DELIVERIES", "3d"),
+            ("WORKLANE_RETENTION__BATCH", "10"),
+        ];
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        let loaded = Config::load(None);
+        for (k, _) in vars {
+            std::env::remove_var(k);
+        }
+        let c = loaded.unwrap().retention;
+        assert_eq!(c.events, None);
+        assert_eq!(c.deliveries, Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(c.batch, 10);
     }
 
     #[test]

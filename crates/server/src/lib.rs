@@ -2,10 +2,10 @@
 //! bound listener and a shutdown token, so the binary binds the configured address and
 //! tests bind `127.0.0.1:0` and run a whole server in-process.
 //!
-//! One [`Supervisor`] owns every long-running part: the API, processing, each capture
-//! point and each notification target. A part that fails is restarted with backoff, and
+//! One [`Supervisor`] owns every long-running part: the API, processing, retention, each
+//! capture point and each notification target. A part that fails is restarted with backoff, and
 //! `/healthz` and `/metrics` show which one is failing. On shutdown inputs stop first (API,
-//! capture points: in-flight work finishes), then outputs (processing, notifiers), then
+//! capture points: in-flight work finishes), then outputs (processing, retention, notifiers), then
 //! the engine writer drains what is queued. Nothing is left half-written.
 
 pub mod components;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use worklane_api::rules::{Reload, RulesSummary};
 use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
 use worklane_engine::{
-    Engine, EngineOptions, Processor, SharedClock, Stage, Supervisor, SystemClock,
+    Engine, EngineOptions, Lease, Processor, Retention, SharedClock, Stage, Supervisor, SystemClock,
 };
 
 /// What a server needs besides its configuration.
@@ -104,6 +104,22 @@ pub async fn run_with(
         .or_else(|| cfg.server.node_id.clone())
         .unwrap_or_else(|| format!("node-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
     tracing::info!(%node, "cluster node name");
+    // Pruning runs once in a cluster: passes on several nodes would only contend for
+    // the same rows.
+    let lease = Lease {
+        leases: engine.leases().clone(),
+        clock: engine.clock().clone(),
+        holder: node.clone(),
+        ttl: cfg.server.lease_ttl,
+    };
+    let (e, r) = (engine.clone(), cfg.retention.clone());
+    sup.spawn_leased("retention", Stage::Output, lease, move |token| {
+        let retention = Retention::new(e.clone(), r.policy(), r.batch, r.interval);
+        async move {
+            retention.run(token).await;
+            Ok(())
+        }
+    });
     for c in &cfg.components {
         components::spawn(&mut sup, c.clone(), &engine, &node, cfg.server.lease_ttl);
     }

@@ -6,7 +6,8 @@
 //! - [`Writer`] / [`WriteTx`]: the engine's write transaction. The store only loads and
 //!   saves: which change a command makes is decided by the engine inside the transaction;
 //! - [`DeliveryStore`]: pending and delivered HTTP notifications;
-//! - [`Leases`]: which node runs a part that must run once in a cluster.
+//! - [`Leases`]: which node runs a part that must run once in a cluster;
+//! - [`Retention`]: pruning old events, idempotency records and finished deliveries.
 //!
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
@@ -15,6 +16,7 @@ mod deliveries;
 mod leases;
 mod postgres;
 mod redact;
+mod retention;
 mod sql;
 mod sqlite;
 
@@ -25,6 +27,7 @@ pub use deliveries::{
 pub use leases::Leases;
 pub use postgres::PostgresStore;
 pub use redact::{is_secret_name, redact_url};
+pub use retention::{PruneReport, Retention, RetentionPolicy};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -198,7 +201,7 @@ pub trait WriteTx: Send {
 
 /// Every port of one backend together, as [`connect`] opens it.
 #[async_trait]
-pub trait Store: TaskReads + EventLog + Writer + DeliveryStore + Leases {
+pub trait Store: TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention {
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 

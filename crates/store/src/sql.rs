@@ -317,7 +317,8 @@ macro_rules! shared_ops {
         async fn write_events(conn: &mut Conn, events: &[Event]) -> Result<(), StoreError> {
             for chunk in events.chunks(1000) {
                 let mut qb = QueryBuilder::<Db>::new(
-                    "INSERT INTO events (seq, broker_id, capture_point_id, event_type, body) ",
+                    "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
+                     body) ",
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for e in chunk {
@@ -328,6 +329,8 @@ macro_rules! shared_ops {
                         .push_bind(e.broker_id.0)
                         .push_bind(e.capture_point_id.clone())
                         .push_bind(e.event_type.as_str())
+                        // Retention prunes by it (see `retention.rs`).
+                        .push_bind(micros(e.event_date_time))
                         .push_bind(body);
                 });
                 qb.build().persistent(true).execute(&mut *conn).await?;
