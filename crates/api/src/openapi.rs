@@ -71,6 +71,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for name in [
         "TaskFields",
         "CreateTaskBody",
+        "ExplainBody",
         "UpdateTaskBody",
         "ActionBody",
         "AssignBody",

@@ -101,8 +101,10 @@ pub fn task_from_body(
 #[utoipa::path(post, path = "/api/v1/rules/explain", tag = "rules", params(ExplainParams),
     request_body(content = Option<ExplainBody>, description = "a task as a create would give it; absent with ?brokerId="),
     responses((status = 200, description = "every rule tried in each phase, what it set, the outcome and the priority curve", body = serde_json::Value),
-              (status = 400, description = "INVALID_FORMAT: a bad parameter or attribute, or neither a body nor ?brokerId=", body = ErrorBody),
-              (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody)))]
+              (status = 400, description = "INVALID_FORMAT: a bad parameter or attribute, or both a body and ?brokerId=", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
+              (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody)))]
 pub async fn explain(
     State(st): State<AppState>,
     Query(p): Query<ExplainParams>,
@@ -131,13 +133,8 @@ pub async fn explain(
                 "give a task in the body or ?brokerId=, not both",
             ))
         }
-        (None, false) => task_from_body(raw, now)?,
-        (None, true) => {
-            return Err(ApiError::invalid(
-                "body",
-                "give a task in the body, or ?brokerId= to explain a stored task",
-            ))
-        }
+        // No body: a task with no attributes, as the rules see one.
+        (None, _) => task_from_body(raw, now)?,
     };
     let rules = st.engine.rules().current();
     let horizon = jiff::SignedDuration::from_hours(hours.into());
@@ -244,13 +241,26 @@ fn as_new(t: &Task, current: &RuleSet) -> Task {
 }
 
 #[utoipa::path(post, path = "/api/v1/rules/diff", tag = "rules",
-    request_body(content = String, content_type = "application/toml", description = "a configuration file; its calendar, department, process, contract and rule tables are compared with the rules in force"),
+    request_body(content = String, content_type = "text/plain", description = "a configuration file (TOML, any content type); its calendar, department, process, contract and rule tables are compared with the rules in force"),
     responses((status = 200, description = "how many live tasks would change process, queue, priority or due date, with examples; nothing is applied", body = RulesDiff),
+              (status = 400, description = "INVALID_FORMAT: the body is not UTF-8 text", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
               (status = 422, description = "RULES_INVALID: the configuration was refused; `parameters` lists every problem", body = ErrorBody)))]
 pub async fn diff(
     State(st): State<AppState>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<axum::Json<RulesDiff>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                e.body_text(),
+            )
+        } else {
+            ApiError::invalid("body", e.body_text())
+        }
+    })?;
     if body.len() > MAX_DIFF_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

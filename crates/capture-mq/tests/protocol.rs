@@ -660,6 +660,20 @@ async fn every_change_the_engine_can_make_elsewhere_is_notified(p: Proto) {
         .unwrap()
         .task
         .broker_id;
+    // A change by the business rules (a reprioritization) stays inside Worklane: not
+    // announced unless `announce_rule_updates` is on.
+    let by_rules = worklane_domain::TaskFields {
+        priority: Some(9),
+        ..Default::default()
+    };
+    let rules = ActionMeta::default().defaulted("rules");
+    e.execute(Command::act(
+        TaskRef::Broker(a),
+        Action::Update(by_rules),
+        rules,
+    ))
+    .await
+    .unwrap();
     let update = worklane_domain::TaskFields {
         priority: Some(3),
         ..Default::default()

@@ -38,11 +38,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let cfg =
                 config::Config::load(Some(&file)).map_err(|e| Failure::config(e.to_string()))?;
             println!(
-                "{}: ok ({} capture points, {} notification targets, {} calendars, store {})",
+                "{}: ok ({} capture points, {} notification targets, {} calendars, {} departments, {} processes, {} rules, store {})",
                 file.display(),
                 cfg.capture_point.len(),
                 cfg.notification_target.len(),
                 cfg.calendars.len(),
+                cfg.rules.counts().0,
+                cfg.rules.counts().1,
+                cfg.rules.counts().2,
                 worklane_store::redact_url(&cfg.store.url)
             );
             Ok(())

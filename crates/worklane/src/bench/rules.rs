@@ -6,9 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
-use worklane_domain::{
-    action, decide, Action, ActionMeta, BrokerId, NewTask, Status, Task, TaskFields,
-};
+use worklane_domain::{action, decide, ActionMeta, BrokerId, NewTask, Status, Task, TaskFields};
 use worklane_engine::{Engine, EngineOptions, Processor, Rules};
 use worklane_rules::{RuleSet, RulesConfig, Trace};
 
