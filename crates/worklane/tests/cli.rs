@@ -346,7 +346,9 @@ fn rules_test_explains_a_task_offline() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("✓ rule:fax-motor (global)  category=NewClaim"),
+        text.contains(
+            "✓ rule:fax-motor (global)  businessValue=500 category=NewClaim processId=motor"
+        ),
         "{text}"
     );
     assert!(text.contains("outcome: Queued  process motor"), "{text}");
