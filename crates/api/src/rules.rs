@@ -53,8 +53,9 @@ const MAX_HOURS: u32 = 24 * 31;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExplainParams {
-    /// Explain a stored task (from its current status) instead of a task in the body.
-    #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
+    /// Explain a stored task (from its current status) instead of a new one; attributes in
+    /// the body are applied to it first (a what-if: nothing is stored).
+    #[param(value_type = Option<i64>, minimum = 1)]
     broker_id: Option<String>,
     /// The instant to evaluate at (RFC 3339); the server's clock when absent.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -99,9 +100,9 @@ pub fn task_from_body(
 }
 
 #[utoipa::path(post, path = "/api/v1/rules/explain", tag = "rules", params(ExplainParams),
-    request_body(content = Option<ExplainBody>, description = "a task as a create would give it; absent with ?brokerId="),
-    responses((status = 200, description = "every rule tried in each phase, what it set, the outcome and the priority curve", body = serde_json::Value),
-              (status = 400, description = "INVALID_FORMAT: a bad parameter or attribute, or both a body and ?brokerId=", body = ErrorBody),
+    request_body(content = Option<ExplainBody>, description = "a task as a create would give it; with ?brokerId=, attributes applied to the stored task first"),
+    responses((status = 200, description = "every rule tried in each phase, what it set, the outcome and the priority curve", body = Object),
+              (status = 400, description = "INVALID_FORMAT: a bad parameter or attribute", body = ErrorBody),
               (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
               (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody)))]
@@ -118,23 +119,28 @@ pub async fn explain(
             format!("at most {MAX_HOURS} hours are drawn"),
         ));
     }
-    let task = match (&p.broker_id, raw.is_empty()) {
-        (Some(id), true) => {
+    let task = match &p.broker_id {
+        Some(id) => {
             let id = parse_id(id)?;
-            st.engine
+            let mut stored = st
+                .engine
                 .tasks()
                 .get_task(id)
                 .await?
-                .ok_or_else(|| crate::tasks::not_found(id))?
-        }
-        (Some(_), false) => {
-            return Err(ApiError::invalid(
-                "body",
-                "give a task in the body or ?brokerId=, not both",
-            ))
+                .ok_or_else(|| crate::tasks::not_found(id))?;
+            if !raw.is_empty() {
+                let (env, fields): (ExplainEnvelope, TaskFields) =
+                    split_body(raw, &["capturePointId"])?;
+                fields.validate()?;
+                fields.apply_to(&mut stored);
+                if let Some(cp) = env.capture_point_id {
+                    stored.capture_point_id = cp;
+                }
+            }
+            stored
         }
         // No body: a task with no attributes, as the rules see one.
-        (None, _) => task_from_body(raw, now)?,
+        None => task_from_body(raw, now)?,
     };
     let rules = st.engine.rules().current();
     let horizon = jiff::SignedDuration::from_hours(hours.into());
@@ -191,8 +197,19 @@ pub struct DiffExample {
     pub capture_id: String,
     /// The attribute that changes: processId, queue, priority or dueDateTime.
     pub attribute: String,
-    pub now: serde_json::Value,
-    pub new: serde_json::Value,
+    /// Its value under the rules in force (a timestamp, number or id as text; null when unset).
+    pub now: Option<String>,
+    /// Its value under the new rules.
+    pub new: Option<String>,
+}
+
+/// An outcome attribute as text for an example.
+fn as_text(v: serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
 }
 
 /// What a new configuration would change on the live tasks.
@@ -243,7 +260,7 @@ fn as_new(t: &Task, current: &RuleSet) -> Task {
 #[utoipa::path(post, path = "/api/v1/rules/diff", tag = "rules",
     request_body(content = String, content_type = "text/plain", description = "a configuration file (TOML, any content type); its calendar, department, process, contract and rule tables are compared with the rules in force"),
     responses((status = 200, description = "how many live tasks would change process, queue, priority or due date, with examples; nothing is applied", body = RulesDiff),
-              (status = 400, description = "INVALID_FORMAT: the body is not UTF-8 text", body = ErrorBody),
+              (status = 400, description = "INVALID_FORMAT: no body, or not UTF-8 text", body = ErrorBody),
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
               (status = 422, description = "RULES_INVALID: the configuration was refused; `parameters` lists every problem", body = ErrorBody)))]
 pub async fn diff(
@@ -266,6 +283,12 @@ pub async fn diff(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PAYLOAD_TOO_LARGE",
             format!("a configuration of at most {MAX_DIFF_BYTES} bytes is compared"),
+        ));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "body",
+            "a configuration file is required (its rules tables are compared)",
         ));
     }
     let text =
@@ -352,8 +375,8 @@ pub async fn diff(
                             broker_id: t.broker_id,
                             capture_id: t.capture_id.clone(),
                             attribute: attr.to_owned(),
-                            now: x,
-                            new: y,
+                            now: as_text(x),
+                            new: as_text(y),
                         });
                     }
                 }

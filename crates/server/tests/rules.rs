@@ -173,11 +173,33 @@ async fn rules_through_the_server(store_url: String) {
         .collect();
     assert_eq!(curve, [370, 380, 390, 400]);
     let (code, e) = s.post("/api/v1/rules/explain", None).await;
+    assert_eq!(code, 200, "{e}");
+    assert_eq!(e["outcome"]["status"], "ErrorHeld", "no process: {e}");
+    // A what-if on a stored task: its attributes changed first, nothing stored.
+    let (code, e) = s
+        .post(
+            &format!("/api/v1/rules/explain?brokerId={id}"),
+            Some(json!({"priority": 490})),
+        )
+        .await;
+    assert_eq!(code, 200, "{e}");
+    assert_eq!(e["curve"][0]["priority"], 500, "capped: {e}");
+    assert_eq!(s.task(id).await.1["priority"], 360, "nothing stored");
+    // A diff needs a configuration, and refuses one that is not TOML.
+    let (code, e) = s.post("/api/v1/rules/diff", None).await;
     assert_eq!(
         (code, e["code"].as_str()),
         (400, Some("INVALID_FORMAT")),
         "{e}"
     );
+    let r = s
+        .http
+        .post(format!("{}/api/v1/rules/diff", s.base))
+        .body("[[process]\nid =")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
 
     // Diff: a new queue for motor claims, previewed on the live tasks, nothing applied.
     let changed = EXAMPLE.replace("queue = \"motor-claims\"", "queue = \"motor-fast\"");
