@@ -425,10 +425,18 @@ async fn processing_waits_for_activation(app: TestApp) {
     processor.step(Timestamp::now()).await.unwrap();
     assert_eq!(app.status_of(ready).await, "Queued");
     assert_eq!(app.status_of(waiting).await, "New");
-    processor
-        .step(later + Duration::from_secs(1))
-        .await
-        .unwrap();
+    // Processing decides on the engine's clock, against the task as it loads it: a pass
+    // queues the task once its activation is behind that clock.
+    let past = Timestamp::now() - Duration::from_secs(1);
+    app.internal(
+        waiting,
+        Action::Update(worklane_domain::TaskFields {
+            activation_date_time: Some(past),
+            ..Default::default()
+        }),
+    )
+    .await;
+    processor.step(Timestamp::now()).await.unwrap();
     assert_eq!(app.status_of(waiting).await, "Queued");
     let (_, evs) = app.get(&format!("/api/v1/tasks/{ready}/events")).await;
     let types: Vec<_> = evs
