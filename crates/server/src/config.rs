@@ -676,7 +676,9 @@ mod tests {
 
         for (bad, key) in [
             ("events = \"0s\"", "retention.events"),
-            ("deliveries = \"soon\"", "deliveries"),
+            // From TOML text alone the parser's message names the value; `Config::load`
+            // (figment) names the key too.
+            ("deliveries = \"soon\"", "\"soon\" is not a duration"),
             ("batch = 0", "retention.batch"),
             ("interval = \"10ms\"", "retention.interval"),
         ] {
