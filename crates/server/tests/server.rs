@@ -180,9 +180,20 @@ async fn a_notification_target_runs_on_one_node_and_fails_over() {
     let (holder, _) = store.lease_holder("notify:crm").await.unwrap().unwrap();
     let (running, standby) = if holder == "node-a" { (a, b) } else { (b, a) };
     assert_eq!(state_of(&running, "notify:crm").await, "running");
-    // Renewals keep it where it is while the clock moves on.
+    // Renewals keep it where it is while the clock moves on. Before each step the test
+    // waits until the lease outlives it: the holder's renewal has run, not merely been due.
     for _ in 0..6 {
-        clock.advance(Duration::from_secs(4));
+        let step = Duration::from_secs(4);
+        wait_until(
+            "the lease outlives the next step",
+            Duration::from_secs(10),
+            async || {
+                let (_, expires) = store.lease_holder("notify:crm").await.unwrap().unwrap();
+                expires > clock.now() + step
+            },
+        )
+        .await;
+        clock.advance(step);
         tokio::task::yield_now().await;
     }
     assert_eq!(state_of(&standby, "notify:crm").await, "standby");
