@@ -39,23 +39,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     }
 }
 
+/// A body that could not be read, in the API's error shape: 413 when it is too large.
+pub(crate) fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            e.body_text(),
+        )
+    } else {
+        ApiError::invalid("body", e.body_text())
+    }
+}
+
 async fn body_json<S: Send + Sync, T: DeserializeOwned>(
     req: Request,
     state: &S,
     required: bool,
 ) -> Result<T, ApiError> {
     let json_type = is_json(req.headers());
-    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                e.body_text(),
-            )
-        } else {
-            ApiError::invalid("body", e.body_text())
-        }
-    })?;
+    let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
     // No body at all is judged before its type: a caller that sent nothing learns that a
     // body is required, not which type the body it did not send should have had.
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -2,7 +2,7 @@
 //! configuration file, and preview what a new configuration would change on live tasks.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{split_body, OptionalJson, Query};
+use crate::extract::{body_error, split_body, OptionalJson, Query};
 use crate::tasks::parse_id;
 use crate::AppState;
 use axum::extract::State;
@@ -267,17 +267,7 @@ pub async fn diff(
     State(st): State<AppState>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<axum::Json<RulesDiff>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                e.body_text(),
-            )
-        } else {
-            ApiError::invalid("body", e.body_text())
-        }
-    })?;
+    let body = body.map_err(body_error)?;
     if body.len() > MAX_DIFF_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
