@@ -3,7 +3,7 @@
 
 use crate::config::Phase;
 use crate::explain::{CurvePoint, Explanation, Outcome, Step, Trace};
-use crate::expr::{to_json, to_text, Expr};
+use crate::expr::{to_json, to_text};
 use crate::structure::{fields, put, Due, Every, Process, RuleSet, Scope, Target};
 use crate::vars::TaskVars;
 use jiff::SignedDuration;
@@ -37,6 +37,62 @@ impl Decision {
             Self::ErrorHold(error) => (Action::ErrorHold { error }, None),
             Self::Reject(reason) => (Action::Reject, Some(reason)),
         }
+    }
+}
+
+/// Writes a computed value to its attribute in `f`. Integers, strings and timestamps go
+/// straight in; anything else takes the JSON path a `set` value takes, which also words
+/// the errors. Returns the JSON it built, if it built one.
+fn assign(
+    f: &mut TaskFields,
+    target: &Target,
+    v: &cel::Value,
+) -> Result<Option<serde_json::Value>, String> {
+    use cel::Value as V;
+    match (target, v) {
+        (Target::Data(name), _) => {
+            f.data.insert(name.clone(), to_text(v)?);
+            return Ok(None);
+        }
+        (Target::Attr(a), V::Int(n)) if a == "priority" => {
+            f.priority = Some(*n);
+            return Ok(None);
+        }
+        (Target::Attr(a), V::Int(n)) if a == "businessValue" => {
+            f.business_value = Some(*n);
+            return Ok(None);
+        }
+        (Target::Attr(a), V::String(s)) => {
+            let slot = match a.as_str() {
+                "tenantId" => Some(&mut f.tenant_id),
+                "solutionId" => Some(&mut f.solution_id),
+                "departmentId" => Some(&mut f.department_id),
+                "processId" => Some(&mut f.process_id),
+                "contractId" => Some(&mut f.contract_id),
+                "businessCalendarId" => Some(&mut f.business_calendar_id),
+                "channel" => Some(&mut f.channel),
+                "category" => Some(&mut f.category),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = Some(s.as_str().to_owned());
+                return Ok(None);
+            }
+        }
+        _ => {}
+    }
+    let json = to_json(v)?;
+    let mut obj = serde_json::Map::new();
+    put(&mut obj, target, json.clone());
+    *f = fields(obj)?.with_defaults(f);
+    Ok(Some(json))
+}
+
+/// Attributes as an explanation shows them.
+fn shown(f: &TaskFields) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(f) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
     }
 }
 
@@ -109,20 +165,29 @@ impl RuleSet {
                 if !m {
                     return Ok(None);
                 }
-                let mut obj = rule.set.clone();
+                let mut f = rule.set_fields.clone();
+                // What the step shows: only built when someone is looking.
+                let mut shown = trace.is_on().then(|| rule.set.clone());
                 for (target, expr) in &rule.compute {
-                    let v = expr
-                        .eval(&self.env, &vars)
-                        .map_err(|e| format!("compute.{}: {e}", target.name()))?;
-                    let v = match target {
-                        Target::Data(_) => to_text(&v).map(serde_json::Value::String),
-                        _ => to_json(&v),
+                    let at = |e: String| format!("compute.{}: {e}", target.name());
+                    let v = expr.eval(&self.env, &vars).map_err(at)?;
+                    let json = assign(&mut f, target, &v).map_err(at)?;
+                    if let Some(obj) = &mut shown {
+                        let json = match json {
+                            Some(j) => j,
+                            None => match target {
+                                Target::Data(_) => to_text(&v).map(serde_json::Value::String),
+                                _ => to_json(&v),
+                            }
+                            .map_err(at)?,
+                        };
+                        put(obj, target, json);
                     }
-                    .map_err(|e| format!("compute.{}: {e}", target.name()))?;
-                    put(&mut obj, target, v);
                 }
-                let f = fields(obj.clone())?;
-                Ok(Some((f, obj)))
+                if !rule.compute.is_empty() {
+                    f.validate().map_err(|e| e.to_string())?;
+                }
+                Ok(Some((f, shown.unwrap_or_default())))
             });
             match result {
                 Ok(None) => trace.step(|| step(false, Default::default(), None)),
@@ -252,66 +317,55 @@ impl RuleSet {
                 None => "no process: the task has no processId".into(),
             });
         };
-        let mut t = task.clone();
-        let mut acc;
-        let mut obj = serde_json::Map::new();
-        let cal = self.calendar_of(&t);
+        let cal = self.calendar_of(task);
         let vars = TaskVars {
-            task: &t,
+            task,
             now,
             calendar: cal,
         };
-        let settle =
-            |name: &str, r: Result<serde_json::Value, String>, obj: &mut serde_json::Map<_, _>| {
-                r.map(|v| {
-                    obj.insert(name.to_owned(), v);
-                })
-                .map_err(|e| format!("process {:?} {name}: {e}", process.id))
-            };
-        let int = |e: &Expr| e.eval_int(&self.env, &vars).map(serde_json::Value::from);
+        let mut acc = TaskFields::default();
+        let at =
+            |name: &'static str| move |e: String| format!("process {:?} {name}: {e}", process.id);
         let result = (|| {
             if let Some(e) = &process.priority {
-                settle("priority", int(e), &mut obj)?;
+                let p = e.eval_int(&self.env, &vars).map_err(at("priority"))?;
+                acc.priority = Some(p.into());
             }
             if let Some(e) = &process.business_value {
-                settle("businessValue", int(e), &mut obj)?;
+                let v = e.eval_int(&self.env, &vars).map_err(at("businessValue"))?;
+                acc.business_value = Some(v.into());
             }
-            if t.due_date_time.is_none() {
-                let due = match &process.due {
+            if task.due_date_time.is_none() {
+                acc.due_date_time = match &process.due {
                     None => None,
                     Some(Due::Business(d)) => Some(
                         cal.ok_or_else(|| "the task has no business calendar".to_owned())
-                            .and_then(|c| c.add(now, *d).map_err(|e| e.to_string())),
+                            .and_then(|c| c.add(now, *d).map_err(|e| e.to_string()))
+                            .map_err(at("dueDateTime"))?,
                     ),
-                    Some(Due::Expr(e)) => Some(e.eval_time(&self.env, &vars)),
+                    Some(Due::Expr(e)) => {
+                        Some(e.eval_time(&self.env, &vars).map_err(at("dueDateTime"))?)
+                    }
                 };
-                if let Some(due) = due {
-                    settle("dueDateTime", due.map(|d| d.to_string().into()), &mut obj)?;
-                }
             }
             let next = self
                 .next_time(process, cal, now)
                 .map_err(|e| format!("process {:?} {e}", process.id))?;
+            acc.validate()
+                .map_err(|e| format!("process {:?}: {e}", process.id))?;
             Ok::<_, String>(next)
         })();
         let next = match result {
             Ok(next) => next,
             Err(e) => {
-                trace.step(|| self.process_step(process, obj.clone(), Some(e.clone())));
+                trace.step(|| self.process_step(process, shown(&acc), Some(e.clone())));
                 return Decision::ErrorHold(e);
             }
         };
-        if let Some(n) = next {
-            obj.insert("reprioritizeDateTime".into(), n.to_string().into());
-        }
-        match fields(obj.clone()) {
-            Ok(f) => {
-                f.apply_to(&mut t);
-                acc = f;
-            }
-            Err(e) => return Decision::ErrorHold(format!("process {:?}: {e}", process.id)),
-        }
-        trace.step(|| self.process_step(process, obj, None));
+        acc.reprioritize_date_time = next;
+        trace.step(|| self.process_step(process, shown(&acc), None));
+        let mut t = task.clone();
+        acc.apply_to(&mut t);
         match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
             Ok(()) => {
                 let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);
@@ -365,13 +419,11 @@ impl RuleSet {
             // raises it any more.
             return Decision::Reprioritize(Prioritization::default());
         };
-        let mut t = task.clone();
-        let mut acc;
-        let cal = self.calendar_of(&t);
-        let mut obj = serde_json::Map::new();
+        let cal = self.calendar_of(task);
+        let mut acc = TaskFields::default();
         if let Some(e) = &process.reprioritize {
             let vars = TaskVars {
-                task: &t,
+                task,
                 now,
                 calendar: cal,
             };
@@ -379,14 +431,14 @@ impl RuleSet {
                 Ok(p) => {
                     // The cap stops a rise; it never lowers a priority set above it.
                     let p = match process.max_priority {
-                        Some(m) if p > m => m.max(t.priority),
+                        Some(m) if p > m => m.max(task.priority),
                         _ => p,
                     };
-                    obj.insert("priority".into(), p.into());
+                    acc.priority = Some(p.into());
                 }
                 Err(e) => {
                     let e = format!("process {:?} reprioritize: {e}", process.id);
-                    trace.step(|| self.process_step(process, obj.clone(), Some(e.clone())));
+                    trace.step(|| self.process_step(process, shown(&acc), Some(e.clone())));
                     return Decision::ErrorHold(e);
                 }
             }
@@ -395,17 +447,18 @@ impl RuleSet {
             Ok(n) => n,
             Err(e) => return Decision::ErrorHold(format!("process {:?} {e}", process.id)),
         };
-        match fields(obj.clone()) {
-            Ok(f) => {
-                f.apply_to(&mut t);
-                acc = f;
+        if let Err(e) = acc.validate() {
+            return Decision::ErrorHold(format!("process {:?}: {e}", process.id));
+        }
+        trace.step(|| {
+            let mut set = shown(&acc);
+            if let Some(n) = next {
+                set.insert("reprioritizeDateTime".into(), n.to_string().into());
             }
-            Err(e) => return Decision::ErrorHold(format!("process {:?}: {e}", process.id)),
-        }
-        if let Some(n) = next {
-            obj.insert("reprioritizeDateTime".into(), n.to_string().into());
-        }
-        trace.step(|| self.process_step(process, obj, None));
+            self.process_step(process, set, None)
+        });
+        let mut t = task.clone();
+        acc.apply_to(&mut t);
         match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
             Ok(()) => {
                 let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);

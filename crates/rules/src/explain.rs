@@ -53,6 +53,11 @@ impl Trace {
         }
     }
 
+    /// Whether steps are recorded.
+    pub(crate) fn is_on(&self) -> bool {
+        self.enabled
+    }
+
     pub(crate) fn phase(&mut self, phase: &'static str) {
         if self.enabled {
             self.phases.push(PhaseTrace {

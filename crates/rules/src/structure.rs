@@ -168,8 +168,10 @@ pub(crate) struct Rule {
     pub id: String,
     pub scope: Scope,
     pub when: Option<Expr>,
-    /// `set`, checked: applied as is.
+    /// `set`, checked, as written (for explanations).
     pub set: serde_json::Map<String, serde_json::Value>,
+    /// `set` as attributes, converted once at load.
+    pub set_fields: TaskFields,
     pub compute: Vec<(Target, Expr)>,
 }
 
@@ -532,9 +534,10 @@ impl RuleSet {
                 },
             }
         }
-        if let Err(e) = fields(set.clone()) {
+        let set_fields = fields(set.clone()).unwrap_or_else(|e| {
             errs.push(("set".into(), e));
-        }
+            TaskFields::default()
+        });
         let mut compute = Vec::new();
         for (k, src) in &r.compute {
             match (target(k), Expr::compile(env, src)) {
@@ -551,6 +554,7 @@ impl RuleSet {
             scope,
             when,
             set,
+            set_fields,
             compute,
         })
     }

@@ -190,6 +190,94 @@ fn a_failing_rule_error_holds_with_its_id_and_error() {
     );
 }
 
+/// One classification rule over `when`, setting processId "p" (of department "d").
+fn one_rule(when: &str, compute: &str) -> RuleSet {
+    let text = format!(
+        r#"
+[[department]]
+id = "d"
+[[process]]
+id = "p"
+department = "d"
+[[rule]]
+id = "r"
+phase = "classification"
+when = '{when}'
+set = {{ processId = "p" }}
+compute = {{ {compute} }}
+"#
+    );
+    RuleSet::new(&config(&text)).expect("the rule compiles")
+}
+
+#[test]
+fn ext_and_data_read_by_name_or_as_maps_agree() {
+    let now = ts(MONDAY);
+    let t = task(
+        "web",
+        serde_json::json!({"ext": {"customerSegment": "gold", "sourceDueDateTime": "2026-12-01T09:00:00Z"}, "data": {"a": "x"}}),
+        now,
+    );
+    // Read by qualified name, as maps (has, in, size, index), and unset ext is null.
+    let rules = one_rule(
+        r#"data.a == "x" && has(data.a) && !has(data.b) && "a" in data && size(data) == 1 && data["a"] == "x" && ext.customerSegment == "gold" && ext["customerSegment"] == "gold" && ext.productType == null && has(ext.productType) && ext.sourceDueDateTime < timestamp("2026-12-02T00:00:00Z")"#,
+        r#""data.seen" = "data.a + ext.customerSegment""#,
+    );
+    let Decision::Classify(c) = rules.classify(&t, now, &mut Trace::off()) else {
+        panic!("classified")
+    };
+    assert_eq!(c.process_id.as_deref(), Some("p"));
+    assert_eq!(c.fields.data.get("seen").map(String::as_str), Some("xgold"));
+
+    // A missing data key and an ext name that does not exist are errors, not null.
+    for when in ["data.b == \"x\"", "ext.nothing == null"] {
+        let rules = one_rule(when, "");
+        let Decision::ErrorHold(e) = rules.classify(&t, now, &mut Trace::off()) else {
+            panic!("{when}: error held")
+        };
+        assert!(e.starts_with("rule \"r\" failed: when"), "{when}: {e}");
+    }
+}
+
+#[test]
+fn computed_values_of_every_kind_reach_their_attributes() {
+    let now = ts(MONDAY);
+    let t = task("web", serde_json::json!({"data": {"n": "7"}}), now);
+    let rules = one_rule(
+        "true",
+        r#"priority = "int(data.n) * 2", businessValue = "3.0", category = "'C' + data.n", "ext.productType" = "'car'", dueDateTime = "now + duration('1h')", "data.m" = "int(data.n) + 1""#,
+    );
+    let Decision::Classify(c) = rules.classify(&t, now, &mut Trace::off()) else {
+        panic!("classified")
+    };
+    let f = &c.fields;
+    assert_eq!(f.priority, Some(14));
+    assert_eq!(f.business_value, Some(3));
+    assert_eq!(f.category.as_deref(), Some("C7"));
+    assert_eq!(f.ext.product_type.as_deref(), Some("car"));
+    assert_eq!(f.due_date_time, Some(ts("2026-11-30T11:00:00Z")));
+    assert_eq!(f.data.get("m").map(String::as_str), Some("8"));
+
+    // Out of range or of the wrong type: the rule fails, naming the attribute.
+    for (compute, what) in [
+        (
+            r#"priority = "5000000000""#,
+            "priority: 5000000000 is out of range",
+        ),
+        (r#"category = "1 == 1""#, "compute.category"),
+        (r#"channel = "'x' * 2""#, "compute.channel"),
+    ] {
+        let rules = one_rule("true", compute);
+        let Decision::ErrorHold(e) = rules.classify(&t, now, &mut Trace::off()) else {
+            panic!("{compute}: error held")
+        };
+        assert!(
+            e.starts_with("rule \"r\" failed: ") && e.contains(what),
+            "{compute}: {e}"
+        );
+    }
+}
+
 #[test]
 fn outside_the_process_or_contract_window_is_rejected() {
     let rules = back_office();

@@ -3,14 +3,13 @@
 //! copied. The research measured binding a whole task per evaluation at about twice the
 //! cost of evaluating it.
 
-use cel::common::types::{CelDuration, CelInt, CelNull, CelString, CelTimestamp};
+use cel::common::types::{
+    CelDuration, CelInt, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
+};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::objects::{Key, Map};
-use cel::Value;
 use jiff::SignedDuration;
 use std::collections::HashMap;
-use std::sync::Arc;
 use worklane_domain::{BusinessCalendar, Task, Timestamp};
 
 /// A task and the moment an expression is evaluated at.
@@ -62,36 +61,61 @@ fn duration<'b>(d: Option<SignedDuration>) -> Option<CowVal<'b, 'b>> {
     }
 }
 
-fn map<'b>(entries: HashMap<Key, Value>) -> Option<CowVal<'b, 'b>> {
-    let value = Value::Map(Map {
-        map: Arc::new(entries),
-    });
-    let val: Box<dyn Val> = value.try_into().ok()?;
-    Some(CowVal::Owned(val))
+/// A map of borrowed entries, built straight as CEL's own map (no conversion from
+/// [`Value`]).
+fn map<'b>(entries: HashMap<CelMapKey<'b>, Box<dyn Val + 'b>>) -> Option<CowVal<'b, 'b>> {
+    boxed(CelMap::from(entries))
+}
+
+fn boxed_text(s: Option<&str>) -> Box<dyn Val + '_> {
+    match s {
+        Some(s) => Box::new(CelString::from(s)),
+        None => Box::new(CelNull),
+    }
 }
 
 impl TaskVars<'_> {
-    fn ext(&self) -> HashMap<Key, Value> {
+    fn ext(&self) -> HashMap<CelMapKey<'_>, Box<dyn Val + '_>> {
         let e = &self.task.ext;
-        let mut m = HashMap::with_capacity(11);
+        let mut m: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(11);
         for (name, v) in e.strings() {
-            m.insert(Key::from(name), v.map_or(Value::Null, Value::from));
+            m.insert(CelMapKey::from(name), boxed_text(v));
         }
         for (name, v) in e.timestamps() {
-            m.insert(
-                Key::from(name),
-                v.map_or(Value::Null, |t| Value::Timestamp(cel_time(t))),
-            );
+            let v: Box<dyn Val> = match v {
+                Some(t) => Box::new(CelTimestamp::from(cel_time(t))),
+                None => Box::new(CelNull),
+            };
+            m.insert(CelMapKey::from(name), v);
         }
         m
     }
 
-    fn data(&self) -> HashMap<Key, Value> {
+    fn data(&self) -> HashMap<CelMapKey<'_>, Box<dyn Val + '_>> {
         self.task
             .data
             .iter()
-            .map(|(k, v)| (Key::from(k.as_str()), Value::from(v.as_str())))
+            .map(|(k, v)| {
+                let v: Box<dyn Val> = Box::new(CelString::from(v.as_str()));
+                (CelMapKey::from(k.as_str()), v)
+            })
             .collect()
+    }
+
+    /// `ext.NAME` and `data.NAME`, which the interpreter asks for by their whole name
+    /// before it asks for the map: answered without building the map. None leaves a
+    /// missing key to the map, which reports it as CEL does.
+    fn qualified(&self, variable: &str) -> Option<CowVal<'_, '_>> {
+        if let Some(name) = variable.strip_prefix("data.") {
+            return text(Some(self.task.data.get(name)?.as_str()));
+        }
+        let name = variable.strip_prefix("ext.")?;
+        let e = &self.task.ext;
+        if let Some((_, v)) = e.strings().into_iter().find(|(n, _)| *n == name) {
+            return text(v);
+        }
+        let (_, v) = e.timestamps().into_iter().find(|(n, _)| *n == name)?;
+        time(v)
     }
 }
 
@@ -145,7 +169,7 @@ impl VariableResolver for TaskVars<'_> {
                 (Some(c), Some(d)) => Some(c.between(self.now, d)),
                 _ => None,
             }),
-            _ => None,
+            _ => self.qualified(variable),
         }
     }
 }
