@@ -86,6 +86,8 @@ pub struct Engine {
     clock: SharedClock,
     rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
+    seq_tx: Arc<watch::Sender<i64>>,
+    policy: Policy,
     seq: watch::Receiver<i64>,
 }
 
@@ -109,9 +111,9 @@ impl Engine {
             store.clone(),
             options.clock.clone(),
             rx,
-            seq_tx,
+            seq_tx.clone(),
             options.max_batch.max(1),
-            policy,
+            policy.clone(),
             listener.abort_handle(),
         ));
         Ok((
@@ -126,6 +128,8 @@ impl Engine {
                 rules: options.rules,
                 tx,
                 seq: seq_rx,
+                seq_tx,
+                policy,
             },
             writer,
         ))
@@ -144,6 +148,21 @@ impl Engine {
             Ok(Err(e)) => Err(EngineError::Store(e)),
             Err(_) => Err(EngineError::Closed),
         }
+    }
+
+    /// Claims up to `limit` tasks whose reprioritization is due and processes them in a
+    /// transaction of its own, beside the writer's (what the [`crate::Processor`] does
+    /// with due tasks): on PostgreSQL several may run at once, each claiming other rows;
+    /// on SQLite they take turns with the writer on its one write connection. Returns how
+    /// many tasks changed; their events are durable when this returns.
+    pub async fn process_due(&self, limit: u32) -> Result<usize, EngineError> {
+        let (n, last) = process_due(&*self.store, self.now(), limit, &self.policy)
+            .await
+            .map_err(|e| EngineError::Store(Arc::new(e)))?;
+        if let Some(last) = last {
+            raise(&self.seq_tx, last);
+        }
+        Ok(n)
     }
 
     /// Like [`Engine::execute`], but a refusal is a value, not an error (adapters that
@@ -234,6 +253,21 @@ async fn commit(
     let results = batch::run(&mut *tx, batch, now, policy).await?;
     tx.commit().await?;
     Ok(results)
+}
+
+async fn process_due(
+    writer: &dyn Writer,
+    now: Timestamp,
+    limit: u32,
+    policy: &Policy,
+) -> Result<(usize, Option<i64>), StoreError> {
+    let started = Instant::now();
+    let mut tx = writer.begin().await?;
+    let r = batch::process_due(&mut *tx, now, limit, policy).await?;
+    tx.commit().await?;
+    metrics::counter!("worklane_reprioritized_total").increment(r.0 as u64);
+    metrics::histogram!("worklane_commit_seconds").record(started.elapsed().as_secs_f64());
+    Ok(r)
 }
 
 async fn write_loop(

@@ -1,8 +1,9 @@
 //! The scheduler of processing: New tasks whose activation has passed are classified and
 //! prioritized, Queued tasks whose reprioritizeDateTime has come are reprioritized, and
 //! finished tasks past their expiration are archived (TaskStopped). What each step does is
-//! decided by the business rules inside the write transaction ([`worklane_domain::Op::Process`]); this
-//! loop only finds the due tasks, from indexes of due times.
+//! decided by the business rules inside the write transaction ([`worklane_domain::Op::Process`],
+//! and [`Engine::process_due`] for reprioritizations, which claims them there); this loop
+//! only finds the due tasks, from indexes of due times.
 //!
 //! Many nodes may find the same due task: the write transaction locks it and decides
 //! against what it loads, so the second node finds nothing left to do.
@@ -75,18 +76,25 @@ impl Processor {
             .tasks_to_process(now, self.batch)
             .await
             .map_err(store_err)?;
-        let due = store
-            .tasks_to_reprioritize(now, self.batch)
-            .await
-            .map_err(store_err)?;
         // One command per task, all in one wave: they share group commits.
         let cmds = ready
             .iter()
-            .map(|t| t.broker_id)
-            .chain(due)
-            .map(|id| Command::process(TaskRef::Broker(id), meta()))
+            .map(|t| Command::process(TaskRef::Broker(t.broker_id), meta()))
             .collect();
         let mut done = self.run_all(cmds).await?;
+        // Due reprioritizations are claimed and decided inside the writer's transaction,
+        // a batch at a time: at a million due tasks, a command per task would cost more
+        // than the decisions.
+        // PostgreSQL runs two at once (each claims other rows), so the database works on
+        // one batch while this process decides the other; SQLite has one write connection.
+        let parallel = if self.engine.backend() == "postgres" {
+            2
+        } else {
+            1
+        };
+        for n in join_all((0..parallel).map(|_| self.engine.process_due(self.batch))).await {
+            done += n?;
+        }
         let expired = store
             .tasks_expired(now, self.batch)
             .await

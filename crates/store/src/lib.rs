@@ -12,6 +12,7 @@
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
 mod announce;
+mod columns;
 mod deliveries;
 mod leases;
 mod postgres;
@@ -166,6 +167,11 @@ pub trait WriteTx: Send {
         exclude: &[BrokerId],
         limit: u32,
     ) -> Result<Vec<Task>, StoreError>;
+
+    /// Up to `limit` tasks whose reprioritization (or activation while Queued) is due at
+    /// `now`, the longest due first. On PostgreSQL they are locked and rows another
+    /// transaction holds are skipped, so nodes sharing the store take different tasks.
+    async fn claim_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
 
     /// `n` new brokerIds, ascending.
     async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError>;

@@ -147,6 +147,24 @@ macro_rules! shared_ops {
             rows.iter().map(|r| decode_task(r.try_get::<&str, _>(0)?)).collect()
         }
 
+        /// Due reprioritizations, claimed (see `WriteTx::claim_due`).
+        pub(crate) async fn claim_due(
+            conn: &mut Conn,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<Task>, StoreError> {
+            let sql = format!(
+                "SELECT body FROM tasks WHERE reprioritize_at <= $1 \
+                 ORDER BY reprioritize_at LIMIT $2{CLAIM_LOCK}"
+            );
+            let rows: Vec<(String,)> = sqlx::query_as(&sql)
+                .bind(micros(now))
+                .bind(i64::from(limit.max(1)))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(|(b,)| decode_task(b)).collect()
+        }
+
         /// Gives the events their place in the log and writes them.
         pub(crate) async fn append_events(
             conn: &mut Conn,
@@ -187,6 +205,8 @@ macro_rules! shared_ops {
             pub(crate) tx: sqlx::Transaction<'static, Db>,
             pub(crate) announcer: Option<$crate::announce::Announcer>,
             pub(crate) last_seq: i64,
+            /// The rows this transaction has read, to write back only what changed.
+            pub(crate) seen: $crate::columns::Seen,
         }
 
         #[async_trait::async_trait]
@@ -203,7 +223,9 @@ macro_rules! shared_ops {
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                load(&mut self.tx, &ids, caps).await
+                let tasks = load(&mut self.tx, &ids, caps).await?;
+                self.seen.record(&tasks);
+                Ok(tasks)
             }
             async fn claim(
                 &mut self,
@@ -212,16 +234,35 @@ macro_rules! shared_ops {
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
                 let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
-                claim(&mut self.tx, sel, &exclude, limit).await
+                let tasks = claim(&mut self.tx, sel, &exclude, limit).await?;
+                self.seen.record(&tasks);
+                Ok(tasks)
+            }
+            async fn claim_due(
+                &mut self,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<Task>, StoreError> {
+                let tasks = claim_due(&mut self.tx, now, limit).await?;
+                self.seen.record(&tasks);
+                Ok(tasks)
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
                 Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
-                put_tasks(&mut self.tx, tasks).await
+                let (whole, changed) = self.seen.split(tasks);
+                if !whole.is_empty() {
+                    put_tasks(&mut self.tx, &whole).await?;
+                }
+                for (mask, group) in changed {
+                    update_tasks(&mut self.tx, mask, &group).await?;
+                }
+                Ok(())
             }
             async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                self.seen.forget(&ids);
                 delete_tasks(&mut self.tx, &ids).await
             }
             async fn append_events(
@@ -296,6 +337,51 @@ macro_rules! shared_ops {
                      reprioritize_at = excluded.reprioritize_at, version = excluded.version, \
                      body = excluded.body",
                 );
+                qb.build().persistent(true).execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
+        /// Writes back tasks this transaction read, setting the columns of `mask` (bits of
+        /// `columns::NAMES`) besides the body and version, many rows a statement.
+        async fn update_tasks(conn: &mut Conn, mask: u16, tasks: &[&Task]) -> Result<(), StoreError> {
+            let cols: Vec<usize> = (0..$crate::columns::NAMES.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .collect();
+            for chunk in tasks.chunks(400) {
+                let mut qb = QueryBuilder::<Db>::new("WITH v (broker_id, version, body");
+                for &i in &cols {
+                    qb.push(", ").push($crate::columns::NAMES[i]);
+                }
+                qb.push(") AS (");
+                let mut rows = Vec::with_capacity(chunk.len());
+                for t in chunk {
+                    rows.push((*t, serde_json::to_string(t)?));
+                }
+                qb.push_values(rows, |mut b, (t, body)| {
+                    b.push_bind(t.broker_id.0).push_bind(t.version).push_bind(body);
+                    for &i in &cols {
+                        match i {
+                            0 => b.push_bind(t.capture_point_id.clone()),
+                            1 => b.push_bind(t.capture_id.clone()),
+                            2 => b.push_bind(t.status.as_str()),
+                            3 => b.push_bind(t.priority),
+                            4 => b.push_bind(t.process_id.clone()),
+                            5 => b.push_bind(t.queue.clone()),
+                            6 => b.push_bind(t.assigned_to_user.clone()),
+                            7 => b.push_bind(t.activation_date_time.map(micros)),
+                            8 => b.push_bind(t.due_date_time.map(micros)),
+                            9 => b.push_bind(t.expiration_date_time.map(micros)),
+                            _ => b.push_bind(reprioritize_at(t).map(micros)),
+                        };
+                    }
+                });
+                qb.push(") UPDATE tasks SET version = v.version, body = v.body");
+                for &i in &cols {
+                    let c = $crate::columns::NAMES[i];
+                    qb.push(format!(", {c} = v.{c}"));
+                }
+                qb.push(" FROM v WHERE tasks.broker_id = v.broker_id");
                 qb.build().persistent(true).execute(&mut *conn).await?;
             }
             Ok(())
@@ -547,6 +633,7 @@ macro_rules! impl_store {
                     tx: self.begin_write().await?,
                     announcer: self.announcer(),
                     last_seq: 0,
+                    seen: Default::default(),
                 }))
             }
         }

@@ -1,0 +1,173 @@
+//! The indexed columns of a task's row, as a write transaction loaded them, so that
+//! writing the task back sets only the columns that changed: SQLite rewrites every index
+//! over a column an UPDATE sets, whether its value changed or not, and a reprioritization
+//! changes two of the eleven.
+
+use crate::{micros, reprioritize_at};
+use std::collections::HashMap;
+use worklane_domain::Task;
+
+/// The indexed columns, in the order of [`Columns`]' bits.
+pub(crate) const NAMES: [&str; 11] = [
+    "capture_point_id",
+    "capture_id",
+    "status",
+    "priority",
+    "process_id",
+    "queue",
+    "assigned_to_user",
+    "activation_at",
+    "due_at",
+    "expiration_at",
+    "reprioritize_at",
+];
+
+/// One row's indexed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Columns {
+    capture_point_id: String,
+    capture_id: String,
+    status: &'static str,
+    priority: i32,
+    process_id: Option<String>,
+    queue: Option<String>,
+    assigned_to_user: Option<String>,
+    activation_at: Option<i64>,
+    due_at: Option<i64>,
+    expiration_at: Option<i64>,
+    reprioritize_at: Option<i64>,
+}
+
+impl Columns {
+    pub(crate) fn of(t: &Task) -> Self {
+        Self {
+            capture_point_id: t.capture_point_id.clone(),
+            capture_id: t.capture_id.clone(),
+            status: t.status.as_str(),
+            priority: t.priority,
+            process_id: t.process_id.clone(),
+            queue: t.queue.clone(),
+            assigned_to_user: t.assigned_to_user.clone(),
+            activation_at: t.activation_date_time.map(micros),
+            due_at: t.due_date_time.map(micros),
+            expiration_at: t.expiration_date_time.map(micros),
+            reprioritize_at: reprioritize_at(t).map(micros),
+        }
+    }
+
+    /// A bit for each column whose value in `t` differs from this row's (bit i is
+    /// `NAMES[i]`).
+    pub(crate) fn changed(&self, t: &Task) -> u16 {
+        let now = Self::of(t);
+        let same = [
+            self.capture_point_id == now.capture_point_id,
+            self.capture_id == now.capture_id,
+            self.status == now.status,
+            self.priority == now.priority,
+            self.process_id == now.process_id,
+            self.queue == now.queue,
+            self.assigned_to_user == now.assigned_to_user,
+            self.activation_at == now.activation_at,
+            self.due_at == now.due_at,
+            self.expiration_at == now.expiration_at,
+            self.reprioritize_at == now.reprioritize_at,
+        ];
+        same.iter()
+            .enumerate()
+            .filter(|(_, s)| !**s)
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+}
+
+/// The rows a transaction has read, by brokerId.
+#[derive(Debug, Default)]
+pub(crate) struct Seen(HashMap<i64, Columns>);
+
+impl Seen {
+    pub(crate) fn record(&mut self, tasks: &[Task]) {
+        for t in tasks {
+            self.0
+                .entry(t.broker_id.0)
+                .or_insert_with(|| Columns::of(t));
+        }
+    }
+
+    /// Splits `tasks` into rows to insert (or replace whole) and rows this transaction
+    /// read, grouped by the columns that changed.
+    pub(crate) fn split<'t>(
+        &self,
+        tasks: &[&'t Task],
+    ) -> (Vec<&'t Task>, Vec<(u16, Vec<&'t Task>)>) {
+        let mut whole = Vec::new();
+        let mut groups: Vec<(u16, Vec<&Task>)> = Vec::new();
+        for t in tasks {
+            match self.0.get(&t.broker_id.0) {
+                None => whole.push(*t),
+                Some(c) => {
+                    let mask = c.changed(t);
+                    match groups.iter_mut().find(|(m, _)| *m == mask) {
+                        Some((_, g)) => g.push(*t),
+                        None => groups.push((mask, vec![*t])),
+                    }
+                }
+            }
+        }
+        (whole, groups)
+    }
+
+    /// Forgets rows the transaction deleted.
+    pub(crate) fn forget(&mut self, ids: &[i64]) {
+        for id in ids {
+            self.0.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worklane_domain::{Status, Timestamp};
+
+    #[test]
+    fn only_the_changed_columns_are_marked() {
+        let now: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        let new = worklane_domain::NewTask {
+            capture_point_id: "cp".into(),
+            fields: Default::default(),
+            hold: false,
+            on_duplicate: Default::default(),
+        };
+        let mut t = worklane_domain::action::create(
+            &new,
+            worklane_domain::BrokerId(7),
+            &Default::default(),
+            now,
+        )
+        .task;
+        t.status = Status::Queued;
+        let mut seen = Seen::default();
+        seen.record(std::slice::from_ref(&t));
+        let mut u = t.clone();
+        assert_eq!(Columns::of(&t).changed(&u), 0);
+        u.priority += 10;
+        u.reprioritize_date_time = Some(now);
+        u.data.insert("k".into(), "v".into());
+        let bits = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| 1u16 << NAMES.iter().position(|c| c == n).unwrap())
+                .sum::<u16>()
+        };
+        assert_eq!(
+            Columns::of(&t).changed(&u),
+            bits(&["priority", "reprioritize_at"])
+        );
+        let mut other = t.clone();
+        other.broker_id = worklane_domain::BrokerId(8);
+        let (whole, groups) = seen.split(&[&u, &other]);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].broker_id.0, 8);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].0, bits(&["priority", "reprioritize_at"]));
+    }
+}
