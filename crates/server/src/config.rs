@@ -117,6 +117,10 @@ pub struct ProcessingConfig {
     /// finished (SPEC 8: 30 days).
     #[serde(default = "default_archive_after", with = "humantime_serde")]
     pub archive_after: Duration,
+    /// The most tasks of each kind one pass takes on; due reprioritizations are claimed and
+    /// decided this many to a transaction.
+    #[serde(default = "default_processing_batch")]
+    pub batch: u32,
 }
 
 /// `[retention]`: how long old rows are kept before a background pass prunes them, in
@@ -271,6 +275,9 @@ fn default_log_level() -> String {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(1)
+}
+fn default_processing_batch() -> u32 {
+    1024
 }
 fn default_archive_after() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
@@ -491,6 +498,12 @@ impl Config {
         if r.batch == 0 {
             return Err(invalid("retention.batch", "must be at least 1"));
         }
+        if !(1..=20_000).contains(&self.processing.batch) {
+            return Err(invalid(
+                "processing.batch",
+                format!("{} is not between 1 and 20000", self.processing.batch),
+            ));
+        }
         if r.interval < Duration::from_secs(1) {
             return Err(invalid("retention.interval", "must be at least 1s"));
         }
@@ -681,6 +694,8 @@ mod tests {
             ("deliveries = \"soon\"", "\"soon\" is not a duration"),
             ("batch = 0", "retention.batch"),
             ("interval = \"10ms\"", "retention.interval"),
+            ("[processing]\nbatch = 0", "processing.batch"),
+            ("[processing]\nbatch = 50000", "processing.batch"),
         ] {
             let e = Config::from_toml(&format!("[retention]\n{bad}"))
                 .unwrap_err()

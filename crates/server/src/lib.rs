@@ -88,10 +88,10 @@ pub async fn run_with(
         .context("starting the engine")?;
 
     let mut sup = Supervisor::new();
-    let poll = cfg.processing.poll_interval;
+    let (poll, batch) = (cfg.processing.poll_interval, cfg.processing.batch);
     let e = engine.clone();
     sup.spawn("processing", Stage::Output, move |token| {
-        let processor = Processor::new(e.clone()).poll_interval(poll);
+        let processor = Processor::new(e.clone()).poll_interval(poll).batch(batch);
         async move {
             processor.run(token).await;
             Ok(())
