@@ -1,7 +1,7 @@
 //! The scheduler of processing: New tasks whose activation has passed are classified and
 //! prioritized, Queued tasks whose reprioritizeDateTime has come are reprioritized, and
 //! finished tasks past their expiration are archived (TaskStopped). What each step does is
-//! decided by the business rules inside the write transaction ([`worklane_domain::Op::Process`],
+//! decided by the business rules inside a write transaction ([`worklane_domain::Op::Process`],
 //! and [`Engine::process_due`] for reprioritizations, which claims them there); this loop
 //! only finds the due tasks, from indexes of due times.
 //!
@@ -82,11 +82,11 @@ impl Processor {
             .map(|t| Command::process(TaskRef::Broker(t.broker_id), meta()))
             .collect();
         let mut done = self.run_all(cmds).await?;
-        // Due reprioritizations are claimed and decided inside the writer's transaction,
+        // Due reprioritizations are claimed and decided inside a transaction of their own,
         // a batch at a time: at a million due tasks, a command per task would cost more
-        // than the decisions.
-        // PostgreSQL runs two at once (each claims other rows), so the database works on
-        // one batch while this process decides the other; SQLite has one write connection.
+        // than the decisions. PostgreSQL runs two at once (each claims other rows), so the
+        // database works on one batch while this process decides the other; SQLite has
+        // one write connection.
         let parallel = if self.engine.backend() == "postgres" {
             2
         } else {
