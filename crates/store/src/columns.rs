@@ -79,6 +79,37 @@ impl Columns {
     }
 }
 
+/// The JSON of tasks as their events carried them, by brokerId and version: an event's
+/// body ends with its task's snapshot, which is what the task's row holds once the
+/// transaction writes it, so the task need not be serialized a second time.
+#[derive(Debug, Default)]
+pub(crate) struct Bodies(HashMap<(i64, i64), String>);
+
+/// How an event's body carries its task: the last field.
+const TASK_FIELD: &str = ",\"task\":{\"brokerId\":";
+
+impl Bodies {
+    /// Keeps the task snapshot found at the end of `event_body`, the JSON of `task`.
+    pub(crate) fn keep(&mut self, task: &Task, event_body: &str) {
+        // No string value can hold the field's text (its quotes would be escaped), and
+        // no attribute nests a task, so the one match is the event's own field.
+        if let Some(at) = event_body.rfind(TASK_FIELD) {
+            if let Some(json) = event_body[at + ",\"task\":".len()..].strip_suffix('}') {
+                self.0
+                    .insert((task.broker_id.0, task.version), json.to_owned());
+            }
+        }
+    }
+
+    /// The JSON of `t`: the snapshot its last event carried, or serialized now.
+    pub(crate) fn take(&mut self, t: &Task) -> Result<String, serde_json::Error> {
+        match self.0.remove(&(t.broker_id.0, t.version)) {
+            Some(json) => Ok(json),
+            None => serde_json::to_string(t),
+        }
+    }
+}
+
 /// The rows a transaction has read, by brokerId.
 #[derive(Debug, Default)]
 pub(crate) struct Seen(HashMap<i64, Columns>);
@@ -127,6 +158,41 @@ impl Seen {
 mod tests {
     use super::*;
     use worklane_domain::{Status, Timestamp};
+
+    #[test]
+    fn a_task_kept_from_its_event_is_the_task_serialized() {
+        let now: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        let new = worklane_domain::NewTask {
+            capture_point_id: "cp".into(),
+            fields: serde_json::from_value(serde_json::json!({
+                "captureId": "c,\"task\":{\"brokerId\":1}",
+                "data": {"task": "{\"brokerId\":2}", "k": "\\\"}"},
+            }))
+            .unwrap(),
+            hold: false,
+            on_duplicate: Default::default(),
+        };
+        let tr = worklane_domain::action::create(
+            &new,
+            worklane_domain::BrokerId(7),
+            &Default::default(),
+            now,
+        );
+        let event = worklane_domain::Event::from_parts(3, tr.event, tr.task.clone());
+        let body = serde_json::to_string(&event).unwrap();
+        let mut bodies = Bodies::default();
+        bodies.keep(&tr.task, &body);
+        let expected = serde_json::to_string(&tr.task).unwrap();
+        assert_eq!(bodies.take(&tr.task).unwrap(), expected);
+        // Taken once; another version is serialized afresh.
+        let mut later = tr.task.clone();
+        later.version += 1;
+        later.priority = 9;
+        assert_eq!(
+            bodies.take(&later).unwrap(),
+            serde_json::to_string(&later).unwrap()
+        );
+    }
 
     #[test]
     fn only_the_changed_columns_are_marked() {

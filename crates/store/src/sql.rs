@@ -169,6 +169,7 @@ macro_rules! shared_ops {
         pub(crate) async fn append_events(
             conn: &mut Conn,
             parts: Vec<(NewEvent, Task)>,
+            bodies: &mut $crate::columns::Bodies,
         ) -> Result<Vec<Event>, StoreError> {
             if parts.is_empty() {
                 return Ok(Vec::new());
@@ -179,7 +180,7 @@ macro_rules! shared_ops {
                 .zip(seqs)
                 .map(|((e, t), seq)| Event::from_parts(seq, e, t))
                 .collect();
-            write_events(conn, &events).await?;
+            write_events(conn, &events, bodies).await?;
             Ok(events)
         }
 
@@ -207,6 +208,8 @@ macro_rules! shared_ops {
             pub(crate) last_seq: i64,
             /// The rows this transaction has read, to write back only what changed.
             pub(crate) seen: $crate::columns::Seen,
+            /// Tasks' JSON as their events carried it, so a task is serialized once.
+            pub(crate) bodies: $crate::columns::Bodies,
         }
 
         #[async_trait::async_trait]
@@ -253,10 +256,10 @@ macro_rules! shared_ops {
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
                 let (whole, changed) = self.seen.split(tasks);
                 if !whole.is_empty() {
-                    put_tasks(&mut self.tx, &whole).await?;
+                    put_tasks(&mut self.tx, &whole, &mut self.bodies).await?;
                 }
                 for (mask, group) in changed {
-                    update_tasks(&mut self.tx, mask, &group).await?;
+                    update_tasks(&mut self.tx, mask, &group, &mut self.bodies).await?;
                 }
                 Ok(())
             }
@@ -269,7 +272,7 @@ macro_rules! shared_ops {
                 &mut self,
                 events: Vec<(NewEvent, Task)>,
             ) -> Result<Vec<Event>, StoreError> {
-                let events = append_events(&mut self.tx, events).await?;
+                let events = append_events(&mut self.tx, events, &mut self.bodies).await?;
                 if let Some(e) = events.last() {
                     self.last_seq = self.last_seq.max(e.seq);
                 }
@@ -299,7 +302,11 @@ macro_rules! shared_ops {
             }
         }
 
-        async fn put_tasks(conn: &mut Conn, live: &[&Task]) -> Result<(), StoreError> {
+        async fn put_tasks(
+            conn: &mut Conn,
+            live: &[&Task],
+            bodies: &mut $crate::columns::Bodies,
+        ) -> Result<(), StoreError> {
             for chunk in live.chunks(400) {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
@@ -308,7 +315,7 @@ macro_rules! shared_ops {
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
-                    rows.push((*t, serde_json::to_string(t)?));
+                    rows.push((*t, bodies.take(t)?));
                 }
                 qb.push_values(rows, |mut b, (t, body)| {
                     b.push_bind(t.broker_id.0)
@@ -344,7 +351,12 @@ macro_rules! shared_ops {
 
         /// Writes back tasks this transaction read, setting the columns of `mask` (bits of
         /// `columns::NAMES`) besides the body and version, many rows a statement.
-        async fn update_tasks(conn: &mut Conn, mask: u16, tasks: &[&Task]) -> Result<(), StoreError> {
+        async fn update_tasks(
+            conn: &mut Conn,
+            mask: u16,
+            tasks: &[&Task],
+            bodies: &mut $crate::columns::Bodies,
+        ) -> Result<(), StoreError> {
             let cols: Vec<usize> = (0..$crate::columns::NAMES.len())
                 .filter(|i| mask & (1 << i) != 0)
                 .collect();
@@ -356,7 +368,7 @@ macro_rules! shared_ops {
                 qb.push(") AS (");
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
-                    rows.push((*t, serde_json::to_string(t)?));
+                    rows.push((*t, bodies.take(t)?));
                 }
                 qb.push_values(rows, |mut b, (t, body)| {
                     b.push_bind(t.broker_id.0).push_bind(t.version).push_bind(body);
@@ -400,7 +412,11 @@ macro_rules! shared_ops {
             Ok(())
         }
 
-        async fn write_events(conn: &mut Conn, events: &[Event]) -> Result<(), StoreError> {
+        async fn write_events(
+            conn: &mut Conn,
+            events: &[Event],
+            bodies: &mut $crate::columns::Bodies,
+        ) -> Result<(), StoreError> {
             for chunk in events.chunks(1000) {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
@@ -408,7 +424,9 @@ macro_rules! shared_ops {
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for e in chunk {
-                    rows.push((e, serde_json::to_string(e)?));
+                    let body = serde_json::to_string(e)?;
+                    bodies.keep(&e.task, &body);
+                    rows.push((e, body));
                 }
                 qb.push_values(rows, |mut b, (e, body)| {
                     b.push_bind(e.seq)
@@ -634,6 +652,7 @@ macro_rules! impl_store {
                     announcer: self.announcer(),
                     last_seq: 0,
                     seen: Default::default(),
+                    bodies: Default::default(),
                 }))
             }
         }
