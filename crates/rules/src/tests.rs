@@ -448,28 +448,14 @@ compute = { priority = "(((((((((((((((((((((((((1)))))))))))))))))))))))))" }
 
 #[test]
 fn a_condition_that_is_not_a_bool_is_an_error() {
-    let rules = RuleSet::new(&config(
-        r#"
-[[department]]
-id = "d"
-[[process]]
-id = "p"
-department = "d"
-[[rule]]
-id = "bad"
-phase = "classification"
-when = "priority"
-set = { processId = "p" }
-"#,
-    ))
-    .unwrap();
+    let rules = one_rule("priority", "");
     let now = ts(MONDAY);
     let t = task("x", serde_json::json!({}), now);
     let Decision::ErrorHold(e) = rules.classify(&t, now, &mut Trace::off()) else {
         panic!()
     };
     assert!(
-        e.contains("rule \"bad\" failed: when gave a value of type int where a bool is needed"),
+        e.contains("rule \"r\" failed: when gave a value of type int where a bool is needed"),
         "{e}"
     );
 }
