@@ -56,25 +56,25 @@ impl Columns {
     }
 
     /// A bit for each column whose value in `t` differs from this row's (bit i is
-    /// `NAMES[i]`).
+    /// `NAMES[i]`). Compares in place: this runs for every row a transaction writes back.
     pub(crate) fn changed(&self, t: &Task) -> u16 {
-        let now = Self::of(t);
-        let same = [
-            self.capture_point_id == now.capture_point_id,
-            self.capture_id == now.capture_id,
-            self.status == now.status,
-            self.priority == now.priority,
-            self.process_id == now.process_id,
-            self.queue == now.queue,
-            self.assigned_to_user == now.assigned_to_user,
-            self.activation_at == now.activation_at,
-            self.due_at == now.due_at,
-            self.expiration_at == now.expiration_at,
-            self.reprioritize_at == now.reprioritize_at,
+        let differs = [
+            self.capture_point_id != t.capture_point_id,
+            self.capture_id != t.capture_id,
+            self.status != t.status.as_str(),
+            self.priority != t.priority,
+            self.process_id != t.process_id,
+            self.queue != t.queue,
+            self.assigned_to_user != t.assigned_to_user,
+            self.activation_at != t.activation_date_time.map(micros),
+            self.due_at != t.due_date_time.map(micros),
+            self.expiration_at != t.expiration_date_time.map(micros),
+            self.reprioritize_at != reprioritize_at(t).map(micros),
         ];
-        same.iter()
+        differs
+            .iter()
             .enumerate()
-            .filter(|(_, s)| !**s)
+            .filter(|(_, d)| **d)
             .fold(0, |m, (i, _)| m | (1 << i))
     }
 }

@@ -302,6 +302,28 @@ macro_rules! shared_ops {
             }
         }
 
+        /// Binds indexed column `i` of `t` (`columns::NAMES[i]`: the upsert's and the
+        /// targeted update's one mapping of a task to its columns).
+        fn bind_column(
+            b: &mut sqlx::query_builder::Separated<'_, '_, Db, &'static str>,
+            i: usize,
+            t: &Task,
+        ) {
+            match i {
+                0 => b.push_bind(t.capture_point_id.clone()),
+                1 => b.push_bind(t.capture_id.clone()),
+                2 => b.push_bind(t.status.as_str()),
+                3 => b.push_bind(t.priority),
+                4 => b.push_bind(t.process_id.clone()),
+                5 => b.push_bind(t.queue.clone()),
+                6 => b.push_bind(t.assigned_to_user.clone()),
+                7 => b.push_bind(t.activation_date_time.map(micros)),
+                8 => b.push_bind(t.due_date_time.map(micros)),
+                9 => b.push_bind(t.expiration_date_time.map(micros)),
+                _ => b.push_bind(reprioritize_at(t).map(micros)),
+            };
+        }
+
         async fn put_tasks(
             conn: &mut Conn,
             live: &[&Task],
@@ -318,20 +340,11 @@ macro_rules! shared_ops {
                     rows.push((*t, bodies.take(t)?));
                 }
                 qb.push_values(rows, |mut b, (t, body)| {
-                    b.push_bind(t.broker_id.0)
-                        .push_bind(t.capture_point_id.clone())
-                        .push_bind(t.capture_id.clone())
-                        .push_bind(t.status.as_str())
-                        .push_bind(t.priority)
-                        .push_bind(t.process_id.clone())
-                        .push_bind(t.queue.clone())
-                        .push_bind(t.assigned_to_user.clone())
-                        .push_bind(t.activation_date_time.map(micros))
-                        .push_bind(t.due_date_time.map(micros))
-                        .push_bind(t.expiration_date_time.map(micros))
-                        .push_bind(reprioritize_at(t).map(micros))
-                        .push_bind(t.version)
-                        .push_bind(body);
+                    b.push_bind(t.broker_id.0);
+                    for i in 0..$crate::columns::NAMES.len() {
+                        bind_column(&mut b, i, t);
+                    }
+                    b.push_bind(t.version).push_bind(body);
                 });
                 qb.push(
                     " ON CONFLICT (broker_id) DO UPDATE SET \
@@ -373,19 +386,7 @@ macro_rules! shared_ops {
                 qb.push_values(rows, |mut b, (t, body)| {
                     b.push_bind(t.broker_id.0).push_bind(t.version).push_bind(body);
                     for &i in &cols {
-                        match i {
-                            0 => b.push_bind(t.capture_point_id.clone()),
-                            1 => b.push_bind(t.capture_id.clone()),
-                            2 => b.push_bind(t.status.as_str()),
-                            3 => b.push_bind(t.priority),
-                            4 => b.push_bind(t.process_id.clone()),
-                            5 => b.push_bind(t.queue.clone()),
-                            6 => b.push_bind(t.assigned_to_user.clone()),
-                            7 => b.push_bind(t.activation_date_time.map(micros)),
-                            8 => b.push_bind(t.due_date_time.map(micros)),
-                            9 => b.push_bind(t.expiration_date_time.map(micros)),
-                            _ => b.push_bind(reprioritize_at(t).map(micros)),
-                        };
+                        bind_column(&mut b, i, t);
                     }
                 });
                 qb.push(") UPDATE tasks SET version = v.version, body = v.body");
