@@ -4,7 +4,7 @@
 use crate::error::{DomainError, ErrorCode};
 use crate::event::{EventType, NewEvent};
 use crate::fields::{check_len, limits, NewTask, TaskFields};
-use crate::task::{BrokerId, Status, Task};
+use crate::task::{BrokerId, Offer, QueueType, Status, Task};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +99,37 @@ pub enum Action {
         distribution_id: String,
         distribution_point_id: String,
     },
+    /// The distribution layer is asked to route a Queued task (TaskRouteRequested).
+    RouteRequest,
+    /// Into an interaction queue or a workbin (TaskDistributedQueue): a Distributed task
+    /// as it is routed, moved to a workbin or transferred to a queue; an Assigned one
+    /// transferred or moved back. Any offer or assignment is dropped.
+    Enqueue {
+        queue: Option<String>,
+        queue_type: QueueType,
+        queue_target: Option<String>,
+    },
+    /// A push offer to one agent (TaskOffered): a Distributed task in an interaction
+    /// queue with no live offer.
+    Offer(Offer),
+    /// The offered agent accepts: → Assigned to it (TaskAssigned).
+    Accept {
+        offer_id: String,
+    },
+    /// The offer ends unanswered or rejected, or the agent left (TaskReturned): the task
+    /// stays in its queue for the next agent. With an id, only that offer.
+    Return {
+        offer_id: Option<String>,
+    },
+    /// Transfer to an agent: a Distributed or Assigned task → Assigned to `user`.
+    Transfer {
+        user: String,
+    },
+    /// An agent's completion: Complete, recording the agent's result code
+    /// (`ext.resultCode`) when given.
+    Finish {
+        result_code: Option<String>,
+    },
     /// Processing failed: → ErrorHeld with the reason.
     ErrorHold {
         error: String,
@@ -124,6 +155,13 @@ impl Action {
             Self::Prioritize(_) => "prioritize",
             Self::Reprioritize(_) => "reprioritize",
             Self::Distribute { .. } => "distribute",
+            Self::RouteRequest => "route",
+            Self::Enqueue { .. } => "enqueue",
+            Self::Offer(_) => "offer",
+            Self::Accept { .. } => "accept",
+            Self::Return { .. } => "return",
+            Self::Transfer { .. } => "transfer",
+            Self::Finish { .. } => "complete",
             Self::ErrorHold { .. } => "error-hold",
             Self::Reject => "reject",
             Self::Stop => "stop",
@@ -136,13 +174,39 @@ impl Action {
             Self::Update(fields) => fields.validate(),
             Self::Classify(c) => c.fields.validate(),
             Self::Prioritize(p) | Self::Reprioritize(p) => p.fields.validate(),
-            Self::Assign { user } => {
+            Self::Assign { user } | Self::Transfer { user } => {
                 if user.trim().is_empty() {
                     return Err(DomainError::invalid("assignedToUser", "must not be empty"));
                 }
                 check_len("assignedToUser", user, limits::USER)
             }
             Self::ErrorHold { error } => check_len("error", error, limits::TEXT),
+            Self::Enqueue {
+                queue,
+                queue_type,
+                queue_target,
+            } => {
+                if let Some(q) = queue {
+                    check_len("queue", q, limits::QUEUE)?;
+                }
+                if let Some(t) = queue_target {
+                    check_len("queueTarget", t, limits::QUEUE)?;
+                }
+                match (queue_type, queue, queue_target) {
+                    (QueueType::InteractionQueue, None, _) => {
+                        Err(DomainError::invalid("queue", "an interaction queue needs its id"))
+                    }
+                    (QueueType::InteractionQueue, _, _) => Ok(()),
+                    (_, _, None) => Err(DomainError::invalid(
+                        "queueTarget",
+                        format!("a {} needs its target", queue_type.as_str()),
+                    )),
+                    _ => Ok(()),
+                }
+            }
+            Self::Finish {
+                result_code: Some(code),
+            } => check_len("resultCode", code, limits::EXT),
             Self::Distribute {
                 distribution_id,
                 distribution_point_id,
@@ -197,6 +261,7 @@ fn event(
         origin: meta.origin.clone(),
         event_date_time: at,
         changes,
+        agent: None,
     }
 }
 
@@ -241,6 +306,7 @@ pub fn create(new: &NewTask, broker_id: BrokerId, meta: &ActionMeta, now: Timest
         queue: None,
         queue_type: None,
         queue_target: None,
+        offer: None,
         ext: Default::default(),
         data: Default::default(),
         error: None,
@@ -321,18 +387,33 @@ pub fn decide(
             t.status = Canceled;
             EventType::TaskCanceled
         }
-        Action::Complete => {
+        Action::Complete | Action::Finish { .. } => {
             if s.is_final() {
                 return Err(task.refuse(ErrorCode::CannotCompleteTask, "complete"));
             }
+            if let Action::Finish {
+                result_code: Some(code),
+            } = action
+            {
+                if t.ext.result_code.as_ref() != Some(code) {
+                    t.ext.result_code = Some(code.clone());
+                    changes.push("ext.resultCode".to_owned());
+                }
+            }
+            t.offer = None;
             t.status = Completed;
             t.completed_date_time = Some(at);
             EventType::TaskCompleted
         }
-        Action::Assign { user } => {
-            if !matches!(s, Queued | Distributed) {
-                return Err(task.refuse(ErrorCode::CannotAssignTask, "assign"));
+        Action::Assign { user } | Action::Transfer { user } => {
+            let allowed = match action {
+                Action::Assign { .. } => matches!(s, Queued | Distributed),
+                _ => matches!(s, Distributed | Assigned),
+            };
+            if !allowed {
+                return Err(task.refuse(ErrorCode::CannotAssignTask, action.name()));
             }
+            t.offer = None;
             t.status = Assigned;
             t.assigned_to_user = Some(user.clone());
             t.assigned_date_time = Some(at);
@@ -389,6 +470,69 @@ pub fn decide(
             changes.push("distributionId".to_owned());
             EventType::TaskDistributed
         }
+        Action::RouteRequest => {
+            if s != Queued {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "route"));
+            }
+            EventType::TaskRouteRequested
+        }
+        Action::Enqueue {
+            queue,
+            queue_type,
+            queue_target,
+        } => {
+            if !matches!(s, Distributed | Assigned) {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "enqueue"));
+            }
+            t.offer = None;
+            t.status = Distributed;
+            if t.assigned_to_user.take().is_some() {
+                t.assigned_date_time = None;
+                changes.push("assignedToUser".to_owned());
+            }
+            t.queue = queue.clone();
+            t.queue_type = Some(*queue_type);
+            t.queue_target = queue_target.clone();
+            changes.extend(["queue", "queueType", "queueTarget"].map(str::to_owned));
+            EventType::TaskDistributedQueue
+        }
+        Action::Offer(offer) => {
+            if s != Distributed
+                || task.offer.is_some()
+                || task.queue_type != Some(QueueType::InteractionQueue)
+            {
+                return Err(task.refuse(ErrorCode::InvalidTransition, "offer"));
+            }
+            t.offer = Some(offer.clone());
+            changes.push("offer".to_owned());
+            EventType::TaskOffered
+        }
+        Action::Accept { offer_id } => {
+            let Some(offer) = task.offer.as_ref().filter(|o| &o.id == offer_id) else {
+                return Err(offer_gone(task, offer_id));
+            };
+            if offer.expires_date_time <= now {
+                return Err(offer_gone(task, offer_id));
+            }
+            t.status = Assigned;
+            t.assigned_to_user = Some(offer.agent.clone());
+            t.assigned_date_time = Some(at);
+            t.offer = None;
+            changes.push("assignedToUser".to_owned());
+            EventType::TaskAssigned
+        }
+        Action::Return { offer_id } => {
+            let live = task
+                .offer
+                .as_ref()
+                .filter(|o| offer_id.as_ref().is_none_or(|id| &o.id == id));
+            if live.is_none() {
+                return Err(offer_gone(task, offer_id.as_deref().unwrap_or("")));
+            }
+            t.offer = None;
+            changes.push("offer".to_owned());
+            EventType::TaskReturned
+        }
         Action::ErrorHold { error } => {
             if s.is_final() || s == Assigned {
                 return Err(task.refuse(ErrorCode::InvalidTransition, "error-hold"));
@@ -416,9 +560,32 @@ pub fn decide(
         changes.insert(0, "status".to_owned());
     }
     t.version += 1;
+    let mut ev = event(event_type, meta, at, changes);
+    ev.agent = holder(&t).or_else(|| holder(task)).map(str::to_owned);
     Ok(Transition {
         task: t,
-        event: event(event_type, meta, at, changes),
+        event: ev,
         deleted,
     })
+}
+
+/// The agent holding a task: the one it is offered to, or assigned to while Assigned.
+fn holder(t: &Task) -> Option<&str> {
+    match (&t.offer, t.status) {
+        (Some(o), _) => Some(&o.agent),
+        (None, Status::Assigned) => t.assigned_to_user.as_deref(),
+        _ => None,
+    }
+}
+
+fn offer_gone(task: &Task, offer_id: &str) -> DomainError {
+    DomainError::new(
+        ErrorCode::OfferNotFound,
+        format!(
+            "task {} has no live offer {offer_id:?} (answered, timed out or revoked)",
+            task.broker_id
+        ),
+    )
+    .with_param(format!("OfferId={offer_id}"))
+    .with_param(format!("BrokerId={}", task.broker_id))
 }

@@ -33,6 +33,12 @@ pub enum Op {
     Process {
         task: TaskRef,
     },
+    /// Pull: the best task `agent` may take now, from the pull queues it qualifies for,
+    /// assigned to it (TaskAssigned). Refused with AGENT_NOT_AVAILABLE when the agent is
+    /// not Ready or has no room, TASK_NOT_FOUND when no task is there for it.
+    Next {
+        agent: String,
+    },
 }
 
 /// Which tasks an [`Op::ActOnBest`] may pick, best first: highest priority, then the
@@ -44,6 +50,12 @@ pub struct Selection {
     pub queue: Option<String>,
     /// Only tasks of this process (any when absent).
     pub process_id: Option<String>,
+    /// Only tasks in one of these queues (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+    /// Only tasks with no live offer.
+    #[serde(default)]
+    pub unoffered: bool,
 }
 
 impl Selection {
@@ -53,6 +65,18 @@ impl Selection {
             status,
             queue: None,
             process_id: None,
+            queues: Vec::new(),
+            unoffered: false,
+        }
+    }
+
+    /// Distributed tasks without a live offer in one of `queues`: what an agent may be
+    /// given next.
+    pub fn in_queues(queues: Vec<String>) -> Self {
+        Self {
+            queues,
+            unoffered: true,
+            ..Self::status(Status::Distributed)
         }
     }
 
@@ -67,6 +91,12 @@ impl Selection {
                 .process_id
                 .as_ref()
                 .is_none_or(|p| task.process_id.as_ref() == Some(p))
+            && (self.queues.is_empty()
+                || task
+                    .queue
+                    .as_ref()
+                    .is_some_and(|q| self.queues.contains(q)))
+            && !(self.unoffered && task.offer.is_some())
     }
 
     /// The selection's order: `Less` when `a` is the better pick.

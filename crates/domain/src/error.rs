@@ -23,6 +23,15 @@ pub enum ErrorCode {
     InvalidTransition,
     /// Worklane's own: the server could not do what was asked (store down, ...).
     InternalError,
+    /// Worklane's own: an offer answered that is no longer live (answered, timed out,
+    /// revoked).
+    OfferNotFound,
+    /// Worklane's own: no agent with that id.
+    AgentNotFound,
+    /// Worklane's own: the agent may not take work now (not Ready, or at capacity).
+    AgentNotAvailable,
+    /// Worklane's own: an agent id that exists already.
+    AgentExists,
 }
 
 impl ErrorCode {
@@ -40,6 +49,10 @@ impl ErrorCode {
             Self::CannotAssignTask => "CANNOT_ASSIGN_TASK",
             Self::InvalidTransition => "INVALID_TRANSITION",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::OfferNotFound => "OFFER_NOT_FOUND",
+            Self::AgentNotFound => "AGENT_NOT_FOUND",
+            Self::AgentNotAvailable => "AGENT_NOT_AVAILABLE",
+            Self::AgentExists => "AGENT_EXISTS",
         }
     }
 }

@@ -27,10 +27,12 @@ pub enum EventType {
     TaskRejected,
     TaskReturned,
     TaskStopped,
+    /// Worklane's own: a push offer to one agent.
+    TaskOffered,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 18] = [
         Self::TaskCreated,
         Self::TaskUpdated,
         Self::TaskCaptured,
@@ -48,6 +50,7 @@ impl EventType {
         Self::TaskRejected,
         Self::TaskReturned,
         Self::TaskStopped,
+        Self::TaskOffered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl EventType {
             Self::TaskRejected => "TaskRejected",
             Self::TaskReturned => "TaskReturned",
             Self::TaskStopped => "TaskStopped",
+            Self::TaskOffered => "TaskOffered",
         }
     }
 }
@@ -101,6 +105,10 @@ pub struct NewEvent {
     pub event_date_time: Timestamp,
     /// Names of the attributes the change touched (camelCase; `ext.x`, `data.x`).
     pub changes: Vec<String>,
+    /// The agent the change concerns: the one a task is offered or assigned to, or the
+    /// one that lost it (a return, a revocation, a transfer away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// A recorded event: its place in the log, and the task as it was right after the change.
@@ -124,6 +132,9 @@ pub struct Event {
     /// The channel that asked for the change (`REST`, a capture point id, `processor`).
     pub origin: Option<String>,
     pub changes: Vec<String>,
+    /// The agent the change concerns (see [`NewEvent::agent`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The task right after the change (for TaskStopped: right before deletion).
     pub task: Task,
 }
@@ -145,6 +156,7 @@ impl Event {
             request_id: e.request_id,
             origin: e.origin,
             changes: e.changes,
+            agent: e.agent,
             task,
         }
     }

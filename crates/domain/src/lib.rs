@@ -2,6 +2,7 @@
 //! every change produces. Pure code: no I/O, no clock (callers pass `now`).
 
 pub mod action;
+pub mod agent;
 pub mod calendar;
 pub mod command;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod event;
 pub mod fields;
 pub mod task;
 
+pub use agent::{Agent, AgentProfile, AgentState, Load};
 pub use action::{decide, Action, ActionMeta, Classification, Prioritization, Transition};
 pub use calendar::{
     BusinessCalendar, BusinessDuration, BusinessDurationError, CalendarConfig, CalendarConfigError,
@@ -18,7 +20,7 @@ pub use command::{Command, CommandResult, Op, Outcome, Selection};
 pub use error::{DomainError, ErrorCode};
 pub use event::{Event, EventType, NewEvent};
 pub use fields::{ExtFields, NewTask, OnDuplicate, TaskFields};
-pub use task::{BrokerId, Ext, QueueType, Status, Task, TaskRef};
+pub use task::{BrokerId, Ext, Offer, QueueType, Status, Task, TaskRef};
 
 /// Timestamps everywhere in Worklane: an absolute instant, rendered as RFC 3339 UTC.
 pub type Timestamp = jiff::Timestamp;

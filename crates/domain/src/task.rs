@@ -162,6 +162,27 @@ impl FromStr for QueueType {
     }
 }
 
+/// A push offer: a task reserved for one agent until `expires_date_time`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    /// `<brokerId>-<version>`: unique, and names the task it reserves.
+    pub id: String,
+    pub agent: String,
+    pub offered_date_time: Timestamp,
+    pub expires_date_time: Timestamp,
+}
+
+impl Offer {
+    /// The task an offer id names (`<brokerId>-<version>`).
+    pub fn task_of(offer_id: &str) -> Option<BrokerId> {
+        let (id, version) = offer_id.split_once('-')?;
+        version.parse::<i64>().ok()?;
+        id.parse().ok()
+    }
+}
+
 /// The fixed set of extended attributes (seed 001 `Ext`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,6 +296,10 @@ pub struct Task {
     pub queue: Option<String>,
     pub queue_type: Option<QueueType>,
     pub queue_target: Option<String>,
+    /// The live push offer of a Distributed task: one agent's reservation until it
+    /// answers or the offer times out. At most one at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
     #[serde(default, skip_serializing_if = "Ext::is_empty")]
     pub ext: Ext,
     #[serde(default)]
@@ -292,6 +317,7 @@ impl Task {
 
     /// Drops what the distribution layer knew of the task (a revoke).
     pub(crate) fn revoke_distribution(&mut self) {
+        self.offer = None;
         self.distribution_id = None;
         self.distribution_point_id = None;
         self.distributed_date_time = None;

@@ -56,6 +56,22 @@ impl Expr {
     /// Compiles `source`, refusing what is too long or too deep and any variable the
     /// rules do not provide.
     pub fn compile(env: &Env, source: &str) -> Result<Self, String> {
+        Self::compile_with(
+            env,
+            source,
+            |v| NAMES.contains(&v),
+            "the task's attributes by camelCase name, ext, data, now, age, dueIn, businessAge, businessDueIn",
+        )
+    }
+
+    /// Compiles `source`, refusing any variable `known` does not accept (`hint` lists
+    /// the ones there are).
+    pub fn compile_with(
+        env: &Env,
+        source: &str,
+        known: impl Fn(&str) -> bool,
+        hint: &str,
+    ) -> Result<Self, String> {
         if source.trim().is_empty() {
             return Err("the expression is empty".into());
         }
@@ -82,11 +98,9 @@ impl Expr {
         if let Some(unknown) = refs
             .variables()
             .into_iter()
-            .find(|v| !NAMES.contains(v) && !bound(v))
+            .find(|v| !known(v) && !bound(v))
         {
-            return Err(format!(
-                "unknown variable {unknown:?} (the task's attributes by camelCase name, ext, data, now, age, dueIn, businessAge, businessDueIn)"
-            ));
+            return Err(format!("unknown variable {unknown:?} ({hint})"));
         }
         Ok(Self {
             source: source.to_owned(),
@@ -96,9 +110,28 @@ impl Expr {
 
     /// Evaluates against `vars`.
     pub fn eval(&self, env: &Arc<Env>, vars: &TaskVars<'_>) -> Result<Value, String> {
+        self.eval_in(env, vars)
+    }
+
+    /// Evaluates against any resolver.
+    pub fn eval_in(
+        &self,
+        env: &Arc<Env>,
+        vars: &dyn cel::context::VariableResolver,
+    ) -> Result<Value, String> {
         let mut ctx = Context::with_env(Arc::clone(env));
         ctx.set_variable_resolver(vars);
         self.program.execute(&ctx).map_err(|e| e.to_string())
+    }
+
+    /// The top-level variables the expression reads.
+    pub fn variables(&self) -> Vec<String> {
+        self.program
+            .references()
+            .variables()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Evaluates a condition: it must give a bool.

@@ -7,6 +7,7 @@
 //! it inside its write transaction; `worklane rules test` and the explain API ask it with a
 //! [`Trace`] to show why.
 
+mod condition;
 pub mod config;
 mod eval;
 mod explain;
@@ -14,11 +15,14 @@ mod expr;
 mod structure;
 mod vars;
 
+pub use condition::{Condition, Scope};
 pub use config::{ContractConfig, DepartmentConfig, Phase, ProcessConfig, RuleConfig, RulesConfig};
 pub use eval::Decision;
 pub use explain::{Explanation, Outcome, PhaseTrace, Step, Trace};
 pub use expr::{MAX_EXPRESSION_BYTES, MAX_NESTING};
 pub use structure::{RuleSet, RulesError};
 
+#[cfg(test)]
+mod condition_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,258 @@
+//! Agents (SPEC section 9): the people the distribution layer hands tasks to, their
+//! skills and capacity, and their state. Pure: callers pass the time.
+
+use crate::error::DomainError;
+use crate::fields::{check_len, limits};
+use crate::task::{QueueType, Status, Task};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The highest skill level.
+pub const MAX_SKILL: u8 = 10;
+/// The most tasks of one channel an agent may hold at once.
+pub const MAX_CAPACITY: u32 = 100;
+/// The capacity key that stands for every channel not named, and for tasks with none.
+pub const ANY_CHANNEL: &str = "*";
+
+/// An agent's state as the agent sets it. Busy is not stored: it is derived from the
+/// agent's work and capacity (see [`Agent::shown_state`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AgentState {
+    LoggedOut,
+    Ready,
+    NotReady,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoggedOut => "LoggedOut",
+            Self::Ready => "Ready",
+            Self::NotReady => "NotReady",
+        }
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentState {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::LoggedOut, Self::Ready, Self::NotReady]
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "state",
+                    format!("unknown state {s:?} (Ready, NotReady or LoggedOut)"),
+                )
+            })
+    }
+}
+
+/// What an agent is, as an administrator sets it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentProfile {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Skill name → level 0..=10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Channel → how many of its tasks the agent holds at once (offered or assigned);
+    /// `"*"` for every other channel. Empty: one task of any channel.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, u32>,
+    /// The agent's place (PlaceWorkbin) and place groups (PlaceGroupWorkbin).
+    pub place: Option<String>,
+    #[serde(default)]
+    pub place_groups: Vec<String>,
+}
+
+impl AgentProfile {
+    /// Lengths, levels and capacities, naming the attribute that is wrong.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if let Some(n) = &self.name {
+            check_len("name", n, limits::TEXT)?;
+        }
+        for g in self.groups.iter().chain(&self.place_groups) {
+            check_id("groups", g)?;
+        }
+        if let Some(p) = &self.place {
+            check_id("place", p)?;
+        }
+        for (skill, level) in &self.skills {
+            check_id("skills", skill)?;
+            if *level > MAX_SKILL {
+                return Err(DomainError::invalid(
+                    &format!("skills.{skill}"),
+                    format!("level {level} is above {MAX_SKILL}"),
+                ));
+            }
+        }
+        for (channel, n) in &self.capacity {
+            check_id("capacity", channel)?;
+            if *n > MAX_CAPACITY {
+                return Err(DomainError::invalid(
+                    &format!("capacity.{channel}"),
+                    format!("{n} is above {MAX_CAPACITY}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_id(attribute: &str, v: &str) -> Result<(), DomainError> {
+    if v.trim().is_empty() {
+        return Err(DomainError::invalid(attribute, "must not be empty"));
+    }
+    check_len(attribute, v, limits::USER)
+}
+
+/// An agent id as given from outside: not empty, at most 64 characters.
+pub fn check_agent_id(id: &str) -> Result<(), DomainError> {
+    check_id("id", id)
+}
+
+/// An agent: profile, state, and when it began waiting for work.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: String,
+    #[serde(flatten)]
+    pub profile: AgentProfile,
+    pub state: AgentState,
+    /// Why the agent is NotReady (or LoggedOut), as given.
+    pub reason: Option<String>,
+    pub state_date_time: Timestamp,
+    /// Since when the agent has waited for work: when it became Ready, or was last given
+    /// a task (offered or assigned). Push offers go to the agent waiting longest.
+    pub waiting_since: Timestamp,
+    pub version: i64,
+}
+
+impl Agent {
+    /// A new agent, logged out.
+    pub fn new(id: String, profile: AgentProfile, now: Timestamp) -> Self {
+        Self {
+            id,
+            profile,
+            state: AgentState::LoggedOut,
+            reason: None,
+            state_date_time: now,
+            waiting_since: now,
+            version: 1,
+        }
+    }
+
+    /// The capacity bucket a task of `channel` counts in: the channel when the agent's
+    /// capacity names it, `"*"` otherwise; None when the agent takes no such task.
+    pub fn bucket<'a>(&'a self, channel: Option<&str>) -> Option<&'a str> {
+        let cap = &self.profile.capacity;
+        if cap.is_empty() {
+            return Some(ANY_CHANNEL);
+        }
+        if let Some((k, _)) = channel.and_then(|c| cap.get_key_value(c)) {
+            return Some(k);
+        }
+        cap.get_key_value(ANY_CHANNEL).map(|(k, _)| k.as_str())
+    }
+
+    fn limit(&self, bucket: &str) -> u32 {
+        if self.profile.capacity.is_empty() {
+            return 1;
+        }
+        self.profile.capacity.get(bucket).copied().unwrap_or(0)
+    }
+
+    /// Whether the agent, holding `work`, has room for one more task of `channel`.
+    pub fn has_room(&self, work: &Load, channel: Option<&str>) -> bool {
+        self.bucket(channel)
+            .is_some_and(|b| work.get(b) < self.limit(b))
+    }
+
+    /// Whether the agent has room for a task of some channel.
+    pub fn has_any_room(&self, work: &Load) -> bool {
+        if self.profile.capacity.is_empty() {
+            return work.get(ANY_CHANNEL) < 1;
+        }
+        self.profile
+            .capacity
+            .iter()
+            .any(|(b, n)| work.get(b) < *n)
+    }
+
+    /// The state as shown: Busy when Ready without room for any task.
+    pub fn shown_state(&self, work: &Load) -> &'static str {
+        if self.state == AgentState::Ready && !self.has_any_room(work) {
+            "Busy"
+        } else {
+            self.state.as_str()
+        }
+    }
+
+    /// Whether the agent may take tasks from a workbin of `queue_type` for `target`.
+    pub fn sees_workbin(&self, queue_type: QueueType, target: Option<&str>) -> bool {
+        let Some(target) = target else { return false };
+        let p = &self.profile;
+        match queue_type {
+            QueueType::InteractionQueue => false,
+            QueueType::AgentWorkbin => self.id == target,
+            QueueType::AgentGroupWorkbin => p.groups.iter().any(|g| g == target),
+            QueueType::PlaceWorkbin => p.place.as_deref() == Some(target),
+            QueueType::PlaceGroupWorkbin => p.place_groups.iter().any(|g| g == target),
+        }
+    }
+}
+
+/// How many tasks an agent holds (offered or assigned), by capacity bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load(pub BTreeMap<String, u32>);
+
+impl Load {
+    /// The agent's load from the tasks it holds: those offered to it, and those assigned
+    /// to it and not finished.
+    pub fn of<'a>(agent: &Agent, tasks: impl IntoIterator<Item = &'a Task>) -> Self {
+        let mut load = Load::default();
+        for t in tasks {
+            if holds(agent, t) {
+                let b = agent.bucket(t.channel.as_deref()).unwrap_or(ANY_CHANNEL);
+                load.add(b);
+            }
+        }
+        load
+    }
+
+    pub fn get(&self, bucket: &str) -> u32 {
+        self.0.get(bucket).copied().unwrap_or(0)
+    }
+
+    pub fn add(&mut self, bucket: &str) {
+        *self.0.entry(bucket.to_owned()).or_default() += 1;
+    }
+
+    /// Every task held.
+    pub fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+}
+
+/// Whether `agent` holds task `t`: it has the task's live offer, or the task is assigned
+/// to it.
+pub fn holds(agent: &Agent, t: &Task) -> bool {
+    (t.status == Status::Assigned && t.assigned_to_user.as_deref() == Some(agent.id.as_str()))
+        || (t.status == Status::Distributed
+            && t.offer.as_ref().is_some_and(|o| o.agent == agent.id))
+}
