@@ -48,7 +48,7 @@ impl ApiError {
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidFormat => StatusCode::BAD_REQUEST,
-        ErrorCode::TaskNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TaskNotFound | ErrorCode::AgentNotFound => StatusCode::NOT_FOUND,
         ErrorCode::TaskAlreadyCaptured
         | ErrorCode::CannotCompleteTask
         | ErrorCode::CannotHoldAssignedTask
@@ -56,7 +56,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CannotRestartTask
         | ErrorCode::CannotCancelCompletedTask
         | ErrorCode::CannotAssignTask
-        | ErrorCode::InvalidTransition => StatusCode::CONFLICT,
+        | ErrorCode::InvalidTransition
+        | ErrorCode::OfferNotFound
+        | ErrorCode::AgentNotAvailable
+        | ErrorCode::AgentExists => StatusCode::CONFLICT,
         ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -202,7 +202,8 @@ pub fn notification_option(event: EventType) -> Option<&'static str> {
         EventType::TaskCreated
         | EventType::TaskCaptured
         | EventType::TaskDistributed
-        | EventType::TaskReturned => return None,
+        | EventType::TaskReturned
+        | EventType::TaskOffered => return None,
     })
 }
 

@@ -215,6 +215,10 @@ pub fn error_number(code: ErrorCode) -> i64 {
         ErrorCode::CannotCancelCompletedTask => 8,
         ErrorCode::CannotAssignTask => 9,
         ErrorCode::InvalidTransition => 10,
+        ErrorCode::OfferNotFound => 11,
+        ErrorCode::AgentNotFound => 12,
+        ErrorCode::AgentNotAvailable => 13,
+        ErrorCode::AgentExists => 14,
         ErrorCode::InternalError => 99,
     }
 }

@@ -86,7 +86,10 @@ impl Queues {
                 return Err(err(format!("{key}.id"), "must be 1 to 255 characters"));
             }
             if queues.iter().any(|q| q.id == id) {
-                return Err(err(format!("{key}.id"), format!("queue {id:?} is defined twice")));
+                return Err(err(
+                    format!("{key}.id"),
+                    format!("queue {id:?} is defined twice"),
+                ));
             }
             if c.offer_timeout < Duration::from_secs(1)
                 || c.offer_timeout > Duration::from_secs(86_400)
@@ -162,7 +165,11 @@ impl Queues {
                 .map(Some)
                 .ok_or_else(|| format!("process queue {q:?} is not configured"));
         }
-        if let Some(&i) = task.process_id.as_ref().and_then(|p| self.by_process.get(p)) {
+        if let Some(&i) = task
+            .process_id
+            .as_ref()
+            .and_then(|p| self.by_process.get(p))
+        {
             return Ok(Some(&self.queues[i]));
         }
         for q in &self.queues {

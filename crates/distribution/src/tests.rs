@@ -50,7 +50,10 @@ fn a_task_enters_its_process_queue_then_the_first_whose_when_holds() {
     t.process_id = Some("motor-claims".into());
     assert_eq!(q.route(&t, None, now()).unwrap().unwrap().id, "motor");
     // The process's own `queue` wins.
-    assert_eq!(q.route(&t, Some("rest"), now()).unwrap().unwrap().id, "rest");
+    assert_eq!(
+        q.route(&t, Some("rest"), now()).unwrap().unwrap().id,
+        "rest"
+    );
     t.process_id = None;
     assert_eq!(q.route(&t, None, now()).unwrap().unwrap().id, "big");
     let low = task(serde_json::json!({"priority": 1}));
@@ -75,8 +78,12 @@ fn modes_timeouts_and_requires() {
     assert_eq!(motor.admits(&a, now()).unwrap(), Some(true));
     let big = q.get("big").unwrap();
     assert_eq!(big.admits(&a, now()).unwrap(), None, "depends on the task");
-    assert!(big.may_take(&a, &task(serde_json::json!({"priority": 200})), now()).unwrap());
-    assert!(!big.may_take(&a, &task(serde_json::json!({"priority": 201})), now()).unwrap());
+    assert!(big
+        .may_take(&a, &task(serde_json::json!({"priority": 200})), now())
+        .unwrap());
+    assert!(!big
+        .may_take(&a, &task(serde_json::json!({"priority": 201})), now())
+        .unwrap());
     let novice = Agent::new("bob".into(), AgentProfile::default(), now());
     assert_eq!(motor.admits(&novice, now()).unwrap(), Some(false));
 }
@@ -85,8 +92,10 @@ fn modes_timeouts_and_requires() {
 fn bad_configurations_name_their_key() {
     let e = queues("[[queue]]\nid = \"a\"\n[[queue]]\nid = \"a\"\n").unwrap_err();
     assert_eq!(e.key, "queue[1].id");
-    let e = queues("[[queue]]\nid = \"a\"\nprocesses = [\"p\"]\n[[queue]]\nid = \"b\"\nprocesses = [\"p\"]\n")
-        .unwrap_err();
+    let e = queues(
+        "[[queue]]\nid = \"a\"\nprocesses = [\"p\"]\n[[queue]]\nid = \"b\"\nprocesses = [\"p\"]\n",
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("already in queue \"a\""), "{e}");
     let e = queues("[[queue]]\nid = \"a\"\nrequires = \"skills.x > 1\"\n").unwrap_err();
     assert_eq!(e.key, "queue \"a\".requires");

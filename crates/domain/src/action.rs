@@ -193,9 +193,10 @@ impl Action {
                     check_len("queueTarget", t, limits::QUEUE)?;
                 }
                 match (queue_type, queue, queue_target) {
-                    (QueueType::InteractionQueue, None, _) => {
-                        Err(DomainError::invalid("queue", "an interaction queue needs its id"))
-                    }
+                    (QueueType::InteractionQueue, None, _) => Err(DomainError::invalid(
+                        "queue",
+                        "an interaction queue needs its id",
+                    )),
                     (QueueType::InteractionQueue, _, _) => Ok(()),
                     (_, _, None) => Err(DomainError::invalid(
                         "queueTarget",

@@ -188,10 +188,17 @@ impl Agent {
         if self.profile.capacity.is_empty() {
             return work.get(ANY_CHANNEL) < 1;
         }
-        self.profile
-            .capacity
-            .iter()
-            .any(|(b, n)| work.get(b) < *n)
+        self.profile.capacity.iter().any(|(b, n)| work.get(b) < *n)
+    }
+
+    /// Whether the agent has room for a task of any channel (so the first task in queue
+    /// order fits, whatever its channel).
+    pub fn takes_any_channel(&self, work: &Load) -> bool {
+        if self.profile.capacity.is_empty() {
+            return work.get(ANY_CHANNEL) < 1;
+        }
+        self.profile.capacity.contains_key(ANY_CHANNEL)
+            && self.profile.capacity.iter().all(|(b, n)| work.get(b) < *n)
     }
 
     /// The state as shown: Busy when Ready without room for any task.
@@ -255,4 +262,102 @@ pub fn holds(agent: &Agent, t: &Task) -> bool {
     (t.status == Status::Assigned && t.assigned_to_user.as_deref() == Some(agent.id.as_str()))
         || (t.status == Status::Distributed
             && t.offer.as_ref().is_some_and(|o| o.agent == agent.id))
+}
+
+/// A change to an agent's profile: the given attributes replace the agent's, the others
+/// stay as they are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub skills: Option<BTreeMap<String, u8>>,
+    pub capacity: Option<BTreeMap<String, u32>>,
+    pub place: Option<String>,
+    pub place_groups: Option<Vec<String>>,
+}
+
+impl AgentPatch {
+    /// The profile with this patch applied.
+    pub fn apply(&self, p: &AgentProfile) -> AgentProfile {
+        let mut p = p.clone();
+        if let Some(v) = &self.name {
+            p.name = Some(v.clone());
+        }
+        if let Some(v) = &self.groups {
+            p.groups = v.clone();
+        }
+        if let Some(v) = &self.skills {
+            p.skills = v.clone();
+        }
+        if let Some(v) = &self.capacity {
+            p.capacity = v.clone();
+        }
+        if let Some(v) = &self.place {
+            p.place = Some(v.clone());
+        }
+        if let Some(v) = &self.place_groups {
+            p.place_groups = v.clone();
+        }
+        p
+    }
+}
+
+/// What is asked of an agent. The engine applies it in one transaction with what follows
+/// from it: an agent that leaves Ready loses its offers back to their queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    Create {
+        id: String,
+        profile: AgentProfile,
+    },
+    Update {
+        id: String,
+        patch: AgentPatch,
+    },
+    SetState {
+        id: String,
+        state: AgentState,
+        reason: Option<String>,
+    },
+    /// The agent's channel has been away past the grace period: its offers go back and
+    /// it is NotReady ("disconnected") until it says otherwise.
+    Disconnected {
+        id: String,
+    },
+}
+
+impl AgentCommand {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Create { id, .. }
+            | Self::Update { id, .. }
+            | Self::SetState { id, .. }
+            | Self::Disconnected { id } => id,
+        }
+    }
+}
+
+/// An agent as shown: with its load and derived state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// The state shown: the agent's, or Busy when Ready without room.
+    pub shown_state: String,
+    /// Tasks held (offered or assigned), by capacity bucket.
+    pub load: BTreeMap<String, u32>,
+}
+
+impl AgentView {
+    pub fn new(agent: Agent, load: &Load) -> Self {
+        Self {
+            shown_state: agent.shown_state(load).to_owned(),
+            load: load.0.clone(),
+            agent,
+        }
+    }
 }

@@ -92,10 +92,7 @@ impl Selection {
                 .as_ref()
                 .is_none_or(|p| task.process_id.as_ref() == Some(p))
             && (self.queues.is_empty()
-                || task
-                    .queue
-                    .as_ref()
-                    .is_some_and(|q| self.queues.contains(q)))
+                || task.queue.as_ref().is_some_and(|q| self.queues.contains(q)))
             && !(self.unoffered && task.offer.is_some())
     }
 

@@ -10,8 +10,8 @@ pub mod event;
 pub mod fields;
 pub mod task;
 
-pub use agent::{Agent, AgentProfile, AgentState, Load};
 pub use action::{decide, Action, ActionMeta, Classification, Prioritization, Transition};
+pub use agent::{Agent, AgentCommand, AgentPatch, AgentProfile, AgentState, AgentView, Load};
 pub use calendar::{
     BusinessCalendar, BusinessDuration, BusinessDurationError, CalendarConfig, CalendarConfigError,
     CalendarError, WeekHours,

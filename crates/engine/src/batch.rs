@@ -2,13 +2,16 @@
 //! name, decide each in order against the batch's working set (so a command sees the
 //! effect of the ones before it), then save the tasks, events and idempotency records.
 
+use crate::distribute;
 use crate::processor;
 use crate::rules::Rules;
 use jiff::SignedDuration;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use worklane_distribution::Queues;
 use worklane_domain::{
-    action, decide, Action, ActionMeta, BrokerId, Command, CommandResult, DomainError, ErrorCode,
-    NewEvent, OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp, Transition,
+    action, decide, Action, ActionMeta, Agent, BrokerId, Command, CommandResult, DomainError,
+    ErrorCode, NewEvent, OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp, Transition,
 };
 use worklane_rules::{Decision, RuleSet, Trace};
 use worklane_store::{StoreError, WriteTx};
@@ -21,17 +24,20 @@ pub(crate) struct Policy {
     pub process_on_create: bool,
     pub rules: Rules,
     pub archive_after: Option<SignedDuration>,
+    /// The distribution layer's queues (none: tasks rest Queued).
+    pub queues: Option<Arc<Queues>>,
 }
 
 /// What one batch decides with: its time, and the rules in force when it started.
-struct Ctx<'a> {
-    now: Timestamp,
-    rules: &'a RuleSet,
-    archive_after: Option<SignedDuration>,
+pub(crate) struct Ctx<'a> {
+    pub now: Timestamp,
+    pub rules: &'a RuleSet,
+    pub archive_after: Option<SignedDuration>,
+    pub queues: Option<&'a Queues>,
 }
 
 /// The state machine's decision, and the expiration a task that finishes gets.
-fn decide_at(
+pub(crate) fn decide_at(
     ctx: &Ctx<'_>,
     current: &Task,
     action: &Action,
@@ -54,14 +60,17 @@ fn decide_at(
 /// A batch's view of the tasks it touches: what the store held before the batch, changed
 /// in memory as its commands are decided, and saved once at the end.
 #[derive(Default)]
-struct Working {
+pub(crate) struct Working {
     /// None: deleted in this batch.
-    tasks: HashMap<BrokerId, Option<Task>>,
+    pub tasks: HashMap<BrokerId, Option<Task>>,
     /// Touched tasks, in first-touch order.
-    dirty: Vec<BrokerId>,
+    pub dirty: Vec<BrokerId>,
     dirty_set: HashSet<BrokerId>,
     /// Created in this batch (not in the store yet).
     created: HashSet<BrokerId>,
+    /// Agents the batch loaded (locked), and those it changed.
+    pub agents: HashMap<String, Agent>,
+    pub dirty_agents: Vec<String>,
 }
 
 impl Working {
@@ -81,17 +90,25 @@ impl Working {
         }
     }
 
-    fn load(&mut self, tasks: Vec<Task>) {
+    pub fn load(&mut self, tasks: Vec<Task>) {
         for t in tasks {
             self.tasks.entry(t.broker_id).or_insert(Some(t));
         }
     }
 
-    fn put(&mut self, id: BrokerId, t: Option<Task>) {
+    pub fn put(&mut self, id: BrokerId, t: Option<Task>) {
         if self.dirty_set.insert(id) {
             self.dirty.push(id);
         }
         self.tasks.insert(id, t);
+    }
+
+    /// Keeps a changed agent, to be written back with the batch.
+    pub fn put_agent(&mut self, a: Agent) {
+        if !self.dirty_agents.contains(&a.id) {
+            self.dirty_agents.push(a.id.clone());
+        }
+        self.agents.insert(a.id.clone(), a);
     }
 }
 
@@ -107,7 +124,7 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
                     caps.insert((n.capture_point_id.clone(), cid.clone()));
                 }
             }
-            Op::Create(_) | Op::ActOnBest { .. } => {}
+            Op::Create(_) | Op::ActOnBest { .. } | Op::Next { .. } => {}
             Op::Act {
                 task: TaskRef::Broker(id),
                 ..
@@ -137,6 +154,19 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
         }
     }
     let mut w = Working::default();
+    // Agents first: every transaction locks agents before tasks.
+    let agents: Vec<String> = batch
+        .iter()
+        .filter_map(|c| match &c.op {
+            Op::Next { agent } => Some(agent.clone()),
+            _ => None,
+        })
+        .collect();
+    if !agents.is_empty() {
+        for a in tx.lock_agents(&agents).await? {
+            w.agents.insert(a.id.clone(), a);
+        }
+    }
     if !ids.is_empty() || !caps.is_empty() {
         let ids: Vec<BrokerId> = ids.into_iter().collect();
         let caps: Vec<(String, String)> = caps.into_iter().collect();
@@ -177,7 +207,7 @@ async fn best(
 }
 
 /// Applies one action to a task of the working set.
-fn act(
+pub(crate) fn act(
     w: &mut Working,
     current: &Task,
     action: &Action,
@@ -205,7 +235,7 @@ fn rules_meta() -> ActionMeta {
 /// Processes task `id` of the working set: each step the rules decide for it (classify,
 /// prioritize, or reprioritize), until it rests. Returns the steps' events, or why there
 /// was nothing to do.
-fn process(
+pub(crate) fn process(
     w: &mut Working,
     id: BrokerId,
     meta: &ActionMeta,
@@ -219,15 +249,6 @@ fn process(
             break;
         };
         let Some(d) = ctx.rules.next_step(current, ctx.now, &mut Trace::off()) else {
-            if out.is_empty() {
-                return Err(DomainError::new(
-                    ErrorCode::InvalidTransition,
-                    format!(
-                        "task {id} in status {} has nothing to process now",
-                        current.status
-                    ),
-                ));
-            }
             break;
         };
         let reprioritize = matches!(d, Decision::Reprioritize(_));
@@ -254,6 +275,19 @@ fn process(
         if reprioritize {
             break;
         }
+    }
+    if let Some(queues) = ctx.queues {
+        out.extend(distribute::route(w, id, queues, ctx));
+    }
+    if out.is_empty() {
+        let status = w.tasks.get(&id).and_then(Option::as_ref).map(|t| t.status);
+        return Err(DomainError::new(
+            ErrorCode::InvalidTransition,
+            format!(
+                "task {id} in status {} has nothing to process now",
+                status.map_or("(gone)", |s| s.as_str())
+            ),
+        ));
     }
     Ok(out)
 }
@@ -321,6 +355,16 @@ async fn decide_one(
         },
         // Run by `run`, which records every step's event.
         Op::Process { .. } => unreachable!("processing is run by the batch"),
+        Op::Next { agent } => match ctx.queues {
+            Some(queues) => distribute::next(tx, w, agent, queues, cmd, ctx).await?,
+            None => (
+                Err(DomainError::new(
+                    ErrorCode::TaskNotFound,
+                    "no queue is configured, so no task can be pulled",
+                )),
+                None,
+            ),
+        },
         Op::ActOnBest { select, action } => {
             if let Err(e) = action.validate() {
                 return Ok((Err(e), None));
@@ -343,8 +387,17 @@ async fn decide_one(
     })
 }
 
+/// Writes back the agents the batch changed.
+pub(crate) async fn save_agents(tx: &mut dyn WriteTx, w: &Working) -> Result<(), StoreError> {
+    let changed: Vec<&Agent> = w.dirty_agents.iter().map(|id| &w.agents[id]).collect();
+    if !changed.is_empty() {
+        tx.update_agents(&changed).await?;
+    }
+    Ok(())
+}
+
 /// Writes the tasks the batch changed, and deletes those it deleted.
-async fn save_tasks(tx: &mut dyn WriteTx, w: &Working) -> Result<(), StoreError> {
+pub(crate) async fn save_tasks(tx: &mut dyn WriteTx, w: &Working) -> Result<(), StoreError> {
     let live: Vec<&Task> = w
         .dirty
         .iter()
@@ -380,6 +433,7 @@ pub(crate) async fn process_due(
         now,
         rules: &rules,
         archive_after: policy.archive_after,
+        queues: policy.queues.as_deref(),
     };
     let claimed = tx.claim_due(now, limit).await?;
     let ids: Vec<BrokerId> = claimed.iter().map(|t| t.broker_id).collect();
@@ -421,6 +475,7 @@ pub(crate) async fn run(
         now,
         rules: &rules,
         archive_after: policy.archive_after,
+        queues: policy.queues.as_deref(),
     };
     // Results stored under idempotency keys by earlier batches.
     let keys: Vec<String> = batch
@@ -520,6 +575,7 @@ pub(crate) async fn run(
     }
 
     save_tasks(tx, &w).await?;
+    save_agents(tx, &w).await?;
     if !keep.is_empty() {
         let mut rows = Vec::with_capacity(keep.len());
         for (i, key) in keep {

@@ -3,15 +3,19 @@
 
 use crate::batch::{self, Policy};
 use crate::clock::{SharedClock, SystemClock};
+use crate::distribute;
 use crate::rules::Rules;
 use jiff::SignedDuration;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use worklane_domain::{Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp};
+use worklane_distribution::Queues;
+use worklane_domain::{
+    AgentCommand, AgentView, Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp,
+};
 use worklane_store::{
-    DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads, Writer,
+    AgentReads, DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads, Writer,
 };
 
 /// Why a command did not take effect.
@@ -56,6 +60,9 @@ pub struct EngineOptions {
     /// expirationDateTime gets one this long after it finished, so it is archived then.
     /// None: kept until an expirationDateTime is given.
     pub archive_after: Option<SignedDuration>,
+    /// The distribution layer's queues: Queued tasks are routed into them and handed to
+    /// agents. None: tasks rest Queued.
+    pub queues: Option<Arc<Queues>>,
 }
 
 impl Default for EngineOptions {
@@ -67,6 +74,7 @@ impl Default for EngineOptions {
             process_on_create: false,
             rules: Rules::default(),
             archive_after: None,
+            queues: None,
         }
     }
 }
@@ -83,6 +91,7 @@ pub struct Engine {
     deliveries: Arc<dyn DeliveryStore>,
     leases: Arc<dyn Leases>,
     retention: Arc<dyn Retention>,
+    agents: Arc<dyn AgentReads>,
     clock: SharedClock,
     rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
@@ -106,6 +115,7 @@ impl Engine {
             process_on_create: options.process_on_create,
             rules: options.rules.clone(),
             archive_after: options.archive_after,
+            queues: options.queues.clone(),
         };
         let writer = tokio::spawn(write_loop(
             store.clone(),
@@ -123,6 +133,7 @@ impl Engine {
                 deliveries: store.clone(),
                 leases: store.clone(),
                 retention: store.clone(),
+                agents: store.clone(),
                 store,
                 clock: options.clock,
                 rules: options.rules,
@@ -163,6 +174,52 @@ impl Engine {
             raise(&self.seq_tx, last);
         }
         Ok(n)
+    }
+
+    /// One distribution pass in a transaction of its own (what the [`crate::Dispatcher`]
+    /// runs): routes Queued tasks into their queues, returns offers that timed out, and
+    /// offers tasks to Ready agents. Returns how many changes it made.
+    pub async fn dispatch(&self, limit: u32) -> Result<usize, EngineError> {
+        if self.policy.queues.is_none() {
+            return Ok(0);
+        }
+        let store_err = |e| EngineError::Store(Arc::new(e));
+        let mut tx = self.store.begin().await.map_err(store_err)?;
+        let (n, last) = distribute::dispatch(&mut *tx, self.now(), limit, &self.policy)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        if let Some(last) = last {
+            raise(&self.seq_tx, last);
+        }
+        metrics::counter!("worklane_distribution_changes_total").increment(n as u64);
+        Ok(n)
+    }
+
+    /// Creates or changes an agent, in a transaction of its own with what follows from
+    /// it (an agent that leaves Ready loses its offers). Returns the agent as it is now.
+    pub async fn agent(&self, cmd: AgentCommand) -> Result<AgentView, EngineError> {
+        let store_err = |e| EngineError::Store(Arc::new(e));
+        let mut tx = self.store.begin().await.map_err(store_err)?;
+        let (r, last) = distribute::agent_command(&mut *tx, &cmd, self.now(), &self.policy)
+            .await
+            .map_err(store_err)?;
+        let view = r?;
+        tx.commit().await.map_err(store_err)?;
+        if let Some(last) = last {
+            raise(&self.seq_tx, last);
+        }
+        Ok(view)
+    }
+
+    /// Agents and the work they hold.
+    pub fn agents(&self) -> &Arc<dyn AgentReads> {
+        &self.agents
+    }
+
+    /// The distribution layer's queues, when configured.
+    pub fn queues(&self) -> Option<&Arc<Queues>> {
+        self.policy.queues.as_ref()
     }
 
     /// Like [`Engine::execute`], but a refusal is a value, not an error (adapters that

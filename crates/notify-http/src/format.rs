@@ -505,6 +505,7 @@ mod tests {
             request_id: None,
             origin: Some("REST".into()),
             changes: vec!["status".into()],
+            agent: None,
             task,
         }
     }

@@ -81,7 +81,12 @@ impl Condition {
 
     /// A [`Scope::AgentAndTask`] condition's answer. Without a task, a condition that
     /// reads one is an error.
-    pub fn holds(&self, agent: &Agent, task: Option<&Task>, now: Timestamp) -> Result<bool, String> {
+    pub fn holds(
+        &self,
+        agent: &Agent,
+        task: Option<&Task>,
+        now: Timestamp,
+    ) -> Result<bool, String> {
         let vars = AgentVars {
             agent,
             task: task.map(|task| TaskVars {
@@ -186,8 +191,7 @@ impl VariableResolver for AgentVars<'_> {
         }
         if let Some(rest) = variable.strip_prefix("task.") {
             let t = self.task.as_ref()?;
-            if !NAMES.contains(&rest) && !rest.starts_with("data.") && !rest.starts_with("ext.")
-            {
+            if !NAMES.contains(&rest) && !rest.starts_with("data.") && !rest.starts_with("ext.") {
                 return None;
             }
             return t.resolve(rest);

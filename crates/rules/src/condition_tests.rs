@@ -47,10 +47,16 @@ fn requires_reads_agent_and_task() {
     assert!(!check("agent.skills.home >= 1", 0));
     assert!(check("agent.skills.home == 0", 0));
     assert!(check("'claims' in agent.groups && agent.id == 'ann'", 0));
-    assert!(check("size(agent.skills) == 1 && agent.capacity.email == 2", 0));
+    assert!(check(
+        "size(agent.skills) == 1 && agent.capacity.email == 2",
+        0
+    ));
     assert!(check("task.priority > 5 && task.channel == 'email'", 9));
     assert!(!check("task.priority > 5", 1));
-    assert!(check("task.data.amount == '700' && has(task.data.amount)", 0));
+    assert!(check(
+        "task.data.amount == '700' && has(task.data.amount)",
+        0
+    ));
     assert!(check("agent.name == null", 0));
 }
 

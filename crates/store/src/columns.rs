@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use worklane_domain::Task;
 
 /// The indexed columns, in the order of [`Columns`]' bits.
-pub(crate) const NAMES: [&str; 11] = [
+pub(crate) const NAMES: [&str; 13] = [
     "capture_point_id",
     "capture_id",
     "status",
@@ -20,6 +20,8 @@ pub(crate) const NAMES: [&str; 11] = [
     "due_at",
     "expiration_at",
     "reprioritize_at",
+    "offered_to",
+    "offer_expires_at",
 ];
 
 /// One row's indexed values.
@@ -36,6 +38,8 @@ pub(crate) struct Columns {
     due_at: Option<i64>,
     expiration_at: Option<i64>,
     reprioritize_at: Option<i64>,
+    offered_to: Option<String>,
+    offer_expires_at: Option<i64>,
 }
 
 impl Columns {
@@ -52,6 +56,8 @@ impl Columns {
             due_at: t.due_date_time.map(micros),
             expiration_at: t.expiration_date_time.map(micros),
             reprioritize_at: reprioritize_at(t).map(micros),
+            offered_to: t.offer.as_ref().map(|o| o.agent.clone()),
+            offer_expires_at: t.offer.as_ref().map(|o| micros(o.expires_date_time)),
         }
     }
 
@@ -70,6 +76,8 @@ impl Columns {
             self.due_at != t.due_date_time.map(micros),
             self.expiration_at != t.expiration_date_time.map(micros),
             self.reprioritize_at != reprioritize_at(t).map(micros),
+            self.offered_to.as_deref() != t.offer.as_ref().map(|o| o.agent.as_str()),
+            self.offer_expires_at != t.offer.as_ref().map(|o| micros(o.expires_date_time)),
         ];
         differs
             .iter()

@@ -11,6 +11,7 @@
 //!
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
+mod agents;
 mod announce;
 mod columns;
 mod deliveries;
@@ -21,6 +22,7 @@ mod retention;
 mod sql;
 mod sqlite;
 
+pub use agents::{AgentQuery, AgentReads};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
@@ -33,7 +35,9 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use std::sync::Arc;
-use worklane_domain::{BrokerId, Event, NewEvent, Selection, Status, Task, TaskRef, Timestamp};
+use worklane_domain::{
+    Agent, BrokerId, Event, NewEvent, Selection, Status, Task, TaskRef, Timestamp,
+};
 
 /// Failures of the store itself (not refusals: those are [`CommandResult`] errors).
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +177,33 @@ pub trait WriteTx: Send {
     /// transaction holds are skipped, so nodes sharing the store take different tasks.
     async fn claim_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Task>, StoreError>;
 
+    /// Distributed tasks whose offer expired at `now`, the longest expired first, at most
+    /// `limit`; claimed like [`WriteTx::claim_due`].
+    async fn claim_expired_offers(
+        &mut self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError>;
+
+    /// The agents with these ids (those that exist), locked for this transaction on
+    /// PostgreSQL. Transactions lock agents before tasks, so none waits on another in a
+    /// cycle.
+    async fn lock_agents(&mut self, ids: &[String]) -> Result<Vec<Agent>, StoreError>;
+
+    /// Up to `limit` Ready agents, the one waiting longest first. On PostgreSQL they are
+    /// locked, and agents another transaction holds are skipped.
+    async fn ready_agents(&mut self, limit: u32) -> Result<Vec<Agent>, StoreError>;
+
+    /// Adds an agent; false (and nothing written) when its id exists.
+    async fn insert_agent(&mut self, agent: &Agent) -> Result<bool, StoreError>;
+
+    /// Writes back agents this transaction loaded.
+    async fn update_agents(&mut self, agents: &[&Agent]) -> Result<(), StoreError>;
+
+    /// The tasks these agents hold: offered to them, or Assigned to them; with `lock`,
+    /// locked on PostgreSQL (to change them), else as last committed (to count them).
+    async fn work_of(&mut self, ids: &[String], lock: bool) -> Result<Vec<Task>, StoreError>;
+
     /// `n` new brokerIds, ascending.
     async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError>;
 
@@ -207,7 +238,9 @@ pub trait WriteTx: Send {
 
 /// Every port of one backend together, as [`connect`] opens it.
 #[async_trait]
-pub trait Store: TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention {
+pub trait Store:
+    TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention + AgentReads
+{
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 

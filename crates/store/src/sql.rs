@@ -124,10 +124,26 @@ macro_rules! shared_ops {
             exclude: &[i64],
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
-            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE status = ");
-            qb.push_bind(sel.status.as_str());
+            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE ");
+            if sel.status == worklane_domain::Status::Distributed && sel.unoffered {
+                // Literal terms, so SQLite reads the partial index tasks_queue_claim.
+                qb.push("status = 'Distributed' AND offered_to IS NULL");
+            } else {
+                qb.push("status = ").push_bind(sel.status.as_str());
+                if sel.unoffered {
+                    qb.push(" AND offered_to IS NULL");
+                }
+            }
             if let Some(q) = &sel.queue {
                 qb.push(" AND queue = ").push_bind(q.clone());
+            }
+            if !sel.queues.is_empty() {
+                qb.push(" AND queue IN (");
+                let mut sep = qb.separated(", ");
+                for q in &sel.queues {
+                    sep.push_bind(q.clone());
+                }
+                sep.push_unseparated(")");
             }
             if let Some(p) = &sel.process_id {
                 qb.push(" AND process_id = ").push_bind(p.clone());
@@ -250,6 +266,54 @@ macro_rules! shared_ops {
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
+            async fn claim_expired_offers(
+                &mut self,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<Task>, StoreError> {
+                let tasks = claim_expired_offers(&mut self.tx, now, limit).await?;
+                self.seen.record(&tasks);
+                Ok(tasks)
+            }
+            async fn lock_agents(
+                &mut self,
+                ids: &[String],
+            ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
+                let mut ids = ids.to_vec();
+                ids.sort();
+                ids.dedup();
+                load_agents(&mut self.tx, &ids, ROW_LOCK).await
+            }
+            async fn ready_agents(
+                &mut self,
+                limit: u32,
+            ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
+                ready_agents(&mut self.tx, limit).await
+            }
+            async fn insert_agent(
+                &mut self,
+                agent: &worklane_domain::Agent,
+            ) -> Result<bool, StoreError> {
+                insert_agent(&mut self.tx, agent).await
+            }
+            async fn update_agents(
+                &mut self,
+                agents: &[&worklane_domain::Agent],
+            ) -> Result<(), StoreError> {
+                for a in agents {
+                    update_agent(&mut self.tx, a).await?;
+                }
+                Ok(())
+            }
+            async fn work_of(
+                &mut self,
+                ids: &[String],
+                lock: bool,
+            ) -> Result<Vec<Task>, StoreError> {
+                let tasks = work_of(&mut self.tx, ids, if lock { ROW_LOCK } else { "" }).await?;
+                self.seen.record(&tasks);
+                Ok(tasks)
+            }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
                 Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
             }
@@ -320,7 +384,9 @@ macro_rules! shared_ops {
                 7 => b.push_bind(t.activation_date_time.map(micros)),
                 8 => b.push_bind(t.due_date_time.map(micros)),
                 9 => b.push_bind(t.expiration_date_time.map(micros)),
-                _ => b.push_bind(reprioritize_at(t).map(micros)),
+                10 => b.push_bind(reprioritize_at(t).map(micros)),
+                11 => b.push_bind(t.offer.as_ref().map(|o| o.agent.clone())),
+                _ => b.push_bind(t.offer.as_ref().map(|o| micros(o.expires_date_time))),
             };
         }
 
@@ -333,7 +399,7 @@ macro_rules! shared_ops {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
                      process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
-                     reprioritize_at, version, body) ",
+                     reprioritize_at, offered_to, offer_expires_at, version, body) ",
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
@@ -354,7 +420,8 @@ macro_rules! shared_ops {
                      assigned_to_user = excluded.assigned_to_user, \
                      activation_at = excluded.activation_at, due_at = excluded.due_at, \
                      expiration_at = excluded.expiration_at, \
-                     reprioritize_at = excluded.reprioritize_at, version = excluded.version, \
+                     reprioritize_at = excluded.reprioritize_at, offered_to = excluded.offered_to, \
+                     offer_expires_at = excluded.offer_expires_at, version = excluded.version, \
                      body = excluded.body",
                 );
                 qb.build().persistent(true).execute(&mut *conn).await?;
@@ -638,6 +705,169 @@ macro_rules! shared_ops {
             .await?;
             Ok(m.and_then(|us| Timestamp::from_microsecond(us).ok()))
         }
+
+        fn decode_agent(body: &str) -> Result<worklane_domain::Agent, StoreError> {
+            Ok(serde_json::from_str(body)?)
+        }
+
+        pub(crate) async fn get_agent(
+            conn: &mut Conn,
+            id: &str,
+        ) -> Result<Option<worklane_domain::Agent>, StoreError> {
+            let row: Option<(String,)> = sqlx::query_as("SELECT body FROM agents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(|(b,)| decode_agent(&b)).transpose()
+        }
+
+        pub(crate) async fn list_agents(
+            conn: &mut Conn,
+            q: &$crate::AgentQuery,
+        ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
+            let limit = match q.limit { 0 => 100, n => n.min(1000) };
+            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM agents WHERE 1 = 1");
+            if let Some(st) = q.state {
+                qb.push(" AND state = ").push_bind(st.as_str());
+            }
+            if let Some(after) = &q.after {
+                qb.push(" AND id > ").push_bind(after.clone());
+            }
+            qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+            let rows = qb.build().fetch_all(&mut *conn).await?;
+            rows.iter().map(|r| decode_agent(r.try_get::<&str, _>(0)?)).collect()
+        }
+
+        /// Agents by id, in id order; PostgreSQL locks them (`lock`), or takes only those
+        /// no other transaction holds (`skip`).
+        pub(crate) async fn load_agents(
+            conn: &mut Conn,
+            ids: &[String],
+            lock: &str,
+        ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM agents WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(id.clone());
+            }
+            sep.push_unseparated(") ORDER BY id");
+            qb.push(lock);
+            let rows = qb.build().fetch_all(&mut *conn).await?;
+            rows.iter().map(|r| decode_agent(r.try_get::<&str, _>(0)?)).collect()
+        }
+
+        /// Ready agents, the one waiting longest first; PostgreSQL skips agents another
+        /// transaction holds.
+        pub(crate) async fn ready_agents(
+            conn: &mut Conn,
+            limit: u32,
+        ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
+            let sql = format!(
+                "SELECT body FROM agents WHERE state = 'Ready' \
+                 ORDER BY waiting_since, id LIMIT $1{CLAIM_LOCK}"
+            );
+            let rows: Vec<(String,)> = sqlx::query_as(&sql)
+                .bind(i64::from(limit.max(1)))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(|(b,)| decode_agent(b)).collect()
+        }
+
+        /// Inserts a new agent; false when its id exists.
+        pub(crate) async fn insert_agent(
+            conn: &mut Conn,
+            a: &worklane_domain::Agent,
+        ) -> Result<bool, StoreError> {
+            let r = sqlx::query(
+                "INSERT INTO agents (id, state, waiting_since, version, body) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&a.id)
+            .bind(a.state.as_str())
+            .bind(micros(a.waiting_since))
+            .bind(a.version)
+            .bind(serde_json::to_string(a)?)
+            .execute(&mut *conn)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        }
+
+        pub(crate) async fn update_agent(
+            conn: &mut Conn,
+            a: &worklane_domain::Agent,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE agents SET state = $2, waiting_since = $3, version = $4, body = $5 \
+                 WHERE id = $1",
+            )
+            .bind(&a.id)
+            .bind(a.state.as_str())
+            .bind(micros(a.waiting_since))
+            .bind(a.version)
+            .bind(serde_json::to_string(a)?)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// The tasks these agents hold (offered to them, or Assigned to them).
+        pub(crate) async fn work_of(
+            conn: &mut Conn,
+            ids: &[String],
+            lock: &str,
+        ) -> Result<Vec<Task>, StoreError> {
+            let mut out = Vec::new();
+            for chunk in ids.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE offered_to IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                sep.push_unseparated(") OR (status = 'Assigned' AND assigned_to_user IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                sep.push_unseparated(")) ORDER BY broker_id");
+                qb.push(lock);
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    out.push(decode_task(row.try_get::<&str, _>(0)?)?);
+                }
+            }
+            Ok(out)
+        }
+
+        /// Offers that expired at `now`, the longest expired first, claimed.
+        pub(crate) async fn claim_expired_offers(
+            conn: &mut Conn,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<Task>, StoreError> {
+            let sql = format!(
+                "SELECT body FROM tasks WHERE offer_expires_at <= $1 \
+                 ORDER BY offer_expires_at LIMIT $2{CLAIM_LOCK}"
+            );
+            let rows: Vec<(String,)> = sqlx::query_as(&sql)
+                .bind(micros(now))
+                .bind(i64::from(limit.max(1)))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(|(b,)| decode_task(b)).collect()
+        }
+
+        pub(crate) async fn next_offer_expiry(
+            conn: &mut Conn,
+        ) -> Result<Option<Timestamp>, StoreError> {
+            let (m,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(offer_expires_at) FROM tasks WHERE offer_expires_at IS NOT NULL",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(m.and_then(|us| Timestamp::from_microsecond(us).ok()))
+        }
     };
 }
 
@@ -710,6 +940,33 @@ macro_rules! impl_store {
                 now: worklane_domain::Timestamp,
             ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
                 $ops::next_reprioritization(&mut *self.read().acquire().await?, now).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AgentReads for $ty {
+            async fn get_agent(
+                &self,
+                id: &str,
+            ) -> Result<Option<worklane_domain::Agent>, $crate::StoreError> {
+                $ops::get_agent(&mut *self.read().acquire().await?, id).await
+            }
+            async fn list_agents(
+                &self,
+                q: &$crate::AgentQuery,
+            ) -> Result<Vec<worklane_domain::Agent>, $crate::StoreError> {
+                $ops::list_agents(&mut *self.read().acquire().await?, q).await
+            }
+            async fn work_of(
+                &self,
+                ids: &[String],
+            ) -> Result<Vec<worklane_domain::Task>, $crate::StoreError> {
+                $ops::work_of(&mut *self.read().acquire().await?, ids, "").await
+            }
+            async fn next_offer_expiry(
+                &self,
+            ) -> Result<Option<worklane_domain::Timestamp>, $crate::StoreError> {
+                $ops::next_offer_expiry(&mut *self.read().acquire().await?).await
             }
         }
 

@@ -171,6 +171,7 @@ fn task() -> Task {
         queue: Some("Q".into()),
         queue_type: Some(QueueType::AgentWorkbin),
         queue_target: Some("agent1".into()),
+        offer: None,
         ext: full_ext(),
         data: BTreeMap::from([("OrderNo".into(), "42".into())]),
         error: Some("no rule matched".into()),

@@ -1,0 +1,82 @@
+//! The distribution loop: runs [`Engine::dispatch`] passes (route Queued tasks, return
+//! offers that timed out, offer tasks to Ready agents) when commits may have changed
+//! what is waiting, when the next offer expires on the engine's clock, and on a poll
+//! interval as the fallback for writers this process does not hear from. Every node may
+//! run one: passes claim what they change, so two never take the same task or agent.
+
+use crate::engine::Engine;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The least time between two passes woken by commits.
+const COMMIT_PASS_GAP: Duration = Duration::from_millis(10);
+
+/// The background dispatcher.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    engine: Engine,
+    batch: u32,
+    poll: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            batch: 256,
+            poll: Duration::from_secs(1),
+        }
+    }
+
+    /// The most tasks routed, offers expired and agents offered to in one pass.
+    pub fn batch(mut self, n: u32) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// How often to look again when nothing woke the dispatcher.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll = d;
+        self
+    }
+
+    /// Runs until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut wake = self.engine.subscribe();
+        let mut woken_by_commit = false;
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            if woken_by_commit {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(COMMIT_PASS_GAP) => {}
+                }
+                woken_by_commit = false;
+            }
+            // A pass's own commit moves the watched seq; it is seen here, not as a wake-up.
+            wake.borrow_and_update();
+            match self.engine.dispatch(self.batch).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "distribution pass failed"),
+            }
+            let expiry = match self.engine.agents().next_offer_expiry().await {
+                Ok(Some(at)) => self.engine.clock().sleep_until(at),
+                Ok(None) => Box::pin(std::future::pending()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the next offer expiry failed");
+                    Box::pin(std::future::pending())
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.changed() => woken_by_commit = true,
+                _ = expiry => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+        tracing::debug!("dispatcher stopped");
+    }
+}

@@ -1,0 +1,453 @@
+//! Distribution inside the write transaction (SPEC 9): routing Queued tasks into their
+//! queue, pull (`Op::Next`), push offers and their timeouts, and agents' commands. Every
+//! decision here reads tasks and agents as the transaction loaded them, so two nodes never
+//! give one task to two agents: tasks are claimed with `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, and an agent's row is locked before its work is counted.
+
+use crate::batch::{act, decide_at, save_agents, save_tasks, Ctx, Policy, Working};
+use std::collections::HashMap;
+use worklane_distribution::{Queue, Queues};
+use worklane_domain::{
+    agent::check_agent_id, Action, ActionMeta, Agent, AgentCommand, AgentState, AgentView,
+    BrokerId, Command, CommandResult, DomainError, ErrorCode, Load, NewEvent, Offer, QueueType,
+    Selection, Status, Task, Timestamp,
+};
+use worklane_store::{StoreError, WriteTx};
+
+/// The channel distribution writes as origin and actor.
+pub const ORIGIN: &str = "distribution";
+
+fn meta(reason: Option<&str>) -> ActionMeta {
+    ActionMeta {
+        reason: reason.map(str::to_owned),
+        ..ActionMeta::default().defaulted(ORIGIN)
+    }
+}
+
+fn agent_not_found(id: &str) -> DomainError {
+    DomainError::new(ErrorCode::AgentNotFound, format!("no agent {id:?}"))
+        .with_param(format!("AgentId={id}"))
+}
+
+fn not_available(agent: &Agent, why: &str) -> DomainError {
+    DomainError::new(
+        ErrorCode::AgentNotAvailable,
+        format!("agent {:?} cannot take a task: {why}", agent.id),
+    )
+    .with_param(format!("AgentId={}", agent.id))
+    .with_param(format!("State={}", agent.state))
+}
+
+/// Applies `actions` to task `id` in order, stopping at the first refusal.
+fn steps(
+    w: &mut Working,
+    id: BrokerId,
+    actions: Vec<Action>,
+    meta: &ActionMeta,
+    ctx: &Ctx<'_>,
+) -> Vec<(NewEvent, Task)> {
+    let mut out = Vec::new();
+    for a in actions {
+        let Some(Some(cur)) = w.tasks.get(&id) else {
+            break;
+        };
+        match decide_at(ctx, cur, &a, meta) {
+            Ok(tr) => {
+                w.put(id, Some(tr.task.clone()));
+                out.push((tr.event, tr.task));
+            }
+            Err(e) => {
+                tracing::debug!(%e, broker_id = %id, "distribution step refused");
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Routes task `id` when it is Queued and active: TaskRouteRequested, TaskDistributed
+/// with a new distributionId, TaskDistributedQueue into the queue its process names (or
+/// the first whose `when` holds). A task no queue takes is ErrorHeld, naming why.
+pub(crate) fn route(
+    w: &mut Working,
+    id: BrokerId,
+    queues: &Queues,
+    ctx: &Ctx<'_>,
+) -> Vec<(NewEvent, Task)> {
+    let Some(Some(t)) = w.tasks.get(&id) else {
+        return Vec::new();
+    };
+    if t.status != Status::Queued || !t.is_active_at(ctx.now) {
+        return Vec::new();
+    }
+    let named = t.process_id.as_deref().and_then(|p| ctx.rules.queue_of(p));
+    let actions = match queues.route(t, named, ctx.now) {
+        Ok(Some(q)) => vec![
+            Action::RouteRequest,
+            Action::Distribute {
+                // Unique: the version the task has once distributed.
+                distribution_id: format!("{}.{}", t.broker_id, t.version + 2),
+                distribution_point_id: queues.settings.point_id.clone(),
+            },
+            Action::Enqueue {
+                queue: Some(q.id.clone()),
+                queue_type: QueueType::InteractionQueue,
+                queue_target: None,
+            },
+        ],
+        Ok(None) => vec![Action::ErrorHold {
+            error: "no queue takes the task (no process queue, and no queue's `when` holds)"
+                .to_owned(),
+        }],
+        Err(e) => vec![Action::ErrorHold { error: e }],
+    };
+    steps(w, id, actions, &meta(None), ctx)
+}
+
+/// The work `agents` hold, counted from the store (as last committed) and this
+/// transaction's changes.
+async fn loads(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    agents: &[&Agent],
+) -> Result<HashMap<String, Load>, StoreError> {
+    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    w.load(tx.work_of(&ids, false).await?);
+    let mut out: HashMap<String, Load> = agents
+        .iter()
+        .map(|a| (a.id.clone(), Load::default()))
+        .collect();
+    let by_id: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), *a)).collect();
+    for t in w.tasks.values().flatten() {
+        let holder = match (&t.offer, t.status) {
+            (Some(o), Status::Distributed) => Some(o.agent.as_str()),
+            (None, Status::Assigned) => t.assigned_to_user.as_deref(),
+            _ => None,
+        };
+        if let Some(a) = holder.and_then(|h| by_id.get(h)) {
+            let bucket = a.bucket(t.channel.as_deref()).unwrap_or("*");
+            out.get_mut(&a.id)
+                .expect("every agent has a load")
+                .add(bucket);
+        }
+    }
+    Ok(out)
+}
+
+/// The best task of `queues` (those `wanted` keeps) that `agent`, holding `load`, may
+/// take: in queue order (priority, due date, age), with room on its channel, and meeting
+/// the queue's `requires`.
+async fn best_for(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    agent: &Agent,
+    load: &Load,
+    queues: &Queues,
+    wanted: impl Fn(&Queue) -> bool,
+    now: Timestamp,
+) -> Result<Option<BrokerId>, StoreError> {
+    let mut best: Option<Task> = None;
+    let any_channel = agent.takes_any_channel(load);
+    for q in queues.iter().filter(|q| wanted(q)) {
+        let per_task = match q.admits(agent, now) {
+            Ok(Some(true)) => false,
+            Ok(Some(false)) => continue,
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(queue = %q.id, agent = %agent.id, error = %e, "a queue's requires failed");
+                continue;
+            }
+        };
+        let sel = Selection {
+            queue: Some(q.id.clone()),
+            ..Selection::in_queues(Vec::new())
+        };
+        // The first task fits unless the task or its channel can rule it out.
+        let page = if per_task || !any_channel {
+            queues.settings.scan
+        } else {
+            1
+        };
+        let stored = tx.claim(&sel, &w.dirty, page).await?;
+        let touched = w
+            .dirty
+            .iter()
+            .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref))
+            .filter(|t| sel.matches(t));
+        for t in stored.iter().chain(touched) {
+            if best
+                .as_ref()
+                .is_some_and(|b| !Selection::order(t, b).is_lt())
+            {
+                continue;
+            }
+            if !agent.has_room(load, t.channel.as_deref()) {
+                continue;
+            }
+            if per_task {
+                match q.may_take(agent, t, now) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::debug!(queue = %q.id, broker_id = %t.broker_id, error = %e, "requires failed for a task");
+                        continue;
+                    }
+                }
+            }
+            best = Some(t.clone());
+        }
+        w.load(stored);
+    }
+    Ok(best.map(|t| t.broker_id))
+}
+
+/// Pull: assigns `agent_id` the best task it may take from the pull queues.
+pub(crate) async fn next(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    agent_id: &str,
+    queues: &Queues,
+    cmd: &Command,
+    ctx: &Ctx<'_>,
+) -> Result<(CommandResult, Option<(NewEvent, Task)>), StoreError> {
+    let Some(agent) = w.agents.get(agent_id).cloned() else {
+        return Ok((Err(agent_not_found(agent_id)), None));
+    };
+    if agent.state != AgentState::Ready {
+        return Ok((Err(not_available(&agent, "it is not Ready")), None));
+    }
+    let load = loads(tx, w, &[&agent])
+        .await?
+        .remove(&agent.id)
+        .unwrap_or_default();
+    if !agent.has_any_room(&load) {
+        return Ok((Err(not_available(&agent, "it is at capacity")), None));
+    }
+    let pick = best_for(tx, w, &agent, &load, queues, |q| q.mode.pulls(), ctx.now).await?;
+    let Some(id) = pick else {
+        return Ok((
+            Err(DomainError::new(
+                ErrorCode::TaskNotFound,
+                format!("no task agent {agent_id:?} may take is waiting"),
+            )
+            .with_param(format!("AgentId={agent_id}"))),
+            None,
+        ));
+    };
+    let current = w.tasks[&id].clone().expect("a live task was picked");
+    let (r, ev) = act(
+        w,
+        &current,
+        &Action::Assign {
+            user: agent.id.clone(),
+        },
+        cmd,
+        ctx,
+    );
+    if r.is_ok() {
+        let mut a = agent;
+        a.waiting_since = ctx.now;
+        a.version += 1;
+        w.put_agent(a);
+    }
+    Ok((r, ev))
+}
+
+/// One distribution pass, in its own transaction: routes up to `limit` Queued tasks,
+/// returns offers that timed out, and offers the best task to each Ready agent with
+/// room, the one waiting longest first. Returns how many changes it made and the newest
+/// event's seq.
+pub(crate) async fn dispatch(
+    tx: &mut dyn WriteTx,
+    now: Timestamp,
+    limit: u32,
+    policy: &Policy,
+) -> Result<(usize, Option<i64>), StoreError> {
+    let Some(queues) = policy.queues.as_deref() else {
+        return Ok((0, None));
+    };
+    let rules = policy.rules.current();
+    let ctx = Ctx {
+        now,
+        rules: &rules,
+        archive_after: policy.archive_after,
+        queues: Some(queues),
+    };
+    let mut w = Working::default();
+    let mut parts = Vec::new();
+    let mut changes = 0;
+    // Agents first (every transaction locks agents before tasks); PostgreSQL skips agents
+    // and tasks another transaction holds, so this pass never waits.
+    let agents = tx.ready_agents(limit).await?;
+
+    for t in tx.claim_expired_offers(now, limit).await? {
+        let id = t.broker_id;
+        let offer_id = t.offer.as_ref().map(|o| o.id.clone());
+        w.load(vec![t]);
+        let s = steps(
+            &mut w,
+            id,
+            vec![Action::Return { offer_id }],
+            &meta(Some("offer timed out")),
+            &ctx,
+        );
+        changes += usize::from(!s.is_empty());
+        parts.extend(s);
+    }
+
+    let queued = tx
+        .claim(&Selection::status(Status::Queued), &w.dirty, limit)
+        .await?;
+    let ids: Vec<BrokerId> = queued.iter().map(|t| t.broker_id).collect();
+    w.load(queued);
+    for id in ids {
+        let s = route(&mut w, id, queues, &ctx);
+        changes += usize::from(!s.is_empty());
+        parts.extend(s);
+    }
+
+    if queues.iter().any(|q| q.mode.pushes()) && !agents.is_empty() {
+        let refs: Vec<&Agent> = agents.iter().collect();
+        let mut loads = loads(tx, &mut w, &refs).await?;
+        for agent in &agents {
+            let load = loads.get_mut(&agent.id).expect("every agent has a load");
+            if !agent.has_any_room(load) {
+                continue;
+            }
+            let pick = best_for(tx, &mut w, agent, load, queues, |q| q.mode.pushes(), now).await?;
+            let Some(id) = pick else { continue };
+            let t = w.tasks[&id].clone().expect("a live task was picked");
+            let Some(q) = t.queue.as_deref().and_then(|q| queues.get(q)) else {
+                continue;
+            };
+            let timeout = jiff::SignedDuration::try_from(q.offer_timeout)
+                .unwrap_or(jiff::SignedDuration::from_secs(30));
+            let offer = Offer {
+                id: format!("{}-{}", t.broker_id, t.version + 1),
+                agent: agent.id.clone(),
+                offered_date_time: now,
+                expires_date_time: now.checked_add(timeout).unwrap_or(now),
+            };
+            let s = steps(&mut w, id, vec![Action::Offer(offer)], &meta(None), &ctx);
+            if s.is_empty() {
+                continue;
+            }
+            changes += 1;
+            parts.extend(s);
+            load.add(agent.bucket(t.channel.as_deref()).unwrap_or("*"));
+            let mut a = agent.clone();
+            a.waiting_since = now;
+            a.version += 1;
+            w.put_agent(a);
+        }
+    }
+
+    let last = tx.append_events(parts).await?.last().map(|e| e.seq);
+    save_tasks(tx, &w).await?;
+    save_agents(tx, &w).await?;
+    Ok((changes, last))
+}
+
+/// Applies an agent command in its own transaction, with what follows from it: an agent
+/// leaving Ready loses its offers (TaskReturned). Returns the agent as it is now.
+pub(crate) async fn agent_command(
+    tx: &mut dyn WriteTx,
+    cmd: &AgentCommand,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<(Result<AgentView, DomainError>, Option<i64>), StoreError> {
+    if let Err(e) = check_agent_id(cmd.id()) {
+        return Ok((Err(e), None));
+    }
+    let agent = match cmd {
+        AgentCommand::Create { id, profile } => {
+            if let Err(e) = profile.validate() {
+                return Ok((Err(e), None));
+            }
+            let a = Agent::new(id.clone(), profile.clone(), now);
+            if !tx.insert_agent(&a).await? {
+                let e = DomainError::new(ErrorCode::AgentExists, format!("agent {id:?} exists"))
+                    .with_param(format!("AgentId={id}"));
+                return Ok((Err(e), None));
+            }
+            return Ok((Ok(AgentView::new(a, &Load::default())), None));
+        }
+        _ => tx.lock_agents(&[cmd.id().to_owned()]).await?.pop(),
+    };
+    let Some(mut agent) = agent else {
+        return Ok((Err(agent_not_found(cmd.id())), None));
+    };
+    let leaving = match cmd {
+        AgentCommand::Create { .. } => unreachable!("handled above"),
+        AgentCommand::Update { patch, .. } => {
+            let profile = patch.apply(&agent.profile);
+            if let Err(e) = profile.validate() {
+                return Ok((Err(e), None));
+            }
+            agent.profile = profile;
+            None
+        }
+        AgentCommand::SetState { state, reason, .. } => {
+            if let Some(r) = reason {
+                if let Err(e) = worklane_domain::fields::check_len("reason", r, 255) {
+                    return Ok((Err(e), None));
+                }
+            }
+            if *state == AgentState::Ready && agent.state != AgentState::Ready {
+                agent.waiting_since = now;
+            }
+            if *state != agent.state {
+                agent.state_date_time = now;
+            }
+            agent.state = *state;
+            agent.reason = reason.clone();
+            match state {
+                AgentState::Ready => None,
+                AgentState::NotReady => Some("agent not ready"),
+                AgentState::LoggedOut => Some("agent logged out"),
+            }
+        }
+        AgentCommand::Disconnected { .. } => {
+            if agent.state == AgentState::Ready {
+                agent.state = AgentState::NotReady;
+                agent.reason = Some("disconnected".to_owned());
+                agent.state_date_time = now;
+            }
+            Some("agent disconnected")
+        }
+    };
+    agent.version += 1;
+    let rules = policy.rules.current();
+    let ctx = Ctx {
+        now,
+        rules: &rules,
+        archive_after: policy.archive_after,
+        queues: policy.queues.as_deref(),
+    };
+    let mut w = Working::default();
+    let held = tx.work_of(&[agent.id.clone()], true).await?;
+    let mut parts = Vec::new();
+    let offered: Vec<BrokerId> = held
+        .iter()
+        .filter(|t| t.offer.as_ref().is_some_and(|o| o.agent == agent.id))
+        .map(|t| t.broker_id)
+        .collect();
+    w.load(held);
+    if let Some(why) = leaving {
+        for id in offered {
+            parts.extend(steps(
+                &mut w,
+                id,
+                vec![Action::Return { offer_id: None }],
+                &meta(Some(why)),
+                &ctx,
+            ));
+        }
+    }
+    let last = tx.append_events(parts).await?.last().map(|e| e.seq);
+    save_tasks(tx, &w).await?;
+    w.put_agent(agent.clone());
+    save_agents(tx, &w).await?;
+    let load = Load::of(&agent, w.tasks.values().flatten());
+    Ok((Ok(AgentView::new(agent, &load)), last))
+}
