@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener and a shutdown token, so tests bind
 //! `127.0.0.1:0` and the binary binds the configured address.
 
+mod agents;
 mod error;
 mod events;
 mod extract;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub health: Health,
     /// Reloads the business rules from the configuration file (none: started without one).
     pub reload: Option<rules::Reload>,
+    /// Agents' open SSE channels on this node (for the disconnect grace period).
+    pub agent_channels: agents::AgentChannels,
 }
 
 /// Limits of the API.
@@ -107,6 +110,22 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
             get(tasks::get_task).patch(tasks::update_task),
         )
         .route("/api/v1/tasks/{id}/assign", post(tasks::assign_task))
+        .route("/api/v1/tasks/{id}/transfer", post(agents::transfer))
+        .route("/api/v1/tasks/{id}/workbin", post(agents::workbin))
+        .route(
+            "/api/v1/agents",
+            post(agents::create_agent).get(agents::list_agents),
+        )
+        .route(
+            "/api/v1/agents/{id}",
+            get(agents::get_agent).patch(agents::update_agent),
+        )
+        .route("/api/v1/agents/{id}/state", post(agents::set_state))
+        .route("/api/v1/agents/{id}/next", post(agents::next))
+        .route("/api/v1/agents/{id}/offers", get(agents::offers))
+        .route("/api/v1/agents/{id}/stream", get(agents::stream))
+        .route("/api/v1/offers/{offer}/accept", post(agents::accept))
+        .route("/api/v1/offers/{offer}/reject", post(agents::reject))
         .route("/api/v1/tasks/{id}/events", get(tasks::task_events))
         .route("/api/v1/tasks/{id}/{action}", post(tasks::task_action))
         .route("/api/v1/events", get(events::list_events))

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, then corrected where the
 //! generator cannot say what the server does (see [`document`]).
 
-use crate::{error, events, rules, tasks};
+use crate::{agents, error, events, rules, tasks};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use worklane_domain::fields::limits;
@@ -14,14 +14,21 @@ use worklane_domain::fields::limits;
         tasks::task_action, tasks::assign_task, tasks::task_events,
         events::list_events, events::stream_events,
         rules::explain, rules::reload, rules::diff,
+        agents::create_agent, agents::list_agents, agents::get_agent, agents::update_agent,
+        agents::set_state, agents::next, agents::offers, agents::stream, agents::accept,
+        agents::reject, agents::transfer, agents::workbin,
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
         tasks::AssignBody, tasks::TaskPage, events::EventPage,
         rules::ExplainBody, rules::RulesSummary, rules::RulesDiff, rules::DiffExample,
         worklane_domain::Task, worklane_domain::Event, worklane_domain::TaskFields,
+        agents::CreateAgentBody, agents::StateBody, agents::TransferBody, agents::WorkbinBody,
+        agents::OfferView, worklane_domain::AgentView, worklane_domain::AgentPatch,
+        worklane_domain::AgentProfile, worklane_domain::Agent, worklane_domain::AgentState,
+        worklane_domain::Offer,
     )),
-    tags((name = "tasks"), (name = "events"), (name = "rules"))
+    tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"))
 )]
 struct ApiDoc;
 

@@ -78,6 +78,8 @@ pub struct ActionBody {
     pub actor: Option<String>,
     pub reason: Option<String>,
     pub action_date_time: Option<Timestamp>,
+    /// complete only: the agent's result code, kept as `ext.resultCode`.
+    pub result_code: Option<String>,
 }
 
 /// A supervisor's direct assignment.
@@ -333,15 +335,23 @@ pub async fn task_action(
     State(st): State<AppState>,
     req: RequestId,
     Path((id, action)): Path<(String, String)>,
-    OptionalJson(body): OptionalJson<ActionBody>,
+    OptionalJson(mut body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
+    if body.result_code.is_some() && action != "complete" {
+        return Err(ApiError::invalid("resultCode", "is only taken by complete"));
+    }
     let action = match action.as_str() {
         "hold" => Action::Hold,
         "resume" => Action::Resume,
         "restart" => Action::Restart,
         "cancel" => Action::Cancel,
-        "complete" => Action::Complete,
+        "complete" => match body.result_code.take() {
+            Some(code) => Action::Finish {
+                result_code: Some(code),
+            },
+            None => Action::Complete,
+        },
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -37,6 +37,7 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
     let shutdown = CancellationToken::new();
     let state = AppState {
         reload: None,
+        agent_channels: Default::default(),
         engine,
         metrics: metrics_handle(),
         shutdown: shutdown.clone(),

@@ -27,6 +27,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let state = AppState {
             reload: None,
+            agent_channels: Default::default(),
             engine: engine.clone(),
             metrics: metrics_handle(),
             shutdown: shutdown.clone(),

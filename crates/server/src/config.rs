@@ -52,6 +52,15 @@ pub struct Config {
     /// The rules built from the tables above by [`Config::resolve`].
     #[serde(skip)]
     pub rules: std::sync::Arc<worklane_rules::RuleSet>,
+    /// `[[queue]]` tables: interaction queues (SPEC 9). None: tasks rest Queued.
+    #[serde(default)]
+    pub queue: Vec<worklane_distribution::QueueConfig>,
+    /// `[distribution]`: the distribution layer's settings.
+    #[serde(default)]
+    pub distribution: worklane_distribution::DistributionConfig,
+    /// The queues built from `queue` by [`Config::resolve`] (None without any).
+    #[serde(skip)]
+    pub queues: Option<std::sync::Arc<worklane_distribution::Queues>>,
     /// The file the configuration was read from (what a reload reads again).
     #[serde(skip)]
     pub file: Option<std::path::PathBuf>,
@@ -413,7 +422,30 @@ impl Config {
             self.build_rules()
                 .map_err(|problems| invalid("rules", problems.join("; ")))?,
         );
+        self.queues = self.build_queues()?;
         Ok(())
+    }
+
+    /// Compiles the `[[queue]]` tables, and checks that a process's `queue` names one.
+    fn build_queues(
+        &self,
+    ) -> Result<Option<std::sync::Arc<worklane_distribution::Queues>>, ConfigError> {
+        if self.queue.is_empty() {
+            return Ok(None);
+        }
+        let queues = worklane_distribution::Queues::new(&self.queue, self.distribution.clone())
+            .map_err(|e| invalid(e.key, e.message))?;
+        for p in &self.process {
+            if let Some(q) = p.queue.as_deref() {
+                if queues.get(q).is_none() {
+                    return Err(invalid(
+                        &format!("process[{}].queue", p.id),
+                        format!("no [[queue]] has id {q:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(Some(std::sync::Arc::new(queues)))
     }
 
     /// The rules part of the configuration.

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use worklane_api::rules::{Reload, RulesSummary};
 use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
 use worklane_engine::{
-    Engine, EngineOptions, Lease, Processor, Retention, SharedClock, Stage, Supervisor, SystemClock,
+    Dispatcher, Engine, EngineOptions, Lease, Processor, Retention, SharedClock, Stage, Supervisor,
+    SystemClock,
 };
 
 /// What a server needs besides its configuration.
@@ -81,6 +82,7 @@ pub async fn run_with(
         process_on_create: true,
         rules: rules.clone(),
         archive_after: jiff::SignedDuration::try_from(cfg.processing.archive_after).ok(),
+        queues: cfg.queues.clone(),
         ..Default::default()
     };
     let (engine, writer) = Engine::start(store, engine_options)
@@ -97,6 +99,20 @@ pub async fn run_with(
             Ok(())
         }
     });
+    if let Some(queues) = &cfg.queues {
+        tracing::info!(
+            queues = queues.iter().count(),
+            "distribution to agents in force"
+        );
+        let e = engine.clone();
+        sup.spawn("distribution", Stage::Output, move |token| {
+            let dispatcher = Dispatcher::new(e.clone()).poll_interval(poll).batch(batch);
+            async move {
+                dispatcher.run(token).await;
+                Ok(())
+            }
+        });
+    }
     // A new name per start unless configured: a restarted node must not mistake its
     // predecessor's leases for its own while they may still be in use.
     let node = options
@@ -137,6 +153,7 @@ pub async fn run_with(
         metrics,
         shutdown: sup.inputs_token(),
         health: sup.health(),
+        agent_channels: Default::default(),
     };
     let app = router(
         state,

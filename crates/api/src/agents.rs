@@ -1,0 +1,503 @@
+//! Distribution's REST routes (SPEC 9): agents, their state, pull (`next`), offers and
+//! their answers, the agent's SSE channel, and transfers and workbins of tasks.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::tasks::{parse_id, ActionBody, REST_ORIGIN};
+use crate::{AppState, RequestId};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use worklane_domain::{
+    Action, ActionMeta, AgentCommand, AgentPatch, AgentProfile, AgentState, AgentView, Command,
+    Load, Offer, QueueType, Task, TaskRef,
+};
+use worklane_store::AgentQuery;
+
+/// `POST /api/v1/agents`: a new agent (LoggedOut until it sets its state).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAgentBody {
+    pub id: String,
+    #[serde(flatten)]
+    pub profile: AgentProfile,
+}
+
+/// `POST /api/v1/agents/{id}/state`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateBody {
+    pub state: AgentState,
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/tasks/{brokerId}/transfer`: to a queue or to an agent (one of them).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferBody {
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/tasks/{brokerId}/workbin`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkbinBody {
+    pub queue_type: QueueType,
+    pub queue_target: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A live offer and the task it reserves.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferView {
+    pub offer: Offer,
+    pub task: Task,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AgentParams {
+    /// Only agents in this state (Ready, NotReady, LoggedOut).
+    pub state: Option<AgentState>,
+    /// Agents whose id sorts after this one (the last id of the previous page).
+    pub after: Option<String>,
+    /// At most this many (1..=1000, default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Events after this seq (or the `Last-Event-ID` header): resumes the channel.
+    pub after: Option<i64>,
+}
+
+fn meta(req: &RequestId, actor: Option<String>, reason: Option<String>) -> ActionMeta {
+    ActionMeta {
+        actor: actor.or_else(|| Some(REST_ORIGIN.to_owned())),
+        reason,
+        action_date_time: None,
+        request_id: req.0.clone(),
+        origin: Some(REST_ORIGIN.to_owned()),
+    }
+}
+
+async fn views(
+    st: &AppState,
+    agents: Vec<worklane_domain::Agent>,
+) -> Result<Vec<AgentView>, ApiError> {
+    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    let work = st.engine.agents().work_of(&ids).await?;
+    Ok(agents
+        .into_iter()
+        .map(|a| {
+            let load = Load::of(&a, &work);
+            AgentView::new(a, &load)
+        })
+        .collect())
+}
+
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgentBody,
+    responses((status = 201, body = AgentView), (status = 400, description = "INVALID_FORMAT naming the attribute", body = ErrorBody),
+              (status = 409, description = "AGENT_EXISTS", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody)))]
+pub async fn create_agent(
+    State(st): State<AppState>,
+    Json(body): Json<CreateAgentBody>,
+) -> Result<Response, ApiError> {
+    let v = st
+        .engine
+        .agent(AgentCommand::Create {
+            id: body.id,
+            profile: body.profile,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(AgentParams),
+    responses((status = 200, body = Vec<AgentView>), (status = 400, description = "INVALID_FORMAT", body = ErrorBody)))]
+pub async fn list_agents(
+    State(st): State<AppState>,
+    Query(p): Query<AgentParams>,
+) -> Result<axum::Json<Vec<AgentView>>, ApiError> {
+    if let Some(l) = p.limit {
+        if !(1..=1000).contains(&l) {
+            return Err(ApiError::invalid("limit", "must be 1..=1000"));
+        }
+    }
+    let q = AgentQuery {
+        state: p.state,
+        after: p.after,
+        limit: p.limit.unwrap_or(100),
+    };
+    let agents = st.engine.agents().list_agents(&q).await?;
+    Ok(axum::Json(views(&st, agents).await?))
+}
+
+async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
+    let Some(a) = st.engine.agents().get_agent(id).await? else {
+        return Err(worklane_domain::DomainError::new(
+            worklane_domain::ErrorCode::AgentNotFound,
+            format!("no agent {id:?}"),
+        )
+        .with_param(format!("AgentId={id}"))
+        .into());
+    };
+    Ok(views(st, vec![a]).await?.remove(0))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = AgentView), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+pub async fn get_agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    Ok(axum::Json(one(&st, &id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentPatch,
+    responses((status = 200, body = AgentView), (status = 400, description = "INVALID_FORMAT naming the attribute", body = ErrorBody), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+pub async fn update_agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(patch): Json<AgentPatch>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    Ok(axum::Json(
+        st.engine.agent(AgentCommand::Update { id, patch }).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/state", tag = "agents", params(("id" = String, Path)), request_body = StateBody,
+    responses((status = 200, description = "the agent; leaving Ready returned its offers to their queues", body = AgentView), (status = 400, description = "INVALID_FORMAT", body = ErrorBody), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+pub async fn set_state(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<StateBody>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    Ok(axum::Json(
+        st.engine
+            .agent(AgentCommand::SetState {
+                id,
+                state: body.state,
+                reason: body.reason,
+            })
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/next", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, description = "the task, now Assigned to the agent", body = Task), (status = 204, description = "no task the agent may take is waiting"),
+              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "AGENT_NOT_AVAILABLE: not Ready, or at capacity", body = ErrorBody)))]
+pub async fn next(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let cmd = Command {
+        op: worklane_domain::Op::Next { agent: id.clone() },
+        meta: meta(&req, Some(id), None),
+        idempotency_key: None,
+    };
+    match st.engine.execute_result(cmd).await? {
+        Ok(o) => Ok(axum::Json(o.task).into_response()),
+        Err(e) if e.code == worklane_domain::ErrorCode::TaskNotFound => {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/offers", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<OfferView>), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+pub async fn offers(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<OfferView>>, ApiError> {
+    one(&st, &id).await?;
+    let work = st
+        .engine
+        .agents()
+        .work_of(std::slice::from_ref(&id))
+        .await?;
+    Ok(axum::Json(
+        work.into_iter()
+            .filter_map(|t| {
+                let o = t.offer.clone().filter(|o| o.agent == id)?;
+                Some(OfferView { offer: o, task: t })
+            })
+            .collect(),
+    ))
+}
+
+async fn answer(
+    st: &AppState,
+    req: &RequestId,
+    offer_id: String,
+    accept: bool,
+    body: ActionBody,
+) -> Result<axum::Json<Task>, ApiError> {
+    let Some(id) = Offer::task_of(&offer_id) else {
+        return Err(ApiError::invalid(
+            "offerId",
+            "is not an offer id (<brokerId>-<n>)",
+        ));
+    };
+    let action = if accept {
+        Action::Accept { offer_id }
+    } else {
+        Action::Return {
+            offer_id: Some(offer_id),
+        }
+    };
+    let reason = body
+        .reason
+        .or_else(|| (!accept).then(|| "rejected".to_owned()));
+    let out = st
+        .engine
+        .execute(Command::act(
+            TaskRef::Broker(id),
+            action,
+            meta(req, body.actor, reason),
+        ))
+        .await?;
+    Ok(axum::Json(out.task))
+}
+
+#[utoipa::path(post, path = "/api/v1/offers/{offerId}/accept", tag = "agents", params(("offerId" = String, Path)), request_body(content = Option<ActionBody>),
+    responses((status = 200, description = "the task, Assigned to the offered agent", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody)))]
+pub async fn accept(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(offer_id): Path<String>,
+    OptionalJson(body): OptionalJson<ActionBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    answer(&st, &req, offer_id, true, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/offers/{offerId}/reject", tag = "agents", params(("offerId" = String, Path)), request_body(content = Option<ActionBody>),
+    responses((status = 200, description = "the task, back in its queue (TaskReturned)", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody)))]
+pub async fn reject(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(offer_id): Path<String>,
+    OptionalJson(body): OptionalJson<ActionBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    answer(&st, &req, offer_id, false, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/transfer", tag = "tasks", params(("brokerId" = i64, Path, minimum = 1)), request_body = TransferBody,
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: neither or both of queue and agent, or an unknown queue", body = ErrorBody),
+              (status = 404, description = "TASK_NOT_FOUND, AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody)))]
+pub async fn transfer(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+    Json(body): Json<TransferBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    let action = match (body.queue, body.agent) {
+        (Some(q), None) => {
+            if st.engine.queues().is_none_or(|qs| qs.get(&q).is_none()) {
+                return Err(ApiError::invalid(
+                    "queue",
+                    format!("no queue {q:?} is configured"),
+                ));
+            }
+            Action::Enqueue {
+                queue: Some(q),
+                queue_type: QueueType::InteractionQueue,
+                queue_target: None,
+            }
+        }
+        (None, Some(a)) => {
+            one(&st, &a).await?;
+            Action::Transfer { user: a }
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "queue",
+                "give exactly one of queue and agent",
+            ))
+        }
+    };
+    let out = st
+        .engine
+        .execute(Command::act(
+            TaskRef::Broker(id),
+            action,
+            meta(&req, body.actor, body.reason),
+        ))
+        .await?;
+    Ok(axum::Json(out.task))
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/workbin", tag = "tasks", params(("brokerId" = i64, Path, minimum = 1)), request_body = WorkbinBody,
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 409, description = "INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody)))]
+pub async fn workbin(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+    Json(body): Json<WorkbinBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    if body.queue_type == QueueType::InteractionQueue {
+        return Err(ApiError::invalid(
+            "queueType",
+            "a workbin is AgentWorkbin, AgentGroupWorkbin, PlaceWorkbin or PlaceGroupWorkbin; use transfer for a queue",
+        ));
+    }
+    let out = st
+        .engine
+        .execute(Command::act(
+            TaskRef::Broker(id),
+            Action::Enqueue {
+                queue: None,
+                queue_type: body.queue_type,
+                queue_target: Some(body.queue_target),
+            },
+            meta(&req, body.actor, body.reason),
+        ))
+        .await?;
+    Ok(axum::Json(out.task))
+}
+
+/// How many SSE channels each agent has open on this node, so that a channel dropped past
+/// the grace period returns the agent's offers unless it came back meanwhile.
+#[derive(Debug, Clone, Default)]
+pub struct AgentChannels {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl AgentChannels {
+    fn open(&self, id: &str) {
+        *self
+            .open
+            .lock()
+            .expect("not poisoned")
+            .entry(id.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Closes one channel; true when it was the agent's last.
+    fn close(&self, id: &str) -> bool {
+        let mut m = self.open.lock().expect("not poisoned");
+        let n = m.entry(id.to_owned()).or_default();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            m.remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_open(&self, id: &str) -> bool {
+        self.open.lock().expect("not poisoned").contains_key(id)
+    }
+}
+
+/// Runs when an agent's channel ends: after the grace period on the engine's clock, an
+/// agent with no channel open again loses its offers and becomes NotReady.
+struct Watch {
+    st: AppState,
+    id: String,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.st.agent_channels.close(&self.id) || self.st.shutdown.is_cancelled() {
+            return;
+        }
+        let Some(grace) = self.st.engine.queues().map(|q| q.settings.disconnect_grace) else {
+            return;
+        };
+        let (st, id) = (self.st.clone(), self.id.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = st.engine.clock().sleep(grace) => {}
+                _ = st.shutdown.cancelled() => return,
+            }
+            if st.agent_channels.is_open(&id) {
+                return;
+            }
+            if let Err(e) = st
+                .engine
+                .agent(AgentCommand::Disconnected { id: id.clone() })
+                .await
+            {
+                tracing::warn!(agent = %id, error = %e, "returning a disconnected agent's offers failed");
+            }
+        });
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/stream", tag = "agents", params(("id" = String, Path), StreamParams),
+    responses((status = 200, description = "text/event-stream of the events concerning the agent (TaskOffered, TaskReturned, TaskAssigned, revocations and changes of its tasks); each event's id is its seq, so Last-Event-ID resumes", content_type = "text/event-stream"),
+              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+pub async fn stream(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(p): Query<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    one(&st, &id).await?;
+    let from_header = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()))
+        .map(|v| v.ok_or_else(|| ApiError::invalid("Last-Event-ID", "is not an event seq")))
+        .transpose()?;
+    let mut pos = match from_header.or(p.after) {
+        Some(p) => p,
+        None => st.engine.events().last_seq().await?,
+    };
+    st.agent_channels.open(&id);
+    let watch = Watch {
+        st: st.clone(),
+        id: id.clone(),
+    };
+    let engine = st.engine.clone();
+    let shutdown = st.shutdown.clone();
+    let stream = async_stream::stream! {
+        let _watch = watch;
+        let mut wake = engine.subscribe();
+        loop {
+            match engine.events().events_after(pos, 500).await {
+                Ok(events) if !events.is_empty() => {
+                    for e in events {
+                        pos = e.seq;
+                        if e.agent.as_deref() != Some(id.as_str()) {
+                            continue;
+                        }
+                        let data = serde_json::to_string(&e).unwrap_or_default();
+                        yield Ok(SseEvent::default().id(e.seq.to_string()).event(e.event_type.as_str()).data(data));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "agent channel read failed; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
