@@ -439,7 +439,7 @@ impl Config {
             if let Some(q) = p.queue.as_deref() {
                 if queues.get(q).is_none() {
                     return Err(invalid(
-                        &format!("process[{}].queue", p.id),
+                        format!("process[{}].queue", p.id),
                         format!("no [[queue]] has id {q:?}"),
                     ));
                 }

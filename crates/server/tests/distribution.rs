@@ -1,0 +1,384 @@
+//! Distribution through the real server on both stores, with a test clock: the whole
+//! path capture → classify → prioritize → distribute → offer or pull → assign → complete,
+//! with skills, capacity, rejection, offer timeout, logout, hold, transfer and workbins.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use worklane_engine::TestClock;
+use worklane_server::{run_with, Config, RunOptions};
+use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url, wait_until};
+
+const EXAMPLE: &str = include_str!("../../../examples/rules/worklane.toml");
+
+const QUEUES: &str = r#"
+[distribution]
+point_id = "wl-test"
+
+[[queue]]
+id = "motor-claims"
+requires = "agent.skills.motor >= 3"
+mode = "push"
+offer_timeout = "30s"
+
+[[queue]]
+id = "home-claims"
+mode = "pull"
+
+[[queue]]
+id = "invoices"
+mode = "both"
+"#;
+
+fn file_text(store_url: &str, rules: &str) -> String {
+    format!(
+        "[store]\nurl = \"{store_url}\"\n[processing]\npoll_interval = \"1h\"\n{rules}\n{QUEUES}"
+    )
+}
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(store_url: &str, clock: &TestClock) -> Self {
+        let dir = std::env::temp_dir().join(format!("wl-dist-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("worklane.toml");
+        std::fs::write(&file, file_text(store_url, EXAMPLE)).unwrap();
+        let cfg = Config::load(Some(&file)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let options = RunOptions {
+            clock: clock.shared(),
+            node_id: Some("solo".into()),
+        };
+        let done = tokio::spawn(run_with(cfg, listener, shutdown.clone(), options));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+            done,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, body).await
+    }
+
+    async fn task(&self, id: i64) -> (u16, Value) {
+        self.call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), None)
+            .await
+    }
+
+    async fn create(&self, body: Value) -> i64 {
+        let (code, t) = self.post("/api/v1/tasks", Some(body)).await;
+        assert_eq!(code, 201, "{t}");
+        t["brokerId"].as_i64().unwrap()
+    }
+
+    async fn wait_status(&self, id: i64, status: &str) -> Value {
+        wait_until(
+            &format!("task {id} {status}"),
+            Duration::from_secs(10),
+            async || self.task(id).await.1["status"] == status,
+        )
+        .await;
+        self.task(id).await.1
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+impl Server {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn agent(&self, id: &str, skills: Value, capacity: Value) {
+        let (code, a) = self
+            .post(
+                "/api/v1/agents",
+                Some(json!({"id": id, "name": id, "skills": skills, "capacity": capacity})),
+            )
+            .await;
+        assert_eq!(code, 201, "{a}");
+        assert_eq!(a["state"], "LoggedOut");
+    }
+
+    async fn state(&self, id: &str, state: &str) -> Value {
+        let (code, a) = self
+            .post(
+                &format!("/api/v1/agents/{id}/state"),
+                Some(json!({"state": state})),
+            )
+            .await;
+        assert_eq!(code, 200, "{a}");
+        a
+    }
+
+    /// Waits until task `id` is offered to `agent`; returns the offer id.
+    async fn offered(&self, id: i64, agent: &str) -> String {
+        wait_until(
+            &format!("task {id} offered to {agent}"),
+            Duration::from_secs(10),
+            async || self.task(id).await.1["offer"]["agent"] == agent,
+        )
+        .await;
+        self.task(id).await.1["offer"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn event_types(&self, id: i64) -> Vec<(String, Value)> {
+        let (_, events) = self.get(&format!("/api/v1/tasks/{id}/events")).await;
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["eventType"].as_str().unwrap().to_owned(), e.clone()))
+            .collect()
+    }
+}
+
+fn fax_claim(capture_id: &str) -> Value {
+    json!({"capturePointId": "fax", "captureId": capture_id, "channel": "Fax",
+           "data": {"claimType": "motor", "amount": "5000"}})
+}
+
+async fn distribution_through_the_server(store_url: String) {
+    let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
+    let s = Server::start(&store_url, &clock).await;
+
+    s.agent("ann", json!({"motor": 4}), json!({"*": 1})).await;
+    s.agent("bob", json!({"motor": 2}), json!({})).await;
+    s.agent("cid", json!({"motor": 5}), json!({"Fax": 1, "*": 2}))
+        .await;
+    let (code, e) = s.post("/api/v1/agents", Some(json!({"id": "ann"}))).await;
+    assert_eq!((code, e["code"].as_str()), (409, Some("AGENT_EXISTS")));
+    let (code, e) = s
+        .post(
+            "/api/v1/agents",
+            Some(json!({"id": "x", "skills": {"motor": 11}})),
+        )
+        .await;
+    assert_eq!(code, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("skills.motor"),
+        "{e}"
+    );
+    s.state("ann", "Ready").await;
+    s.state("bob", "Ready").await;
+
+    // Captured, classified, prioritized, routed into the process's queue, and offered to
+    // the one Ready agent whose skills the queue requires.
+    let f1 = s.create(fax_claim("F1")).await;
+    let offer = s.offered(f1, "ann").await;
+    let t = s.task(f1).await.1;
+    assert_eq!(t["status"], "Distributed");
+    assert_eq!(t["queue"], "motor-claims");
+    assert_eq!(t["queueType"], "InteractionQueue");
+    assert_eq!(t["distributionPointId"], "wl-test");
+    let first_distribution = t["distributionId"].clone();
+    let (_, ann) = s.get("/api/v1/agents/ann").await;
+    assert_eq!(ann["shownState"], "Busy", "{ann}");
+    let (_, offers) = s.get("/api/v1/agents/ann/offers").await;
+    assert_eq!(offers[0]["offer"]["id"], offer.as_str());
+    assert_eq!(s.get("/api/v1/agents/bob/offers").await.1, json!([]));
+
+    // Rejected: back in the queue, and offered again (ann is the only one who may).
+    let (code, t) = s
+        .post(&format!("/api/v1/offers/{offer}/reject"), None)
+        .await;
+    assert_eq!(code, 200, "{t}");
+    let offer2 = s.offered(f1, "ann").await;
+    assert_ne!(offer, offer2);
+    // An answered offer is gone.
+    let (code, e) = s
+        .post(&format!("/api/v1/offers/{offer}/accept"), None)
+        .await;
+    assert_eq!((code, e["code"].as_str()), (409, Some("OFFER_NOT_FOUND")));
+
+    // Not answered in time: returned when the clock passes the timeout, offered again.
+    clock.advance(Duration::from_secs(31));
+    wait_until("offer timed out", Duration::from_secs(10), async || {
+        s.event_types(f1)
+            .await
+            .iter()
+            .any(|(t, e)| t == "TaskReturned" && e["reason"] == "offer timed out")
+    })
+    .await;
+    let offer3 = s.offered(f1, "ann").await;
+    let (code, t) = s
+        .post(&format!("/api/v1/offers/{offer3}/accept"), None)
+        .await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["status"], "Assigned");
+    assert_eq!(t["assignedToUser"], "ann");
+    let types: Vec<String> = s
+        .event_types(f1)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    for expected in [
+        "TaskCreated",
+        "TaskCaptured",
+        "TaskQueued",
+        "TaskRouteRequested",
+        "TaskDistributed",
+        "TaskDistributedQueue",
+        "TaskOffered",
+        "TaskReturned",
+        "TaskAssigned",
+    ] {
+        assert!(
+            types.iter().any(|t| t == expected),
+            "{expected} missing from {types:?}"
+        );
+    }
+    let (code, t) = s
+        .post(
+            &format!("/api/v1/tasks/{f1}/complete"),
+            Some(json!({"resultCode": "PAID"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["status"], "Completed");
+    assert_eq!(t["ext"]["resultCode"], "PAID");
+
+    // Pull: the home queue's best task goes to the agent who asks; then there is none.
+    let h1 = s
+        .create(json!({"capturePointId": "web", "captureId": "H1",
+                       "data": {"claimType": "home"}}))
+        .await;
+    s.wait_status(h1, "Distributed").await;
+    let (code, t) = s.post("/api/v1/agents/bob/next", None).await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(
+        (t["brokerId"].as_i64(), t["status"].as_str()),
+        (Some(h1), Some("Assigned"))
+    );
+    assert_eq!(t["assignedToUser"], "bob");
+    // bob's capacity (one task) is full.
+    let (code, e) = s.post("/api/v1/agents/bob/next", None).await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (409, Some("AGENT_NOT_AVAILABLE"))
+    );
+    s.post(&format!("/api/v1/tasks/{h1}/complete"), None).await;
+    let (code, _) = s.post("/api/v1/agents/bob/next", None).await;
+    assert_eq!(code, 204);
+    let (code, e) = s.post("/api/v1/agents/nobody/next", None).await;
+    assert_eq!((code, e["code"].as_str()), (404, Some("AGENT_NOT_FOUND")));
+
+    // Logging out returns the agent's offers.
+    let f2 = s.create(fax_claim("F2")).await;
+    s.offered(f2, "ann").await;
+    s.state("ann", "LoggedOut").await;
+    let t = s.task(f2).await.1;
+    assert!(t.get("offer").is_none(), "{t}");
+    assert!(s
+        .event_types(f2)
+        .await
+        .iter()
+        .any(|(t, e)| t == "TaskReturned"
+            && e["reason"] == "agent logged out"
+            && e["agent"] == "ann"));
+
+    // Hold revokes the offer first; resume distributes again with a new distributionId.
+    s.state("cid", "Ready").await;
+    s.offered(f2, "cid").await;
+    let (code, t) = s.post(&format!("/api/v1/tasks/{f2}/hold"), None).await;
+    assert_eq!(code, 200, "{t}");
+    assert!(t.get("offer").is_none() && t["queue"].is_null(), "{t}");
+    let (_, held) = s.event_types(f2).await.pop().unwrap();
+    assert_eq!(
+        (held["eventType"].as_str(), held["agent"].as_str()),
+        (Some("TaskHeld"), Some("cid"))
+    );
+    s.post(&format!("/api/v1/tasks/{f2}/resume"), None).await;
+    let offer = s.offered(f2, "cid").await;
+    let t = s.task(f2).await.1;
+    assert_ne!(t["distributionId"], first_distribution);
+    s.post(&format!("/api/v1/offers/{offer}/accept"), None)
+        .await;
+
+    // Transfer to a queue, pulled from there; to an agent; into a workbin.
+    let (code, t) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/transfer"),
+            Some(json!({"queue": "home-claims"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(
+        (t["status"].as_str(), t["queue"].as_str()),
+        (Some("Distributed"), Some("home-claims"))
+    );
+    assert!(t["assignedToUser"].is_null(), "{t}");
+    let (code, t) = s.post("/api/v1/agents/bob/next", None).await;
+    assert_eq!((code, t["brokerId"].as_i64()), (200, Some(f2)), "{t}");
+    let (code, t) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/transfer"),
+            Some(json!({"agent": "cid"})),
+        )
+        .await;
+    assert_eq!(
+        (code, t["assignedToUser"].as_str()),
+        (200, Some("cid")),
+        "{t}"
+    );
+    let (code, e) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/transfer"),
+            Some(json!({"queue": "nowhere"})),
+        )
+        .await;
+    assert_eq!(code, 400, "{e}");
+    let (code, t) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/workbin"),
+            Some(json!({"queueType": "AgentWorkbin", "queueTarget": "ann"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(
+        (t["queueType"].as_str(), t["queueTarget"].as_str()),
+        (Some("AgentWorkbin"), Some("ann"))
+    );
+    assert_eq!(t["status"], "Distributed");
+    // A task in a workbin is neither offered nor pulled from a queue.
+    let (code, _) = s.post("/api/v1/agents/cid/next", None).await;
+    assert_eq!(code, 204);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_distribution_through_the_server() {
+    distribution_through_the_server(fresh_sqlite_url()).await;
+}
+
+#[tokio::test]
+async fn postgres_distribution_through_the_server() {
+    distribution_through_the_server(fresh_postgres_url().await.unwrap()).await;
+}
