@@ -2,7 +2,7 @@
 //! their answers, the agent's SSE channel, and transfers and workbins of tasks.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::extract::{from_value, Json, OptionalJson, Path, Query};
 use crate::tasks::{parse_id, ActionBody, REST_ORIGIN};
 use crate::{AppState, RequestId};
 use axum::extract::State;
@@ -27,8 +27,18 @@ use worklane_store::AgentQuery;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgentBody {
     pub id: String,
-    #[serde(flatten)]
-    pub profile: AgentProfile,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Skill name → level 0..=10.
+    #[serde(default, deserialize_with = "worklane_domain::agent::whole::map")]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// Channel → tasks held at once (0..=100); `"*"` for every other channel.
+    #[serde(default, deserialize_with = "worklane_domain::agent::whole::map")]
+    pub capacity: std::collections::BTreeMap<String, u32>,
+    pub place: Option<String>,
+    #[serde(default)]
+    pub place_groups: Vec<String>,
 }
 
 /// `POST /api/v1/agents/{id}/state`.
@@ -40,11 +50,29 @@ pub struct StateBody {
 }
 
 /// `POST /api/v1/tasks/{brokerId}/transfer`: to a queue or to an agent (one of them).
+// Documents the body in the OpenAPI schema; the handler reads it by its keys.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TransferBody {
+    Queue(TransferToQueue),
+    Agent(TransferToAgent),
+}
+
+/// A transfer into an interaction queue.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TransferBody {
-    pub queue: Option<String>,
-    pub agent: Option<String>,
+pub struct TransferToQueue {
+    pub queue: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A transfer to an agent: Assigned to it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferToAgent {
+    pub agent: String,
     pub actor: Option<String>,
     pub reason: Option<String>,
 }
@@ -76,6 +104,7 @@ pub struct AgentParams {
     /// Agents whose id sorts after this one (the last id of the previous page).
     pub after: Option<String>,
     /// At most this many (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -113,8 +142,7 @@ async fn views(
 }
 
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgentBody,
-    responses((status = 201, body = AgentView), (status = 400, description = "INVALID_FORMAT naming the attribute", body = ErrorBody),
-              (status = 409, description = "AGENT_EXISTS", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody)))]
+    responses((status = 201, body = AgentView), (status = 409, description = "AGENT_EXISTS", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn create_agent(
     State(st): State<AppState>,
     Json(body): Json<CreateAgentBody>,
@@ -123,14 +151,21 @@ pub async fn create_agent(
         .engine
         .agent(AgentCommand::Create {
             id: body.id,
-            profile: body.profile,
+            profile: AgentProfile {
+                name: body.name,
+                groups: body.groups,
+                skills: body.skills,
+                capacity: body.capacity,
+                place: body.place,
+                place_groups: body.place_groups,
+            },
         })
         .await?;
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(AgentParams),
-    responses((status = 200, body = Vec<AgentView>), (status = 400, description = "INVALID_FORMAT", body = ErrorBody)))]
+    responses((status = 200, body = Vec<AgentView>), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_agents(
     State(st): State<AppState>,
     Query(p): Query<AgentParams>,
@@ -150,6 +185,7 @@ pub async fn list_agents(
 }
 
 async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
+    worklane_domain::agent::check_agent_id(id)?;
     let Some(a) = st.engine.agents().get_agent(id).await? else {
         return Err(worklane_domain::DomainError::new(
             worklane_domain::ErrorCode::AgentNotFound,
@@ -162,7 +198,7 @@ async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
-    responses((status = 200, body = AgentView), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+    responses((status = 200, body = AgentView), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn get_agent(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -171,7 +207,7 @@ pub async fn get_agent(
 }
 
 #[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentPatch,
-    responses((status = 200, body = AgentView), (status = 400, description = "INVALID_FORMAT naming the attribute", body = ErrorBody), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+    responses((status = 200, body = AgentView), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn update_agent(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -183,7 +219,7 @@ pub async fn update_agent(
 }
 
 #[utoipa::path(post, path = "/api/v1/agents/{id}/state", tag = "agents", params(("id" = String, Path)), request_body = StateBody,
-    responses((status = 200, description = "the agent; leaving Ready returned its offers to their queues", body = AgentView), (status = 400, description = "INVALID_FORMAT", body = ErrorBody), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+    responses((status = 200, description = "the agent; leaving Ready returned its offers to their queues", body = AgentView), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn set_state(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -202,12 +238,13 @@ pub async fn set_state(
 
 #[utoipa::path(post, path = "/api/v1/agents/{id}/next", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, description = "the task, now Assigned to the agent", body = Task), (status = 204, description = "no task the agent may take is waiting"),
-              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "AGENT_NOT_AVAILABLE: not Ready, or at capacity", body = ErrorBody)))]
+              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "AGENT_NOT_AVAILABLE: not Ready, or at capacity", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn next(
     State(st): State<AppState>,
     req: RequestId,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    worklane_domain::agent::check_agent_id(&id)?;
     let cmd = Command {
         op: worklane_domain::Op::Next { agent: id.clone() },
         meta: meta(&req, Some(id), None),
@@ -223,7 +260,7 @@ pub async fn next(
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}/offers", tag = "agents", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<OfferView>), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+    responses((status = 200, body = Vec<OfferView>), (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn offers(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -257,6 +294,7 @@ async fn answer(
             "is not an offer id (<brokerId>-<n>)",
         ));
     };
+    let offer = offer_id.clone();
     let action = if accept {
         Action::Accept { offer_id }
     } else {
@@ -269,17 +307,29 @@ async fn answer(
         .or_else(|| (!accept).then(|| "rejected".to_owned()));
     let out = st
         .engine
-        .execute(Command::act(
+        .execute_result(Command::act(
             TaskRef::Broker(id),
             action,
             meta(req, body.actor, reason),
         ))
         .await?;
-    Ok(axum::Json(out.task))
+    match out {
+        Ok(o) => Ok(axum::Json(o.task)),
+        // An offer id naming no task names no live offer either.
+        Err(e) if e.code == worklane_domain::ErrorCode::TaskNotFound => {
+            Err(worklane_domain::DomainError::new(
+                worklane_domain::ErrorCode::OfferNotFound,
+                format!("no live offer {offer:?}"),
+            )
+            .with_param(format!("OfferId={offer}"))
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/offers/{offerId}/accept", tag = "agents", params(("offerId" = String, Path)), request_body(content = Option<ActionBody>),
-    responses((status = 200, description = "the task, Assigned to the offered agent", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody)))]
+    responses((status = 200, description = "the task, Assigned to the offered agent", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn accept(
     State(st): State<AppState>,
     req: RequestId,
@@ -290,7 +340,7 @@ pub async fn accept(
 }
 
 #[utoipa::path(post, path = "/api/v1/offers/{offerId}/reject", tag = "agents", params(("offerId" = String, Path)), request_body(content = Option<ActionBody>),
-    responses((status = 200, description = "the task, back in its queue (TaskReturned)", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody)))]
+    responses((status = 200, description = "the task, back in its queue (TaskReturned)", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn reject(
     State(st): State<AppState>,
     req: RequestId,
@@ -301,32 +351,39 @@ pub async fn reject(
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/transfer", tag = "tasks", params(("brokerId" = i64, Path, minimum = 1)), request_body = TransferBody,
-    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: neither or both of queue and agent, or an unknown queue", body = ErrorBody),
-              (status = 404, description = "TASK_NOT_FOUND, AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody)))]
+    responses((status = 200, body = Task), (status = 404, description = "TASK_NOT_FOUND, AGENT_NOT_FOUND, QUEUE_NOT_FOUND", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn transfer(
     State(st): State<AppState>,
     req: RequestId,
     Path(id): Path<String>,
-    Json(body): Json<TransferBody>,
+    Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
-    let action = match (body.queue, body.agent) {
-        (Some(q), None) => {
-            if st.engine.queues().is_none_or(|qs| qs.get(&q).is_none()) {
-                return Err(ApiError::invalid(
-                    "queue",
-                    format!("no queue {q:?} is configured"),
+    let (action, actor, reason) = match (raw.contains_key("queue"), raw.contains_key("agent")) {
+        (true, false) => {
+            let b: TransferToQueue = from_value(raw)?;
+            if st
+                .engine
+                .queues()
+                .is_none_or(|qs| qs.get(&b.queue).is_none())
+            {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "QUEUE_NOT_FOUND",
+                    format!("no queue {:?} is configured", b.queue),
                 ));
             }
-            Action::Enqueue {
-                queue: Some(q),
+            let action = Action::Enqueue {
+                queue: Some(b.queue),
                 queue_type: QueueType::InteractionQueue,
                 queue_target: None,
-            }
+            };
+            (action, b.actor, b.reason)
         }
-        (None, Some(a)) => {
-            one(&st, &a).await?;
-            Action::Transfer { user: a }
+        (false, true) => {
+            let b: TransferToAgent = from_value(raw)?;
+            one(&st, &b.agent).await?;
+            (Action::Transfer { user: b.agent }, b.actor, b.reason)
         }
         _ => {
             return Err(ApiError::invalid(
@@ -340,15 +397,15 @@ pub async fn transfer(
         .execute(Command::act(
             TaskRef::Broker(id),
             action,
-            meta(&req, body.actor, body.reason),
+            meta(&req, actor, reason),
         ))
         .await?;
     Ok(axum::Json(out.task))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/workbin", tag = "tasks", params(("brokerId" = i64, Path, minimum = 1)), request_body = WorkbinBody,
-    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
-              (status = 409, description = "INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody)))]
+    responses((status = 200, body = Task), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 409, description = "INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn workbin(
     State(st): State<AppState>,
     req: RequestId,
@@ -449,7 +506,7 @@ impl Drop for Watch {
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}/stream", tag = "agents", params(("id" = String, Path), StreamParams),
     responses((status = 200, description = "text/event-stream of the events concerning the agent (TaskOffered, TaskReturned, TaskAssigned, revocations and changes of its tasks); each event's id is its seq, so Last-Event-ID resumes", content_type = "text/event-stream"),
-              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody)))]
+              (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn stream(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -219,7 +219,7 @@ pub fn split_body<E: DeserializeOwned, F: DeserializeOwned>(
     Ok((from_value(envelope)?, from_value(body)?))
 }
 
-fn from_value<T: DeserializeOwned>(
+pub(crate) fn from_value<T: DeserializeOwned>(
     m: serde_json::Map<String, serde_json::Value>,
 ) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(serde_json::Value::Object(m)).map_err(|e| {

@@ -110,6 +110,7 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
             get(tasks::get_task).patch(tasks::update_task),
         )
         .route("/api/v1/tasks/{id}/assign", post(tasks::assign_task))
+        .route("/api/v1/tasks/{id}/complete", post(tasks::complete_task))
         .route("/api/v1/tasks/{id}/transfer", post(agents::transfer))
         .route("/api/v1/tasks/{id}/workbin", post(agents::workbin))
         .route(

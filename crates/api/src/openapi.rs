@@ -11,7 +11,7 @@ use worklane_domain::fields::limits;
     info(title = "Worklane", description = "Workload distribution server: tasks, actions and their events."),
     paths(
         tasks::create_task, tasks::get_task, tasks::list_tasks, tasks::update_task,
-        tasks::task_action, tasks::assign_task, tasks::task_events,
+        tasks::task_action, tasks::complete_task, tasks::assign_task, tasks::task_events,
         events::list_events, events::stream_events,
         rules::explain, rules::reload, rules::diff,
         agents::create_agent, agents::list_agents, agents::get_agent, agents::update_agent,
@@ -20,10 +20,11 @@ use worklane_domain::fields::limits;
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
-        tasks::AssignBody, tasks::TaskPage, events::EventPage,
+        tasks::AssignBody, tasks::CompleteBody, tasks::TaskPage, events::EventPage,
         rules::ExplainBody, rules::RulesSummary, rules::RulesDiff, rules::DiffExample,
         worklane_domain::Task, worklane_domain::Event, worklane_domain::TaskFields,
-        agents::CreateAgentBody, agents::StateBody, agents::TransferBody, agents::WorkbinBody,
+        agents::CreateAgentBody, agents::StateBody, agents::TransferBody, agents::TransferToQueue,
+        agents::TransferToAgent, agents::WorkbinBody,
         agents::OfferView, worklane_domain::AgentView, worklane_domain::AgentPatch,
         worklane_domain::AgentProfile, worklane_domain::Agent, worklane_domain::AgentState,
         worklane_domain::Offer,
@@ -67,6 +68,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             }
         }
     }
+    constrain_path_ids(&mut doc);
     let schemas = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -82,7 +84,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
         "UpdateTaskBody",
         "ActionBody",
         "AssignBody",
+        "CompleteBody",
         "Ext",
+        "CreateAgentBody",
+        "AgentPatch",
+        "StateBody",
+        "TransferToQueue",
+        "TransferToAgent",
+        "WorkbinBody",
     ] {
         if let Some(props) = schemas
             .get_mut(name)
@@ -92,7 +101,18 @@ pub fn document() -> utoipa::openapi::OpenApi {
             constrain(props);
         }
     }
+    one_target(schemas);
     serde_json::from_value(doc).expect("the corrected document is still an OpenAPI document")
+}
+
+/// A workbin is one of the four workbin types (an interaction queue is a transfer).
+fn one_target(schemas: &mut Map<String, Value>) {
+    if let Some(p) = schemas
+        .get_mut("WorkbinBody")
+        .and_then(|w| w.pointer_mut("/properties/queueType"))
+    {
+        *p = json!({"type": "string", "enum": ["AgentWorkbin", "AgentGroupWorkbin", "PlaceWorkbin", "PlaceGroupWorkbin"]});
+    }
 }
 
 const TIMESTAMP_REF: &str = "#/components/schemas/String";
@@ -140,6 +160,28 @@ fn constrain(props: &mut Map<String, Value>) {
             | "sourceProcessSubtype"
             | "sourceProcessType"
             | "sourceTenant" => (limits::EXT, text.clone()),
+            "id" | "place" | "agent" => (limits::USER, blank_free(XML_TEXT)),
+            "name" => (limits::TEXT, text.clone()),
+            "queue" | "queueTarget" => (limits::QUEUE, blank_free(XML_TEXT)),
+            "groups" | "placeGroups" => {
+                prop["items"] = json!({"type": "string", "maxLength": limits::USER, "pattern": blank_free(XML_TEXT)});
+                continue;
+            }
+            "skills" | "capacity" => {
+                let max = if name == "skills" {
+                    worklane_domain::agent::MAX_SKILL as u32
+                } else {
+                    worklane_domain::agent::MAX_CAPACITY
+                };
+                prop["additionalProperties"] =
+                    json!({"type": "integer", "minimum": 0, "maximum": max});
+                prop["propertyNames"] = json!({
+                    "type": "string",
+                    "maxLength": limits::USER,
+                    "pattern": blank_free(XML_TEXT),
+                });
+                continue;
+            }
             "priority" | "businessValue" => {
                 // -2^31 < v < 2^31 (`fields::check_int`).
                 prop["minimum"] = json!(i64::from(i32::MIN) + 1);
@@ -160,6 +202,37 @@ fn constrain(props: &mut Map<String, Value>) {
         };
         prop["maxLength"] = json!(max);
         prop["pattern"] = json!(pattern);
+    }
+}
+
+/// Agent ids and offer ids in paths: what the server accepts.
+fn constrain_path_ids(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let agent = json!({"type": "string", "minLength": 1, "maxLength": limits::USER,
+        "pattern": format!(r"^{XML_TEXT}*[^\s\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]{XML_TEXT}*$")});
+    let offer = json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}-[0-9]{1,18}$"});
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for p in params {
+                let name = p["name"].as_str().unwrap_or_default().to_owned();
+                if p["in"] != "path" {
+                    continue;
+                }
+                if name == "id" && path.starts_with("/api/v1/agents/") {
+                    p["schema"] = agent.clone();
+                } else if name == "offerId" {
+                    p["schema"] = offer.clone();
+                }
+            }
+        }
     }
 }
 

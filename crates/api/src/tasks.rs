@@ -78,7 +78,16 @@ pub struct ActionBody {
     pub actor: Option<String>,
     pub reason: Option<String>,
     pub action_date_time: Option<Timestamp>,
-    /// complete only: the agent's result code, kept as `ext.resultCode`.
+}
+
+/// CompleteTask: the audit attributes, and the result code an agent gives.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteBody {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_date_time: Option<Timestamp>,
+    /// The agent's result code, kept as `ext.resultCode`.
     pub result_code: Option<String>,
 }
 
@@ -335,23 +344,15 @@ pub async fn task_action(
     State(st): State<AppState>,
     req: RequestId,
     Path((id, action)): Path<(String, String)>,
-    OptionalJson(mut body): OptionalJson<ActionBody>,
+    OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
-    if body.result_code.is_some() && action != "complete" {
-        return Err(ApiError::invalid("resultCode", "is only taken by complete"));
-    }
     let action = match action.as_str() {
         "hold" => Action::Hold,
         "resume" => Action::Resume,
         "restart" => Action::Restart,
         "cancel" => Action::Cancel,
-        "complete" => match body.result_code.take() {
-            Some(code) => Action::Finish {
-                result_code: Some(code),
-            },
-            None => Action::Complete,
-        },
+        "complete" => Action::Complete,
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -367,6 +368,34 @@ pub async fn task_action(
         body.action_date_time,
         REST_ORIGIN,
     );
+    act(&st, id, action, m).await
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/complete", tag = "tasks", request_body(content = Option<CompleteBody>, description = "optional: an empty body is no audit attributes and no result code"),
+    params(("brokerId" = i64, Path, minimum = 1, description = "the task's brokerId (decimal digits)")),
+    responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody),
+              (status = 409, description = "CANNOT_COMPLETE_TASK", body = ErrorBody),
+              (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
+pub async fn complete_task(
+    State(st): State<AppState>,
+    req: RequestId,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<CompleteBody>,
+) -> Result<axum::Json<Task>, ApiError> {
+    let id = parse_id(&id)?;
+    let m = meta(
+        &req,
+        body.actor,
+        body.reason,
+        body.action_date_time,
+        REST_ORIGIN,
+    );
+    let action = match body.result_code {
+        Some(code) => Action::Finish {
+            result_code: Some(code),
+        },
+        None => Action::Complete,
+    };
     act(&st, id, action, m).await
 }
 

@@ -67,11 +67,11 @@ pub struct AgentProfile {
     #[serde(default)]
     pub groups: Vec<String>,
     /// Skill name → level 0..=10.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::map")]
     pub skills: BTreeMap<String, u8>,
     /// Channel → how many of its tasks the agent holds at once (offered or assigned);
     /// `"*"` for every other channel. Empty: one task of any channel.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::map")]
     pub capacity: BTreeMap<String, u32>,
     /// The agent's place (PlaceWorkbin) and place groups (PlaceGroupWorkbin).
     pub place: Option<String>,
@@ -272,7 +272,9 @@ pub fn holds(agent: &Agent, t: &Task) -> bool {
 pub struct AgentPatch {
     pub name: Option<String>,
     pub groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole::opt_map")]
     pub skills: Option<BTreeMap<String, u8>>,
+    #[serde(default, deserialize_with = "whole::opt_map")]
     pub capacity: Option<BTreeMap<String, u32>>,
     pub place: Option<String>,
     pub place_groups: Option<Vec<String>>,
@@ -359,5 +361,42 @@ impl AgentView {
             load: load.0.clone(),
             agent,
         }
+    }
+}
+
+/// Maps of whole numbers that also take JSON numbers written with a zero fraction (`2.0`),
+/// which JSON Schema counts as integers.
+pub mod whole {
+    use serde::{de::Error, Deserialize, Deserializer};
+    use std::collections::BTreeMap;
+
+    fn convert<T: TryFrom<u64>, E: Error>(
+        m: BTreeMap<String, f64>,
+    ) -> Result<BTreeMap<String, T>, E> {
+        m.into_iter()
+            .map(|(k, v)| {
+                let n = (v.fract() == 0.0 && (0.0..=1e15).contains(&v))
+                    .then_some(v as u64)
+                    .and_then(|n| T::try_from(n).ok())
+                    .ok_or_else(|| E::custom(format!("{k}: {v} is not a whole number in range")))?;
+                Ok((k, n))
+            })
+            .collect()
+    }
+
+    /// A map of whole numbers.
+    pub fn map<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+        d: D,
+    ) -> Result<BTreeMap<String, T>, D::Error> {
+        convert(BTreeMap::<String, f64>::deserialize(d)?)
+    }
+
+    /// An optional map of whole numbers (null or absent: none).
+    pub fn opt_map<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+        d: D,
+    ) -> Result<Option<BTreeMap<String, T>>, D::Error> {
+        Option::<BTreeMap<String, f64>>::deserialize(d)?
+            .map(convert)
+            .transpose()
     }
 }

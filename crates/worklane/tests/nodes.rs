@@ -452,3 +452,218 @@ async fn writers_on_two_nodes_side_by_side_and_every_reader_sees_every_event_onc
         }
     }
 }
+
+impl Node {
+    async fn post(&self, http: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+        let r = http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the node answers.
+    async fn ready(&self) {
+        wait_until("the node answers", Duration::from_secs(60), async || {
+            reqwest::get(format!("{}/healthz", self.base)).await.is_ok()
+        })
+        .await;
+    }
+
+    async fn count(&self, http: &reqwest::Client, status: &str) -> usize {
+        let mut n = 0;
+        let mut after = String::new();
+        loop {
+            let page: Value = http
+                .get(format!(
+                    "{}/api/v1/tasks?status={status}&limit=1000{after}",
+                    self.base
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            n += page["tasks"].as_array().unwrap().len();
+            match page["nextAfter"].as_str() {
+                Some(a) => after = format!("&after={a}"),
+                None => return n,
+            }
+        }
+    }
+}
+
+/// Creates `n` tasks, spread over `nodes`, 32 at a time.
+async fn create_many(nodes: &[&Node], http: &reqwest::Client, n: usize, prefix: &str) {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let node = nodes[i % nodes.len()];
+            async move { node.create(http, &format!("{prefix}-{i}")).await }
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_hundred_agents_on_two_nodes_pull_ten_thousand_tasks_each_exactly_once() {
+    let store = fresh_postgres_url().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worklane.toml");
+    std::fs::write(
+        &config,
+        "[[queue]]\nid = \"work\"\nwhen = \"true\"\nmode = \"pull\"\n",
+    )
+    .unwrap();
+    let a = Node::start(&config, &store, "node-a");
+    let b = Node::start(&config, &store, "node-b");
+    a.ready().await;
+    b.ready().await;
+    let http = reqwest::Client::new();
+    const TASKS: usize = 10_000;
+    const AGENTS: usize = 100;
+    create_many(&[&a, &b], &http, TASKS, "t").await;
+    for i in 0..AGENTS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let id = format!("agent-{i}");
+        let (code, v) = node.post(&http, "/api/v1/agents", json!({"id": id})).await;
+        assert_eq!(code, 201, "{v}");
+        let (code, v) = node
+            .post(
+                &http,
+                &format!("/api/v1/agents/{id}/state"),
+                json!({"state": "Ready"}),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+    // Every agent pulls, completes, and pulls again, half of them on each node, until the
+    // queue is empty.
+    let taken: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let agents = (0..AGENTS).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (http, taken) = (&http, taken.clone());
+        async move {
+            let id = format!("agent-{i}");
+            loop {
+                let (code, t) = node
+                    .post(http, &format!("/api/v1/agents/{id}/next"), Value::Null)
+                    .await;
+                match code {
+                    200 => {
+                        assert_eq!(t["assignedToUser"], id.as_str(), "{t}");
+                        let bid = t["brokerId"].as_i64().unwrap();
+                        taken.lock().unwrap().push((id.clone(), bid));
+                        let (code, t) = node
+                            .post(
+                                http,
+                                &format!("/api/v1/tasks/{bid}/complete"),
+                                json!({"resultCode": "done"}),
+                            )
+                            .await;
+                        assert_eq!(code, 200, "{t}");
+                    }
+                    204 => return,
+                    other => panic!("next answered {other}: {t}"),
+                }
+            }
+        }
+    });
+    futures::future::join_all(agents).await;
+    let taken = taken.lock().unwrap().clone();
+    let distinct: HashSet<i64> = taken.iter().map(|(_, b)| *b).collect();
+    assert_eq!(taken.len(), TASKS, "every pull got a task of its own");
+    assert_eq!(distinct.len(), TASKS, "no task was assigned twice");
+    let per_agent: HashMap<&str, usize> = taken.iter().fold(HashMap::new(), |mut m, (a, _)| {
+        *m.entry(a.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_agent.len(), AGENTS, "every agent worked");
+    assert_eq!(a.count(&http, "Completed").await, TASKS);
+    assert_eq!(b.count(&http, "Distributed").await, 0);
+}
+
+#[tokio::test]
+async fn offers_of_a_killed_node_return_to_the_queue_after_their_timeout() {
+    let store = fresh_postgres_url().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worklane.toml");
+    std::fs::write(
+        &config,
+        "[[queue]]\nid = \"work\"\nwhen = \"true\"\nmode = \"push\"\noffer_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let mut a = Node::start(&config, &store, "node-a");
+    a.ready().await;
+    let http = reqwest::Client::new();
+    for i in 0..5 {
+        let id = format!("agent-{i}");
+        a.post(&http, "/api/v1/agents", json!({"id": id})).await;
+        a.post(
+            &http,
+            &format!("/api/v1/agents/{id}/state"),
+            json!({"state": "Ready"}),
+        )
+        .await;
+    }
+    create_many(&[&a], &http, 5, "k").await;
+    // Node A offers all five (one per agent); nobody answers; A dies.
+    wait_until("five offers", Duration::from_secs(30), async || {
+        let page: Value = http
+            .get(format!("{}/api/v1/events?limit=1000", a.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page.to_string().matches("\"TaskOffered\"").count() >= 5
+    })
+    .await;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let b = Node::start(&config, &store, "node-b");
+    b.ready().await;
+    // B returns each offer once it times out (TaskReturned) and offers the task again.
+    let returned = async || {
+        let page: Value = http
+            .get(format!("{}/api/v1/events?limit=1000", b.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let returned: HashSet<i64> = events
+            .iter()
+            .filter(|e| e["eventType"] == "TaskReturned" && e["reason"] == "offer timed out")
+            .map(|e| e["brokerId"].as_i64().unwrap())
+            .collect();
+        returned.len()
+    };
+    wait_until(
+        "every offer returned",
+        Duration::from_secs(30),
+        async || returned().await == 5,
+    )
+    .await;
+    // Never two live offers for one task: each task holds at most one, by construction
+    // of the row, and the ones re-offered name one agent.
+    for t in http
+        .get(format!("{}/api/v1/tasks?limit=100", b.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["tasks"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(t["status"], "Distributed", "{t}");
+    }
+}
