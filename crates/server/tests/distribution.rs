@@ -354,6 +354,17 @@ async fn distribution_through_the_server(store_url: String) {
             Some(json!({"queue": "nowhere"})),
         )
         .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (404, Some("QUEUE_NOT_FOUND")),
+        "{e}"
+    );
+    let (code, e) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/transfer"),
+            Some(json!({"queue": "home-claims", "agent": "cid"})),
+        )
+        .await;
     assert_eq!(code, 400, "{e}");
     let (code, t) = s
         .post(
@@ -381,4 +392,87 @@ async fn sqlite_distribution_through_the_server() {
 #[tokio::test]
 async fn postgres_distribution_through_the_server() {
     distribution_through_the_server(fresh_postgres_url().await.unwrap()).await;
+}
+
+/// Reads an SSE response until `want` appears in its text; returns everything read.
+async fn read_until(resp: &mut reqwest::Response, want: &str) -> String {
+    let mut text = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains(want) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "{want:?} not seen in {text}");
+    text
+}
+
+async fn agent_channel(store_url: String) {
+    let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
+    let s = Server::start(&store_url, &clock).await;
+    s.agent("ann", json!({"motor": 4}), json!({})).await;
+    s.state("ann", "Ready").await;
+    let mut stream = s
+        .http
+        .get(format!("{}/api/v1/agents/ann/stream", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let f1 = s.create(fax_claim("S1")).await;
+    let offer = s.offered(f1, "ann").await;
+    let text = read_until(&mut stream, "event: TaskOffered").await;
+    assert!(text.contains(&offer), "{text}");
+    // The event's id is its seq: resuming after it sees what followed, and only that.
+    let seq: i64 = text
+        .split("\n\n")
+        .find(|block| block.contains("event: TaskOffered"))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("id:")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(stream);
+    s.post(&format!("/api/v1/offers/{offer}/accept"), None)
+        .await;
+    let mut resumed = s
+        .http
+        .get(format!("{}/api/v1/agents/ann/stream", s.base))
+        .header("Last-Event-ID", seq.to_string())
+        .send()
+        .await
+        .unwrap();
+    let text = read_until(&mut resumed, "event: TaskAssigned").await;
+    assert!(!text.contains("event: TaskOffered"), "{text}");
+    s.post(&format!("/api/v1/tasks/{f1}/complete"), None).await;
+    read_until(&mut resumed, "event: TaskCompleted").await;
+
+    // A dropped channel: past the grace period on the clock, the agent's offers go back
+    // and it is NotReady ("disconnected").
+    let f2 = s.create(fax_claim("S2")).await;
+    s.offered(f2, "ann").await;
+    drop(resumed);
+    wait_until("disconnected", Duration::from_secs(10), async || {
+        clock.advance(Duration::from_secs(31));
+        s.get("/api/v1/agents/ann").await.1["reason"] == "disconnected"
+    })
+    .await;
+    let (_, ann) = s.get("/api/v1/agents/ann").await;
+    assert_eq!(ann["state"], "NotReady", "{ann}");
+    let t = s.task(f2).await.1;
+    assert!(t.get("offer").is_none(), "{t}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_agent_channel() {
+    agent_channel(fresh_sqlite_url()).await;
+}
+
+#[tokio::test]
+async fn postgres_agent_channel() {
+    agent_channel(fresh_postgres_url().await.unwrap()).await;
 }
