@@ -314,6 +314,9 @@ pub enum TaskCommand {
 pub enum BenchCommand {
     /// Create over REST with concurrent clients against a server it starts.
     Create(crate::bench::create::CreateArgs),
+    /// Distribution: `next` latency with a full queue, pull and push assignments/s, RSS
+    /// with every agent connected.
+    Distribute(crate::bench::distribute::DistributeArgs),
     /// How long a leased part (a notification target) takes to fail over to another node
     /// when its node is killed with SIGKILL (PostgreSQL).
     Failover(crate::bench::failover::FailoverArgs),

@@ -96,6 +96,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             telemetry::init("text", "warn");
             match b {
                 BenchCommand::Create(a) => bench::create::run(a).await?,
+                BenchCommand::Distribute(a) => bench::distribute::run(a).await?,
                 BenchCommand::Failover(a) => bench::failover::run(a).await?,
                 BenchCommand::Read(a) => bench::read::run(a).await?,
                 BenchCommand::Rules(a) => bench::rules::run(a).await?,

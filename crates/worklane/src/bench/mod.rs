@@ -2,6 +2,7 @@
 //! RSS is its own and it can be killed with SIGKILL) and measure it from this process.
 
 pub mod create;
+pub mod distribute;
 pub mod failover;
 pub mod read;
 pub mod rules;
