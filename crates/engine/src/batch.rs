@@ -355,16 +355,7 @@ async fn decide_one(
         },
         // Run by `run`, which records every step's event.
         Op::Process { .. } => unreachable!("processing is run by the batch"),
-        Op::Next { agent } => match ctx.queues {
-            Some(queues) => distribute::next(tx, w, agent, queues, cmd, ctx).await?,
-            None => (
-                Err(DomainError::new(
-                    ErrorCode::TaskNotFound,
-                    "no queue is configured, so no task can be pulled",
-                )),
-                None,
-            ),
-        },
+        Op::Next { agent } => distribute::next(tx, w, agent, ctx.queues, cmd, ctx).await?,
         Op::ActOnBest { select, action } => {
             if let Err(e) = action.validate() {
                 return Ok((Err(e), None));

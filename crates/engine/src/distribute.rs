@@ -206,7 +206,7 @@ pub(crate) async fn next(
     tx: &mut dyn WriteTx,
     w: &mut Working,
     agent_id: &str,
-    queues: &Queues,
+    queues: Option<&Queues>,
     cmd: &Command,
     ctx: &Ctx<'_>,
 ) -> Result<(CommandResult, Option<(NewEvent, Task)>), StoreError> {
@@ -223,7 +223,10 @@ pub(crate) async fn next(
     if !agent.has_any_room(&load) {
         return Ok((Err(not_available(&agent, "it is at capacity")), None));
     }
-    let pick = best_for(tx, w, &agent, &load, queues, |q| q.mode.pulls(), ctx.now).await?;
+    let pick = match queues {
+        Some(queues) => best_for(tx, w, &agent, &load, queues, |q| q.mode.pulls(), ctx.now).await?,
+        None => None,
+    };
     let Some(id) = pick else {
         return Ok((
             Err(DomainError::new(

@@ -24,6 +24,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Work with tasks on a running server.
     Task(TaskArgs),
+    /// Agents on a running server: create, list, update, set state, pull, answer offers.
+    Agents(crate::agents::AgentsArgs),
     /// Print the REST API's OpenAPI document.
     Openapi,
     /// Try the MQ Capture Point's protocol by hand.

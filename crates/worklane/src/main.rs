@@ -1,5 +1,6 @@
 //! The `worklane` binary: loads configuration, starts telemetry and calls the library parts.
 
+mod agents;
 mod bench;
 mod cli;
 mod client;
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Task(args) => client::run(args).await,
+        Command::Agents(args) => agents::run(args).await,
         Command::Rules(args) => rules::run(args).await,
         Command::Openapi => {
             let doc = worklane_api::openapi::document();

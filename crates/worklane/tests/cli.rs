@@ -283,6 +283,11 @@ fn every_command_has_help() {
         vec!["bench", "create", "--help"],
         vec!["bench", "read", "--help"],
         vec!["bench", "rules", "--help"],
+        vec!["bench", "distribute", "--help"],
+        vec!["agents", "--help"],
+        vec!["agents", "create", "--help"],
+        vec!["agents", "state", "--help"],
+        vec!["agents", "next", "--help"],
         vec!["rules", "--help"],
         vec!["rules", "test", "--help"],
         vec!["rules", "explain", "--help"],
@@ -361,4 +366,76 @@ fn rules_test_explains_a_task_offline() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("priority"));
+}
+
+/// `worklane agents ...` against a running server: create, list, update, state, next,
+/// and the exit code of a refusal.
+#[tokio::test]
+async fn agents_commands_manage_agents_on_a_server() {
+    let port = free_port();
+    let store = worklane_store::testing::fresh_sqlite_url();
+    let mut server = start(&store, port);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--server", &base])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "agents",
+        "create",
+        "ann",
+        "--name",
+        "Ann",
+        "--skill",
+        "motor=4",
+        "--capacity",
+        "*=2",
+        "--group",
+        "claims",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["skills"]["motor"], 4);
+    assert_eq!(v["capacity"]["*"], 2);
+    let (code, _, err) = run(&["agents", "create", "ann"]);
+    assert_eq!(code, Some(3), "a refusal: {err}");
+    assert!(err.contains("AGENT_EXISTS"), "{err}");
+    let (code, _, err) = run(&["agents", "create", "bob", "--skill", "motor"]);
+    assert_eq!(code, Some(2), "a usage error: {err}");
+    let (code, out, _) = run(&["agents", "update", "ann", "--skill", "home=2"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["skills"], json!({"home": 2}));
+    assert_eq!(v["groups"], json!(["claims"]), "options not given stay");
+    let (code, out, _) = run(&["agents", "state", "ann", "NotReady", "--reason", "lunch"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["reason"].as_str()),
+        (Some("NotReady"), Some("lunch"))
+    );
+    let (code, out, _) = run(&["agents", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("ann") && out.contains("NotReady") && out.contains("lunch"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["agents", "next", "ann"]);
+    assert_eq!(code, Some(3), "not Ready: {err}");
+    assert!(err.contains("AGENT_NOT_AVAILABLE"), "{err}");
+    run(&["agents", "state", "ann", "Ready"]);
+    let (code, out, err) = run(&["agents", "next", "ann"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.is_empty() && err.contains("no task"), "{out}{err}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
