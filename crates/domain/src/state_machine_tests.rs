@@ -283,3 +283,186 @@ fn ext_names_match_the_accessors() {
         .collect();
     assert_eq!(names, Ext::NAMES);
 }
+
+fn offer(id: &str, agent: &str, expires: &str) -> Offer {
+    Offer {
+        id: id.into(),
+        agent: agent.into(),
+        offered_date_time: now(),
+        expires_date_time: expires.parse().unwrap(),
+    }
+}
+
+fn in_queue() -> Task {
+    let mut t = task_in(Distributed);
+    t.queue_type = Some(QueueType::InteractionQueue);
+    t
+}
+
+#[test]
+fn an_offer_is_accepted_once_and_only_while_live() {
+    let m = ActionMeta::default();
+    let o = offer("7-2", "ann", "2026-01-02T03:05:00Z");
+    let offered = decide(&in_queue(), &Action::Offer(o.clone()), &m, now()).unwrap();
+    assert_eq!(offered.event.event_type, EventType::TaskOffered);
+    assert_eq!(offered.event.agent.as_deref(), Some("ann"));
+    let t = offered.task;
+    // A second offer while one is live is refused: one live offer per task.
+    let again = decide(
+        &t,
+        &Action::Offer(offer("7-3", "bob", "2026-01-02T03:05:00Z")),
+        &m,
+        now(),
+    );
+    assert_eq!(again.unwrap_err().code, ErrorCode::InvalidTransition);
+    // A wrong id, or the right one too late.
+    let wrong = decide(
+        &t,
+        &Action::Accept {
+            offer_id: "7-9".into(),
+        },
+        &m,
+        now(),
+    );
+    assert_eq!(wrong.unwrap_err().code, ErrorCode::OfferNotFound);
+    let late: Timestamp = "2026-01-02T03:05:00Z".parse().unwrap();
+    let late = decide(
+        &t,
+        &Action::Accept {
+            offer_id: "7-2".into(),
+        },
+        &m,
+        late,
+    );
+    assert_eq!(late.unwrap_err().code, ErrorCode::OfferNotFound);
+    let ok = decide(
+        &t,
+        &Action::Accept {
+            offer_id: "7-2".into(),
+        },
+        &m,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(ok.task.status, Assigned);
+    assert_eq!(ok.task.assigned_to_user.as_deref(), Some("ann"));
+    assert_eq!(ok.task.offer, None);
+    assert_eq!(ok.event.event_type, EventType::TaskAssigned);
+    let twice = decide(
+        &ok.task,
+        &Action::Accept {
+            offer_id: "7-2".into(),
+        },
+        &m,
+        now(),
+    );
+    assert_eq!(twice.unwrap_err().code, ErrorCode::OfferNotFound);
+}
+
+#[test]
+fn a_return_keeps_the_task_in_its_queue_and_names_the_agent() {
+    let m = ActionMeta::default();
+    let mut t = in_queue();
+    t.offer = Some(offer("7-2", "ann", "2026-01-02T03:05:00Z"));
+    let r = decide(&t, &Action::Return { offer_id: None }, &m, now()).unwrap();
+    assert_eq!(r.event.event_type, EventType::TaskReturned);
+    assert_eq!(r.event.agent.as_deref(), Some("ann"));
+    assert_eq!(
+        (r.task.status, r.task.queue.as_deref()),
+        (Distributed, Some("q"))
+    );
+    assert_eq!(r.task.distribution_id.as_deref(), Some("D1"));
+    assert_eq!(r.task.offer, None);
+    // Hold revokes the offer; its event names who lost it.
+    let h = decide(&t, &Action::Hold, &m, now()).unwrap();
+    assert_eq!(
+        (h.task.offer.clone(), h.event.agent.as_deref()),
+        (None, Some("ann"))
+    );
+}
+
+#[test]
+fn enqueue_transfer_and_finish() {
+    let m = ActionMeta::default();
+    let mut assigned = task_in(Assigned);
+    assigned.assigned_to_user = Some("ann".into());
+    let wb = Action::Enqueue {
+        queue: None,
+        queue_type: QueueType::AgentWorkbin,
+        queue_target: Some("bob".into()),
+    };
+    let moved = decide(&assigned, &wb, &m, now()).unwrap();
+    assert_eq!(moved.task.status, Distributed);
+    assert_eq!(moved.task.assigned_to_user, None);
+    assert_eq!(moved.event.event_type, EventType::TaskDistributedQueue);
+    assert_eq!(
+        moved.event.agent.as_deref(),
+        Some("ann"),
+        "the agent that lost it"
+    );
+    // A workbin needs its target; an interaction queue its id.
+    let no_target = Action::Enqueue {
+        queue: None,
+        queue_type: QueueType::PlaceWorkbin,
+        queue_target: None,
+    };
+    assert_eq!(
+        decide(&assigned, &no_target, &m, now()).unwrap_err().code,
+        ErrorCode::InvalidFormat
+    );
+    let to = decide(
+        &assigned,
+        &Action::Transfer { user: "cid".into() },
+        &m,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(to.task.assigned_to_user.as_deref(), Some("cid"));
+    let from_queued = decide(
+        &task_in(Queued),
+        &Action::Transfer { user: "cid".into() },
+        &m,
+        now(),
+    );
+    assert_eq!(from_queued.unwrap_err().code, ErrorCode::CannotAssignTask);
+    let done = decide(
+        &assigned,
+        &Action::Finish {
+            result_code: Some("PAID".into()),
+        },
+        &m,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(done.task.status, Completed);
+    assert_eq!(done.task.ext.result_code.as_deref(), Some("PAID"));
+    assert!(done.event.changes.contains(&"ext.resultCode".to_owned()));
+}
+
+#[test]
+fn capacity_buckets_and_busy() {
+    let mut p = AgentProfile::default();
+    p.capacity.insert("Email".into(), 2);
+    p.capacity.insert("*".into(), 1);
+    let a = Agent::new("ann".into(), p, now());
+    let mut load = Load::default();
+    assert!(a.has_room(&load, Some("Email")) && a.has_room(&load, Some("Fax")));
+    load.add("*");
+    assert!(!a.has_room(&load, Some("Fax")) && !a.has_room(&load, None));
+    assert!(a.has_room(&load, Some("Email")));
+    load.add("Email");
+    load.add("Email");
+    assert!(!a.has_any_room(&load));
+    let mut ready = a.clone();
+    ready.state = AgentState::Ready;
+    assert_eq!(ready.shown_state(&load), "Busy");
+    // Without "*", a channel not named is not taken at all.
+    let mut p = AgentProfile::default();
+    p.capacity.insert("Email".into(), 1);
+    let only_email = Agent::new("bob".into(), p, now());
+    assert_eq!(only_email.bucket(Some("Fax")), None);
+    // An empty capacity is one task of any channel.
+    let one = Agent::new("cid".into(), AgentProfile::default(), now());
+    assert!(one.has_room(&Load::default(), Some("Fax")));
+    assert!(Offer::task_of("12-3") == Some(BrokerId(12)) && Offer::task_of("x-1").is_none());
+}
