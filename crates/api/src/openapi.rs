@@ -160,7 +160,11 @@ fn constrain(props: &mut Map<String, Value>) {
             | "sourceProcessSubtype"
             | "sourceProcessType"
             | "sourceTenant" => (limits::EXT, text.clone()),
-            "id" | "place" | "agent" => (limits::USER, blank_free(XML_TEXT)),
+            "id" | "agent" => (
+                limits::USER,
+                format!("^{}+$", worklane_domain::agent::AGENT_ID_CLASS),
+            ),
+            "place" => (limits::USER, blank_free(XML_TEXT)),
             "name" => (limits::TEXT, text.clone()),
             "queue" | "queueTarget" => (limits::QUEUE, blank_free(XML_TEXT)),
             "groups" | "placeGroups" => {
@@ -211,7 +215,7 @@ fn constrain_path_ids(doc: &mut Value) {
         return;
     };
     let agent = json!({"type": "string", "minLength": 1, "maxLength": limits::USER,
-        "pattern": format!(r"^{XML_TEXT}*[^\s\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]{XML_TEXT}*$")});
+        "pattern": format!("^{}+$", worklane_domain::agent::AGENT_ID_CLASS)});
     let offer = json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}-[0-9]{1,18}$"});
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else {

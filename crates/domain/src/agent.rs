@@ -120,10 +120,23 @@ fn check_id(attribute: &str, v: &str) -> Result<(), DomainError> {
     check_len(attribute, v, limits::USER)
 }
 
-/// An agent id as given from outside: not empty, at most 64 characters.
+/// An agent id as given from outside: 1 to 64 characters, none of them whitespace or
+/// one that has a meaning in a URL (`/ % ? #`), so an id is its own path segment.
 pub fn check_agent_id(id: &str) -> Result<(), DomainError> {
-    check_id("id", id)
+    check_id("id", id)?;
+    if let Some(c) = id.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '/' | '%' | '?' | '#' | '\u{FEFF}')
+    }) {
+        return Err(DomainError::invalid(
+            "id",
+            format!("an agent id may not contain {c:?}"),
+        ));
+    }
+    Ok(())
 }
+
+/// The characters an agent id may hold, as an ECMA-262 class (for the OpenAPI document).
+pub const AGENT_ID_CLASS: &str = r"[^\s/%?#\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 
 /// An agent: profile, state, and when it began waiting for work.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
