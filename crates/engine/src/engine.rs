@@ -206,9 +206,9 @@ impl Engine {
             .map_err(store_err)?;
         let view = r?;
         tx.commit().await.map_err(store_err)?;
-        if let Some(last) = last {
-            raise(&self.seq_tx, last);
-        }
+        // Wakes this node's dispatcher (and readers) even when no event was written: an
+        // agent that became Ready, or got more room, may be offered a task now.
+        raise(&self.seq_tx, last.unwrap_or(0));
         Ok(view)
     }
 
