@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The least time between two passes woken by commits.
-const COMMIT_PASS_GAP: Duration = Duration::from_millis(10);
+const COMMIT_PASS_GAP: Duration = Duration::from_millis(25);
 
 /// The background dispatcher.
 #[derive(Debug, Clone)]

@@ -309,7 +309,17 @@ pub(crate) async fn dispatch(
         parts.extend(s);
     }
 
-    if queues.iter().any(|q| q.mode.pushes()) && !agents.is_empty() {
+    // Only agents some push queue may admit: their work is counted and claims are run
+    // for them, not for every Ready agent (pull-only agents cost nothing here).
+    let agents: Vec<Agent> = agents
+        .into_iter()
+        .filter(|a| {
+            queues
+                .iter()
+                .any(|q| q.mode.pushes() && !matches!(q.admits(a, now), Ok(Some(false))))
+        })
+        .collect();
+    if !agents.is_empty() {
         let refs: Vec<&Agent> = agents.iter().collect();
         let mut loads = loads(tx, &mut w, &refs).await?;
         for agent in &agents {
