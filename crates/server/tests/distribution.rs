@@ -2,11 +2,13 @@
 //! path capture → classify → prioritize → distribute → offer or pull → assign → complete,
 //! with skills, capacity, rejection, offer timeout, logout, hold, transfer and workbins.
 
+mod support;
+
+use support::Server;
+
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use worklane_engine::TestClock;
-use worklane_server::{run_with, Config, RunOptions};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url, wait_until};
 
 const EXAMPLE: &str = include_str!("../../../examples/rules/worklane.toml");
@@ -30,88 +32,7 @@ id = "invoices"
 mode = "both"
 "#;
 
-fn file_text(store_url: &str, rules: &str) -> String {
-    format!(
-        "[store]\nurl = \"{store_url}\"\n[processing]\npoll_interval = \"1h\"\n{rules}\n{QUEUES}"
-    )
-}
-
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 impl Server {
-    async fn start(store_url: &str, clock: &TestClock) -> Self {
-        let dir = std::env::temp_dir().join(format!("wl-dist-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("worklane.toml");
-        std::fs::write(&file, file_text(store_url, EXAMPLE)).unwrap();
-        let cfg = Config::load(Some(&file)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let options = RunOptions {
-            clock: clock.shared(),
-            node_id: Some("solo".into()),
-        };
-        let done = tokio::spawn(run_with(cfg, listener, shutdown.clone(), options));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            shutdown,
-            done,
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let code = r.status().as_u16();
-        (code, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, body).await
-    }
-
-    async fn task(&self, id: i64) -> (u16, Value) {
-        self.call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), None)
-            .await
-    }
-
-    async fn create(&self, body: Value) -> i64 {
-        let (code, t) = self.post("/api/v1/tasks", Some(body)).await;
-        assert_eq!(code, 201, "{t}");
-        t["brokerId"].as_i64().unwrap()
-    }
-
-    async fn wait_status(&self, id: i64, status: &str) -> Value {
-        wait_until(
-            &format!("task {id} {status}"),
-            Duration::from_secs(10),
-            async || self.task(id).await.1["status"] == status,
-        )
-        .await;
-        self.task(id).await.1
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.done.await.unwrap().unwrap();
-    }
-}
-
-impl Server {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
     async fn agent(&self, id: &str, skills: Value, capacity: Value) {
         let (code, a) = self
             .post(
@@ -166,7 +87,7 @@ fn fax_claim(capture_id: &str) -> Value {
 
 async fn distribution_through_the_server(store_url: String) {
     let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
-    let s = Server::start(&store_url, &clock).await;
+    let s = Server::start(&store_url, &clock, &format!("{EXAMPLE}\n{QUEUES}")).await;
 
     s.agent("ann", json!({"motor": 4}), json!({"*": 1})).await;
     s.agent("bob", json!({"motor": 2}), json!({})).await;
@@ -412,7 +333,7 @@ async fn read_until(resp: &mut reqwest::Response, want: &str) -> String {
 
 async fn agent_channel(store_url: String) {
     let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
-    let s = Server::start(&store_url, &clock).await;
+    let s = Server::start(&store_url, &clock, &format!("{EXAMPLE}\n{QUEUES}")).await;
     s.agent("ann", json!({"motor": 4}), json!({})).await;
     s.state("ann", "Ready").await;
     let mut stream = s

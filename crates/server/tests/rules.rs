@@ -3,91 +3,16 @@
 //! reloads (a bad file is refused and the rules in force stay), previews a change, and
 //! archives finished tasks.
 
+mod support;
+
+use support::{file_text, Server};
+
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use worklane_engine::{Clock, TestClock};
-use worklane_server::{run_with, Config, RunOptions};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url, wait_until};
 
 const EXAMPLE: &str = include_str!("../../../examples/rules/worklane.toml");
-
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-    file: std::path::PathBuf,
-}
-
-fn file_text(store_url: &str, rules: &str) -> String {
-    format!("[store]\nurl = \"{store_url}\"\n[processing]\npoll_interval = \"1h\"\n{rules}")
-}
-
-impl Server {
-    async fn start(store_url: &str, clock: &TestClock) -> Self {
-        let dir = std::env::temp_dir().join(format!("wl-rules-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("worklane.toml");
-        std::fs::write(&file, file_text(store_url, EXAMPLE)).unwrap();
-        let cfg = Config::load(Some(&file)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let options = RunOptions {
-            clock: clock.shared(),
-            node_id: Some("solo".into()),
-        };
-        let done = tokio::spawn(run_with(cfg, listener, shutdown.clone(), options));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            shutdown,
-            done,
-            file,
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let code = r.status().as_u16();
-        (code, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, body).await
-    }
-
-    async fn task(&self, id: i64) -> (u16, Value) {
-        self.call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), None)
-            .await
-    }
-
-    async fn create(&self, body: Value) -> i64 {
-        let (code, t) = self.post("/api/v1/tasks", Some(body)).await;
-        assert_eq!(code, 201, "{t}");
-        t["brokerId"].as_i64().unwrap()
-    }
-
-    async fn wait_status(&self, id: i64, status: &str) -> Value {
-        wait_until(
-            &format!("task {id} {status}"),
-            Duration::from_secs(10),
-            async || self.task(id).await.1["status"] == status,
-        )
-        .await;
-        self.task(id).await.1
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.done.await.unwrap().unwrap();
-    }
-}
 
 fn fax_claim(capture_id: &str, amount: &str) -> Value {
     json!({"capturePointId": "fax", "captureId": capture_id, "channel": "Fax",
@@ -97,7 +22,7 @@ fn fax_claim(capture_id: &str, amount: &str) -> Value {
 async fn rules_through_the_server(store_url: String) {
     // Monday 2026-11-30 10:00 London.
     let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
-    let s = Server::start(&store_url, &clock).await;
+    let s = Server::start(&store_url, &clock, EXAMPLE).await;
 
     // Classification and prioritization by the example's rules.
     let id = s.create(fax_claim("F1", "25000")).await;
