@@ -514,12 +514,7 @@ pub async fn stream(
     Query(p): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     one(&st, &id).await?;
-    let from_header = headers
-        .get("last-event-id")
-        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()))
-        .map(|v| v.ok_or_else(|| ApiError::invalid("Last-Event-ID", "is not an event seq")))
-        .transpose()?;
-    let mut pos = match from_header.or(p.after) {
+    let pos = match crate::events::last_event_id(&headers)?.or(p.after) {
         Some(p) => p,
         None => st.engine.events().last_seq().await?,
     };
@@ -528,33 +523,11 @@ pub async fn stream(
         st: st.clone(),
         id: id.clone(),
     };
-    let engine = st.engine.clone();
-    let shutdown = st.shutdown.clone();
-    let stream = async_stream::stream! {
-        let _watch = watch;
-        let mut wake = engine.subscribe();
-        loop {
-            match engine.events().events_after(pos, 500).await {
-                Ok(events) if !events.is_empty() => {
-                    for e in events {
-                        pos = e.seq;
-                        if e.agent.as_deref() != Some(id.as_str()) {
-                            continue;
-                        }
-                        let data = serde_json::to_string(&e).unwrap_or_default();
-                        yield Ok(SseEvent::default().id(e.seq.to_string()).event(e.event_type.as_str()).data(data));
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "agent channel read failed; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    };
+    let stream = crate::events::tail(
+        &st,
+        pos,
+        move |e| e.agent.as_deref() == Some(id.as_str()),
+        watch,
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

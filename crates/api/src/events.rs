@@ -60,21 +60,42 @@ pub async fn stream_events(
     headers: HeaderMap,
     Query(p): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let from_header = headers
+    let pos = last_event_id(&headers)?.or(p.after).unwrap_or(0);
+    let stream = tail(&st, pos, |_| true, ());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The position a client resumes from: its `Last-Event-ID` header, when it sent one.
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    headers
         .get("last-event-id")
         .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()))
         .map(|v| v.ok_or_else(|| ApiError::invalid("Last-Event-ID", "is not an event seq")))
-        .transpose()?;
-    let mut pos = from_header.or(p.after).unwrap_or(0);
+        .transpose()
+}
+
+/// The event log after `pos` as SSE events, those `keep` accepts, following new commits
+/// until shutdown; `guard` lives as long as the stream (it runs its Drop when the client
+/// goes away).
+pub(crate) fn tail(
+    st: &AppState,
+    mut pos: i64,
+    keep: impl Fn(&Event) -> bool + Send + 'static,
+    guard: impl Send + 'static,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let engine = st.engine.clone();
     let shutdown = st.shutdown.clone();
-    let stream = async_stream::stream! {
+    async_stream::stream! {
+        let _guard = guard;
         let mut wake = engine.subscribe();
         loop {
             match engine.events().events_after(pos, 500).await {
                 Ok(events) if !events.is_empty() => {
                     for e in events {
                         pos = e.seq;
+                        if !keep(&e) {
+                            continue;
+                        }
                         let data = serde_json::to_string(&e).unwrap_or_default();
                         yield Ok(SseEvent::default().id(e.seq.to_string()).event(e.event_type.as_str()).data(data));
                     }
@@ -89,6 +110,5 @@ pub async fn stream_events(
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-    };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
 }

@@ -820,21 +820,24 @@ macro_rules! shared_ops {
             lock: &str,
         ) -> Result<Vec<Task>, StoreError> {
             let mut out = Vec::new();
+            // Two statements, not one with OR: each reads its own index (PostgreSQL planned
+            // the OR as a scan of the whole table). An offered task is never Assigned, so
+            // the two never return the same row.
             for chunk in ids.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE offered_to IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.clone());
-                }
-                sep.push_unseparated(") OR (status = 'Assigned' AND assigned_to_user IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.clone());
-                }
-                sep.push_unseparated(")) ORDER BY broker_id");
-                qb.push(lock);
-                for row in qb.build().fetch_all(&mut *conn).await? {
-                    out.push(decode_task(row.try_get::<&str, _>(0)?)?);
+                for head in [
+                    "SELECT body FROM tasks WHERE offered_to IN (",
+                    "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (",
+                ] {
+                    let mut qb = QueryBuilder::<Db>::new(head);
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    sep.push_unseparated(") ORDER BY broker_id");
+                    qb.push(lock);
+                    for row in qb.build().fetch_all(&mut *conn).await? {
+                        out.push(decode_task(row.try_get::<&str, _>(0)?)?);
+                    }
                 }
             }
             Ok(out)
