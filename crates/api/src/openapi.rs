@@ -164,11 +164,11 @@ fn constrain(props: &mut Map<String, Value>) {
                 limits::USER,
                 format!("^{}+$", worklane_domain::agent::AGENT_ID_CLASS),
             ),
-            "place" => (limits::USER, blank_free(XML_TEXT)),
+            "place" => (limits::USER, blank_free(NO_CONTROL)),
             "name" => (limits::TEXT, text.clone()),
             "queue" | "queueTarget" => (limits::QUEUE, blank_free(XML_TEXT)),
             "groups" | "placeGroups" => {
-                prop["items"] = json!({"type": "string", "maxLength": limits::USER, "pattern": blank_free(XML_TEXT)});
+                prop["items"] = json!({"type": "string", "maxLength": limits::USER, "pattern": blank_free(NO_CONTROL)});
                 continue;
             }
             "skills" | "capacity" => {
@@ -182,7 +182,7 @@ fn constrain(props: &mut Map<String, Value>) {
                 prop["propertyNames"] = json!({
                     "type": "string",
                     "maxLength": limits::USER,
-                    "pattern": blank_free(XML_TEXT),
+                    "pattern": blank_free(NO_CONTROL),
                 });
                 continue;
             }

@@ -117,6 +117,12 @@ fn check_id(attribute: &str, v: &str) -> Result<(), DomainError> {
     if v.trim().is_empty() {
         return Err(DomainError::invalid(attribute, "must not be empty"));
     }
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(DomainError::invalid(
+            attribute,
+            format!("contains the control character {c:?}"),
+        ));
+    }
     check_len(attribute, v, limits::USER)
 }
 
