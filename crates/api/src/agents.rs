@@ -116,14 +116,10 @@ pub struct StreamParams {
     pub after: Option<i64>,
 }
 
+/// A REST action's audit attributes (the caller's actor, or REST), as tasks' routes make
+/// them.
 fn meta(req: &RequestId, actor: Option<String>, reason: Option<String>) -> ActionMeta {
-    ActionMeta {
-        actor: actor.or_else(|| Some(REST_ORIGIN.to_owned())),
-        reason,
-        action_date_time: None,
-        request_id: req.0.clone(),
-        origin: Some(REST_ORIGIN.to_owned()),
-    }
+    crate::tasks::meta(req, actor, reason, None, REST_ORIGIN)
 }
 
 async fn views(

@@ -142,7 +142,7 @@ pub struct TaskPage {
 /// Audit attributes of a REST request. The origin is always `REST` (so a capture point
 /// announces REST changes to its tasks as changes made by someone else); the actor
 /// defaults to `default_actor` (the task's capture point on create).
-fn meta(
+pub(crate) fn meta(
     req: &RequestId,
     actor: Option<String>,
     reason: Option<String>,

@@ -28,6 +28,19 @@ pub(crate) struct Policy {
     pub queues: Option<Arc<Queues>>,
 }
 
+impl Policy {
+    /// What a transaction decides with at `now`, under `rules` (the rules in force when it
+    /// started, held by the caller).
+    pub(crate) fn ctx<'a>(&'a self, now: Timestamp, rules: &'a RuleSet) -> Ctx<'a> {
+        Ctx {
+            now,
+            rules,
+            archive_after: self.archive_after,
+            queues: self.queues.as_deref(),
+        }
+    }
+}
+
 /// What one batch decides with: its time, and the rules in force when it started.
 pub(crate) struct Ctx<'a> {
     pub now: Timestamp,
@@ -420,12 +433,7 @@ pub(crate) async fn process_due(
     policy: &Policy,
 ) -> Result<(usize, Option<i64>), StoreError> {
     let rules = policy.rules.current();
-    let ctx = Ctx {
-        now,
-        rules: &rules,
-        archive_after: policy.archive_after,
-        queues: policy.queues.as_deref(),
-    };
+    let ctx = policy.ctx(now, &rules);
     let claimed = tx.claim_due(now, limit).await?;
     let ids: Vec<BrokerId> = claimed.iter().map(|t| t.broker_id).collect();
     let mut w = Working::default();
@@ -462,12 +470,7 @@ pub(crate) async fn run(
     policy: &Policy,
 ) -> Result<Vec<CommandResult>, StoreError> {
     let rules = policy.rules.current();
-    let ctx = Ctx {
-        now,
-        rules: &rules,
-        archive_after: policy.archive_after,
-        queues: policy.queues.as_deref(),
-    };
+    let ctx = policy.ctx(now, &rules);
     // Results stored under idempotency keys by earlier batches.
     let keys: Vec<String> = batch
         .iter()

@@ -270,12 +270,7 @@ pub(crate) async fn dispatch(
         return Ok((0, None));
     };
     let rules = policy.rules.current();
-    let ctx = Ctx {
-        now,
-        rules: &rules,
-        archive_after: policy.archive_after,
-        queues: Some(queues),
-    };
+    let ctx = policy.ctx(now, &rules);
     let mut w = Working::default();
     let mut parts = Vec::new();
     let mut changes = 0;
@@ -431,12 +426,7 @@ pub(crate) async fn agent_command(
     };
     agent.version += 1;
     let rules = policy.rules.current();
-    let ctx = Ctx {
-        now,
-        rules: &rules,
-        archive_after: policy.archive_after,
-        queues: policy.queues.as_deref(),
-    };
+    let ctx = policy.ctx(now, &rules);
     let mut w = Working::default();
     let held = tx.work_of(&[agent.id.clone()], true).await?;
     let mut parts = Vec::new();

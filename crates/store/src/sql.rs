@@ -163,15 +163,17 @@ macro_rules! shared_ops {
             rows.iter().map(|r| decode_task(r.try_get::<&str, _>(0)?)).collect()
         }
 
-        /// Due reprioritizations, claimed (see `WriteTx::claim_due`).
-        pub(crate) async fn claim_due(
+        /// Tasks whose time in `column` (an indexed epoch-microseconds column named by this
+        /// module, never by a caller) has come at `now`, the longest due first, claimed.
+        async fn claim_at(
             conn: &mut Conn,
+            column: &'static str,
             now: Timestamp,
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
             let sql = format!(
-                "SELECT body FROM tasks WHERE reprioritize_at <= $1 \
-                 ORDER BY reprioritize_at LIMIT $2{CLAIM_LOCK}"
+                "SELECT body FROM tasks WHERE {column} <= $1 \
+                 ORDER BY {column} LIMIT $2{CLAIM_LOCK}"
             );
             let rows: Vec<(String,)> = sqlx::query_as(&sql)
                 .bind(micros(now))
@@ -179,6 +181,15 @@ macro_rules! shared_ops {
                 .fetch_all(&mut *conn)
                 .await?;
             rows.iter().map(|(b,)| decode_task(b)).collect()
+        }
+
+        /// Due reprioritizations, claimed (see `WriteTx::claim_due`).
+        pub(crate) async fn claim_due(
+            conn: &mut Conn,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<Task>, StoreError> {
+            claim_at(conn, "reprioritize_at", now, limit).await
         }
 
         /// Gives the events their place in the log and writes them.
@@ -849,16 +860,7 @@ macro_rules! shared_ops {
             now: Timestamp,
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
-            let sql = format!(
-                "SELECT body FROM tasks WHERE offer_expires_at <= $1 \
-                 ORDER BY offer_expires_at LIMIT $2{CLAIM_LOCK}"
-            );
-            let rows: Vec<(String,)> = sqlx::query_as(&sql)
-                .bind(micros(now))
-                .bind(i64::from(limit.max(1)))
-                .fetch_all(&mut *conn)
-                .await?;
-            rows.iter().map(|(b,)| decode_task(b)).collect()
+            claim_at(conn, "offer_expires_at", now, limit).await
         }
 
         pub(crate) async fn next_offer_expiry(
