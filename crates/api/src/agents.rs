@@ -347,7 +347,7 @@ pub async fn reject(
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/transfer", tag = "tasks", params(("brokerId" = i64, Path, minimum = 1)), request_body = TransferBody,
-    responses((status = 200, body = Task), (status = 404, description = "TASK_NOT_FOUND, AGENT_NOT_FOUND, QUEUE_NOT_FOUND", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
+    responses((status = 200, body = Task), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 422, description = "AGENT_NOT_FOUND, QUEUE_NOT_FOUND: the body names an agent or queue that does not exist", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn transfer(
     State(st): State<AppState>,
     req: RequestId,
@@ -364,7 +364,7 @@ pub async fn transfer(
                 .is_none_or(|qs| qs.get(&b.queue).is_none())
             {
                 return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
+                    StatusCode::UNPROCESSABLE_ENTITY,
                     "QUEUE_NOT_FOUND",
                     format!("no queue {:?} is configured", b.queue),
                 ));
@@ -378,7 +378,14 @@ pub async fn transfer(
         }
         (false, true) => {
             let b: TransferToAgent = from_value(raw)?;
-            one(&st, &b.agent).await?;
+            // The task in the path exists or not; the agent the body names is input, so
+            // an unknown one is 422, not 404.
+            one(&st, &b.agent).await.map_err(|mut e| {
+                if e.status == StatusCode::NOT_FOUND {
+                    e.status = StatusCode::UNPROCESSABLE_ENTITY;
+                }
+                e
+            })?;
             (Action::Transfer { user: b.agent }, b.actor, b.reason)
         }
         _ => {

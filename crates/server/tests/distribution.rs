@@ -277,7 +277,18 @@ async fn distribution_through_the_server(store_url: String) {
         .await;
     assert_eq!(
         (code, e["code"].as_str()),
-        (404, Some("QUEUE_NOT_FOUND")),
+        (422, Some("QUEUE_NOT_FOUND")),
+        "{e}"
+    );
+    let (code, e) = s
+        .post(
+            &format!("/api/v1/tasks/{f2}/transfer"),
+            Some(json!({"agent": "nobody"})),
+        )
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (422, Some("AGENT_NOT_FOUND")),
         "{e}"
     );
     let (code, e) = s
