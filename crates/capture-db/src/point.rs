@@ -219,6 +219,7 @@ pub fn error_number(code: ErrorCode) -> i64 {
         ErrorCode::AgentNotFound => 12,
         ErrorCode::AgentNotAvailable => 13,
         ErrorCode::AgentExists => 14,
+        ErrorCode::Forbidden => 15,
         ErrorCode::InternalError => 99,
     }
 }

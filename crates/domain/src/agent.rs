@@ -113,7 +113,7 @@ impl AgentProfile {
     }
 }
 
-fn check_id(attribute: &str, v: &str) -> Result<(), DomainError> {
+pub fn check_id(attribute: &str, v: &str) -> Result<(), DomainError> {
     if v.trim().is_empty() {
         return Err(DomainError::invalid(attribute, "must not be empty"));
     }

@@ -1,6 +1,7 @@
 //! Commands: the one shape every write takes, from every channel, and what they resolve
 //! to inside the engine's write transaction.
 
+use crate::access::Scope;
 use crate::action::{Action, ActionMeta};
 use crate::error::DomainError;
 use crate::event::Event;
@@ -118,6 +119,10 @@ pub struct Command {
     pub op: Op,
     pub meta: ActionMeta,
     pub idempotency_key: Option<String>,
+    /// The tasks the caller may touch (an agent's or an integration's); the engine refuses
+    /// with FORBIDDEN when the task it loads is outside it. None: any task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
 }
 
 impl Command {
@@ -126,6 +131,7 @@ impl Command {
             op: Op::Create(new),
             meta,
             idempotency_key: None,
+            scope: None,
         }
     }
 
@@ -134,6 +140,7 @@ impl Command {
             op: Op::Act { task, action },
             meta,
             idempotency_key: None,
+            scope: None,
         }
     }
 
@@ -143,6 +150,7 @@ impl Command {
             op: Op::Process { task },
             meta,
             idempotency_key: None,
+            scope: None,
         }
     }
 
@@ -152,7 +160,14 @@ impl Command {
             op: Op::ActOnBest { select, action },
             meta,
             idempotency_key: None,
+            scope: None,
         }
+    }
+
+    /// Limits the command to the tasks `scope` permits.
+    pub fn scoped(mut self, scope: Option<Scope>) -> Self {
+        self.scope = scope;
+        self
     }
 
     pub fn idempotent(mut self, key: impl Into<String>) -> Self {

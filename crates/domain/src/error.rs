@@ -32,6 +32,8 @@ pub enum ErrorCode {
     AgentNotAvailable,
     /// Worklane's own: an agent id that exists already.
     AgentExists,
+    /// Worklane's own: the caller's role or scope does not reach this task or agent.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::AgentNotFound => "AGENT_NOT_FOUND",
             Self::AgentNotAvailable => "AGENT_NOT_AVAILABLE",
             Self::AgentExists => "AGENT_EXISTS",
+            Self::Forbidden => "FORBIDDEN",
         }
     }
 }

@@ -394,16 +394,17 @@ pub struct NewTask {
 
 impl NewTask {
     pub fn validate(&self) -> Result<(), DomainError> {
-        if self.capture_point_id.trim().is_empty() {
-            return Err(DomainError::invalid("capturePointId", "must not be empty"));
-        }
-        check_len(
-            "capturePointId",
-            &self.capture_point_id,
-            limits::CAPTURE_POINT_ID,
-        )?;
+        check_capture_point_id(&self.capture_point_id)?;
         self.fields.validate()
     }
+}
+
+/// A capture point's id: not blank, at most 16 characters XML can carry.
+pub fn check_capture_point_id(id: &str) -> Result<(), DomainError> {
+    if id.trim().is_empty() {
+        return Err(DomainError::invalid("capturePointId", "must not be empty"));
+    }
+    check_len("capturePointId", id, limits::CAPTURE_POINT_ID)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The Worklane domain: tasks, their statuses, the actions that move them and the events
 //! every change produces. Pure code: no I/O, no clock (callers pass `now`).
 
+pub mod access;
 pub mod action;
 pub mod agent;
 pub mod calendar;
@@ -10,6 +11,7 @@ pub mod event;
 pub mod fields;
 pub mod task;
 
+pub use access::{AgentScope, Principal, Role, Scope};
 pub use action::{decide, Action, ActionMeta, Classification, Prioritization, Transition};
 pub use agent::{Agent, AgentCommand, AgentPatch, AgentProfile, AgentState, AgentView, Load};
 pub use calendar::{

@@ -196,6 +196,18 @@ fn not_found(task: &TaskRef) -> DomainError {
     .with_param(task.as_param())
 }
 
+/// A task outside the caller's scope: named, so the caller sees which one.
+fn forbidden(task: &Task) -> DomainError {
+    DomainError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "task {} is not offered or assigned to you, nor in your workbins or capture point",
+            task.broker_id
+        ),
+    )
+    .with_param(format!("BrokerId={}", task.broker_id))
+}
+
 /// The best task `select` matches now: the best the store holds outside this batch's
 /// touched tasks, or a touched task that matches after the commands before this one.
 async fn best(
@@ -363,6 +375,9 @@ async fn decide_one(
             (Ok(out), Some((tr.event, tr.task)))
         }
         Op::Act { task, action } => match w.find(task).cloned() {
+            Some(current) if cmd.scope.as_ref().is_some_and(|s| !s.permits(&current)) => {
+                (Err(forbidden(&current)), None)
+            }
             Some(current) => act(w, &current, action, cmd, ctx),
             None => (Err(not_found(task)), None),
         },
@@ -372,6 +387,16 @@ async fn decide_one(
         Op::ActOnBest { select, action } => {
             if let Err(e) = action.validate() {
                 return Ok((Err(e), None));
+            }
+            if cmd.scope.is_some() {
+                // "The best task" is a supervisor's choice among every task.
+                return Ok((
+                    Err(DomainError::new(
+                        ErrorCode::Forbidden,
+                        "only an admin or a supervisor acts on the best task of a selection",
+                    )),
+                    None,
+                ));
             }
             match best(tx, w, select).await? {
                 Some(id) => {

@@ -15,7 +15,8 @@ use worklane_domain::{
     AgentCommand, AgentView, Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp,
 };
 use worklane_store::{
-    AgentReads, DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads, Writer,
+    Access, AgentReads, DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads,
+    Writer,
 };
 
 /// Why a command did not take effect.
@@ -92,6 +93,7 @@ pub struct Engine {
     leases: Arc<dyn Leases>,
     retention: Arc<dyn Retention>,
     agents: Arc<dyn AgentReads>,
+    access: Arc<dyn Access>,
     clock: SharedClock,
     rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
@@ -134,6 +136,7 @@ impl Engine {
                 leases: store.clone(),
                 retention: store.clone(),
                 agents: store.clone(),
+                access: store.clone(),
                 store,
                 clock: options.clock,
                 rules: options.rules,
@@ -212,7 +215,12 @@ impl Engine {
         Ok(view)
     }
 
-    /// Agents and the work they hold.
+    /// Users and API tokens.
+    pub fn access(&self) -> &Arc<dyn Access> {
+        &self.access
+    }
+
+    /// Agents as they are now.
     pub fn agents(&self) -> &Arc<dyn AgentReads> {
         &self.agents
     }

@@ -11,6 +11,7 @@
 //!
 //! [`Store`] is all of them together, as [`connect`] opens it. Reads never lock writers.
 
+mod access;
 mod agents;
 mod announce;
 mod columns;
@@ -22,6 +23,7 @@ mod retention;
 mod sql;
 mod sqlite;
 
+pub use access::{Access, TokenRecord, UserChange, UserRecord};
 pub use agents::{AgentQuery, AgentReads};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
@@ -50,6 +52,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("unsupported store url {0:?}: use sqlite://FILE or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    #[error("stored data is not valid: {0}")]
+    Invalid(String),
 }
 
 /// Order of a task listing.
@@ -239,7 +243,7 @@ pub trait WriteTx: Send {
 /// Every port of one backend together, as [`connect`] opens it.
 #[async_trait]
 pub trait Store:
-    TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention + AgentReads
+    TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention + AgentReads + Access
 {
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
