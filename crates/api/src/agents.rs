@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{from_value, Json, OptionalJson, Path, Query};
 use crate::tasks::{parse_id, ActionBody, REST_ORIGIN};
-use crate::{AppState, RequestId};
+use crate::{AppState, Caller};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -118,7 +118,7 @@ pub struct StreamParams {
 
 /// A REST action's audit attributes (the caller's actor, or REST), as tasks' routes make
 /// them.
-fn meta(req: &RequestId, actor: Option<String>, reason: Option<String>) -> ActionMeta {
+fn meta(req: &Caller, actor: Option<String>, reason: Option<String>) -> ActionMeta {
     crate::tasks::meta(req, actor, reason, None, REST_ORIGIN)
 }
 
@@ -237,7 +237,7 @@ pub async fn set_state(
               (status = 404, description = "AGENT_NOT_FOUND", body = ErrorBody), (status = 409, description = "AGENT_NOT_AVAILABLE: not Ready, or at capacity", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn next(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     worklane_domain::agent::check_agent_id(&id)?;
@@ -245,6 +245,7 @@ pub async fn next(
         op: worklane_domain::Op::Next { agent: id.clone() },
         meta: meta(&req, Some(id), None),
         idempotency_key: None,
+        scope: None,
     };
     match st.engine.execute_result(cmd).await? {
         Ok(o) => Ok(axum::Json(o.task).into_response()),
@@ -279,7 +280,7 @@ pub async fn offers(
 
 async fn answer(
     st: &AppState,
-    req: &RequestId,
+    req: &Caller,
     offer_id: String,
     accept: bool,
     body: ActionBody,
@@ -303,11 +304,10 @@ async fn answer(
         .or_else(|| (!accept).then(|| "rejected".to_owned()));
     let out = st
         .engine
-        .execute_result(Command::act(
-            TaskRef::Broker(id),
-            action,
-            meta(req, body.actor, reason),
-        ))
+        .execute_result(
+            Command::act(TaskRef::Broker(id), action, meta(req, body.actor, reason))
+                .scoped(req.scope()),
+        )
         .await?;
     match out {
         Ok(o) => Ok(axum::Json(o.task)),
@@ -328,7 +328,7 @@ async fn answer(
     responses((status = 200, description = "the task, Assigned to the offered agent", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn accept(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(offer_id): Path<String>,
     OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -339,7 +339,7 @@ pub async fn accept(
     responses((status = 200, description = "the task, back in its queue (TaskReturned)", body = Task), (status = 409, description = "OFFER_NOT_FOUND: answered, timed out or revoked", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn reject(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(offer_id): Path<String>,
     OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -350,7 +350,7 @@ pub async fn reject(
     responses((status = 200, body = Task), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 422, description = "AGENT_NOT_FOUND, QUEUE_NOT_FOUND: the body names an agent or queue that does not exist", body = ErrorBody), (status = 409, description = "CANNOT_ASSIGN_TASK, INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn transfer(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
     Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -397,11 +397,10 @@ pub async fn transfer(
     };
     let out = st
         .engine
-        .execute(Command::act(
-            TaskRef::Broker(id),
-            action,
-            meta(&req, actor, reason),
-        ))
+        .execute(
+            Command::act(TaskRef::Broker(id), action, meta(&req, actor, reason))
+                .scoped(req.scope()),
+        )
         .await?;
     Ok(axum::Json(out.task))
 }
@@ -411,7 +410,7 @@ pub async fn transfer(
               (status = 409, description = "INVALID_TRANSITION: not Distributed or Assigned", body = ErrorBody), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn workbin(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
     Json(body): Json<WorkbinBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -424,15 +423,18 @@ pub async fn workbin(
     }
     let out = st
         .engine
-        .execute(Command::act(
-            TaskRef::Broker(id),
-            Action::Enqueue {
-                queue: None,
-                queue_type: body.queue_type,
-                queue_target: Some(body.queue_target),
-            },
-            meta(&req, body.actor, body.reason),
-        ))
+        .execute(
+            Command::act(
+                TaskRef::Broker(id),
+                Action::Enqueue {
+                    queue: None,
+                    queue_type: body.queue_type,
+                    queue_target: Some(body.queue_target),
+                },
+                meta(&req, body.actor, body.reason),
+            )
+            .scoped(req.scope()),
+        )
         .await?;
     Ok(axum::Json(out.task))
 }

@@ -60,6 +60,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::OfferNotFound
         | ErrorCode::AgentNotAvailable
         | ErrorCode::AgentExists => StatusCode::CONFLICT,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

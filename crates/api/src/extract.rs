@@ -104,6 +104,11 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, NoDuplicates>(&mut de)
         .map_err(|e| ApiError::invalid(&field_of(e.path().to_string()), e.into_inner()))?;
     de.end().map_err(|e| ApiError::invalid("body", e))?;
+    // serde would read a struct from an array too (`[null, null]`): every body here is
+    // one object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de)
         .map_err(|e| ApiError::invalid(&field_of(e.path().to_string()), e.into_inner()))

@@ -4,7 +4,9 @@
 //! [`serve`] takes an already bound listener and a shutdown token, so tests bind
 //! `127.0.0.1:0` and the binary binds the configured address.
 
+pub mod access;
 mod agents;
+pub mod auth;
 mod error;
 mod events;
 mod extract;
@@ -20,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use worklane_domain::{Principal, Scope};
 use worklane_engine::{Engine, Health};
 
 /// What every handler shares.
@@ -44,6 +47,8 @@ pub struct AppState {
     pub reload: Option<rules::Reload>,
     /// Agents' open SSE channels on this node (for the disconnect grace period).
     pub agent_channels: agents::AgentChannels,
+    /// Whether callers authenticate, and the tokens recently seen.
+    pub auth: auth::Auth,
 }
 
 /// Limits of the API.
@@ -78,22 +83,57 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The request's id: the caller's `X-Request-Id`, or one generated for it. It is echoed on
-/// the response and becomes the reference id of the events the request causes (seed 003).
+/// Who made a request and under which id. The id is the caller's `X-Request-Id`, or one
+/// generated for it: echoed on the response, it becomes the reference id of the events the
+/// request causes (seed 003). The principal is the authenticated caller (None when
+/// `auth.mode = "off"`).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Option<String>);
+pub struct Caller {
+    pub request_id: Option<String>,
+    pub principal: Option<Principal>,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+impl Caller {
+    /// The tasks this caller's commands may touch (None: any).
+    pub fn scope(&self) -> Option<Scope> {
+        self.principal.as_ref().and_then(Principal::scope)
+    }
+
+    /// Whether the caller sees every task (admin, supervisor, or no authentication).
+    pub fn sees_everything(&self) -> bool {
+        self.principal
+            .as_ref()
+            .is_none_or(|p| p.role.sees_everything())
+    }
+
+    /// Refuses with FORBIDDEN (naming the task) when `task` is outside the caller's scope.
+    pub fn may_see(&self, task: &worklane_domain::Task) -> Result<(), ApiError> {
+        match self.scope() {
+            Some(s) if !s.permits(task) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!(
+                    "task {} is not offered or assigned to you, nor in your workbins or capture point",
+                    task.broker_id
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId(
-            parts
+        Ok(Caller {
+            request_id: parts
                 .headers
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-        ))
+            principal: parts.extensions.get::<Principal>().cloned(),
+        })
     }
 }
 
@@ -134,11 +174,23 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
         .route("/api/v1/rules/explain", post(rules::explain))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/rules/diff", post(rules::diff))
+        .route(
+            "/api/v1/users",
+            post(access::create_user).get(access::list_users),
+        )
+        .route("/api/v1/users/{id}", patch(access::update_user))
+        .route(
+            "/api/v1/tokens",
+            post(access::create_token).get(access::list_tokens),
+        )
+        .route("/api/v1/tokens/{name}", delete(access::revoke_token))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .with_state(state)
+        .with_state(state.clone())
         .merge(extra)
+        // After the merge, so the routes mounted beside the API are checked too.
+        .route_layer(middleware::from_fn_with_state(state, auth::authorize))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })

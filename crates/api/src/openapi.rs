@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, then corrected where the
 //! generator cannot say what the server does (see [`document`]).
 
-use crate::{agents, error, events, rules, tasks};
+use crate::{access, agents, auth, error, events, rules, tasks};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use worklane_domain::fields::limits;
@@ -17,6 +17,8 @@ use worklane_domain::fields::limits;
         agents::create_agent, agents::list_agents, agents::get_agent, agents::update_agent,
         agents::set_state, agents::next, agents::offers, agents::stream, agents::accept,
         agents::reject, agents::transfer, agents::workbin,
+        access::create_user, access::list_users, access::update_user,
+        access::create_token, access::list_tokens, access::revoke_token,
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
@@ -27,9 +29,11 @@ use worklane_domain::fields::limits;
         agents::TransferToAgent, agents::WorkbinBody,
         agents::OfferView, worklane_domain::AgentView, worklane_domain::AgentPatch,
         worklane_domain::AgentProfile, worklane_domain::Agent, worklane_domain::AgentState,
-        worklane_domain::Offer,
+        worklane_domain::Offer, worklane_domain::Role,
+        access::CreateUserBody, access::UpdateUserBody, access::UserView,
+        access::CreateTokenBody, access::TokenView, access::NewTokenView,
     )),
-    tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"))
+    tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"), (name = "access"))
 )]
 struct ApiDoc;
 
@@ -92,6 +96,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         "TransferToQueue",
         "TransferToAgent",
         "WorkbinBody",
+        "CreateUserBody",
+        "CreateTokenBody",
     ] {
         if let Some(props) = schemas
             .get_mut(name)
@@ -102,7 +108,74 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
     }
     one_target(schemas);
+    token_roles(schemas);
+    secure(&mut doc);
     serde_json::from_value(doc).expect("the corrected document is still an OpenAPI document")
+}
+
+/// A new token's attributes depend on its role: an agent token names its agent, an
+/// integration token may name a capture point, the others name neither (or null).
+fn token_roles(schemas: &mut Map<String, Value>) {
+    let Some(props) = schemas
+        .get("CreateTokenBody")
+        .and_then(|s| s.get("properties"))
+        .cloned()
+    else {
+        return;
+    };
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._-]{1,64}$"});
+    let nothing = json!({"type": "null"});
+    let variant = |roles: &[&str], agent: Value, cp: Value, required: &[&str]| {
+        json!({"type": "object", "additionalProperties": false, "required": required,
+               "properties": {"name": name, "role": {"type": "string", "enum": roles},
+                              "agent": agent, "capturePointId": cp}})
+    };
+    let string = |key: &str| {
+        let mut s = props[key].clone();
+        // The generator says `["string", "null"]`; the agent is required on an agent token.
+        s["type"] = json!("string");
+        s
+    };
+    schemas.insert(
+        "CreateTokenBody".into(),
+        json!({"oneOf": [
+            variant(&["agent"], string("agent"), nothing.clone(), &["name", "role", "agent"]),
+            variant(&["integration"], nothing.clone(), props["capturePointId"].clone(), &["name", "role"]),
+            variant(&["admin", "supervisor"], nothing.clone(), nothing, &["name", "role"]),
+        ]}),
+    );
+}
+
+/// Every route but the public ones takes a bearer token: the scheme, and the 401 and 403
+/// each may answer.
+fn secure(doc: &mut Value) {
+    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                let Ok(m) = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                else {
+                    continue;
+                };
+                if auth::rule(&m, path) == auth::Allow::Public {
+                    continue;
+                }
+                op["security"] = json!([{"bearer": []}]);
+                if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                    r.entry("401").or_insert_with(|| {
+                        error("UNAUTHENTICATED: no bearer token, or an unknown or revoked one")
+                    });
+                    r.entry("403").or_insert_with(|| {
+                        error("FORBIDDEN: the caller's role, or its scope (an agent's own tasks, an integration's capture point), does not reach this")
+                    });
+                }
+            }
+        }
+    }
+    doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer", "description": "an API token (SPEC 10)"}});
 }
 
 /// A workbin is one of the four workbin types (an interaction queue is a transfer).
@@ -230,7 +303,9 @@ fn constrain_path_ids(doc: &mut Value) {
                 if p["in"] != "path" {
                     continue;
                 }
-                if name == "id" && path.starts_with("/api/v1/agents/") {
+                if name == "id"
+                    && (path.starts_with("/api/v1/agents/") || path.starts_with("/api/v1/users/"))
+                {
                     p["schema"] = agent.clone();
                 } else if name == "offerId" {
                     p["schema"] = offer.clone();

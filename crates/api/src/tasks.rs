@@ -2,13 +2,15 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{split_body, Json, OptionalJson, Path, Query};
-use crate::{AppState, RequestId};
+use crate::{AppState, Caller};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use worklane_domain::fields::limits;
 use worklane_domain::Command;
+use worklane_domain::Scope;
 use worklane_domain::{
     Action, ActionMeta, BrokerId, Event, NewTask, OnDuplicate, Status, Task, TaskFields, TaskRef,
     Timestamp,
@@ -141,19 +143,35 @@ pub struct TaskPage {
 
 /// Audit attributes of a REST request. The origin is always `REST` (so a capture point
 /// announces REST changes to its tasks as changes made by someone else); the actor
-/// defaults to `default_actor` (the task's capture point on create).
+/// defaults to `default_actor` (the task's capture point on create). An authenticated
+/// caller is always the actor: an actor named in the body is kept beside it
+/// (`token:crm for jsmith`), never in its place.
 pub(crate) fn meta(
-    req: &RequestId,
+    req: &Caller,
     actor: Option<String>,
     reason: Option<String>,
     at: Option<Timestamp>,
     default_actor: &str,
 ) -> ActionMeta {
+    let actor = match (&req.principal, actor) {
+        // Too long on its own: left as it is, for the action's check to refuse it.
+        (Some(_), Some(a)) if a.chars().count() > limits::TEXT => a,
+        (Some(p), Some(a)) if a != p.actor => {
+            // The principal comes first and is kept whole; the named actor is cut so that
+            // the whole fits the attribute's limit.
+            let mut s = format!("{} for ", p.actor);
+            let room = limits::TEXT.saturating_sub(s.chars().count());
+            s.extend(a.chars().take(room));
+            s
+        }
+        (Some(p), _) => p.actor.clone(),
+        (None, a) => a.unwrap_or_else(|| default_actor.to_owned()),
+    };
     ActionMeta {
-        actor: actor.or_else(|| Some(default_actor.to_owned())),
+        actor: Some(actor),
         reason,
         action_date_time: at,
-        request_id: req.0.clone(),
+        request_id: req.request_id.clone(),
         origin: Some(REST_ORIGIN.to_owned()),
     }
 }
@@ -176,13 +194,25 @@ pub(crate) fn parse_id(raw: &str) -> Result<BrokerId, ApiError> {
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn create_task(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
     let (body, fields): (CreateEnvelope, TaskFields) = split_body(raw, CREATE_KEYS)?;
-    let cp = body
-        .capture_point_id
-        .unwrap_or_else(|| REST_ORIGIN.to_owned());
+    // An integration bound to a capture point creates that capture point's tasks.
+    let bound = req
+        .principal
+        .as_ref()
+        .and_then(|p| p.capture_point_id.clone());
+    let cp = match (body.capture_point_id, bound) {
+        (Some(given), Some(b)) if given != b => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!("this token creates tasks of capture point {b:?} only"),
+            ))
+        }
+        (given, bound) => given.or(bound).unwrap_or_else(|| REST_ORIGIN.to_owned()),
+    };
     let new = NewTask {
         capture_point_id: cp.clone(),
         fields,
@@ -205,13 +235,24 @@ pub async fn create_task(
     responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn get_task(
     State(st): State<AppState>,
+    req: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Task>, ApiError> {
     let id = parse_id(&id)?;
-    match st.engine.tasks().get_task(id).await? {
-        Some(t) => Ok(axum::Json(t)),
-        None => Err(not_found(id)),
-    }
+    Ok(axum::Json(visible(&st, &req, id).await?))
+}
+
+/// The task, when the caller may see it: 404 when there is none, 403 when it is outside
+/// the caller's scope.
+pub(crate) async fn visible(st: &AppState, req: &Caller, id: BrokerId) -> Result<Task, ApiError> {
+    let t = st
+        .engine
+        .tasks()
+        .get_task(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    req.may_see(&t)?;
+    Ok(t)
 }
 
 pub(crate) fn not_found(id: BrokerId) -> ApiError {
@@ -228,8 +269,16 @@ pub(crate) fn not_found(id: BrokerId) -> ApiError {
               (status = 404, description = "TASK_NOT_FOUND: `after` is a bare brokerId with sort=priority and there is no such task", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn list_tasks(
     State(st): State<AppState>,
-    Query(p): Query<ListParams>,
+    req: Caller,
+    Query(mut p): Query<ListParams>,
 ) -> Result<axum::Json<TaskPage>, ApiError> {
+    // An agent lists the tasks assigned to it, an integration its capture point's: the
+    // filter is theirs whether given or not, and naming another is refused.
+    match req.scope() {
+        Some(Scope::Agent(a)) => narrow(&mut p.assigned_to_user, "assignedToUser", a.id)?,
+        Some(Scope::CapturePoint(cp)) => narrow(&mut p.capture_point_id, "capturePointId", cp)?,
+        None => {}
+    }
     let status = p.status.as_deref().map(str::parse::<Status>).transpose()?;
     let order = match p.sort.as_deref() {
         None | Some("brokerId") => TaskOrder::BrokerId,
@@ -298,15 +347,30 @@ async fn parse_after(st: &AppState, raw: &str, order: TaskOrder) -> Result<PageA
     })
 }
 
+fn narrow(filter: &mut Option<String>, name: &str, own: String) -> Result<(), ApiError> {
+    match filter {
+        Some(given) if *given != own => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!("you may list only tasks with {name}={own}"),
+        )),
+        _ => {
+            *filter = Some(own);
+            Ok(())
+        }
+    }
+}
+
 async fn act(
     st: &AppState,
+    req: &Caller,
     id: BrokerId,
     action: Action,
     m: ActionMeta,
 ) -> Result<axum::Json<Task>, ApiError> {
     let out = st
         .engine
-        .execute(Command::act(TaskRef::Broker(id), action, m))
+        .execute(Command::act(TaskRef::Broker(id), action, m).scoped(req.scope()))
         .await?;
     Ok(axum::Json(out.task))
 }
@@ -316,7 +380,7 @@ async fn act(
     responses((status = 200, body = Task), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn update_task(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
     Json(raw): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -329,7 +393,7 @@ pub async fn update_task(
         body.action_date_time,
         REST_ORIGIN,
     );
-    act(&st, id, Action::Update(fields), m).await
+    act(&st, &req, id, Action::Update(fields), m).await
 }
 
 /// `POST /api/v1/tasks/{brokerId}/{action}` for hold, resume, restart, cancel, complete.
@@ -342,7 +406,7 @@ pub async fn update_task(
               (status = 409, description = "CANNOT_HOLD_ASSIGNED_TASK, CANNOT_RESUME_TASK, CANNOT_RESTART_TASK, CANNOT_CANCEL_COMPLETED_TASK, CANNOT_COMPLETE_TASK", body = ErrorBody)))]
 pub async fn task_action(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path((id, action)): Path<(String, String)>,
     OptionalJson(body): OptionalJson<ActionBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -368,7 +432,7 @@ pub async fn task_action(
         body.action_date_time,
         REST_ORIGIN,
     );
-    act(&st, id, action, m).await
+    act(&st, &req, id, action, m).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/complete", tag = "tasks", request_body(content = Option<CompleteBody>, description = "optional: an empty body is no audit attributes and no result code"),
@@ -378,7 +442,7 @@ pub async fn task_action(
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn complete_task(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<CompleteBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -396,7 +460,7 @@ pub async fn complete_task(
         },
         None => Action::Complete,
     };
-    act(&st, id, action, m).await
+    act(&st, &req, id, action, m).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{brokerId}/assign", tag = "tasks", request_body = AssignBody,
@@ -406,7 +470,7 @@ pub async fn complete_task(
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn assign_task(
     State(st): State<AppState>,
-    req: RequestId,
+    req: Caller,
     Path(id): Path<String>,
     Json(body): Json<AssignBody>,
 ) -> Result<axum::Json<Task>, ApiError> {
@@ -420,6 +484,7 @@ pub async fn assign_task(
     );
     act(
         &st,
+        &req,
         id,
         Action::Assign {
             user: body.assigned_to_user,
@@ -434,9 +499,13 @@ pub async fn assign_task(
     responses((status = 200, body = Vec<Event>), (status = 400, description = "INVALID_FORMAT: a bad id, parameter or attribute, named in the message and parameters", body = ErrorBody), (status = 404, description = "TASK_NOT_FOUND", body = ErrorBody), (status = 503, description = "STORE_UNAVAILABLE or SHUTTING_DOWN; nothing was written", body = ErrorBody)))]
 pub async fn task_events(
     State(st): State<AppState>,
+    req: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<Event>>, ApiError> {
     let id = parse_id(&id)?;
+    if !req.sees_everything() {
+        visible(&st, &req, id).await?;
+    }
     let events = st.engine.events().task_events(id).await?;
     if events.is_empty() {
         return Err(not_found(id));

@@ -23,13 +23,19 @@ fn schemathesis() -> PathBuf {
 /// Per-operation settings the command line cannot express.
 ///
 /// A transfer names a queue (configured in the server's file) or an agent (registered at
-/// run time) in its body; the document cannot list which exist, so a schema-valid name
-/// may be unknown, and that is 422 (QUEUE_NOT_FOUND, AGENT_NOT_FOUND). It is not 404:
-/// that would say the task in the path is gone, which the stateful phase checks right
-/// after creating it. Every other status stays as strict as the default.
+/// run time) in its body, and an agent token its agent; the document cannot list which
+/// exist, so a schema-valid name may be unknown, and that is 422 (QUEUE_NOT_FOUND,
+/// AGENT_NOT_FOUND). It is not 404: that would say the task in the path is gone, which
+/// the stateful phase checks right after creating it. Every other status stays as strict
+/// as the default.
 const CONFIG: &str = r#"
 [[operations]]
 include-path = "/api/v1/tasks/{brokerId}/transfer"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-path = "/api/v1/tokens"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 "#;
@@ -48,6 +54,21 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
     let (engine, _writer) = Engine::start(store, EngineOptions::default())
         .await
         .unwrap();
+    // Authentication on, as installed: the fuzzer calls with an admin token, and its
+    // `ignored_auth` check calls without one and expects 401.
+    let secret = worklane_api::auth::new_token();
+    let admin = worklane_store::TokenRecord {
+        name: "fuzzer".into(),
+        hint: worklane_api::auth::token_hint(&secret),
+        role: worklane_domain::Role::Admin,
+        agent: None,
+        capture_point_id: None,
+        created_at: engine.now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let sha = worklane_api::auth::token_sha256(&secret);
+    assert!(engine.access().insert_token(&admin, &sha).await.unwrap());
     let shutdown = CancellationToken::new();
     let state = AppState {
         reload: None,
@@ -56,6 +77,7 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
         metrics: metrics_handle(),
         shutdown: shutdown.clone(),
         health: Default::default(),
+        auth: Default::default(),
     };
     let app = router(state, &ApiOptions::default(), axum::Router::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,6 +110,8 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
             "1",
             "--request-timeout",
             "10",
+            "--header",
+            &format!("Authorization: Bearer {secret}"),
             "--exclude-path",
             "/api/v1/events/stream",
             "--exclude-path",

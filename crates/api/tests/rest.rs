@@ -32,6 +32,9 @@ impl TestApp {
             metrics: metrics_handle(),
             shutdown: shutdown.clone(),
             health: Default::default(),
+            // SPEC 2's rules are the subject here; who may call is tested by the role
+            // matrix (crates/server/tests/access.rs) and the fuzzer (tests/fuzz.rs).
+            auth: worklane_api::auth::Auth::new(worklane_api::auth::AuthMode::Off),
         };
         let app = router(
             state,

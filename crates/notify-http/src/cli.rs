@@ -61,17 +61,20 @@ pub struct ReplayArgs {
     pub from_seq: i64,
 }
 
-/// Runs a notification command and prints the server's JSON answer.
-pub async fn run(args: NotificationsArgs) -> anyhow::Result<()> {
-    let out = execute(&args).await?;
+/// Runs a notification command with `client` (which carries the caller's credentials)
+/// and prints the server's JSON answer.
+pub async fn run(args: NotificationsArgs, client: &reqwest::Client) -> anyhow::Result<()> {
+    let out = execute(&args, client).await?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
-/// Runs a notification command and returns the server's JSON answer.
-pub async fn execute(args: &NotificationsArgs) -> anyhow::Result<serde_json::Value> {
+/// Runs a notification command with `client` and returns the server's JSON answer.
+pub async fn execute(
+    args: &NotificationsArgs,
+    client: &reqwest::Client,
+) -> anyhow::Result<serde_json::Value> {
     let base = format!("{}/api/v1/notifications", args.server.trim_end_matches('/'));
-    let client = reqwest::Client::new();
     let seg = |s: &str| url_segment(s);
     let req = match &args.command {
         NotificationsCommand::List(a) => {

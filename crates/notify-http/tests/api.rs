@@ -74,9 +74,12 @@ async fn list_show_resend_and_replay() {
     })
     .await;
 
-    let page = execute(&args(&server, list("t", Some("failed"))))
-        .await
-        .unwrap();
+    let page = execute(
+        &args(&server, list("t", Some("failed"))),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["lastStatusCode"], 400);
@@ -86,7 +89,9 @@ async fn list_show_resend_and_replay() {
         target: "t".into(),
         id,
     });
-    let detail = execute(&args(&server, show)).await.unwrap();
+    let detail = execute(&args(&server, show), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(detail["attempts"][0]["statusCode"], 400);
     assert!(detail["attempts"][0]["latencyUs"].as_i64().unwrap() > 0);
     assert_eq!(detail["body"]["message_guid"], detail["guid"]);
@@ -95,7 +100,9 @@ async fn list_show_resend_and_replay() {
         target: "t".into(),
         id,
     });
-    let r = execute(&args(&server, resend)).await.unwrap();
+    let r = execute(&args(&server, resend), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(r["status"], "pending");
     wait_for("resent one delivered", T, || async {
         wl.engine
@@ -122,7 +129,9 @@ async fn list_show_resend_and_replay() {
         target: "t".into(),
         id: c.id,
     });
-    let detail = execute(&args(&server, show)).await.unwrap();
+    let detail = execute(&args(&server, show), &Default::default())
+        .await
+        .unwrap();
     let sent = rx
         .got()
         .into_iter()
@@ -140,7 +149,9 @@ async fn list_show_resend_and_replay() {
         target: "t".into(),
         from_seq: 1,
     });
-    let r = execute(&args(&server, replay)).await.unwrap();
+    let r = execute(&args(&server, replay), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(r["reset"], 3);
     wait_for("replayed", T, || async {
         wl.all_delivered("t", 3).await
@@ -173,17 +184,17 @@ async fn list_show_resend_and_replay() {
         target: "t".into(),
         id: 999_999,
     });
-    let e = execute(&args(&server, missing))
+    let e = execute(&args(&server, missing), &Default::default())
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("404") && e.contains("DELIVERY_NOT_FOUND"), "{e}");
     // Held (a busy task's notifications behind its one in flight) is a filter too.
-    let held = execute(&args(&server, list("t", Some("held"))))
+    let held = execute(&args(&server, list("t", Some("held"))), &Default::default())
         .await
         .unwrap();
     assert_eq!(held["items"].as_array().map(Vec::len), Some(0), "{held}");
-    let bad = execute(&args(&server, list("t", Some("lost"))))
+    let bad = execute(&args(&server, list("t", Some("lost"))), &Default::default())
         .await
         .unwrap_err()
         .to_string();

@@ -25,6 +25,9 @@ pub struct Config {
     pub processing: ProcessingConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// `[auth]`: who may call the API (SPEC 10).
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// `[[capture_point]]` tables, each with a `kind` ("mq" or "database").
     #[serde(default)]
     pub capture_point: Vec<toml::Table>,
@@ -91,6 +94,21 @@ pub struct ServerConfig {
     /// taking over from a node that died. Renewed every third of it.
     #[serde(default = "default_lease_ttl", with = "humantime_serde")]
     pub lease_ttl: Duration,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `"on"` (the default): every route but `/healthz` and the OpenAPI document takes
+    /// `Authorization: Bearer <token>`. `"off"`: anyone who reaches the port may do
+    /// anything; refused unless the listener is a loopback address.
+    #[serde(default)]
+    pub mode: worklane_api::auth::AuthMode,
+    /// Where the first start writes the admin token it creates (readable by its owner
+    /// only). Relative paths are from the working directory.
+    #[serde(default = "default_token_file")]
+    pub bootstrap_token_file: std::path::PathBuf,
 }
 
 /// `[store]`. Its `Debug` shows the URL without its password.
@@ -211,6 +229,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("processing", &self.processing)
             .field("retention", &self.retention)
+            .field("auth", &self.auth)
             .field("capture_point", &tables(&self.capture_point))
             .field("notification_target", &tables(&self.notification_target))
             .field("calendar", &self.calendar)
@@ -263,6 +282,9 @@ fn default_listen() -> String {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_token_file() -> std::path::PathBuf {
+    worklane_api::auth::DEFAULT_TOKEN_FILE.into()
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)
@@ -318,7 +340,8 @@ default_from_serde!(
     StoreConfig,
     LogConfig,
     ProcessingConfig,
-    RetentionConfig
+    RetentionConfig,
+    AuthConfig
 );
 
 /// A configuration problem, naming the key.
@@ -491,10 +514,19 @@ impl Config {
     /// returns the components read from their tables.
     fn validate(&self) -> Result<Vec<crate::components::Component>, ConfigError> {
         let mut components = Vec::new();
-        self.server
+        let listen = self
+            .server
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("server.listen", format!("{:?}: {e}", self.server.listen)))?;
+        if self.auth.mode == worklane_api::auth::AuthMode::Off && !listen.ip().is_loopback() {
+            return Err(invalid(
+                "auth.mode",
+                format!(
+                    "\"off\" is allowed only on a loopback listener, and server.listen is {listen}"
+                ),
+            ));
+        }
         let u = &self.store.url;
         if !(u.starts_with("sqlite:")
             || u.starts_with("postgres://")
@@ -605,6 +637,33 @@ mod tests {
             "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn authentication_off_only_on_a_loopback_listener() {
+        let off = |listen: &str| {
+            Config::from_toml(&format!(
+                "[server]\nlisten = \"{listen}\"\n[auth]\nmode = \"off\"\n"
+            ))
+        };
+        assert!(off("127.0.0.1:8035").is_ok());
+        assert!(off("[::1]:8035").is_ok());
+        let e = off("0.0.0.0:8035").unwrap_err().to_string();
+        assert!(e.starts_with("auth.mode:") && e.contains("loopback"), "{e}");
+        let e = Config::from_toml("[auth]\nmode = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe"), "{e}");
+        let on = Config::from_toml("[server]\nlisten = \"0.0.0.0:8035\"\n").unwrap();
+        assert_eq!(
+            on.auth.mode,
+            worklane_api::auth::AuthMode::On,
+            "on by default"
+        );
+        assert_eq!(
+            on.auth.bootstrap_token_file,
+            std::path::Path::new("worklane-admin.token")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! capture points: in-flight work finishes), then outputs (processing, retention, notifiers), then
 //! the engine writer drains what is queued. Nothing is left half-written.
 
+pub mod bootstrap;
 pub mod components;
 pub mod config;
 
@@ -16,6 +17,7 @@ pub use config::{Config, ConfigError};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use worklane_api::auth::{Auth, AuthMode};
 use worklane_api::rules::{Reload, RulesSummary};
 use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
 use worklane_engine::{
@@ -88,6 +90,21 @@ pub async fn run_with(
     let (engine, writer) = Engine::start(store, engine_options)
         .await
         .context("starting the engine")?;
+    let addr = listener.local_addr()?;
+    match cfg.auth.mode {
+        AuthMode::On => {
+            bootstrap::admin_token(&engine, &cfg.auth.bootstrap_token_file).await?;
+        }
+        // The configuration checks server.listen; this checks the listener itself (a
+        // caller of `run` binds its own).
+        AuthMode::Off if !addr.ip().is_loopback() => {
+            anyhow::bail!("auth.mode = \"off\" is allowed only on a loopback listener, not {addr}")
+        }
+        AuthMode::Off => tracing::warn!(
+            %addr,
+            "auth.mode = \"off\": anyone who reaches this address may read and change every task"
+        ),
+    }
 
     let mut sup = Supervisor::new();
     let (poll, batch) = (cfg.processing.poll_interval, cfg.processing.batch);
@@ -154,6 +171,7 @@ pub async fn run_with(
         shutdown: sup.inputs_token(),
         health: sup.health(),
         agent_channels: Default::default(),
+        auth: Auth::new(cfg.auth.mode),
     };
     let app = router(
         state,
@@ -162,7 +180,6 @@ pub async fn run_with(
         },
         components::api_extra(&cfg.components, &engine),
     );
-    let addr = listener.local_addr()?;
     // The listener cannot be bound again, so the API is not restarted: if it stops on
     // its own the server shuts down.
     let api_token = sup.inputs_token();

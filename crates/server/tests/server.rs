@@ -1,73 +1,23 @@
 //! A whole server in-process on port 0, with a test clock: what the binary runs, without
 //! starting the executable.
 
+mod support;
+
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use support::Server;
 use worklane_engine::{Clock, TestClock};
-use worklane_server::{run_with, Config, RunOptions};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url, wait_until};
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+const TARGET: &str = r#"
+[[notification_target]]
+id = "crm"
+uri = "http://127.0.0.1:9/never-called"
+start_at = "now"
+"#;
 
-impl Server {
-    async fn start(store_url: &str, clock: &TestClock) -> Self {
-        Self::start_node(store_url, clock, "solo").await
-    }
-
-    async fn start_node(store_url: &str, clock: &TestClock, node: &str) -> Self {
-        let cfg = Config::from_toml(&format!(
-            r#"
-            [store]
-            url = "{store_url}"
-            [processing]
-            poll_interval = "1h"
-            [[notification_target]]
-            id = "crm"
-            uri = "http://127.0.0.1:9/never-called"
-            start_at = "now"
-            "#
-        ))
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let options = RunOptions {
-            clock: clock.shared(),
-            node_id: Some(node.to_owned()),
-        };
-        let done = tokio::spawn(run_with(cfg, listener, shutdown.clone(), options));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            shutdown,
-            done,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
-    }
-
-    async fn status_of(&self, id: i64) -> String {
-        let (_, t) = self.get(&format!("/api/v1/tasks/{id}")).await;
-        t["status"].as_str().unwrap().to_owned()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.done.await.unwrap().unwrap();
-    }
+async fn status_of(server: &Server, id: i64) -> String {
+    let (_, t) = server.task(id).await;
+    t["status"].as_str().unwrap().to_owned()
 }
 
 /// Activation is a decision on the injected clock: a task waits as New until the test
@@ -75,7 +25,7 @@ impl Server {
 /// poll interval is an hour, so only the clock can have woken it).
 async fn activation_follows_the_test_clock(store_url: String) {
     let clock = TestClock::at_default();
-    let server = Server::start(&store_url, &clock).await;
+    let server = Server::start(&store_url, &clock, TARGET).await;
     let activation = clock.now() + jiff::SignedDuration::from_mins(30);
     let r = server
         .http
@@ -106,20 +56,20 @@ async fn activation_follows_the_test_clock(store_url: String) {
     wait_until(
         "the active task queued",
         Duration::from_secs(10),
-        async || server.status_of(now_id).await == "Queued",
+        async || status_of(&server, now_id).await == "Queued",
     )
     .await;
-    assert_eq!(server.status_of(id).await, "New", "not active yet");
+    assert_eq!(status_of(&server, id).await, "New", "not active yet");
 
     clock.advance(Duration::from_secs(29 * 60));
     // Nothing may move a minute early; the processor has had its wake-up from the clock.
     tokio::task::yield_now().await;
-    assert_eq!(server.status_of(id).await, "New");
+    assert_eq!(status_of(&server, id).await, "New");
     clock.advance(Duration::from_secs(60));
     wait_until(
         "activated task queued",
         Duration::from_secs(10),
-        async || server.status_of(id).await == "Queued",
+        async || status_of(&server, id).await == "Queued",
     )
     .await;
 
@@ -159,8 +109,8 @@ async fn state_of(server: &Server, component: &str) -> String {
 async fn a_notification_target_runs_on_one_node_and_fails_over() {
     let url = fresh_postgres_url().await.unwrap();
     let clock = TestClock::at_default();
-    let a = Server::start_node(&url, &clock, "node-a").await;
-    let b = Server::start_node(&url, &clock, "node-b").await;
+    let a = Server::start_node(&url, &clock, "node-a", TARGET).await;
+    let b = Server::start_node(&url, &clock, "node-b", TARGET).await;
     let store = worklane_store::connect(&url).await.unwrap();
     wait_until(
         "one node holds the target",

@@ -1,0 +1,328 @@
+//! Who is calling, and may they (SPEC 10). Every route has one entry in [`rule`]: the roles
+//! that may call it. [`authorize`] authenticates the bearer token, checks that table and
+//! hands the handlers a [`Principal`]; handlers narrow an agent or an integration to its own
+//! tasks with the principal's [`worklane_domain::Scope`], which the engine checks against
+//! the task it loads.
+
+use crate::{ApiError, AppState};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use worklane_domain::{AgentScope, Principal, Role};
+use worklane_store::TokenRecord;
+
+/// Whether callers must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every route but the public ones takes a bearer token.
+    #[default]
+    On,
+    /// Anyone who reaches the port may do anything: only on a loopback listener.
+    Off,
+}
+
+/// Where the first start writes the admin token it makes, unless configured, and where
+/// the CLI looks for a token when given none.
+pub const DEFAULT_TOKEN_FILE: &str = "worklane-admin.token";
+
+/// The name of the admin token the first start makes.
+pub const BOOTSTRAP_TOKEN: &str = "bootstrap-admin";
+
+/// How long a token's principal is used from memory before the store is asked again: a
+/// token revoked on another node stops working at most this long after.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// A token's last use is written at most this often.
+const TOUCH_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Authentication state shared by every request.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub mode: AuthMode,
+    cache: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
+}
+
+impl Auth {
+    pub fn new(mode: AuthMode) -> Self {
+        Self {
+            mode,
+            cache: Default::default(),
+        }
+    }
+
+    /// Forgets every cached token (after a revocation on this node).
+    pub fn forget_tokens(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    async fn principal(&self, st: &AppState, token: &str) -> Result<Option<Principal>, ApiError> {
+        let hash = token_sha256(token);
+        if let Some((p, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
+            if at.elapsed() < TOKEN_CACHE_TTL {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let Some(rec) = st.engine.access().token_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let now = st.engine.now();
+        if rec
+            .last_used_at
+            .is_none_or(|t| now.duration_since(t) >= TOUCH_EVERY)
+        {
+            st.engine.access().touch_token(&rec.name, now).await?;
+        }
+        let p = principal_of(st, &rec).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(hash, (p.clone(), Instant::now()));
+        Ok(Some(p))
+    }
+}
+
+async fn principal_of(st: &AppState, rec: &TokenRecord) -> Result<Principal, ApiError> {
+    let agent = match (&rec.role, &rec.agent) {
+        (Role::Agent, Some(id)) => Some(agent_scope(st, id).await?),
+        _ => None,
+    };
+    Ok(Principal {
+        actor: format!("token:{}", rec.name),
+        role: rec.role,
+        agent,
+        capture_point_id: rec.capture_point_id.clone(),
+    })
+}
+
+/// An agent's id with the groups and places whose workbins it may open.
+pub(crate) async fn agent_scope(st: &AppState, id: &str) -> Result<AgentScope, ApiError> {
+    let a = st.engine.agents().get_agent(id).await?;
+    Ok(match a {
+        Some(a) => AgentScope {
+            id: a.id,
+            groups: a.profile.groups,
+            place: a.profile.place,
+            place_groups: a.profile.place_groups,
+        },
+        None => AgentScope {
+            id: id.to_owned(),
+            ..Default::default()
+        },
+    })
+}
+
+/// A new API token: `wl_` and 32 random bytes, base64url. Shown once; only its SHA-256 is
+/// kept.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    format!(
+        "wl_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What the store keeps of a token: its SHA-256, hex. A token has 256 random bits, so a
+/// fast hash is safe here (argon2 is for passwords, which people choose).
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The first characters of a token, to tell tokens apart in a list.
+pub fn token_hint(token: &str) -> String {
+    token.chars().take(8).collect()
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Anyone, without a token (health, the OpenAPI document).
+    Public,
+    /// These roles.
+    Roles(&'static [Role]),
+    /// Admins, supervisors, and the agent the path's `{id}` names.
+    AgentSelf,
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+const STAFF: &[Role] = &[Role::Admin, Role::Supervisor];
+const ALL: &[Role] = &[
+    Role::Admin,
+    Role::Supervisor,
+    Role::Agent,
+    Role::Integration,
+];
+const NOT_AGENT: &[Role] = &[Role::Admin, Role::Supervisor, Role::Integration];
+const NOT_INTEGRATION: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
+
+/// The role matrix (SPEC 10): who may call each route, by method and route pattern
+/// (`/api/v1/tasks/{id}`, parameters named as the router or the document names them).
+/// Routes that reach tasks are further narrowed to the caller's own tasks by its scope.
+/// A route missing here is the admin's alone.
+pub fn rule(method: &Method, path: &str) -> Allow {
+    // Parameters by position, not name: the router and the document name them differently.
+    let mut shape = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                shape.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            c => shape.push(c),
+        }
+    }
+    match (method.as_str(), shape.as_str()) {
+        (_, "/healthz" | "/api/v1/openapi.json") => Allow::Public,
+        ("POST", "/api/v1/tasks") => Allow::Roles(NOT_AGENT),
+        ("GET", "/api/v1/tasks") => Allow::Roles(ALL),
+        ("GET" | "PATCH", "/api/v1/tasks/{}") => Allow::Roles(ALL),
+        ("GET", "/api/v1/tasks/{}/events") => Allow::Roles(ALL),
+        (
+            "POST",
+            "/api/v1/tasks/{}/complete" | "/api/v1/tasks/{}/transfer" | "/api/v1/tasks/{}/workbin",
+        ) => Allow::Roles(ALL),
+        ("POST", "/api/v1/tasks/{}/assign" | "/api/v1/tasks/{}/{}") => Allow::Roles(NOT_AGENT),
+        (_, "/api/v1/agents") => Allow::Roles(STAFF),
+        ("PATCH", "/api/v1/agents/{}") => Allow::Roles(STAFF),
+        ("GET", "/api/v1/agents/{}" | "/api/v1/agents/{}/offers" | "/api/v1/agents/{}/stream") => {
+            Allow::AgentSelf
+        }
+        ("POST", "/api/v1/agents/{}/state" | "/api/v1/agents/{}/next") => Allow::AgentSelf,
+        ("POST", "/api/v1/offers/{}/accept" | "/api/v1/offers/{}/reject") => {
+            Allow::Roles(NOT_INTEGRATION)
+        }
+        ("GET", "/api/v1/events" | "/api/v1/events/stream") => Allow::Roles(STAFF),
+        ("POST", "/api/v1/rules/explain" | "/api/v1/rules/diff") => Allow::Roles(STAFF),
+        ("GET", "/metrics") => Allow::Roles(STAFF),
+        (
+            "GET",
+            "/api/v1/notifications/{}/deliveries" | "/api/v1/notifications/{}/deliveries/{}",
+        ) => Allow::Roles(STAFF),
+        _ => Allow::Roles(ADMIN),
+    }
+}
+
+/// The 401 answer: no token, or one that is unknown or revoked (which of them is not said).
+fn unauthenticated(why: &str) -> Response {
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"worklane\""),
+    );
+    r
+}
+
+fn forbidden(p: &Principal, what: &str) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        format!("role {} may not {what}", p.role),
+    )
+    .into_response()
+}
+
+/// The bearer token of a request, if it sent one.
+fn bearer(req: &Request) -> Result<Option<&str>, Response> {
+    let Some(v) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| unauthenticated("the Authorization header is not readable"))?;
+    match v.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+            Ok(Some(t.trim()))
+        }
+        _ => Err(unauthenticated(
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
+/// The middleware: authenticates the caller and applies [`rule`] to the matched route.
+pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
+        return next.run(req).await;
+    };
+    let allow = rule(req.method(), &path);
+    if allow == Allow::Public || st.auth.mode == AuthMode::Off {
+        return next.run(req).await;
+    }
+    let token = match bearer(&req) {
+        Ok(Some(t)) => t.to_owned(),
+        Ok(None) => return unauthenticated("this route takes `Authorization: Bearer <token>`"),
+        Err(r) => return r,
+    };
+    let p = match st.auth.principal(&st, &token).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return unauthenticated("the token is unknown or revoked"),
+        Err(e) => return e.into_response(),
+    };
+    let permitted = match allow {
+        Allow::Public => true,
+        Allow::Roles(roles) => roles.contains(&p.role),
+        Allow::AgentSelf => {
+            // Agent ids are URL-safe (no `/` or `%`), so the raw segment is the id.
+            let id = req.uri().path().split('/').nth(4).unwrap_or("");
+            p.is_agent(id)
+        }
+    };
+    if !permitted {
+        return forbidden(&p, &format!("call {} {path}", req.method()));
+    }
+    req.extensions_mut().insert(p);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_is_kept() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert!(a.starts_with("wl_") && a.len() == 46, "{a}");
+        assert_eq!(token_sha256(&a).len(), 64);
+        assert_ne!(token_sha256(&a), token_sha256(&b));
+        assert_eq!(token_hint(&a), a[..8]);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn parameters_match_by_position_whatever_their_name() {
+        let get = Method::GET;
+        assert_eq!(
+            rule(&get, "/api/v1/tasks/{brokerId}"),
+            rule(&get, "/api/v1/tasks/{id}")
+        );
+        assert_eq!(rule(&get, "/api/v1/tasks/{id}"), Allow::Roles(ALL));
+        assert_eq!(rule(&get, "/api/v1/agents/{id}/offers"), Allow::AgentSelf);
+        assert_eq!(rule(&get, "/healthz"), Allow::Public);
+        assert_eq!(rule(&Method::POST, "/api/v1/unknown"), Allow::Roles(ADMIN));
+    }
+}

@@ -1,0 +1,602 @@
+//! People and access through the real server on both stores (SPEC 10): the role matrix,
+//! walked route by route with every role, and the scopes that keep an agent to its own
+//! tasks and an integration to its capture point.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use support::{client, Server};
+use worklane_engine::TestClock;
+use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
+
+const CONFIG: &str = r#"
+[[queue]]
+id = "desk"
+when = "true"
+mode = "pull"
+
+[[notification_target]]
+id = "crm"
+uri = "http://127.0.0.1:9/never-called"
+start_at = "now"
+"#;
+
+/// Who calls: the columns of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Nobody,
+    Admin,
+    Supervisor,
+    /// Agent ann, whose task and agent the paths name.
+    Ann,
+    /// Agent bob: an agent, but not the one the paths name.
+    Bob,
+    /// An integration bound to capture point `crm`, the capture point of ann's task.
+    Crm,
+}
+
+const WHO: [Who; 6] = [
+    Who::Nobody,
+    Who::Bob,
+    Who::Crm,
+    Who::Ann,
+    Who::Supervisor,
+    Who::Admin,
+];
+
+/// One route and who may call it, as SPEC 10 says: `a`dmin, `s`upervisor, `g` agent ann,
+/// `o` the other agent bob, `i` integration, `*` anyone without a token. Paths name ann's
+/// task and ann herself, so where bob differs from ann it is the scope that refuses him.
+const MATRIX: &[(&str, &str, &str)] = &[
+    ("GET", "/healthz", "*"),
+    ("GET", "/api/v1/openapi.json", "*"),
+    ("GET", "/metrics", "as"),
+    ("POST", "/api/v1/tasks", "asi"),
+    ("GET", "/api/v1/tasks", "asgoi"),
+    ("GET", "/api/v1/tasks/{brokerId}", "asgi"),
+    ("PATCH", "/api/v1/tasks/{brokerId}", "asgoi"),
+    ("GET", "/api/v1/tasks/{brokerId}/events", "asgi"),
+    ("POST", "/api/v1/tasks/{brokerId}/complete", "asgoi"),
+    ("POST", "/api/v1/tasks/{brokerId}/transfer", "asgoi"),
+    ("POST", "/api/v1/tasks/{brokerId}/workbin", "asgoi"),
+    ("POST", "/api/v1/tasks/{brokerId}/assign", "asi"),
+    ("POST", "/api/v1/tasks/{brokerId}/{action}", "asi"),
+    ("POST", "/api/v1/agents", "as"),
+    ("GET", "/api/v1/agents", "as"),
+    ("GET", "/api/v1/agents/{id}", "asg"),
+    ("PATCH", "/api/v1/agents/{id}", "as"),
+    ("POST", "/api/v1/agents/{id}/state", "asg"),
+    ("POST", "/api/v1/agents/{id}/next", "asg"),
+    ("GET", "/api/v1/agents/{id}/offers", "asg"),
+    ("GET", "/api/v1/agents/{id}/stream", "asg"),
+    ("POST", "/api/v1/offers/{offerId}/accept", "asgo"),
+    ("POST", "/api/v1/offers/{offerId}/reject", "asgo"),
+    ("GET", "/api/v1/events", "as"),
+    ("GET", "/api/v1/events/stream", "as"),
+    ("POST", "/api/v1/rules/explain", "as"),
+    ("POST", "/api/v1/rules/diff", "as"),
+    ("POST", "/api/v1/rules/reload", "a"),
+    ("POST", "/api/v1/users", "a"),
+    ("GET", "/api/v1/users", "a"),
+    ("PATCH", "/api/v1/users/{id}", "a"),
+    ("POST", "/api/v1/tokens", "a"),
+    ("GET", "/api/v1/tokens", "a"),
+    ("DELETE", "/api/v1/tokens/{name}", "a"),
+    ("GET", "/api/v1/notifications/{target}/deliveries", "as"),
+    (
+        "GET",
+        "/api/v1/notifications/{target}/deliveries/{id}",
+        "as",
+    ),
+    (
+        "POST",
+        "/api/v1/notifications/{target}/deliveries/{id}/resend",
+        "a",
+    ),
+    ("POST", "/api/v1/notifications/{target}/replay", "a"),
+];
+
+/// Routes the OpenAPI document does not list (the matrix covers them all the same).
+const UNDOCUMENTED: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/api/v1/openapi.json",
+    "/api/v1/notifications/{target}/deliveries",
+    "/api/v1/notifications/{target}/deliveries/{id}",
+    "/api/v1/notifications/{target}/deliveries/{id}/resend",
+    "/api/v1/notifications/{target}/replay",
+];
+
+fn allowed(who: Who, cell: &str) -> bool {
+    let letter = match who {
+        Who::Nobody => '*',
+        Who::Admin => 'a',
+        Who::Supervisor => 's',
+        Who::Ann => 'g',
+        Who::Bob => 'o',
+        Who::Crm => 'i',
+    };
+    cell.contains('*') || cell.contains(letter)
+}
+
+/// The setting every test starts from: agents ann and bob, Ready; tokens for each role;
+/// one task of capture point `crm` assigned to ann (pulled), one of `fax` in the queue.
+struct World {
+    s: Server,
+    clients: Vec<(Who, reqwest::Client)>,
+    ann_task: i64,
+    fax_task: i64,
+}
+
+impl World {
+    async fn new(store_url: &str, clock: &TestClock) -> Self {
+        let s = Server::start(store_url, clock, CONFIG).await;
+        for id in ["ann", "bob"] {
+            let body = json!({"id": id, "capacity": {"*": 5}, "groups": ["claims"]});
+            let (code, a) = s.post("/api/v1/agents", Some(body)).await;
+            assert_eq!(code, 201, "{a}");
+            let (code, a) = s
+                .post(
+                    &format!("/api/v1/agents/{id}/state"),
+                    Some(json!({"state": "Ready"})),
+                )
+                .await;
+            assert_eq!(code, 200, "{a}");
+        }
+        let mut clients = vec![
+            (Who::Nobody, reqwest::Client::new()),
+            (Who::Admin, s.http.clone()),
+        ];
+        for (who, body) in [
+            (
+                Who::Supervisor,
+                json!({"name": "sup", "role": "supervisor"}),
+            ),
+            (
+                Who::Ann,
+                json!({"name": "ann-desk", "role": "agent", "agent": "ann"}),
+            ),
+            (
+                Who::Bob,
+                json!({"name": "bob-desk", "role": "agent", "agent": "bob"}),
+            ),
+            (
+                Who::Crm,
+                json!({"name": "crm", "role": "integration", "capturePointId": "crm"}),
+            ),
+        ] {
+            let (code, t) = s.post("/api/v1/tokens", Some(body)).await;
+            assert_eq!(code, 201, "{t}");
+            clients.push((who, client(t["token"].as_str().unwrap())));
+        }
+        let ann_task = s
+            .create(json!({"capturePointId": "crm", "captureId": "claim-1"}))
+            .await;
+        s.wait_status(ann_task, "Distributed").await;
+        let w = Self {
+            s,
+            clients,
+            ann_task,
+            fax_task: 0,
+        };
+        let (code, t) = w
+            .call(Who::Ann, Method::POST, "/api/v1/agents/ann/next", None)
+            .await;
+        assert_eq!(code, 200, "{t}");
+        assert_eq!(t["brokerId"], ann_task);
+        let fax_task =
+            w.s.create(json!({"capturePointId": "fax", "captureId": "fax-1"}))
+                .await;
+        w.s.wait_status(fax_task, "Distributed").await;
+        Self { fax_task, ..w }
+    }
+
+    fn client(&self, who: Who) -> &reqwest::Client {
+        &self.clients.iter().find(|(w, _)| *w == who).unwrap().1
+    }
+
+    async fn call(
+        &self,
+        who: Who,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.s.call_with(self.client(who), method, path, body).await
+    }
+}
+
+/// Every route with every role: a role the matrix refuses gets 403 FORBIDDEN, a caller
+/// without a token 401 UNAUTHENTICATED with a `WWW-Authenticate` challenge, both in the
+/// standard error body; a role it allows gets past both (whatever the route then says of
+/// the deliberately unknown attribute its body carries). The matrix lists every operation
+/// of the OpenAPI document, so a new route cannot go unchecked.
+async fn every_route_enforces_the_matrix(store_url: String) {
+    let clock = TestClock::at_default();
+    let w = World::new(&store_url, &clock).await;
+
+    let (_, doc) = w
+        .call(Who::Nobody, Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let listed: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .filter(|(_, p, _)| !UNDOCUMENTED.contains(p))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        listed, documented,
+        "the matrix lists every documented route"
+    );
+
+    // Body-less requests are sent without a body; the others with an attribute no
+    // route knows, so that a role that passes is refused by the route (400) instead of
+    // changing the task the next role is tried on.
+    let nonsense = json!({"matrixProbe": true});
+    for (method, path, cell) in MATRIX {
+        let concrete = path
+            .replace("{brokerId}", &w.ann_task.to_string())
+            .replace("{action}", "hold")
+            .replace("{offerId}", "no-such-offer")
+            .replace("{target}", "crm")
+            .replace("{name}", "no-such-token")
+            .replace("/users/{id}", "/users/nobody")
+            .replace("/deliveries/{id}", "/deliveries/1")
+            .replace("{id}", "ann");
+        let method: Method = method.parse().unwrap();
+        let body = (method == Method::POST || method == Method::PATCH).then(|| nonsense.clone());
+        for who in WHO {
+            let r = w
+                .client(who)
+                .request(method.clone(), format!("{}{concrete}", w.s.base));
+            let r = match &body {
+                Some(b) => r.json(b),
+                None => r,
+            };
+            let r = r.send().await.unwrap();
+            let code = r.status().as_u16();
+            let challenge = r.headers().get("www-authenticate").cloned();
+            // A stream answers with its headers and then waits: the status is enough.
+            let value: Value = if concrete.ends_with("/stream") && code == 200 {
+                Value::Null
+            } else {
+                r.json().await.unwrap_or(Value::Null)
+            };
+            let at = format!("{who:?} {method} {concrete}: {code} {value}");
+            if allowed(who, cell) {
+                assert!(code != 401 && code != 403, "allowed, but {at}");
+            } else if who == Who::Nobody {
+                assert_eq!(code, 401, "{at}");
+                assert_eq!(value["code"], "UNAUTHENTICATED", "{at}");
+                assert!(
+                    challenge.is_some_and(|c| c.to_str().unwrap().starts_with("Bearer")),
+                    "{at}"
+                );
+            } else {
+                assert_eq!(code, 403, "{at}");
+                assert_eq!(value["code"], "FORBIDDEN", "{at}");
+                assert!(value["message"].is_string(), "{at}");
+            }
+        }
+    }
+    w.s.stop().await;
+}
+
+/// An agent sees and acts on its own tasks only, an integration on its capture point's;
+/// every action's event records the token that made it; a revoked token stops at once.
+async fn scopes_keep_callers_to_their_own_tasks(store_url: String) {
+    let clock = TestClock::at_default();
+    let w = World::new(&store_url, &clock).await;
+    let (ann, fax) = (w.ann_task, w.fax_task);
+
+    // Ann: her task, not the other; her list, whatever she asks for.
+    let (code, t) = w
+        .call(Who::Ann, Method::GET, &format!("/api/v1/tasks/{ann}"), None)
+        .await;
+    assert_eq!(
+        (code, t["assignedToUser"].as_str()),
+        (200, Some("ann")),
+        "{t}"
+    );
+    let (code, e) = w
+        .call(Who::Ann, Method::GET, &format!("/api/v1/tasks/{fax}"), None)
+        .await;
+    assert_eq!((code, e["code"].as_str()), (403, Some("FORBIDDEN")), "{e}");
+    let (code, page) = w.call(Who::Ann, Method::GET, "/api/v1/tasks", None).await;
+    assert_eq!(code, 200, "{page}");
+    let ids: Vec<i64> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["brokerId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![ann]);
+    let (code, _) = w
+        .call(
+            Who::Ann,
+            Method::GET,
+            "/api/v1/tasks?assignedToUser=bob",
+            None,
+        )
+        .await;
+    assert_eq!(code, 403);
+    // Acting on another's task is refused inside the transaction and changes nothing.
+    let (code, e) = w
+        .call(
+            Who::Ann,
+            Method::POST,
+            &format!("/api/v1/tasks/{fax}/complete"),
+            None,
+        )
+        .await;
+    assert_eq!((code, e["code"].as_str()), (403, Some("FORBIDDEN")), "{e}");
+    assert_eq!(w.s.task(fax).await.1["status"], "Distributed");
+    let (code, e) = w
+        .call(
+            Who::Bob,
+            Method::POST,
+            &format!("/api/v1/tasks/{ann}/complete"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 403, "{e}");
+    // Bob may not pull, nor set the state, as ann.
+    let (code, _) = w
+        .call(Who::Bob, Method::POST, "/api/v1/agents/ann/next", None)
+        .await;
+    assert_eq!(code, 403);
+
+    // The integration: its capture point's tasks, created as its own.
+    let (code, e) = w
+        .call(Who::Crm, Method::GET, &format!("/api/v1/tasks/{fax}"), None)
+        .await;
+    assert_eq!(code, 403, "{e}");
+    let (code, e) = w
+        .call(
+            Who::Crm,
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"capturePointId": "fax", "captureId": "x"})),
+        )
+        .await;
+    assert_eq!((code, e["code"].as_str()), (403, Some("FORBIDDEN")), "{e}");
+    let (code, t) = w
+        .call(
+            Who::Crm,
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"captureId": "claim-2"})),
+        )
+        .await;
+    assert_eq!(
+        (code, t["capturePointId"].as_str()),
+        (201, Some("crm")),
+        "{t}"
+    );
+    let (code, page) = w
+        .call(
+            Who::Crm,
+            Method::GET,
+            "/api/v1/tasks?capturePointId=fax",
+            None,
+        )
+        .await;
+    assert_eq!(code, 403, "{page}");
+    let (code, e) = w
+        .call(
+            Who::Crm,
+            Method::POST,
+            &format!("/api/v1/tasks/{fax}/hold"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 403, "{e}");
+
+    // Ann completes her task; the event names her token, and the body's actor beside it.
+    let (code, t) = w
+        .call(
+            Who::Ann,
+            Method::POST,
+            &format!("/api/v1/tasks/{ann}/complete"),
+            Some(json!({"actor": "Ann Smith"})),
+        )
+        .await;
+    assert_eq!(
+        (code, t["status"].as_str()),
+        (200, Some("Completed")),
+        "{t}"
+    );
+    let (_, events) = w.s.get(&format!("/api/v1/tasks/{ann}/events")).await;
+    let completed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["eventType"] == "TaskCompleted")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        completed["actor"], "token:ann-desk for Ann Smith",
+        "{completed}"
+    );
+
+    // Revoked: refused at once on this node.
+    let (code, _) =
+        w.s.call(Method::DELETE, "/api/v1/tokens/ann-desk", None)
+            .await;
+    assert_eq!(code, 204);
+    let (code, e) = w
+        .call(Who::Ann, Method::GET, "/api/v1/agents/ann", None)
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
+    let (_, list) = w.s.get("/api/v1/tokens").await;
+    let desk = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ann-desk")
+        .cloned()
+        .unwrap();
+    assert!(
+        desk["revokedDateTime"].is_string() && desk["lastUsedDateTime"].is_string(),
+        "{desk}"
+    );
+    assert!(
+        desk.get("token").is_none(),
+        "a list never shows a secret: {desk}"
+    );
+
+    // A malformed header is 401 too, and says what is wrong.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/tasks", w.s.base))
+        .header("Authorization", "Basic YWRtaW46YWRtaW4=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["message"].as_str().unwrap().contains("Bearer"), "{e}");
+    w.s.stop().await;
+}
+
+/// The first start writes one admin token, readable by its owner only; a second start
+/// on the same store makes none and leaves the file alone. Users: an agent user is its
+/// agent, passwords never come back, and a short one is refused.
+async fn first_start_and_users(store_url: String) {
+    let clock = TestClock::at_default();
+    let s = Server::start(&store_url, &clock, "").await;
+    let file = support::token_file(&store_url);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner-only: {mode:o}");
+    }
+    let written = std::fs::read_to_string(&file).unwrap();
+    s.stop().await;
+    let s = Server::start(&store_url, &clock, "").await;
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        written,
+        "not made again"
+    );
+    let (_, tokens) = s.get("/api/v1/tokens").await;
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    assert_eq!(tokens[0]["name"], "bootstrap-admin");
+    assert_eq!(tokens[0]["role"], "admin");
+
+    let (code, u) = s
+        .post(
+            "/api/v1/users",
+            Some(json!({"id": "dee", "name": "Dee", "role": "agent", "password": "a long passphrase"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{u}");
+    assert!(
+        u.get("password").is_none() && u.get("passwordHash").is_none(),
+        "{u}"
+    );
+    let (code, a) = s.get("/api/v1/agents/dee").await;
+    assert_eq!(
+        (code, a["name"].as_str()),
+        (200, Some("Dee")),
+        "an agent user is its agent: {a}"
+    );
+    let (code, e) = s
+        .post(
+            "/api/v1/users",
+            Some(json!({"id": "eve", "role": "admin", "password": "short"})),
+        )
+        .await;
+    assert_eq!(code, 400, "{e}");
+    assert!(
+        !e.to_string().contains("short\""),
+        "the password is not echoed: {e}"
+    );
+    let (code, e) = s
+        .post(
+            "/api/v1/users",
+            Some(json!({"id": "dee", "role": "agent", "password": "another passphrase"})),
+        )
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (409, Some("USER_EXISTS")),
+        "{e}"
+    );
+    let (code, u) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/dee",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!((code, u["disabled"].as_bool()), (200, Some(true)), "{u}");
+    let (code, e) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/nobody",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (404, Some("USER_NOT_FOUND")),
+        "{e}"
+    );
+    // A token for an agent that does not exist, and a capture point on a role without one.
+    let (code, e) = s
+        .post(
+            "/api/v1/tokens",
+            Some(json!({"name": "x", "role": "agent", "agent": "ghost"})),
+        )
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (422, Some("AGENT_NOT_FOUND")),
+        "{e}"
+    );
+    let (code, _) = s
+        .post(
+            "/api/v1/tokens",
+            Some(json!({"name": "x", "role": "supervisor", "capturePointId": "crm"})),
+        )
+        .await;
+    assert_eq!(code, 400);
+    s.stop().await;
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::fresh_sqlite_url()).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::fresh_postgres_url().await.unwrap()).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    every_route_enforces_the_matrix,
+    scopes_keep_callers_to_their_own_tasks,
+    first_start_and_users
+);
