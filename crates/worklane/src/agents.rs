@@ -16,6 +16,8 @@ pub struct AgentsArgs {
         default_value = "http://127.0.0.1:8035"
     )]
     pub server: String,
+    #[command(flatten)]
+    pub auth: crate::credentials::TokenArg,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -126,18 +128,8 @@ fn profile_json(p: &Profile, update: bool) -> Map<String, Value> {
 /// Runs an agents command; the error carries the exit code.
 pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
     use reqwest::Method;
-    let c = Client::new(&args.server)?;
-    // A path segment: unreserved characters as they are, every other byte %-encoded.
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
+    let c = Client::new(&args.server, &args.auth)?;
+    let enc = crate::client::segment;
     let value = match &args.command {
         AgentsCommand::Create { id, profile } => {
             let mut body = profile_json(profile, false);

@@ -26,6 +26,10 @@ pub enum Command {
     Task(TaskArgs),
     /// Agents on a running server: create, list, update, set state, pull, answer offers.
     Agents(crate::agents::AgentsArgs),
+    /// Users of the console and the API: add, list, disable, enable, reset a password.
+    Users(crate::access::UsersArgs),
+    /// API tokens: create (the secret is shown once), list, revoke.
+    Tokens(crate::access::TokensArgs),
     /// Print the REST API's OpenAPI document.
     Openapi,
     /// Try the MQ Capture Point's protocol by hand.
@@ -35,12 +39,21 @@ pub enum Command {
     #[command(subcommand)]
     Dbcp(DbcpCommand),
     /// List, resend and replay HTTP notifications of a running server.
-    Notifications(worklane_notify_http::cli::NotificationsArgs),
+    Notifications(NotificationsCli),
     /// Business rules: test them offline, explain a task, reload, preview a change.
     Rules(RulesArgs),
     /// Measure performance (starts its own server and stores).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `worklane notifications`: the notifier's commands with the caller's credential.
+#[derive(Debug, Args)]
+pub struct NotificationsCli {
+    #[command(flatten)]
+    pub auth: crate::credentials::TokenArg,
+    #[command(flatten)]
+    pub args: worklane_notify_http::cli::NotificationsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +66,8 @@ pub struct RulesArgs {
         default_value = "http://127.0.0.1:8035"
     )]
     pub server: String,
+    #[command(flatten)]
+    pub auth: crate::credentials::TokenArg,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -171,6 +186,8 @@ pub struct TaskArgs {
         default_value = "http://127.0.0.1:8035"
     )]
     pub server: String,
+    #[command(flatten)]
+    pub auth: crate::credentials::TokenArg,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

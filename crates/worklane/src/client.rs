@@ -1,18 +1,14 @@
 //! `worklane task ...`: a thin client of the REST API that prints tables or JSON.
 
 use crate::cli::{Audit, TaskArgs, TaskAttrs, TaskCommand};
+use crate::credentials::TokenArg;
 use crate::exit::Failure;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{json, Map, Value};
 
 /// Runs a task command; the error carries the exit code.
 pub async fn run(args: TaskArgs) -> Result<(), Failure> {
-    let base = args.server.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| Failure::unreachable(e.to_string()))?;
-    let c = Client { http, base };
+    let c = Client::new(&args.server, &args.auth)?;
     let (value, kind) = match args.command {
         TaskCommand::Create {
             attrs,
@@ -158,18 +154,27 @@ enum Kind {
     Events,
 }
 
+/// A path segment: unreserved characters as they are, every other byte %-encoded.
+pub(crate) fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
 }
 
 impl Client {
-    /// A client of the server at `base`.
-    pub(crate) fn new(base: &str) -> Result<Self, Failure> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()
-            .map_err(|e| Failure::unreachable(e.to_string()))?;
+    /// A client of the server at `base` that sends the token `auth` names.
+    pub(crate) fn new(base: &str, auth: &TokenArg) -> Result<Self, Failure> {
+        let http = auth.client(std::time::Duration::from_secs(300))?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),

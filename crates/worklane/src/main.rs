@@ -1,9 +1,11 @@
 //! The `worklane` binary: loads configuration, starts telemetry and calls the library parts.
 
+mod access;
 mod agents;
 mod bench;
 mod cli;
 mod client;
+mod credentials;
 mod exit;
 mod rules;
 mod telemetry;
@@ -91,9 +93,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::config(format!("{e:#}")))
         }
-        Command::Notifications(a) => worklane_notify_http::cli::run(a)
-            .await
-            .map_err(|e| Failure::refused(format!("{e:#}"))),
+        Command::Users(a) => access::users(a).await,
+        Command::Tokens(a) => access::tokens(a).await,
+        Command::Notifications(a) => {
+            let client = a.auth.client(std::time::Duration::from_secs(300))?;
+            worklane_notify_http::cli::run(a.args, &client)
+                .await
+                .map_err(|e| Failure::refused(format!("{e:#}")))
+        }
         Command::Bench(b) => {
             telemetry::init("text", "warn");
             match b {

@@ -18,20 +18,34 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A server without authentication (allowed on its loopback listener): the tests that
+/// use it are about durability and shutdown.
 fn start(store: &str, port: u16) -> Child {
-    Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            store,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    serve(store, port)
+        .env("WORKLANE_AUTH__MODE", "off")
         .spawn()
         .unwrap()
+}
+
+/// A server with authentication on, as installed: its first start writes the admin token
+/// into `dir`, its working directory, where the CLI run from there finds it.
+fn start_in(dir: &std::path::Path, store: &str, port: u16) -> Child {
+    serve(store, port).current_dir(dir).spawn().unwrap()
+}
+
+fn serve(store: &str, port: u16) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--store",
+        store,
+    ])
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
 }
 
 async fn wait_healthy(base: &str) {
@@ -293,6 +307,11 @@ fn every_command_has_help() {
         vec!["rules", "explain", "--help"],
         vec!["rules", "reload", "--help"],
         vec!["rules", "diff", "--help"],
+        vec!["users", "--help"],
+        vec!["users", "add", "--help"],
+        vec!["tokens", "--help"],
+        vec!["tokens", "create", "--help"],
+        vec!["notifications", "list", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -368,19 +387,23 @@ fn rules_test_explains_a_task_offline() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("priority"));
 }
 
-/// `worklane agents ...` against a running server: create, list, update, state, next,
-/// and the exit code of a refusal.
+/// `worklane agents ...` against a running server with authentication on, the CLI run
+/// where the server wrote its admin token: create, list, update, state, next, and the exit
+/// code of a refusal.
 #[tokio::test]
 async fn agents_commands_manage_agents_on_a_server() {
     let port = free_port();
     let store = worklane_store::testing::fresh_sqlite_url();
-    let mut server = start(&store, port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_in(dir.path(), &store, port);
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;
     let run = |args: &[&str]| {
         let out = Command::new(BIN)
             .args(args)
             .args(["--server", &base])
+            .current_dir(dir.path())
+            .env_remove("WORKLANE_TOKEN")
             .output()
             .unwrap();
         (
@@ -436,6 +459,98 @@ async fn agents_commands_manage_agents_on_a_server() {
     let (code, out, err) = run(&["agents", "next", "ann"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.is_empty() && err.contains("no task"), "{out}{err}");
+
+    // People and tokens: an agent user (ann exists, so it is joined), and an agent token
+    // that sees ann's work only.
+    let with_stdin = |args: &[&str], input: &str, token: Option<&str>| {
+        use std::io::Write;
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args(["--server", &base])
+            .current_dir(dir.path())
+            .env_remove("WORKLANE_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(t) = token {
+            c.env("WORKLANE_TOKEN", t);
+        }
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = with_stdin(
+        &["users", "add", "ann", "--role", "agent", "--json"],
+        "correct horse battery\n",
+        None,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["role"].as_str()),
+        (Some("ann"), Some("agent"))
+    );
+    assert!(
+        !out.contains("correct horse") && !out.contains("argon2"),
+        "{out}"
+    );
+    let (code, _, err) = with_stdin(&["users", "add", "cy", "--role", "admin"], "short\n", None);
+    assert_eq!(code, Some(3), "a password too short is refused: {err}");
+    let (code, out, _) = run(&["users", "disable", "ann"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"disabled\": true"), "{out}");
+    let (code, out, _) = run(&["users", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ann") && out.contains("agent"), "{out}");
+
+    let (code, secret, err) = run(&[
+        "tokens", "create", "ann-desk", "--role", "agent", "--agent", "ann",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let secret = secret.trim().to_owned();
+    assert!(
+        secret.starts_with("wl_"),
+        "the secret alone on stdout: {secret}"
+    );
+    let (code, out, _) = run(&["tokens", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("ann-desk") && out.contains("bootstrap-admin"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret), "a list never shows a secret");
+    // The agent's token: it reads ann, not the list of agents (exit 3, FORBIDDEN).
+    let (code, out, err) = with_stdin(&["agents", "get", "ann"], "", Some(&secret));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, _, err) = with_stdin(&["agents", "list"], "", Some(&secret));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("403") && err.contains("FORBIDDEN"), "{err}");
+    let (code, _, _) = run(&["tokens", "revoke", "ann-desk"]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = with_stdin(&["agents", "get", "ann"], "", Some(&secret));
+    assert_eq!(code, Some(3), "revoked: {err}");
+    assert!(
+        err.contains("401") && err.contains("UNAUTHENTICATED"),
+        "{err}"
+    );
+    // Without any credential (not run where the token file is): 401.
+    let out = Command::new(BIN)
+        .args(["agents", "list", "--server", &base])
+        .env_remove("WORKLANE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED"));
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -55,6 +55,9 @@ impl Node {
             .arg(config)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
             .env("WORKLANE_SERVER__NODE_ID", name)
+            // Failover is the subject here, on a loopback listener; authentication is
+            // tested in crates/server/tests/access.rs and by the CLI tests.
+            .env("WORKLANE_AUTH__MODE", "off")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -38,13 +38,14 @@ pub struct CreateArgs {
 }
 
 async fn load(
+    token: &str,
     bases: &[String],
     phase: &str,
     clients: usize,
     n: usize,
     bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<Duration>, Vec<i64>, Duration)> {
-    let http = reqwest::Client::builder()
+    let http = super::client(token)?
         .pool_max_idle_per_host(clients)
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
@@ -109,7 +110,7 @@ async fn measure(
     let servers_cpu = || -> Option<f64> { nodes.iter().map(ServerProcess::cpu_seconds).sum() };
     let me = std::process::id();
     let before = servers_cpu().zip(super::cpu_seconds(me));
-    let (lat, ids, took) = load(&bases, phase, clients, n, bar).await?;
+    let (lat, ids, took) = load(&nodes[0].token, &bases, phase, clients, n, bar).await?;
     let cpu = before
         .zip(servers_cpu().zip(super::cpu_seconds(me)))
         .map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0));
@@ -157,7 +158,15 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
     );
     bar.set_message("warm-up");
     let bases: Vec<String> = nodes.iter().map(|s| s.base.clone()).collect();
-    let (_, mut acked, _) = load(&bases, "warmup", args.clients, args.warmup, &bar).await?;
+    let (_, mut acked, _) = load(
+        &nodes[0].token,
+        &bases,
+        "warmup",
+        args.clients,
+        args.warmup,
+        &bar,
+    )
+    .await?;
     bar.set_message("measuring");
     let mut rates = Vec::new();
     if args.nodes > 1 {

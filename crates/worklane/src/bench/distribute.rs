@@ -290,7 +290,7 @@ pub async fn run(args: DistributeArgs) -> anyhow::Result<()> {
         nodes.push(ServerProcess::start_with(&url, Some(&config)).await?);
     }
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let http = reqwest::Client::builder()
+    let http = super::client(&nodes[0].token)?
         .pool_max_idle_per_host(args.clients.max(64))
         .build()?;
     // Agents: a0.. pull (room for every pull), p0.. take offers.

@@ -86,11 +86,11 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
         args.lease_ttl,
         args.rounds
     );
-    let http = reqwest::Client::new();
     let mut nodes = vec![
         ServerProcess::start_with(&url, Some(&config)).await?,
         ServerProcess::start_with(&url, Some(&config)).await?,
     ];
+    let http = super::client(&nodes[0].token)?.build()?;
     let mut took = Vec::new();
     for round in 0..args.rounds {
         // One node runs the target, the other stands by.

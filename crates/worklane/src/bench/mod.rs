@@ -23,11 +23,28 @@ pub async fn store_url(spec: &str) -> anyhow::Result<String> {
     })
 }
 
-/// A `worklane serve` child process.
+/// A `worklane serve` child process, with authentication on as installed.
 #[derive(Debug)]
 pub struct ServerProcess {
     pub child: Child,
     pub base: String,
+    /// The admin token the store's first server wrote.
+    pub token: String,
+}
+
+/// An HTTP client builder that sends `token`.
+pub fn client(token: &str) -> anyhow::Result<reqwest::ClientBuilder> {
+    let headers = crate::credentials::bearer(token).map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(reqwest::Client::builder().default_headers(headers))
+}
+
+/// Where the servers of the store at `store` find the admin token: one file per store, so
+/// a node that joins finds the token whichever node made it.
+fn token_file(store: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    store.hash(&mut h);
+    std::env::temp_dir().join(format!("worklane-bench-{:016x}.token", h.finish()))
 }
 
 impl ServerProcess {
@@ -51,6 +68,7 @@ impl ServerProcess {
         let child = cmd
             .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
             .env("RUST_LOG", "warn")
+            .env("WORKLANE_AUTH__BOOTSTRAP_TOKEN_FILE", token_file(store))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -59,9 +77,11 @@ impl ServerProcess {
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
+        let file = token_file(store);
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                if r.status().is_success() {
+                // Healthy, and the token written (by this node or the first one).
+                if r.status().is_success() && file.exists() {
                     break;
                 }
             }
@@ -70,7 +90,11 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self { child, base })
+        let token = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .trim()
+            .to_owned();
+        Ok(Self { child, base, token })
     }
 
     /// The server's resident set size and its peak, in MiB.

@@ -123,7 +123,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
     let first = seed(&url, args.tasks, args.queued_fraction).await?;
     println!("seeded in {:.1}s", t.elapsed().as_secs_f64());
     let server = ServerProcess::start(&url).await?;
-    let http = reqwest::Client::new();
+    let http = super::client(&server.token)?.build()?;
     let mut rng = rand::thread_rng();
     let last = first + args.tasks as i64 - 1;
     let mut get_lat = Vec::with_capacity(args.gets);
