@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use worklane_domain::{AgentScope, Principal, Role};
 use worklane_store::TokenRecord;
 
+use crate::session::{SessionPolicy, Throttle};
+
 /// Whether callers must authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +48,9 @@ const TOUCH_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     pub mode: AuthMode,
+    /// How console sessions and sign-in behave.
+    pub sessions: SessionPolicy,
+    pub(crate) throttle: Arc<Throttle>,
     cache: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
 }
 
@@ -53,8 +58,14 @@ impl Auth {
     pub fn new(mode: AuthMode) -> Self {
         Self {
             mode,
-            cache: Default::default(),
+            ..Default::default()
         }
+    }
+
+    /// With the sessions' settings.
+    pub fn with_sessions(mut self, sessions: SessionPolicy) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Forgets every cached token (after a revocation on this node).
@@ -188,7 +199,8 @@ pub fn rule(method: &Method, path: &str) -> Allow {
         }
     }
     match (method.as_str(), shape.as_str()) {
-        (_, "/healthz" | "/api/v1/openapi.json") => Allow::Public,
+        (_, "/healthz" | "/api/v1/openapi.json") | ("POST", "/api/v1/session") => Allow::Public,
+        ("GET" | "DELETE", "/api/v1/session") => Allow::Roles(ALL),
         ("POST", "/api/v1/tasks") => Allow::Roles(NOT_AGENT),
         ("GET", "/api/v1/tasks") => Allow::Roles(ALL),
         ("GET" | "PATCH", "/api/v1/tasks/{}") => Allow::Roles(ALL),
@@ -268,15 +280,40 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     if allow == Allow::Public || st.auth.mode == AuthMode::Off {
         return next.run(req).await;
     }
-    let token = match bearer(&req) {
-        Ok(Some(t)) => t.to_owned(),
-        Ok(None) => return unauthenticated("this route takes `Authorization: Bearer <token>`"),
+    // A bearer token, else a console session's cookie.
+    let p = match bearer(&req) {
+        Ok(Some(token)) => {
+            let token = token.to_owned();
+            match st.auth.principal(&st, &token).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return unauthenticated("the token is unknown or revoked"),
+                Err(e) => return e.into_response(),
+            }
+        }
+        Ok(None) => {
+            let Some(secret) = crate::session::cookie(req.headers()) else {
+                return unauthenticated(
+                    "this route takes `Authorization: Bearer <token>` or a session cookie",
+                );
+            };
+            let method = req.method().clone();
+            let csrf = req
+                .headers()
+                .get(crate::session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match crate::session::principal(&st, &secret, &method, csrf.as_deref()).await {
+                Ok((p, id)) => {
+                    req.extensions_mut().insert(id);
+                    p
+                }
+                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                    return unauthenticated(&e.body.message)
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
         Err(r) => return r,
-    };
-    let p = match st.auth.principal(&st, &token).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return unauthenticated("the token is unknown or revoked"),
-        Err(e) => return e.into_response(),
     };
     let permitted = match allow {
         Allow::Public => true,

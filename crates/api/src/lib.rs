@@ -12,6 +12,7 @@ mod events;
 mod extract;
 pub mod openapi;
 pub mod rules;
+pub mod session;
 mod tasks;
 
 pub use error::{ApiError, ErrorBody};
@@ -184,6 +185,12 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
             post(access::create_token).get(access::list_tokens),
         )
         .route("/api/v1/tokens/{name}", delete(access::revoke_token))
+        .route(
+            "/api/v1/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, then corrected where the
 //! generator cannot say what the server does (see [`document`]).
 
-use crate::{access, agents, auth, error, events, rules, tasks};
+use crate::{access, agents, auth, error, events, rules, session, tasks};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use worklane_domain::fields::limits;
@@ -19,6 +19,7 @@ use worklane_domain::fields::limits;
         agents::reject, agents::transfer, agents::workbin,
         access::create_user, access::list_users, access::update_user,
         access::create_token, access::list_tokens, access::revoke_token,
+        session::sign_in, session::current, session::sign_out,
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
@@ -32,6 +33,7 @@ use worklane_domain::fields::limits;
         worklane_domain::Offer, worklane_domain::Role,
         access::CreateUserBody, access::UpdateUserBody, access::UserView,
         access::CreateTokenBody, access::TokenView, access::NewTokenView,
+        session::SignInBody, session::SessionView,
     )),
     tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"), (name = "access"))
 )]

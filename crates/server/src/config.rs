@@ -109,6 +109,36 @@ pub struct AuthConfig {
     /// only). Relative paths are from the working directory.
     #[serde(default = "default_token_file")]
     pub bootstrap_token_file: std::path::PathBuf,
+    /// A console session unused this long has ended.
+    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A console session ends this long after sign-in, however busy.
+    #[serde(default = "default_session_lifetime", with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Marks the session cookie `Secure`: set it when the console is reached over HTTPS
+    /// (e.g. through a TLS-terminating proxy).
+    #[serde(default)]
+    pub secure_cookie: bool,
+    /// Failed sign-ins for one name before the name is locked.
+    #[serde(default = "default_signin_attempts")]
+    pub signin_attempts: u32,
+    /// How long a name is locked after that many failures (doubled for each further
+    /// failure, up to 16 times).
+    #[serde(default = "default_signin_lockout", with = "humantime_serde")]
+    pub signin_lockout: Duration,
+}
+
+impl AuthConfig {
+    /// The API's view of the session settings.
+    pub fn sessions(&self) -> worklane_api::session::SessionPolicy {
+        worklane_api::session::SessionPolicy {
+            idle: self.session_idle,
+            lifetime: self.session_lifetime,
+            secure_cookie: self.secure_cookie,
+            attempts: self.signin_attempts,
+            lockout: self.signin_lockout,
+        }
+    }
 }
 
 /// `[store]`. Its `Debug` shows the URL without its password.
@@ -282,6 +312,18 @@ fn default_listen() -> String {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_session_idle() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_session_lifetime() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn default_signin_attempts() -> u32 {
+    5
+}
+fn default_signin_lockout() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 fn default_token_file() -> std::path::PathBuf {
     worklane_api::auth::DEFAULT_TOKEN_FILE.into()
@@ -525,6 +567,15 @@ impl Config {
                 format!(
                     "\"off\" is allowed only on a loopback listener, and server.listen is {listen}"
                 ),
+            ));
+        }
+        if self.auth.signin_attempts == 0 {
+            return Err(invalid("auth.signin_attempts", "must be at least 1"));
+        }
+        if self.auth.session_idle.is_zero() || self.auth.session_lifetime.is_zero() {
+            return Err(invalid(
+                "auth.session_idle",
+                "session_idle and session_lifetime must be longer than 0s",
             ));
         }
         let u = &self.store.url;

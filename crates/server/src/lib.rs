@@ -171,7 +171,7 @@ pub async fn run_with(
         shutdown: sup.inputs_token(),
         health: sup.health(),
         agent_channels: Default::default(),
-        auth: Auth::new(cfg.auth.mode),
+        auth: Auth::new(cfg.auth.mode).with_sessions(cfg.auth.sessions()),
     };
     let app = router(
         state,

@@ -84,6 +84,9 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/tokens", "a"),
     ("GET", "/api/v1/tokens", "a"),
     ("DELETE", "/api/v1/tokens/{name}", "a"),
+    ("POST", "/api/v1/session", "*"),
+    ("GET", "/api/v1/session", "asgoi"),
+    ("DELETE", "/api/v1/session", "asgoi"),
     ("GET", "/api/v1/notifications/{target}/deliveries", "as"),
     (
         "GET",
@@ -578,6 +581,200 @@ async fn first_start_and_users(store_url: String) {
     s.stop().await;
 }
 
+/// A console session: the cookie sign-in sets, and the CSRF token its answer carries.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn sign_in(s: &Server, user: &str, password: &str) -> (u16, Value, Option<Session>) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", s.base))
+        .json(&json!({"user": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let retry = r.headers().get("retry-after").cloned();
+    let mut v: Value = r.json().await.unwrap();
+    if let Some(retry) = retry {
+        v["retryAfter"] = json!(retry.to_str().unwrap());
+    }
+    let session = set.map(|c| {
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(c.contains(attr), "{c}");
+        }
+        assert!(!c.contains("Secure"), "not configured: {c}");
+        Session {
+            cookie: c.split(';').next().unwrap().to_owned(),
+            csrf: v["csrfToken"].as_str().unwrap().to_owned(),
+        }
+    });
+    (code, v, session)
+}
+
+impl Session {
+    async fn call(
+        &self,
+        s: &Server,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (u16, Value) {
+        let mut r = reqwest::Client::new()
+            .request(method, format!("{}{path}", s.base))
+            .header("cookie", &self.cookie);
+        if csrf {
+            r = r.header("x-csrf-token", &self.csrf);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Console sessions: sign-in sets an HttpOnly, SameSite=Strict cookie; a state-changing
+/// request needs the session's CSRF token; the session ends when idle, at the end of its
+/// lifetime, on sign-out and when its user is disabled, all on the test clock; repeated
+/// failures lock a name, whether or not it exists, until the lockout has passed.
+async fn sessions_sign_in_csrf_expiry_and_throttle(store_url: String) {
+    let clock = TestClock::at_default();
+    let w = World::new(&store_url, &clock).await;
+    let s = &w.s;
+    for (id, role) in [("sam", "supervisor"), ("ann", "agent")] {
+        let body = json!({"id": id, "role": role, "password": "a long passphrase"});
+        let (code, u) = s.post("/api/v1/users", Some(body)).await;
+        assert_eq!(code, 201, "{u}");
+    }
+
+    let (code, e, none) = sign_in(s, "sam", "wrong password").await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
+    assert!(none.is_none(), "no cookie on failure");
+    let (code, v, sam) = sign_in(s, "sam", "a long passphrase").await;
+    assert_eq!((code, v["role"].as_str()), (200, Some("supervisor")), "{v}");
+    let sam = sam.unwrap();
+    let (code, _) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+    assert_eq!(code, 200);
+    let (code, me) = sam
+        .call(s, Method::GET, "/api/v1/session", None, false)
+        .await;
+    assert_eq!((code, me["user"].as_str()), (200, Some("sam")), "{me}");
+    let create = json!({"captureId": "by-sam"});
+    let (code, e) = sam
+        .call(
+            s,
+            Method::POST,
+            "/api/v1/tasks",
+            Some(create.clone()),
+            false,
+        )
+        .await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "no CSRF token: {e}"
+    );
+    let (code, t) = sam
+        .call(s, Method::POST, "/api/v1/tasks", Some(create), true)
+        .await;
+    assert_eq!(code, 201, "{t}");
+    let (_, events) = s
+        .get(&format!("/api/v1/tasks/{}/events", t["brokerId"]))
+        .await;
+    assert_eq!(events[0]["actor"], "user:sam", "{events}");
+
+    // An agent user's session is the agent's: its own agent, not the others.
+    let (_, _, ann) = sign_in(s, "ann", "a long passphrase").await;
+    let ann = ann.unwrap();
+    let (code, _) = ann
+        .call(s, Method::GET, "/api/v1/agents/ann", None, false)
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = ann
+        .call(s, Method::GET, "/api/v1/agents/bob", None, false)
+        .await;
+    assert_eq!(code, 403);
+
+    // Idle: ended after 30 minutes without a request; busy: ended after 12 hours.
+    clock.advance(std::time::Duration::from_secs(31 * 60));
+    let (code, e) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
+    let (_, _, sam) = sign_in(s, "sam", "a long passphrase").await;
+    let sam = sam.unwrap();
+    for _ in 0..24 {
+        clock.advance(std::time::Duration::from_secs(29 * 60));
+        let (code, _) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+        assert_eq!(code, 200, "in use, within its lifetime");
+    }
+    clock.advance(std::time::Duration::from_secs(29 * 60));
+    let (code, _) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+    assert_eq!(code, 401, "past 12 hours");
+
+    // Sign-out ends it; disabling the user ends the others.
+    let (_, _, sam) = sign_in(s, "sam", "a long passphrase").await;
+    let sam = sam.unwrap();
+    let (code, _) = sam
+        .call(s, Method::DELETE, "/api/v1/session", None, false)
+        .await;
+    assert_eq!(code, 403, "sign-out changes something: CSRF");
+    let (code, _) = sam
+        .call(s, Method::DELETE, "/api/v1/session", None, true)
+        .await;
+    assert_eq!(code, 204);
+    let (code, _) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+    assert_eq!(code, 401);
+    let (_, _, sam) = sign_in(s, "sam", "a long passphrase").await;
+    let sam = sam.unwrap();
+    let (code, _) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/sam",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = sam.call(s, Method::GET, "/api/v1/tasks", None, false).await;
+    assert_eq!(code, 401, "disabled");
+    let (code, _, _) = sign_in(s, "sam", "a long passphrase").await;
+    assert_eq!(code, 401, "a disabled user cannot sign in");
+
+    // Five failures lock a name, known or not, with the same answer; the lockout passes.
+    for name in ["ann", "nobody"] {
+        for _ in 0..5 {
+            let (code, _, _) = sign_in(s, name, "not the password").await;
+            assert_eq!(code, 401);
+        }
+        let (code, e, _) = sign_in(s, name, "a long passphrase").await;
+        assert_eq!(
+            (code, e["code"].as_str()),
+            (429, Some("TOO_MANY_ATTEMPTS")),
+            "{e}"
+        );
+        assert_eq!(e["retryAfter"], "900", "{e}");
+    }
+    clock.advance(std::time::Duration::from_secs(15 * 60));
+    let (code, _, ann) = sign_in(s, "ann", "a long passphrase").await;
+    assert_eq!(code, 200);
+    assert!(ann.is_some());
+    w.s.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {
@@ -598,5 +795,6 @@ macro_rules! on_both_stores {
 on_both_stores!(
     every_route_enforces_the_matrix,
     scopes_keep_callers_to_their_own_tasks,
-    first_start_and_users
+    first_start_and_users,
+    sessions_sign_in_csrf_expiry_and_throttle
 );

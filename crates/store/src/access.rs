@@ -49,6 +49,30 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A console session, without its secret (the cookie's; only its SHA-256 is kept).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_id: String,
+    /// What every state-changing request of the session must carry (`X-CSRF-Token`).
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The end of its lifetime, however busy it is.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("user_id", &self.user_id)
+            .field("csrf_token", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// What a user update changes (None: unchanged).
 #[derive(Default)]
 pub struct UserChange {
@@ -79,7 +103,8 @@ pub trait Access: Send + Sync + std::fmt::Debug + 'static {
     /// Every user, in id order.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
-    /// Changes a user; false when there is none with that id.
+    /// Changes a user; false when there is none with that id. A new password or disabling
+    /// ends the user's sessions, in the same transaction.
     async fn update_user(
         &self,
         id: &str,
@@ -104,6 +129,25 @@ pub trait Access: Send + Sync + std::fmt::Debug + 'static {
 
     /// How many tokens were ever made, revoked ones included (first start makes one).
     async fn count_tokens(&self) -> Result<i64, StoreError>;
+
+    /// Adds a session under the SHA-256 (hex) of its secret.
+    async fn insert_session(&self, s: &SessionRecord, sha256: &str) -> Result<(), StoreError>;
+
+    async fn session_by_hash(&self, sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Records a use of the session.
+    async fn touch_session(&self, sha256: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Ends a session (sign-out); false when there was none.
+    async fn delete_session(&self, sha256: &str) -> Result<bool, StoreError>;
+
+    /// Deletes the sessions that ended: past their lifetime at `now`, or last seen before
+    /// `idle_before`. Returns how many.
+    async fn prune_sessions(
+        &self,
+        now: Timestamp,
+        idle_before: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
 fn ts(us: i64) -> Timestamp {
@@ -127,6 +171,18 @@ fn user(r: UserRow) -> Result<UserRecord, StoreError> {
         created_at: ts(r.5),
         updated_at: ts(r.6),
     })
+}
+
+type SessionRow = (String, String, i64, i64, i64);
+
+fn session(r: SessionRow) -> SessionRecord {
+    SessionRecord {
+        user_id: r.0,
+        csrf_token: r.1,
+        created_at: ts(r.2),
+        last_seen_at: ts(r.3),
+        expires_at: ts(r.4),
+    }
 }
 
 type TokenRow = (
@@ -201,6 +257,7 @@ macro_rules! impl_access {
                 c: &UserChange,
                 now: Timestamp,
             ) -> Result<bool, StoreError> {
+                let mut tx = self.write().begin().await?;
                 let r = sqlx::query(
                     "UPDATE users SET password_hash = COALESCE($2, password_hash), \
                      disabled = COALESCE($3, disabled), updated_at = $4 WHERE id = $1",
@@ -209,8 +266,15 @@ macro_rules! impl_access {
                 .bind(&c.password_hash)
                 .bind(c.disabled.map(i64::from))
                 .bind(micros(now))
-                .execute(self.write())
+                .execute(&mut *tx)
                 .await?;
+                if c.password_hash.is_some() || c.disabled == Some(true) {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -280,6 +344,72 @@ macro_rules! impl_access {
                     .fetch_one(self.read())
                     .await?;
                 Ok(n)
+            }
+
+            async fn insert_session(
+                &self,
+                s: &SessionRecord,
+                sha256: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (secret_sha256, user_id, csrf_token, created_at, \
+                     last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(sha256)
+                .bind(&s.user_id)
+                .bind(&s.csrf_token)
+                .bind(micros(s.created_at))
+                .bind(micros(s.last_seen_at))
+                .bind(micros(s.expires_at))
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn session_by_hash(
+                &self,
+                sha256: &str,
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                let row: Option<SessionRow> = sqlx::query_as(
+                    "SELECT user_id, csrf_token, created_at, last_seen_at, expires_at \
+                     FROM sessions WHERE secret_sha256 = $1",
+                )
+                .bind(sha256)
+                .fetch_optional(self.read())
+                .await?;
+                Ok(row.map(session))
+            }
+
+            async fn touch_session(&self, sha256: &str, now: Timestamp) -> Result<(), StoreError> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE secret_sha256 = $1")
+                    .bind(sha256)
+                    .bind(micros(now))
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, sha256: &str) -> Result<bool, StoreError> {
+                let r = sqlx::query("DELETE FROM sessions WHERE secret_sha256 = $1")
+                    .bind(sha256)
+                    .execute(self.write())
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn prune_sessions(
+                &self,
+                now: Timestamp,
+                idle_before: Timestamp,
+            ) -> Result<u64, StoreError> {
+                let r = sqlx::query(
+                    "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2",
+                )
+                .bind(micros(now))
+                .bind(micros(idle_before))
+                .execute(self.write())
+                .await?;
+                Ok(r.rows_affected())
             }
         }
     };

@@ -23,7 +23,7 @@ mod retention;
 mod sql;
 mod sqlite;
 
-pub use access::{Access, TokenRecord, UserChange, UserRecord};
+pub use access::{Access, SessionRecord, TokenRecord, UserChange, UserRecord};
 pub use agents::{AgentQuery, AgentReads};
 pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,

@@ -22,3 +22,16 @@ CREATE TABLE api_tokens (
     last_used_at     BIGINT,
     revoked_at       BIGINT
 );
+
+-- Console sessions: looked up by the SHA-256 of the cookie's secret. A session ends when
+-- it has been idle too long or reached its lifetime (both judged by the server's clock);
+-- disabling a user or changing its password deletes its sessions.
+CREATE TABLE sessions (
+    secret_sha256 TEXT    PRIMARY KEY,
+    user_id       TEXT    NOT NULL REFERENCES users (id),
+    csrf_token    TEXT    NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_seen_at  BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
