@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod rules;
 pub mod session;
 mod tasks;
+pub mod tls;
 
 pub use error::{ApiError, ErrorBody};
 pub use tasks::REST_ORIGIN;
@@ -244,6 +245,17 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, shutdown, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given: each connection's handshake runs in its own
+/// task (bounded by [`tls::HANDSHAKE_TIMEOUT`]), so a slow client does not hold up others.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    tls: Option<tls::TlsAcceptor>,
+) -> std::io::Result<()> {
     use hyper_util::rt::TokioIo;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -265,9 +277,25 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        let Some(acceptor) = tls.clone() else {
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream =
+                match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

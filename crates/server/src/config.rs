@@ -94,6 +94,28 @@ pub struct ServerConfig {
     /// taking over from a node that died. Renewed every third of it.
     #[serde(default = "default_lease_ttl", with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl ServerConfig {
+    /// The TLS acceptor when `tls_cert` and `tls_key` are set.
+    pub fn tls(&self) -> Result<Option<worklane_api::tls::TlsAcceptor>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => worklane_api::tls::acceptor(cert, key)
+                .map(Some)
+                .map_err(|e| invalid("server.tls_cert", e.to_string())),
+            _ => Err(invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key are set together",
+            )),
+        }
+    }
 }
 
 /// `[auth]`.
@@ -569,6 +591,7 @@ impl Config {
                 ),
             ));
         }
+        self.server.tls()?;
         if self.auth.signin_attempts == 0 {
             return Err(invalid("auth.signin_attempts", "must be at least 1"));
         }
@@ -714,6 +737,31 @@ mod tests {
         assert_eq!(
             on.auth.bootstrap_token_file,
             std::path::Path::new("worklane-admin.token")
+        );
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_and_names_a_bad_file() {
+        let e = Config::from_toml("[server]\ntls_cert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("server.tls_cert:") && e.contains("together"),
+            "{e}"
+        );
+        let dir = std::env::temp_dir().join(format!("wl-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("cert.pem");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let text = format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            dir.join("missing.pem").display().to_string()
+        );
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("cert.pem") && e.contains("holds no certificate"),
+            "{e}"
         );
     }
 

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worklane_api::auth::{Auth, AuthMode};
 use worklane_api::rules::{Reload, RulesSummary};
-use worklane_api::{metrics_handle, router, serve as serve_api, ApiOptions, AppState};
+use worklane_api::{metrics_handle, router, serve_with as serve_api, ApiOptions, AppState};
 use worklane_engine::{
     Dispatcher, Engine, EngineOptions, Lease, Processor, Retention, SharedClock, Stage, Supervisor,
     SystemClock,
@@ -164,6 +164,10 @@ pub async fn run_with(
             async move { reload_on_sighup(r, token).await }
         });
     }
+    let tls = cfg.server.tls()?;
+    let mut sessions = cfg.auth.sessions();
+    // Over HTTPS the session cookie is never sent in the clear.
+    sessions.secure_cookie |= tls.is_some();
     let state = AppState {
         reload,
         engine: engine.clone(),
@@ -171,7 +175,7 @@ pub async fn run_with(
         shutdown: sup.inputs_token(),
         health: sup.health(),
         agent_channels: Default::default(),
-        auth: Auth::new(cfg.auth.mode).with_sessions(cfg.auth.sessions()),
+        auth: Auth::new(cfg.auth.mode).with_sessions(sessions),
     };
     let app = router(
         state,
@@ -184,11 +188,11 @@ pub async fn run_with(
     // its own the server shuts down.
     let api_token = sup.inputs_token();
     let api = tokio::spawn(async move {
-        serve_api(listener, app, api_token)
+        serve_api(listener, app, api_token, tls)
             .await
             .context("serving the API")
     });
-    tracing::info!(%addr, "worklane is serving");
+    tracing::info!(%addr, tls = cfg.server.tls_cert.is_some(), "worklane is serving");
     drop(engine);
 
     let mut api = std::pin::pin!(api);

@@ -775,6 +775,72 @@ async fn sessions_sign_in_csrf_expiry_and_throttle(store_url: String) {
     w.s.stop().await;
 }
 
+/// HTTPS on the API's own listener: the configured certificate is served, plain HTTP is
+/// not answered, and the session cookie is `Secure`.
+#[tokio::test]
+async fn the_listener_serves_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.key_pair.serialize_pem()).unwrap();
+    let clock = TestClock::at_default();
+    let rest = format!(
+        "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert_file.display().to_string(),
+        key_file.display().to_string()
+    );
+    let s = Server::start(&fresh_sqlite_url(), &clock, &rest).await;
+    let https = s.base.replace("http://", "https://");
+    let trusted = |token: Option<&str>| {
+        let mut b = reqwest::Client::builder().add_root_certificate(
+            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
+        );
+        if let Some(t) = token {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).unwrap();
+            v.set_sensitive(true);
+            b = b.default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::AUTHORIZATION,
+                v,
+            )]));
+        }
+        b.build().unwrap()
+    };
+    let admin = trusted(Some(&s.token));
+    let r = admin
+        .get(format!("{https}/api/v1/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        s.http
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .is_err(),
+        "plain HTTP is not answered"
+    );
+    let body = json!({"id": "sam", "role": "supervisor", "password": "a long passphrase"});
+    let r = admin
+        .post(format!("{https}/api/v1/users"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = trusted(None)
+        .post(format!("{https}/api/v1/session"))
+        .json(&json!({"user": "sam", "password": "a long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    s.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {
