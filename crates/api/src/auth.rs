@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use worklane_domain::{AgentScope, Principal, Role};
 use worklane_store::TokenRecord;
 
+use crate::limits::{ClientAddr, Limits};
 use crate::session::{SessionPolicy, Throttle};
 
 /// Whether callers must authenticate.
@@ -51,6 +52,7 @@ pub struct Auth {
     /// How console sessions and sign-in behave.
     pub sessions: SessionPolicy,
     pub(crate) throttle: Arc<Throttle>,
+    pub(crate) limits: Arc<Limits>,
     cache: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
 }
 
@@ -60,6 +62,13 @@ impl Auth {
             mode,
             ..Default::default()
         }
+    }
+
+    /// With rate limits: failed authentications per client address per minute, and
+    /// requests per authenticated caller per second (0: none).
+    pub fn with_limits(mut self, failed_auth_per_minute: u32, per_caller_per_second: u32) -> Self {
+        self.limits = Arc::new(Limits::new(failed_auth_per_minute, per_caller_per_second));
+        self
     }
 
     /// With the sessions' settings.
@@ -267,8 +276,18 @@ fn bearer(req: &Request) -> Result<Option<&str>, Response> {
     }
 }
 
-/// The middleware: authenticates the caller and applies [`rule`] to the matched route.
-pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+fn too_many(why: &str, wait: jiff::SignedDuration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut r =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", why).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    r
+}
+
+/// The middleware: authenticates the caller, applies the rate limits and [`rule`] to the
+/// matched route.
+pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let Some(path) = req
         .extensions()
         .get::<MatchedPath>()
@@ -280,41 +299,35 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     if allow == Allow::Public || st.auth.mode == AuthMode::Off {
         return next.run(req).await;
     }
-    // A bearer token, else a console session's cookie.
-    let p = match bearer(&req) {
-        Ok(Some(token)) => {
-            let token = token.to_owned();
-            match st.auth.principal(&st, &token).await {
-                Ok(Some(p)) => p,
-                Ok(None) => return unauthenticated("the token is unknown or revoked"),
-                Err(e) => return e.into_response(),
-            }
+    let limits = st.auth.limits.clone();
+    let now = st.engine.now();
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|a| a.0.ip().to_string());
+    if let Some(ip) = &client {
+        if limits.failed_auth.exhausted(ip, now) {
+            return too_many(
+                "too many failed authentications from this address; try again later",
+                limits.failed_auth.retry_after(now),
+            );
         }
-        Ok(None) => {
-            let Some(secret) = crate::session::cookie(req.headers()) else {
-                return unauthenticated(
-                    "this route takes `Authorization: Bearer <token>` or a session cookie",
-                );
-            };
-            let method = req.method().clone();
-            let csrf = req
-                .headers()
-                .get(crate::session::CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            match crate::session::principal(&st, &secret, &method, csrf.as_deref()).await {
-                Ok((p, id)) => {
-                    req.extensions_mut().insert(id);
-                    p
-                }
-                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                    return unauthenticated(&e.body.message)
-                }
-                Err(e) => return e.into_response(),
+    }
+    let (p, mut req) = match authenticate(&st, req).await {
+        Ok(done) => done,
+        Err(r) => {
+            if let (StatusCode::UNAUTHORIZED, Some(ip)) = (r.status(), &client) {
+                limits.failed_auth.count(ip, now);
             }
+            return r;
         }
-        Err(r) => return r,
     };
+    if !limits.per_caller.count(&p.actor, now) {
+        return too_many(
+            &format!("more than {} requests a second", limits.per_caller.limit),
+            limits.per_caller.retry_after(now),
+        );
+    }
     let permitted = match allow {
         Allow::Public => true,
         Allow::Roles(roles) => roles.contains(&p.role),
@@ -329,6 +342,45 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     }
     req.extensions_mut().insert(p);
     next.run(req).await
+}
+
+/// Who is calling: a bearer token, else a console session's cookie.
+async fn authenticate(st: &AppState, mut req: Request) -> Result<(Principal, Request), Response> {
+    let p = match bearer(&req) {
+        Ok(Some(token)) => {
+            let token = token.to_owned();
+            match st.auth.principal(st, &token).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return Err(unauthenticated("the token is unknown or revoked")),
+                Err(e) => return Err(e.into_response()),
+            }
+        }
+        Ok(None) => {
+            let Some(secret) = crate::session::cookie(req.headers()) else {
+                return Err(unauthenticated(
+                    "this route takes `Authorization: Bearer <token>` or a session cookie",
+                ));
+            };
+            let method = req.method().clone();
+            let csrf = req
+                .headers()
+                .get(crate::session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match crate::session::principal(st, &secret, &method, csrf.as_deref()).await {
+                Ok((p, id)) => {
+                    req.extensions_mut().insert(id);
+                    p
+                }
+                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                    return Err(unauthenticated(&e.body.message))
+                }
+                Err(e) => return Err(e.into_response()),
+            }
+        }
+        Err(r) => return Err(r),
+    };
+    Ok((p, req))
 }
 
 #[cfg(test)]

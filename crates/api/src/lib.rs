@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod events;
 mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod rules;
 pub mod session;
@@ -263,9 +264,9 @@ pub async fn serve_with(
         .max_buf_size(HYPER_MAX_BUF);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: the listener stays usable, so
                     // wait a moment instead of spinning or giving up.
@@ -276,7 +277,13 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => break,
         };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        use tower::ServiceExt as _;
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(limits::ClientAddr(peer));
+                r
+            },
+        ));
         let Some(acceptor) = tls.clone() else {
             let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
             tokio::spawn(async move {

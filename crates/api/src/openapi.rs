@@ -173,6 +173,9 @@ fn secure(doc: &mut Value) {
                     r.entry("403").or_insert_with(|| {
                         error("FORBIDDEN: the caller's role, or its scope (an agent's own tasks, an integration's capture point), does not reach this")
                     });
+                    r.entry("429").or_insert_with(|| {
+                        error("TOO_MANY_REQUESTS: too many failed authentications from this address, or requests from this caller; Retry-After says when to try again")
+                    });
                 }
             }
         }

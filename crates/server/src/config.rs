@@ -148,6 +148,14 @@ pub struct AuthConfig {
     /// failure, up to 16 times).
     #[serde(default = "default_signin_lockout", with = "humantime_serde")]
     pub signin_lockout: Duration,
+    /// Failed authentications one client address may make per minute; beyond, its
+    /// requests are answered 429 until the minute ends (0: no limit).
+    #[serde(default = "default_failed_auth")]
+    pub failed_auth_per_minute: u32,
+    /// Requests one authenticated caller (token or user) may make per second; beyond,
+    /// 429 (0: no limit).
+    #[serde(default)]
+    pub caller_requests_per_second: u32,
 }
 
 impl AuthConfig {
@@ -340,6 +348,9 @@ fn default_session_idle() -> Duration {
 }
 fn default_session_lifetime() -> Duration {
     Duration::from_secs(12 * 3600)
+}
+fn default_failed_auth() -> u32 {
+    worklane_api::limits::DEFAULT_FAILED_AUTH_PER_MINUTE
 }
 fn default_signin_attempts() -> u32 {
     5

@@ -175,7 +175,12 @@ pub async fn run_with(
         shutdown: sup.inputs_token(),
         health: sup.health(),
         agent_channels: Default::default(),
-        auth: Auth::new(cfg.auth.mode).with_sessions(sessions),
+        auth: Auth::new(cfg.auth.mode)
+            .with_sessions(sessions)
+            .with_limits(
+                cfg.auth.failed_auth_per_minute,
+                cfg.auth.caller_requests_per_second,
+            ),
     };
     let app = router(
         state,

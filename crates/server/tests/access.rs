@@ -841,6 +841,60 @@ async fn the_listener_serves_https_with_the_configured_certificate() {
     s.stop().await;
 }
 
+/// Rate limits on the test clock: an address that keeps failing to authenticate is
+/// refused before any lookup until the minute ends; a caller over its requests a second
+/// is refused until the second ends. Both say when to come back.
+#[tokio::test]
+async fn rate_limits_refuse_floods_until_their_window_ends() {
+    let clock = TestClock::at_default();
+    let s = Server::start(
+        &fresh_sqlite_url(),
+        &clock,
+        "[auth]\nfailed_auth_per_minute = 10\ncaller_requests_per_second = 5\n",
+    )
+    .await;
+    // Move to the start of a minute, so both windows are whole.
+    let into_minute = clock.now().as_second().rem_euclid(60) as u64;
+    clock.advance(std::time::Duration::from_secs(60 - into_minute));
+
+    let forged = client("wl_made-up");
+    for _ in 0..10 {
+        let (code, _) = s
+            .call_with(&forged, Method::GET, "/api/v1/tasks", None)
+            .await;
+        assert_eq!(code, 401);
+    }
+    let r = forged
+        .get(format!("{}/api/v1/tasks", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "60");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "TOO_MANY_REQUESTS", "{e}");
+    let (code, _) = s.get("/api/v1/tasks").await;
+    assert_eq!(code, 429, "the address, whatever it sends");
+    let (code, _) = s.get("/healthz").await;
+    assert_eq!(code, 200, "public routes stay open");
+    clock.advance(std::time::Duration::from_secs(60));
+
+    for i in 0..5 {
+        let (code, _) = s.get("/api/v1/tasks").await;
+        assert_eq!(code, 200, "request {i}");
+    }
+    let (code, e) = s.get("/api/v1/tasks").await;
+    assert_eq!(
+        (code, e["code"].as_str()),
+        (429, Some("TOO_MANY_REQUESTS")),
+        "{e}"
+    );
+    clock.advance(std::time::Duration::from_secs(1));
+    let (code, _) = s.get("/api/v1/tasks").await;
+    assert_eq!(code, 200, "a new second");
+    s.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),*) => {
         mod sqlite {

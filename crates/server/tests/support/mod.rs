@@ -13,13 +13,18 @@ use worklane_server::{run_with, Config, RunOptions};
 use worklane_store::testing::wait_until;
 
 /// The configuration file: the store, processing woken only by commits and the clock,
-/// the admin token's file, then `rest` (rules, queues...).
+/// the admin token's file, then `rest` (rules, queues...). When `rest` has an `[auth]`
+/// table, the token's file goes into it.
 pub fn file_text(store_url: &str, rest: &str) -> String {
-    format!(
-        "[store]\nurl = \"{store_url}\"\n[processing]\npoll_interval = \"1h\"\n\
-         [auth]\nbootstrap_token_file = \"{}\"\n{rest}",
+    let token = format!(
+        "bootstrap_token_file = \"{}\"\n",
         token_file(store_url).display()
-    )
+    );
+    let rest = match rest.find("[auth]\n") {
+        Some(at) => format!("{}[auth]\n{token}{}", &rest[..at], &rest[at + 7..]),
+        None => format!("[auth]\n{token}{rest}"),
+    };
+    format!("[store]\nurl = \"{store_url}\"\n[processing]\npoll_interval = \"1h\"\n{rest}")
 }
 
 /// Where the first start writes the admin token of the store at `store_url`: one file
