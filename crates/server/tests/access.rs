@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use support::{client, Server};
-use worklane_engine::TestClock;
+use worklane_engine::{Clock, TestClock};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 
 const CONFIG: &str = r#"
