@@ -35,6 +35,10 @@ pub struct CreateArgs {
     /// through its business rules (every task is a motor claim by fax).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Run the servers without authentication (`auth.mode = "off"`): the baseline of what
+    /// checking each request's token costs.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 async fn load(
@@ -142,15 +146,16 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
         bail!("--nodes needs a store several processes share: use --store postgres");
     }
     println!(
-        "bench create: store {}, {} clients, {} tasks, {} node(s)",
+        "bench create: store {}, {} clients, {} tasks, {} node(s), authentication {}",
         worklane_store::redact_url(&url),
         args.clients,
         args.tasks,
-        args.nodes
+        args.nodes,
+        if args.no_auth { "off" } else { "on" }
     );
     let mut nodes = Vec::new();
     for _ in 0..args.nodes {
-        nodes.push(ServerProcess::start_with(&url, args.config.as_deref()).await?);
+        nodes.push(ServerProcess::start_opts(&url, args.config.as_deref(), !args.no_auth).await?);
     }
     let phases = if args.nodes > 1 { 2 } else { 1 };
     let bar = ProgressBar::new((args.warmup + args.tasks * phases) as u64).with_style(

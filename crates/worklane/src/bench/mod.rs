@@ -55,6 +55,16 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with a configuration file.
     pub async fn start_with(store: &str, config: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Self::start_opts(store, config, true).await
+    }
+
+    /// [`ServerProcess::start_with`], with authentication on or off (`auth.mode`), to
+    /// measure what it costs.
+    pub async fn start_opts(
+        store: &str,
+        config: Option<&std::path::Path>,
+        auth: bool,
+    ) -> anyhow::Result<Self> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -69,6 +79,7 @@ impl ServerProcess {
             .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
             .env("RUST_LOG", "warn")
             .env("WORKLANE_AUTH__BOOTSTRAP_TOKEN_FILE", token_file(store))
+            .env("WORKLANE_AUTH__MODE", if auth { "on" } else { "off" })
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -81,7 +92,7 @@ impl ServerProcess {
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
                 // Healthy, and the token written (by this node or the first one).
-                if r.status().is_success() && file.exists() {
+                if r.status().is_success() && (!auth || file.exists()) {
                     break;
                 }
             }
@@ -90,10 +101,14 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let token = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?
-            .trim()
-            .to_owned();
+        let token = if auth {
+            std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .trim()
+                .to_owned()
+        } else {
+            String::new()
+        };
         Ok(Self { child, base, token })
     }
 
