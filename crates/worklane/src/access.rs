@@ -2,7 +2,6 @@
 //! server (SPEC 10), through its admin routes.
 
 use crate::client::{segment, Client};
-use crate::credentials::TokenArg;
 use crate::exit::Failure;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -14,16 +13,8 @@ const ROLES: [&str; 4] = ["admin", "supervisor", "agent", "integration"];
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKLANE_SERVER",
-        default_value = "http://127.0.0.1:8035"
-    )]
-    pub server: String,
     #[command(flatten)]
-    pub auth: TokenArg,
+    pub remote: crate::credentials::Remote,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -54,16 +45,8 @@ pub enum UsersCommand {
 
 #[derive(Debug, Args)]
 pub struct TokensArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKLANE_SERVER",
-        default_value = "http://127.0.0.1:8035"
-    )]
-    pub server: String,
     #[command(flatten)]
-    pub auth: TokenArg,
+    pub remote: crate::credentials::Remote,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -114,7 +97,7 @@ fn read_password() -> Result<String, Failure> {
 
 /// Runs a users command; the error carries the exit code.
 pub async fn users(args: UsersArgs) -> Result<(), Failure> {
-    let c = Client::new(&args.server, &args.auth)?;
+    let c = Client::new(&args.remote)?;
     let user = |id: &str| format!("/api/v1/users/{}", segment(id));
     let value = match &args.command {
         UsersCommand::Add { id, role, name } => {
@@ -151,7 +134,7 @@ pub async fn users(args: UsersArgs) -> Result<(), Failure> {
 
 /// Runs a tokens command; the error carries the exit code.
 pub async fn tokens(args: TokensArgs) -> Result<(), Failure> {
-    let c = Client::new(&args.server, &args.auth)?;
+    let c = Client::new(&args.remote)?;
     match &args.command {
         TokensCommand::Create {
             name,

@@ -8,16 +8,8 @@ use serde_json::{json, Map, Value};
 
 #[derive(Debug, Args)]
 pub struct AgentsArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKLANE_SERVER",
-        default_value = "http://127.0.0.1:8035"
-    )]
-    pub server: String,
     #[command(flatten)]
-    pub auth: crate::credentials::TokenArg,
+    pub remote: crate::credentials::Remote,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -128,7 +120,7 @@ fn profile_json(p: &Profile, update: bool) -> Map<String, Value> {
 /// Runs an agents command; the error carries the exit code.
 pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
     use reqwest::Method;
-    let c = Client::new(&args.server, &args.auth)?;
+    let c = Client::new(&args.remote)?;
     let enc = crate::client::segment;
     let value = match &args.command {
         AgentsCommand::Create { id, profile } => {

@@ -58,16 +58,8 @@ pub struct NotificationsCli {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// The server's base URL (explain, reload, diff).
-    #[arg(
-        long,
-        global = true,
-        env = "WORKLANE_SERVER",
-        default_value = "http://127.0.0.1:8035"
-    )]
-    pub server: String,
     #[command(flatten)]
-    pub auth: crate::credentials::TokenArg,
+    pub remote: crate::credentials::Remote,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -178,16 +170,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct TaskArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKLANE_SERVER",
-        default_value = "http://127.0.0.1:8035"
-    )]
-    pub server: String,
     #[command(flatten)]
-    pub auth: crate::credentials::TokenArg,
+    pub remote: crate::credentials::Remote,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

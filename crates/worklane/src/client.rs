@@ -1,14 +1,14 @@
 //! `worklane task ...`: a thin client of the REST API that prints tables or JSON.
 
 use crate::cli::{Audit, TaskArgs, TaskAttrs, TaskCommand};
-use crate::credentials::TokenArg;
+use crate::credentials::Remote;
 use crate::exit::Failure;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{json, Map, Value};
 
 /// Runs a task command; the error carries the exit code.
 pub async fn run(args: TaskArgs) -> Result<(), Failure> {
-    let c = Client::new(&args.server, &args.auth)?;
+    let c = Client::new(&args.remote)?;
     let (value, kind) = match args.command {
         TaskCommand::Create {
             attrs,
@@ -172,12 +172,12 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client of the server at `base` that sends the token `auth` names.
-    pub(crate) fn new(base: &str, auth: &TokenArg) -> Result<Self, Failure> {
-        let http = auth.client(std::time::Duration::from_secs(300))?;
+    /// A client of the server `remote` names, sending its token.
+    pub(crate) fn new(remote: &Remote) -> Result<Self, Failure> {
+        let http = remote.auth.client(std::time::Duration::from_secs(300))?;
         Ok(Self {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            base: remote.server.trim_end_matches('/').to_owned(),
         })
     }
 

@@ -7,6 +7,21 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use std::time::Duration;
 use worklane_api::auth::DEFAULT_TOKEN_FILE;
 
+/// The server a client command talks to, and the credential it sends.
+#[derive(Args, Debug, Clone)]
+pub struct Remote {
+    /// The server's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WORKLANE_SERVER",
+        default_value = "http://127.0.0.1:8035"
+    )]
+    pub server: String,
+    #[command(flatten)]
+    pub auth: TokenArg,
+}
+
 /// `--token`. Its `Debug` hides the value.
 #[derive(Args, Clone, Default)]
 pub struct TokenArg {

@@ -67,7 +67,7 @@ pub async fn run(args: RulesArgs) -> Result<(), Failure> {
             at,
             hours,
         } => {
-            let c = Client::new(&args.server, &args.auth)?;
+            let c = Client::new(&args.remote)?;
             let mut q = format!("?hours={hours}");
             if let Some(id) = broker_id {
                 q.push_str(&format!("&brokerId={id}"));
@@ -87,7 +87,7 @@ pub async fn run(args: RulesArgs) -> Result<(), Failure> {
             .await?
         }
         RulesCommand::Reload => {
-            let c = Client::new(&args.server, &args.auth)?;
+            let c = Client::new(&args.remote)?;
             let v = c
                 .send(reqwest::Method::POST, "/api/v1/rules/reload", None)
                 .await?;
@@ -103,7 +103,7 @@ pub async fn run(args: RulesArgs) -> Result<(), Failure> {
         RulesCommand::Diff { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-            let c = Client::new(&args.server, &args.auth)?;
+            let c = Client::new(&args.remote)?;
             let v = c
                 .send_text("/api/v1/rules/diff", "application/toml", text)
                 .await?;
