@@ -175,26 +175,26 @@ fn check_password(p: &str) -> Result<(), ApiError> {
 /// argon2id with the crate's default (OWASP) parameters, off the async threads: a hash
 /// takes tens of milliseconds on purpose.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| {
+    let failed = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_ERROR",
             "hashing failed",
         )
-    })?
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
-            "hashing failed",
-        )
-    })
+    };
+    tokio::task::spawn_blocking(move || argon2id(password.as_bytes()))
+        .await
+        .map_err(|_| failed())?
+        .ok_or_else(failed)
+}
+
+/// The argon2id PHC string of `password` with a new random salt (blocking: tens of
+/// milliseconds).
+pub(crate) fn argon2id(password: &[u8]) -> Option<String> {
+    argon2::Argon2::default()
+        .hash_password(password, &SaltString::generate(&mut OsRng))
+        .map(|h| h.to_string())
+        .ok()
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = CreateUserBody,

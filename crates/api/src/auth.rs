@@ -239,14 +239,10 @@ pub fn rule(method: &Method, path: &str) -> Allow {
     }
 }
 
-/// The 401 answer: no token, or one that is unknown or revoked (which of them is not said).
-fn unauthenticated(why: &str) -> Response {
-    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why).into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer realm=\"worklane\""),
-    );
-    r
+/// The 401 answer: no credential, or one that is unknown, revoked or ended (which of them
+/// is not said). [`authorize`] adds the `WWW-Authenticate` challenge to every 401.
+pub(crate) fn unauthenticated(why: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why)
 }
 
 fn forbidden(p: &Principal, what: &str) -> Response {
@@ -259,7 +255,7 @@ fn forbidden(p: &Principal, what: &str) -> Response {
 }
 
 /// The bearer token of a request, if it sent one.
-fn bearer(req: &Request) -> Result<Option<&str>, Response> {
+fn bearer(req: &Request) -> Result<Option<&str>, ApiError> {
     let Some(v) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -315,9 +311,15 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
     }
     let (p, mut req) = match authenticate(&st, req).await {
         Ok(done) => done,
-        Err(r) => {
-            if let (StatusCode::UNAUTHORIZED, Some(ip)) = (r.status(), &client) {
-                limits.failed_auth.count(ip, now);
+        Err(mut r) => {
+            if r.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"worklane\""),
+                );
+                if let Some(ip) = &client {
+                    limits.failed_auth.count(ip, now);
+                }
             }
             return r;
         }
@@ -351,7 +353,9 @@ async fn authenticate(st: &AppState, mut req: Request) -> Result<(Principal, Req
             let token = token.to_owned();
             match st.auth.principal(st, &token).await {
                 Ok(Some(p)) => p,
-                Ok(None) => return Err(unauthenticated("the token is unknown or revoked")),
+                Ok(None) => {
+                    return Err(unauthenticated("the token is unknown or revoked").into_response())
+                }
                 Err(e) => return Err(e.into_response()),
             }
         }
@@ -359,7 +363,8 @@ async fn authenticate(st: &AppState, mut req: Request) -> Result<(Principal, Req
             let Some(secret) = crate::session::cookie(req.headers()) else {
                 return Err(unauthenticated(
                     "this route takes `Authorization: Bearer <token>` or a session cookie",
-                ));
+                )
+                .into_response());
             };
             let method = req.method().clone();
             let csrf = req
@@ -372,13 +377,10 @@ async fn authenticate(st: &AppState, mut req: Request) -> Result<(Principal, Req
                     req.extensions_mut().insert(id);
                     p
                 }
-                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                    return Err(unauthenticated(&e.body.message))
-                }
                 Err(e) => return Err(e.into_response()),
             }
         }
-        Err(r) => return Err(r),
+        Err(e) => return Err(e.into_response()),
     };
     Ok((p, req))
 }

@@ -111,17 +111,7 @@ impl Caller {
 
     /// Refuses with FORBIDDEN (naming the task) when `task` is outside the caller's scope.
     pub fn may_see(&self, task: &worklane_domain::Task) -> Result<(), ApiError> {
-        match self.scope() {
-            Some(s) if !s.permits(task) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
-                format!(
-                    "task {} is not offered or assigned to you, nor in your workbins or capture point",
-                    task.broker_id
-                ),
-            )),
-            _ => Ok(()),
-        }
+        Ok(self.scope().map_or(Ok(()), |s| s.check(task))?)
     }
 }
 

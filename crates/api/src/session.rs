@@ -9,7 +9,7 @@
 //! unknown name costs the same password hashing as a known one, so neither the answers
 //! nor their timing tell which names exist.
 
-use crate::auth::{agent_scope, new_token, token_sha256};
+use crate::auth::{agent_scope, new_token, token_sha256, unauthenticated};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::AppState;
@@ -168,10 +168,6 @@ pub(crate) fn cookie(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn unauthenticated(why: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why)
-}
-
 /// Equal strings, compared in a time that does not depend on where they differ.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
@@ -231,13 +227,7 @@ pub(crate) async fn principal(
 /// as long as a wrong password.
 fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        argon2::Argon2::default()
-            .hash_password(new_token().as_bytes(), &SaltString::generate(&mut OsRng))
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    HASH.get_or_init(|| crate::access::argon2id(new_token().as_bytes()).unwrap_or_default())
 }
 
 async fn verify(password: String, hash: String) -> bool {

@@ -3,7 +3,7 @@
 //! authenticates, the engine applies a command's [`Scope`] to the task it loaded, inside
 //! the write transaction, so a task reassigned a moment earlier cannot be acted on.
 
-use crate::{QueueType, Task};
+use crate::{DomainError, ErrorCode, QueueType, Task};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -116,6 +116,22 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Refuses with FORBIDDEN, naming the task, when `task` is outside the scope: the one
+    /// refusal the API (reads) and the engine (actions) both answer.
+    pub fn check(&self, task: &Task) -> Result<(), DomainError> {
+        if self.permits(task) {
+            return Ok(());
+        }
+        Err(DomainError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "task {} is not offered or assigned to you, nor in your workbins or capture point",
+                task.broker_id
+            ),
+        )
+        .with_param(format!("BrokerId={}", task.broker_id)))
+    }
+
     pub fn permits(&self, task: &Task) -> bool {
         match self {
             Scope::CapturePoint(cp) => task.capture_point_id == *cp,

@@ -196,18 +196,6 @@ fn not_found(task: &TaskRef) -> DomainError {
     .with_param(task.as_param())
 }
 
-/// A task outside the caller's scope: named, so the caller sees which one.
-fn forbidden(task: &Task) -> DomainError {
-    DomainError::new(
-        ErrorCode::Forbidden,
-        format!(
-            "task {} is not offered or assigned to you, nor in your workbins or capture point",
-            task.broker_id
-        ),
-    )
-    .with_param(format!("BrokerId={}", task.broker_id))
-}
-
 /// The best task `select` matches now: the best the store holds outside this batch's
 /// touched tasks, or a touched task that matches after the commands before this one.
 async fn best(
@@ -375,10 +363,10 @@ async fn decide_one(
             (Ok(out), Some((tr.event, tr.task)))
         }
         Op::Act { task, action } => match w.find(task).cloned() {
-            Some(current) if cmd.scope.as_ref().is_some_and(|s| !s.permits(&current)) => {
-                (Err(forbidden(&current)), None)
-            }
-            Some(current) => act(w, &current, action, cmd, ctx),
+            Some(current) => match cmd.scope.as_ref().map_or(Ok(()), |s| s.check(&current)) {
+                Ok(()) => act(w, &current, action, cmd, ctx),
+                Err(e) => (Err(e), None),
+            },
             None => (Err(not_found(task)), None),
         },
         // Run by `run`, which records every step's event.
