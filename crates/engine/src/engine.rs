@@ -15,8 +15,8 @@ use worklane_domain::{
     AgentCommand, AgentView, Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp,
 };
 use worklane_store::{
-    Access, AgentReads, DeliveryStore, EventLog, Leases, Retention, Store, StoreError, TaskReads,
-    Writer,
+    Access, AgentReads, DeliveryStore, EventLog, Leases, Retention, Stats, Store, StoreError,
+    TaskReads, Writer,
 };
 
 /// Why a command did not take effect.
@@ -94,6 +94,7 @@ pub struct Engine {
     retention: Arc<dyn Retention>,
     agents: Arc<dyn AgentReads>,
     access: Arc<dyn Access>,
+    stats: Arc<dyn Stats>,
     clock: SharedClock,
     rules: Rules,
     tx: mpsc::Sender<(Command, Reply)>,
@@ -137,6 +138,7 @@ impl Engine {
                 retention: store.clone(),
                 agents: store.clone(),
                 access: store.clone(),
+                stats: store.clone(),
                 store,
                 clock: options.clock,
                 rules: options.rules,
@@ -218,6 +220,11 @@ impl Engine {
     /// Users and API tokens.
     pub fn access(&self) -> &Arc<dyn Access> {
         &self.access
+    }
+
+    /// The console's figures: backlog, overdue, throughput per 15 minutes.
+    pub fn stats(&self) -> &Arc<dyn Stats> {
+        &self.stats
     }
 
     /// Agents as they are now.

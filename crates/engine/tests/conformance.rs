@@ -566,7 +566,124 @@ async fn act_on_best_picks_the_best_task_in_order(s: Arc<dyn Store>) {
     assert_eq!(r[0].as_ref().unwrap_err().code, ErrorCode::TaskNotFound);
 }
 
+/// The console's figures follow every write: the backlog by status, queue and process
+/// (several changes of one task in one batch count once), throughput per 15 minutes with
+/// SLA attainment, finish and handle times, and archiving; folding changes no figure.
+async fn figures_follow_the_writes(s: Arc<dyn Store>) {
+    let t0: Timestamp = "2026-12-01T09:01:00Z".parse().unwrap();
+    let at = |mins: i64| t0 + jiff::SignedDuration::from_mins(mins);
+    let with_due = |due: Timestamp| NewTask {
+        capture_point_id: "CP".into(),
+        fields: TaskFields {
+            process_id: Some("claims".into()),
+            due_date_time: Some(due),
+            ..Default::default()
+        },
+        hold: false,
+        on_duplicate: OnDuplicate::Allow,
+    };
+    let mut ids = Vec::new();
+    for due in [at(60), at(10), at(60)] {
+        let r = execute(
+            &*s,
+            vec![Command::create(with_due(due), ActionMeta::default())],
+            t0,
+        )
+        .await
+        .unwrap();
+        ids.push(r[0].as_ref().unwrap().task.broker_id);
+    }
+    // One batch: held, resumed and assigned; the task moves groups three times.
+    let cmd = |id, a| Command::act(TaskRef::Broker(id), a, ActionMeta::default());
+    let assign = |id| cmd(id, Action::Assign { user: "ann".into() });
+    let r = execute(
+        &*s,
+        vec![
+            cmd(ids[0], Action::Hold),
+            cmd(ids[0], Action::Resume),
+            assign(ids[0]),
+            cmd(ids[1], Action::Hold),
+            cmd(ids[1], Action::Resume),
+            assign(ids[1]),
+        ],
+        at(5),
+    )
+    .await
+    .unwrap();
+    assert!(r.iter().all(Result::is_ok));
+    // On time (due at +60), and late (due at +10), in the period that starts at 09:15.
+    execute(&*s, vec![cmd(ids[0], Action::Complete)], at(20))
+        .await
+        .unwrap();
+    execute(&*s, vec![cmd(ids[1], Action::Complete)], at(25))
+        .await
+        .unwrap();
+
+    let backlog = |s: Arc<dyn Store>| async move {
+        let mut b: Vec<(String, Option<String>, i64)> = s
+            .backlog()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.status, c.process_id, c.tasks))
+            .collect();
+        b.sort();
+        b
+    };
+    let claims = || Some("claims".to_owned());
+    let expected = vec![
+        ("Completed".to_owned(), claims(), 2),
+        ("New".to_owned(), claims(), 1),
+    ];
+    assert_eq!(backlog(s.clone()).await, expected);
+    let periods = s.periods(at(-60), at(120)).await.unwrap();
+    let first = Period {
+        start_us: "2026-12-01T09:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_microsecond(),
+        created: 3,
+        ..Period::default()
+    };
+    let min = 60_000_000;
+    let second = Period {
+        start_us: first.start_us + PERIOD_MICROS,
+        completed: 2,
+        completed_due: 2,
+        completed_on_time: 1,
+        finish_us: 20 * min + 25 * min,
+        handle_us: 15 * min + 20 * min,
+        handled: 2,
+        ..Period::default()
+    };
+    assert_eq!(periods, vec![first, second]);
+    // Late: the open task due at +60 is overdue from then on, not before.
+    assert_eq!(s.overdue(at(59)).await.unwrap(), 0);
+    assert_eq!(s.overdue(at(61)).await.unwrap(), 1);
+
+    assert!(s.fold().await.unwrap() > 0);
+    assert_eq!(backlog(s.clone()).await, expected);
+    assert_eq!(
+        s.periods(at(-60), at(120)).await.unwrap(),
+        vec![first, second]
+    );
+    assert_eq!(s.fold().await.unwrap(), 0);
+
+    // Archiving takes a task out of the backlog.
+    execute(&*s, vec![cmd(ids[0], Action::Stop)], at(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        backlog(s.clone()).await,
+        vec![
+            ("Completed".to_owned(), claims(), 1),
+            ("New".to_owned(), claims(), 1)
+        ]
+    );
+}
+
 worklane_store::store_suite!(
+    figures_follow_the_writes,
     create_get_and_find,
     duplicates,
     actions_and_events,

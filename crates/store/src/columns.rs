@@ -123,6 +123,18 @@ impl Bodies {
 pub(crate) struct Seen(HashMap<i64, Columns>);
 
 impl Seen {
+    /// The status, queue and process ('' for none) task `id` had when this transaction
+    /// read it (None: not read).
+    pub(crate) fn group(&self, id: i64) -> Option<(&'static str, String, String)> {
+        self.0.get(&id).map(|c| {
+            (
+                c.status,
+                c.queue.clone().unwrap_or_default(),
+                c.process_id.clone().unwrap_or_default(),
+            )
+        })
+    }
+
     pub(crate) fn record(&mut self, tasks: &[Task]) {
         for t in tasks {
             self.0

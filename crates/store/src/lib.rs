@@ -22,6 +22,7 @@ mod redact;
 mod retention;
 mod sql;
 mod sqlite;
+mod stats;
 
 pub use access::{Access, SessionRecord, TokenRecord, UserChange, UserRecord};
 pub use agents::{AgentQuery, AgentReads};
@@ -34,6 +35,7 @@ pub use postgres::PostgresStore;
 pub use redact::{is_secret_name, redact_url};
 pub use retention::{PruneReport, Retention, RetentionPolicy};
 pub use sqlite::SqliteStore;
+pub use stats::{BacklogCount, Period, Stats, PERIOD_MICROS};
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -84,6 +86,11 @@ pub struct TaskQuery {
     pub queue: Option<String>,
     pub assigned_to_user: Option<String>,
     pub due_before: Option<Timestamp>,
+    /// Only open tasks (not Completed, Canceled or Rejected) due before this instant: the
+    /// tasks overdue at it.
+    pub overdue_at: Option<Timestamp>,
+    /// Only tasks whose captureId starts with this text (case-sensitive).
+    pub capture_id_prefix: Option<String>,
     pub order: TaskOrder,
     pub after: Option<PageAfter>,
     /// At most this many tasks (1..=1000; 0 means 100).
@@ -243,7 +250,7 @@ pub trait WriteTx: Send {
 /// Every port of one backend together, as [`connect`] opens it.
 #[async_trait]
 pub trait Store:
-    TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention + AgentReads + Access
+    TaskReads + EventLog + Writer + DeliveryStore + Leases + Retention + AgentReads + Access + Stats
 {
     /// Touches the database (health checks).
     async fn ping(&self) -> Result<(), StoreError>;

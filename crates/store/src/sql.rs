@@ -237,6 +237,8 @@ macro_rules! shared_ops {
             pub(crate) seen: $crate::columns::Seen,
             /// Tasks' JSON as their events carried it, so a task is serialized once.
             pub(crate) bodies: $crate::columns::Bodies,
+            /// What the transaction moves in the console's figures.
+            pub(crate) tally: $crate::stats::Tally,
         }
 
         #[async_trait::async_trait]
@@ -329,6 +331,9 @@ macro_rules! shared_ops {
                 Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
+                for t in tasks {
+                    self.tally.put(&self.seen, t);
+                }
                 let (whole, changed) = self.seen.split(tasks);
                 if !whole.is_empty() {
                     put_tasks(&mut self.tx, &whole, &mut self.bodies).await?;
@@ -340,6 +345,9 @@ macro_rules! shared_ops {
             }
             async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                for id in &ids {
+                    self.tally.delete(&self.seen, *id);
+                }
                 self.seen.forget(&ids);
                 delete_tasks(&mut self.tx, &ids).await
             }
@@ -347,6 +355,9 @@ macro_rules! shared_ops {
                 &mut self,
                 events: Vec<(NewEvent, Task)>,
             ) -> Result<Vec<Event>, StoreError> {
+                for (e, t) in &events {
+                    self.tally.event(e, t);
+                }
                 let events = append_events(&mut self.tx, events, &mut self.bodies).await?;
                 if let Some(e) = events.last() {
                     self.last_seq = self.last_seq.max(e.seq);
@@ -368,7 +379,8 @@ macro_rules! shared_ops {
             ) -> Result<(), StoreError> {
                 save_cursor(&mut self.tx, consumer, seq, now).await
             }
-            async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+            async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+                write_tally(&mut self.tx, &self.tally).await?;
                 self.tx.commit().await?;
                 if let (Some(a), true) = (&self.announcer, self.last_seq > 0) {
                     a.announce(self.last_seq);
@@ -478,6 +490,43 @@ macro_rules! shared_ops {
             Ok(())
         }
 
+        /// Appends what a transaction moved in the console's figures: a row per group and
+        /// period that changed.
+        async fn write_tally(
+            conn: &mut Conn,
+            tally: &$crate::stats::Tally,
+        ) -> Result<(), StoreError> {
+            let counts: Vec<_> = tally.count_deltas().collect();
+            if !counts.is_empty() {
+                let mut qb = QueryBuilder::<Db>::new(
+                    "INSERT INTO task_count_deltas (status, queue, process_id, n) ",
+                );
+                qb.push_values(counts, |mut b, ((s, q, p), n)| {
+                    b.push_bind(*s).push_bind(q.clone()).push_bind(p.clone()).push_bind(n);
+                });
+                qb.build().persistent(false).execute(&mut *conn).await?;
+            }
+            let periods: Vec<_> = tally.period_deltas().collect();
+            if !periods.is_empty() {
+                let mut qb = QueryBuilder::<Db>::new(format!(
+                    "INSERT INTO period_deltas ({}) ",
+                    $crate::stats::PERIOD_COLS
+                ));
+                qb.push_values(periods, |mut b, p| {
+                    b.push_bind(p.start_us)
+                        .push_bind(p.created)
+                        .push_bind(p.completed)
+                        .push_bind(p.completed_due)
+                        .push_bind(p.completed_on_time)
+                        .push_bind(p.finish_us)
+                        .push_bind(p.handle_us)
+                        .push_bind(p.handled);
+                });
+                qb.build().persistent(false).execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
         async fn delete_tasks(conn: &mut Conn, gone: &[i64]) -> Result<(), StoreError> {
             for chunk in gone.chunks(500) {
                 let mut qb = QueryBuilder::<Db>::new("DELETE FROM tasks WHERE broker_id IN (");
@@ -546,6 +595,16 @@ macro_rules! shared_ops {
             }
             if let Some(v) = q.due_before {
                 qb.push(" AND due_at < ").push_bind(micros(v));
+            }
+            if let Some(v) = q.overdue_at {
+                qb.push(format!(" AND {} AND due_at < ", $crate::stats::OPEN_DUE))
+                    .push_bind(micros(v));
+            }
+            if let Some(v) = q.capture_id_prefix.as_deref().filter(|v| !v.is_empty()) {
+                qb.push(" AND substr(capture_id, 1, ")
+                    .push_bind(i32::try_from(v.chars().count()).unwrap_or(i32::MAX))
+                    .push(") = ")
+                    .push_bind(v.to_owned());
             }
             match (q.order, q.after) {
                 (TaskOrder::BrokerId, after) => {
@@ -889,6 +948,7 @@ macro_rules! impl_store {
                     last_seq: 0,
                     seen: Default::default(),
                     bodies: Default::default(),
+                    tally: Default::default(),
                 }))
             }
         }

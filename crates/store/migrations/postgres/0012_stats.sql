@@ -1,0 +1,56 @@
+-- The console's figures (SPEC 11), kept as the tasks change instead of counted per view.
+-- A write transaction appends one row per figure it moves to the *_deltas tables (rows
+-- that no two writers share, so nodes never wait on one another for a counter); a fold
+-- moves the deltas into the totals from time to time. A figure is its total plus its
+-- deltas.
+
+-- Tasks by status, queue and process ('' for none): the backlog.
+CREATE TABLE task_counts (
+    status     TEXT   NOT NULL,
+    queue      TEXT   NOT NULL,
+    process_id TEXT   NOT NULL,
+    n          BIGINT NOT NULL,
+    PRIMARY KEY (status, queue, process_id)
+);
+CREATE TABLE task_count_deltas (
+    id BIGSERIAL PRIMARY KEY,
+    status     TEXT   NOT NULL,
+    queue      TEXT   NOT NULL,
+    process_id TEXT   NOT NULL,
+    n          BIGINT NOT NULL
+);
+INSERT INTO task_counts (status, queue, process_id, n)
+    SELECT status, COALESCE(queue, ''), COALESCE(process_id, ''), COUNT(*)
+    FROM tasks GROUP BY status, COALESCE(queue, ''), COALESCE(process_id, '');
+
+-- Throughput per 15 minutes (start_at: the period's start, epoch microseconds): tasks
+-- created and completed, completions that had a due date and those finished by it, and
+-- the sums behind the average finish time (created to completed) and handle time
+-- (assigned to completed). Periods start with this migration: earlier tasks are not
+-- counted.
+CREATE TABLE periods (
+    start_at          BIGINT PRIMARY KEY,
+    created           BIGINT NOT NULL,
+    completed         BIGINT NOT NULL,
+    completed_due     BIGINT NOT NULL,
+    completed_on_time BIGINT NOT NULL,
+    finish_us         BIGINT NOT NULL,
+    handle_us         BIGINT NOT NULL,
+    handled           BIGINT NOT NULL
+);
+CREATE TABLE period_deltas (
+    id BIGSERIAL PRIMARY KEY,
+    start_at          BIGINT NOT NULL,
+    created           BIGINT NOT NULL,
+    completed         BIGINT NOT NULL,
+    completed_due     BIGINT NOT NULL,
+    completed_on_time BIGINT NOT NULL,
+    finish_us         BIGINT NOT NULL,
+    handle_us         BIGINT NOT NULL,
+    handled           BIGINT NOT NULL
+);
+
+-- Open tasks with a due date, by due date: "overdue now" and the console's overdue filter
+-- read only the tasks that are late.
+CREATE INDEX tasks_open_due ON tasks (due_at)
+    WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected');
