@@ -230,7 +230,7 @@ pub fn rule(method: &Method, path: &str) -> Allow {
         }
         ("GET", "/api/v1/events" | "/api/v1/events/stream") => Allow::Roles(STAFF),
         ("POST", "/api/v1/rules/explain" | "/api/v1/rules/diff") => Allow::Roles(STAFF),
-        ("GET", "/metrics") => Allow::Roles(STAFF),
+        ("GET", "/metrics" | "/api/v1/stats") => Allow::Roles(STAFF),
         (
             "GET",
             "/api/v1/notifications/{}/deliveries" | "/api/v1/notifications/{}/deliveries/{}",

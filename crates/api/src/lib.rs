@@ -14,7 +14,8 @@ pub mod limits;
 pub mod openapi;
 pub mod rules;
 pub mod session;
-mod tasks;
+pub mod stats;
+pub mod tasks;
 pub mod tls;
 
 pub use error::{ApiError, ErrorBody};
@@ -183,6 +184,7 @@ pub fn router(state: AppState, options: &ApiOptions, extra: Router) -> Router {
                 .get(session::current)
                 .delete(session::sign_out),
         )
+        .route("/api/v1/stats", get(stats::get_stats))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
@@ -363,6 +365,10 @@ fn store_unavailable(backend: &str, e: &worklane_store::StoreError) -> ApiError 
 }
 
 async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {
+    // The figures' gauges are read when scraped; a store error leaves their last values.
+    if let Err(e) = stats::update_gauges(&st.engine).await {
+        tracing::warn!(error = %e.body.message, "the task figures could not be read for /metrics");
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

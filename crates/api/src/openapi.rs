@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, then corrected where the
 //! generator cannot say what the server does (see [`document`]).
 
-use crate::{access, agents, auth, error, events, rules, session, tasks};
+use crate::{access, agents, auth, error, events, rules, session, stats, tasks};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use worklane_domain::fields::limits;
@@ -20,6 +20,7 @@ use worklane_domain::fields::limits;
         access::create_user, access::list_users, access::update_user,
         access::create_token, access::list_tokens, access::revoke_token,
         session::sign_in, session::current, session::sign_out,
+        stats::get_stats,
     ),
     components(schemas(
         error::ErrorBody, tasks::CreateTaskBody, tasks::UpdateTaskBody, tasks::ActionBody,
@@ -34,8 +35,9 @@ use worklane_domain::fields::limits;
         access::CreateUserBody, access::UpdateUserBody, access::UserView,
         access::CreateTokenBody, access::TokenView, access::NewTokenView,
         session::SignInBody, session::SessionView,
+        stats::StatsView, stats::Backlog, stats::GroupCount, stats::Window, stats::PeriodCount,
     )),
-    tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"), (name = "access"))
+    tags((name = "tasks"), (name = "events"), (name = "rules"), (name = "agents"), (name = "access"), (name = "stats"))
 )]
 struct ApiDoc;
 

@@ -116,9 +116,16 @@ pub struct ListParams {
     pub process_id: Option<String>,
     pub queue: Option<String>,
     pub assigned_to_user: Option<String>,
+    /// Only tasks in a workbin of this target (an agent, agent group, place or place group).
+    pub queue_target: Option<String>,
     /// Only tasks due before this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     pub due_before: Option<Timestamp>,
+    /// `true`: only open tasks whose due date has passed.
+    pub overdue: Option<bool>,
+    /// Only tasks whose captureId starts with this text (case-sensitive).
+    #[param(max_length = 255)]
+    pub capture_id_prefix: Option<String>,
     /// `brokerId` (default: oldest first) or `priority` (highest first, then oldest).
     #[param(pattern = "^(brokerId|priority)$")]
     pub sort: Option<String>,
@@ -270,8 +277,13 @@ pub(crate) fn not_found(id: BrokerId) -> ApiError {
 pub async fn list_tasks(
     State(st): State<AppState>,
     req: Caller,
-    Query(mut p): Query<ListParams>,
+    Query(p): Query<ListParams>,
 ) -> Result<axum::Json<TaskPage>, ApiError> {
+    Ok(axum::Json(page(&st, &req, p).await?))
+}
+
+/// A page of the task listing as `req` may see it (the REST listing and the console's).
+pub async fn page(st: &AppState, req: &Caller, mut p: ListParams) -> Result<TaskPage, ApiError> {
     // An agent lists the tasks assigned to it, an integration its capture point's: the
     // filter is theirs whether given or not, and naming another is refused.
     match req.scope() {
@@ -295,7 +307,7 @@ pub async fn list_tasks(
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
     let after = match p.after.as_deref() {
-        Some(a) => Some(parse_after(&st, a, order).await?),
+        Some(a) => Some(parse_after(st, a, order).await?),
         None => None,
     };
     let q = TaskQuery {
@@ -306,6 +318,9 @@ pub async fn list_tasks(
         queue: p.queue,
         assigned_to_user: p.assigned_to_user,
         due_before: p.due_before,
+        overdue_at: p.overdue.unwrap_or(false).then(|| st.engine.now()),
+        capture_id_prefix: p.capture_id_prefix,
+        queue_target: p.queue_target,
         order,
         after,
         limit,
@@ -318,7 +333,7 @@ pub async fn list_tasks(
             TaskOrder::BrokerId => t.broker_id.to_string(),
             TaskOrder::Priority => format!("{}:{}", t.priority, t.broker_id),
         });
-    Ok(axum::Json(TaskPage { tasks, next_after }))
+    Ok(TaskPage { tasks, next_after })
 }
 
 /// A cursor names the last task of the previous page: `brokerId` (the brokerId order's

@@ -39,6 +39,8 @@ impl Retention {
     /// connection) gets its turn. Returns what the pass removed in all; its `more` is
     /// always false.
     pub async fn step(&self, now: Timestamp) -> Result<PruneReport, StoreError> {
+        // The console's figures: their deltas go into the totals once a pass.
+        self.engine.stats().fold().await?;
         let mut total = PruneReport::default();
         loop {
             let r = self

@@ -53,6 +53,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/healthz", "*"),
     ("GET", "/api/v1/openapi.json", "*"),
     ("GET", "/metrics", "as"),
+    ("GET", "/api/v1/stats", "as"),
     ("POST", "/api/v1/tasks", "asi"),
     ("GET", "/api/v1/tasks", "asgoi"),
     ("GET", "/api/v1/tasks/{brokerId}", "asgi"),

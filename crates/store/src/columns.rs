@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use worklane_domain::Task;
 
 /// The indexed columns, in the order of [`Columns`]' bits.
-pub(crate) const NAMES: [&str; 13] = [
+pub(crate) const NAMES: [&str; 14] = [
     "capture_point_id",
     "capture_id",
     "status",
@@ -22,6 +22,7 @@ pub(crate) const NAMES: [&str; 13] = [
     "reprioritize_at",
     "offered_to",
     "offer_expires_at",
+    "queue_target",
 ];
 
 /// One row's indexed values.
@@ -40,6 +41,7 @@ pub(crate) struct Columns {
     reprioritize_at: Option<i64>,
     offered_to: Option<String>,
     offer_expires_at: Option<i64>,
+    queue_target: Option<String>,
 }
 
 impl Columns {
@@ -58,6 +60,7 @@ impl Columns {
             reprioritize_at: reprioritize_at(t).map(micros),
             offered_to: t.offer.as_ref().map(|o| o.agent.clone()),
             offer_expires_at: t.offer.as_ref().map(|o| micros(o.expires_date_time)),
+            queue_target: t.queue_target.clone(),
         }
     }
 
@@ -78,6 +81,7 @@ impl Columns {
             self.reprioritize_at != reprioritize_at(t).map(micros),
             self.offered_to.as_deref() != t.offer.as_ref().map(|o| o.agent.as_str()),
             self.offer_expires_at != t.offer.as_ref().map(|o| micros(o.expires_date_time)),
+            self.queue_target != t.queue_target,
         ];
         differs
             .iter()

@@ -91,6 +91,8 @@ pub struct TaskQuery {
     pub overdue_at: Option<Timestamp>,
     /// Only tasks whose captureId starts with this text (case-sensitive).
     pub capture_id_prefix: Option<String>,
+    /// Only tasks in a workbin with this target (an agent, group or place).
+    pub queue_target: Option<String>,
     pub order: TaskOrder,
     pub after: Option<PageAfter>,
     /// At most this many tasks (1..=1000; 0 means 100).

@@ -409,7 +409,8 @@ macro_rules! shared_ops {
                 9 => b.push_bind(t.expiration_date_time.map(micros)),
                 10 => b.push_bind(reprioritize_at(t).map(micros)),
                 11 => b.push_bind(t.offer.as_ref().map(|o| o.agent.clone())),
-                _ => b.push_bind(t.offer.as_ref().map(|o| micros(o.expires_date_time))),
+                12 => b.push_bind(t.offer.as_ref().map(|o| micros(o.expires_date_time))),
+                _ => b.push_bind(t.queue_target.clone()),
             };
         }
 
@@ -422,7 +423,7 @@ macro_rules! shared_ops {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
                      process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
-                     reprioritize_at, offered_to, offer_expires_at, version, body) ",
+                     reprioritize_at, offered_to, offer_expires_at, queue_target, version, body) ",
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
@@ -444,7 +445,8 @@ macro_rules! shared_ops {
                      activation_at = excluded.activation_at, due_at = excluded.due_at, \
                      expiration_at = excluded.expiration_at, \
                      reprioritize_at = excluded.reprioritize_at, offered_to = excluded.offered_to, \
-                     offer_expires_at = excluded.offer_expires_at, version = excluded.version, \
+                     offer_expires_at = excluded.offer_expires_at, \
+                     queue_target = excluded.queue_target, version = excluded.version, \
                      body = excluded.body",
                 );
                 qb.build().persistent(true).execute(&mut *conn).await?;
@@ -595,6 +597,9 @@ macro_rules! shared_ops {
             }
             if let Some(v) = q.due_before {
                 qb.push(" AND due_at < ").push_bind(micros(v));
+            }
+            if let Some(v) = &q.queue_target {
+                qb.push(" AND queue_target = ").push_bind(v.clone());
             }
             if let Some(v) = q.overdue_at {
                 qb.push(format!(" AND {} AND due_at < ", $crate::stats::OPEN_DUE))

@@ -61,7 +61,7 @@ impl Period {
 /// The figures' reads. Every store implements it (a supertrait of [`crate::Store`]).
 #[async_trait]
 pub trait Stats: Send + Sync + std::fmt::Debug {
-    /// Tasks by status, queue and process (only groups that hold a task).
+    /// Tasks by status, queue and process (every group that ever held a task, 0 included).
     async fn backlog(&self) -> Result<Vec<BacklogCount>, StoreError>;
 
     /// The periods that start in `[from, to)`, oldest first (only periods with activity).
@@ -219,7 +219,7 @@ macro_rules! impl_stats {
                     "SELECT status, queue, process_id, CAST(SUM(n) AS BIGINT) FROM ( \
                      SELECT status, queue, process_id, n FROM task_counts \
                      UNION ALL SELECT status, queue, process_id, n FROM task_count_deltas) c \
-                     GROUP BY status, queue, process_id HAVING SUM(n) <> 0 \
+                     GROUP BY status, queue, process_id \
                      ORDER BY status, queue, process_id",
                 )
                 .fetch_all(self.read())

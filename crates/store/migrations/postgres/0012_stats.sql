@@ -54,3 +54,9 @@ CREATE TABLE period_deltas (
 -- read only the tasks that are late.
 CREATE INDEX tasks_open_due ON tasks (due_at)
     WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected');
+
+-- A workbin's tasks (queueTarget: the agent, group or place whose workbin holds them), for
+-- the agent desktop's workbin and the task list's filter.
+ALTER TABLE tasks ADD COLUMN queue_target TEXT;
+UPDATE tasks SET queue_target = (body::jsonb) ->> 'queueTarget' WHERE (body::jsonb) ->> 'queueTarget' IS NOT NULL;
+CREATE INDEX tasks_queue_target ON tasks (queue_target, broker_id) WHERE queue_target IS NOT NULL;
