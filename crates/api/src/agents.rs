@@ -122,7 +122,7 @@ fn meta(req: &Caller, actor: Option<String>, reason: Option<String>) -> ActionMe
     crate::tasks::meta(req, actor, reason, None, REST_ORIGIN)
 }
 
-async fn views(
+pub async fn views(
     st: &AppState,
     agents: Vec<worklane_domain::Agent>,
 ) -> Result<Vec<AgentView>, ApiError> {
@@ -180,7 +180,7 @@ pub async fn list_agents(
     Ok(axum::Json(views(&st, agents).await?))
 }
 
-async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
+pub async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
     worklane_domain::agent::check_agent_id(id)?;
     let Some(a) = st.engine.agents().get_agent(id).await? else {
         return Err(worklane_domain::DomainError::new(

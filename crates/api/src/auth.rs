@@ -209,6 +209,17 @@ pub fn rule(method: &Method, path: &str) -> Allow {
     }
     match (method.as_str(), shape.as_str()) {
         (_, "/healthz" | "/api/v1/openapi.json") | ("POST", "/api/v1/session") => Allow::Public,
+        ("GET", "/" | "/console/login" | "/console/static/{}") => Allow::Public,
+        ("GET", "/console") => Allow::Roles(NOT_INTEGRATION),
+        ("GET", "/console/desktop") => Allow::Roles(&[Role::Agent]),
+        (
+            "GET",
+            "/console/tasks"
+            | "/console/tasks/{}"
+            | "/console/queues"
+            | "/console/agents"
+            | "/console/dashboard",
+        ) => Allow::Roles(STAFF),
         ("GET" | "DELETE", "/api/v1/session") => Allow::Roles(ALL),
         ("POST", "/api/v1/tasks") => Allow::Roles(NOT_AGENT),
         ("GET", "/api/v1/tasks") => Allow::Roles(ALL),
@@ -241,6 +252,34 @@ pub fn rule(method: &Method, path: &str) -> Allow {
 
 /// The 401 answer: no credential, or one that is unknown, revoked or ended (which of them
 /// is not said). [`authorize`] adds the `WWW-Authenticate` challenge to every 401.
+/// A console page asked for without a live session: to the sign-in page, back here after.
+fn console_sign_in(path: &str) -> Response {
+    let back: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/console/login?next={back}"))],
+    )
+        .into_response()
+}
+
+/// A console page the signed-in role may not open: a page that says so.
+fn console_forbidden(p: &Principal) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed · \
+         Worklane</title><link rel=\"stylesheet\" href=\"/console/static/app.css\"></head><body>\
+         <main class=\"narrow\"><h1>Not allowed</h1><p role=\"alert\">FORBIDDEN: role {} may \
+         not open this page.</p><p><a href=\"/console\">Your start page</a></p></main></body>\
+         </html>",
+        p.role
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 pub(crate) fn unauthenticated(why: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why)
 }
@@ -309,8 +348,12 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
             );
         }
     }
+    let console = path.starts_with("/console");
     let (p, mut req) = match authenticate(&st, req).await {
         Ok(done) => done,
+        Err(r) if console && r.status() == StatusCode::UNAUTHORIZED => {
+            return console_sign_in(&path);
+        }
         Err(mut r) => {
             if r.status() == StatusCode::UNAUTHORIZED {
                 r.headers_mut().insert(
@@ -340,6 +383,9 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
         }
     };
     if !permitted {
+        if console {
+            return console_forbidden(&p);
+        }
         return forbidden(&p, &format!("call {} {path}", req.method()));
     }
     req.extensions_mut().insert(p);
@@ -373,8 +419,9 @@ async fn authenticate(st: &AppState, mut req: Request) -> Result<(Principal, Req
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             match crate::session::principal(st, &secret, &method, csrf.as_deref()).await {
-                Ok((p, id)) => {
+                Ok((p, id, csrf)) => {
                     req.extensions_mut().insert(id);
+                    req.extensions_mut().insert(csrf);
                     p
                 }
                 Err(e) => return Err(e.into_response()),

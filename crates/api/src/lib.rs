@@ -5,7 +5,7 @@
 //! `127.0.0.1:0` and the binary binds the configured address.
 
 pub mod access;
-mod agents;
+pub mod agents;
 pub mod auth;
 mod error;
 mod events;

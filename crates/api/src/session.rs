@@ -156,6 +156,17 @@ pub struct SessionView {
 #[derive(Debug, Clone)]
 pub struct SessionId(pub String);
 
+/// The CSRF token of the session a request was authenticated by: what the console's pages
+/// send back as `X-CSRF-Token`.
+#[derive(Clone)]
+pub struct SessionCsrf(pub String);
+
+impl std::fmt::Debug for SessionCsrf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCsrf(***)")
+    }
+}
+
 /// The session cookie's secret, if the request sent one.
 pub(crate) fn cookie(headers: &HeaderMap) -> Option<String> {
     headers
@@ -180,7 +191,7 @@ pub(crate) async fn principal(
     secret: &str,
     method: &Method,
     csrf: Option<&str>,
-) -> Result<(Principal, SessionId), ApiError> {
+) -> Result<(Principal, SessionId, SessionCsrf), ApiError> {
     let policy = &st.auth.sessions;
     let access = st.engine.access();
     let sha = token_sha256(secret);
@@ -220,7 +231,7 @@ pub(crate) async fn principal(
         agent,
         capture_point_id: None,
     };
-    Ok((p, SessionId(sha)))
+    Ok((p, SessionId(sha), SessionCsrf(s.csrf_token)))
 }
 
 /// A hash to verify against when the user does not exist, so that an unknown name takes

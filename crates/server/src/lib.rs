@@ -182,12 +182,15 @@ pub async fn run_with(
                 cfg.auth.caller_requests_per_second,
             ),
     };
+    // The web console is mounted beside the API, under its authorization and layers.
+    let extra = components::api_extra(&cfg.components, &engine)
+        .merge(worklane_web::router(state.clone()));
     let app = router(
         state,
         &ApiOptions {
             max_body_bytes: cfg.server.max_body_bytes,
         },
-        components::api_extra(&cfg.components, &engine),
+        extra,
     );
     // The listener cannot be bound again, so the API is not restarted: if it stops on
     // its own the server shuts down.
