@@ -214,10 +214,7 @@ pub fn rule(method: &Method, path: &str) -> Allow {
         ("GET", "/console/desktop") => Allow::Roles(&[Role::Agent]),
         (
             "GET",
-            "/console/tasks"
-            | "/console/tasks/{}"
-            | "/console/queues"
-            | "/console/agents"
+            "/console/tasks" | "/console/tasks/{}" | "/console/queues" | "/console/agents"
             | "/console/dashboard",
         ) => Allow::Roles(STAFF),
         ("GET" | "DELETE", "/api/v1/session") => Allow::Roles(ALL),

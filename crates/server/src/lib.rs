@@ -183,8 +183,8 @@ pub async fn run_with(
             ),
     };
     // The web console is mounted beside the API, under its authorization and layers.
-    let extra = components::api_extra(&cfg.components, &engine)
-        .merge(worklane_web::router(state.clone()));
+    let extra =
+        components::api_extra(&cfg.components, &engine).merge(worklane_web::router(state.clone()));
     let app = router(
         state,
         &ApiOptions {

@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use worklane_api::stats::{compute, GroupCount, PeriodCount, StatsView, Window};
 use worklane_api::AppState;
 
+/// A labelled bar: label, tasks, and its length in % of the longest.
+type Bar = (String, i64, u32);
+
 struct Tile {
     label: &'static str,
     value: String,
@@ -25,7 +28,7 @@ struct Dashboard {
     tiles: Vec<Tile>,
     /// Backlog by status, by queue and by process: a title and bars (label, tasks, % of
     /// the largest).
-    sections: Vec<(&'static str, Vec<(String, i64, u32)>)>,
+    sections: Vec<(&'static str, Vec<Bar>)>,
     chart: String,
     created_24h: i64,
     completed_24h: i64,
@@ -38,7 +41,10 @@ pub async fn page(State(st): State<AppState>, viewer: Viewer) -> Response {
         Err(e) => return error(&viewer, e),
     };
     let last_seq = st.engine.events().last_seq().await.unwrap_or(0);
-    html(&dashboard(viewer.layout("Dashboard", "dashboard", last_seq), &view))
+    html(&dashboard(
+        viewer.layout("Dashboard", "dashboard", last_seq),
+        &view,
+    ))
 }
 
 fn window_tiles(name: &'static str, w: &Window) -> [Tile; 3] {
@@ -209,7 +215,10 @@ mod tests {
         assert_eq!(svg.matches("<rect class=\"created\"").count(), 4);
         assert_eq!(svg.matches("<rect class=\"completed\"").count(), 4);
         // The tallest bar (30 created) fills the plot: 220 - 24 - 10 = 186.
-        assert!(svg.contains("height=\"186.0\"><title>30 created</title>"), "{svg}");
+        assert!(
+            svg.contains("height=\"186.0\"><title>30 created</title>"),
+            "{svg}"
+        );
         assert!(svg.contains(">00:00</text>"));
     }
 }

@@ -95,9 +95,7 @@ async fn queue_rows(
             id: q.id.clone(),
             mode: format!("{:?}", q.mode).to_lowercase(),
             depth: depth.get(&q.id).copied().unwrap_or(0),
-            oldest: oldest
-                .first()
-                .map(|t| time(t.created_date_time, tz)),
+            oldest: oldest.first().map(|t| time(t.created_date_time, tz)),
             overdue,
             overdue_capped: overdue >= OVERDUE_CAP as usize,
             ready: ready

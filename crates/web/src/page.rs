@@ -123,7 +123,11 @@ pub fn html(t: &impl Template) -> Response {
         Ok(body) => Html(body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "a console page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }

@@ -106,7 +106,10 @@ impl Filters {
 fn instant(v: &str, viewer: &Viewer) -> Option<Timestamp> {
     v.parse::<Timestamp>().ok().or_else(|| {
         let civil: jiff::civil::DateTime = v.parse().ok()?;
-        civil.to_zoned(viewer.tz.clone()).ok().map(|z| z.timestamp())
+        civil
+            .to_zoned(viewer.tz.clone())
+            .ok()
+            .map(|z| z.timestamp())
     })
 }
 
@@ -151,7 +154,11 @@ pub async fn list(State(st): State<AppState>, viewer: Viewer, RawQuery(raw): Raw
     };
     match listed {
         Ok(p) => {
-            page.rows = p.tasks.iter().map(|t| Row::of(t, now, &viewer.tz)).collect();
+            page.rows = p
+                .tasks
+                .iter()
+                .map(|t| Row::of(t, now, &viewer.tz))
+                .collect();
             page.next = p.next_after.map(|a| f.query(Some(&a)));
         }
         Err(e) => {

@@ -15,7 +15,10 @@ pub struct Time {
 pub fn time(t: Timestamp, tz: &TimeZone) -> Time {
     Time {
         iso: t.to_string(),
-        text: t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        text: t
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
     }
 }
 

@@ -118,9 +118,16 @@
     };
   }
 
+  // Open streams are closed when the page is left: a page kept in the back/forward cache
+  // would otherwise hold its connection, and browsers allow only six per server.
+  const streams = [];
+  window.addEventListener("pagehide", () => { streams.forEach((es) => es.close()); });
+  window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
+
   function follow(url, onEvent) {
     const state = document.getElementById("live-state");
     const es = new EventSource(url);
+    streams.push(es);
     for (const t of EVENT_TYPES) es.addEventListener(t, onEvent);
     es.onopen = () => { if (state) state.textContent = "Live"; };
     es.onerror = () => { if (state) state.textContent = "Reconnecting…"; };
