@@ -107,8 +107,18 @@ fn shots() -> PathBuf {
     dir
 }
 
+/// A screenshot of the whole page (the window grows to the page's height for it, then
+/// returns to 1280×800).
 async fn screenshot(c: &Client, name: &str) {
+    let height = c
+        .execute("return document.documentElement.scrollHeight", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(800) as u32;
+    c.set_window_size(1280, height.clamp(800, 4000) + 140).await.unwrap();
     let png = c.screenshot().await.unwrap();
+    c.set_window_size(1280, 800).await.unwrap();
     let path = shots().join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());

@@ -317,6 +317,9 @@ pub enum TaskCommand {
 pub enum BenchCommand {
     /// Create over REST with concurrent clients against a server it starts.
     Create(crate::bench::create::CreateArgs),
+    /// The web console: the task list's first page and other views with 1,000,000 tasks
+    /// (against the REST listing of the same page), and live updates under load.
+    Console(crate::bench::console::ConsoleArgs),
     /// Distribution: `next` latency with a full queue, pull and push assignments/s, RSS
     /// with every agent connected.
     Distribute(crate::bench::distribute::DistributeArgs),

@@ -104,6 +104,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(b) => {
             telemetry::init("text", "warn");
             match b {
+                BenchCommand::Console(a) => bench::console::run(a).await?,
                 BenchCommand::Create(a) => bench::create::run(a).await?,
                 BenchCommand::Distribute(a) => bench::distribute::run(a).await?,
                 BenchCommand::Failover(a) => bench::failover::run(a).await?,

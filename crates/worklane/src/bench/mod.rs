@@ -1,6 +1,7 @@
 //! `worklane bench ...`: benchmarks that start the real server as a child process (so its
 //! RSS is its own and it can be killed with SIGKILL) and measure it from this process.
 
+pub mod console;
 pub mod create;
 pub mod distribute;
 pub mod failover;
