@@ -5,17 +5,7 @@
 # /etc/odbcinst.ini under the names the tests expect. Idempotent.
 set -euo pipefail
 
-packages=(unixodbc unixodbc-dev odbc-postgresql odbc-mariadb)
-missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]})); then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+"$(dirname "$0")/../apt-install" unixodbc unixodbc-dev odbc-postgresql odbc-mariadb
 
 # Register a driver section unless one with that name exists already. The Debian
 # packages normally register "PostgreSQL Unicode"/"PostgreSQL ANSI" (odbc-postgresql) and

@@ -110,13 +110,28 @@ fn shots() -> PathBuf {
 /// A screenshot of the whole page (the window grows to the page's height for it, then
 /// returns to 1280×800).
 async fn screenshot(c: &Client, name: &str) {
+    // At 1280×800 nothing scrolls sideways.
+    let fits = c
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fits,
+        Value::Bool(true),
+        "{name} scrolls sideways at 1280×800"
+    );
     let height = c
         .execute("return document.documentElement.scrollHeight", vec![])
         .await
         .unwrap()
         .as_u64()
         .unwrap_or(800) as u32;
-    c.set_window_size(1280, height.clamp(800, 4000) + 140).await.unwrap();
+    c.set_window_size(1280, height.clamp(800, 4000) + 140)
+        .await
+        .unwrap();
     let png = c.screenshot().await.unwrap();
     c.set_window_size(1280, 800).await.unwrap();
     let path = shots().join(format!("{name}.png"));
@@ -145,18 +160,8 @@ async fn until(c: &Client, what: &str, js: &str) {
 
 async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
     c.goto(&format!("{base}/console/login")).await.unwrap();
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    type_into(c, "#user", user).await;
+    type_into(c, "#password", password).await;
     c.find(Locator::Css("#sign-in button[type=submit]"))
         .await
         .unwrap()
@@ -202,6 +207,20 @@ async fn click(c: &Client, css: &str) {
         .click()
         .await
         .unwrap();
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The users and tasks of the scenario: supervisor sue, agent ann (capacity 2), and
@@ -270,23 +289,14 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
     .await;
 
     // Filter by captureId: the two faxes.
-    let search = c
-        .find(Locator::Css("input[name=captureIdPrefix]"))
-        .await
-        .unwrap();
-    search.send_keys("fax-").await.unwrap();
+    type_into(&c, "input[name=captureIdPrefix]", "fax-").await;
     click(&c, ".filters button[type=submit]").await;
     until(&c, "the two faxes", "return document.querySelectorAll('#rows tr[data-id]').length === 2 && location.search.includes('captureIdPrefix=fax-')").await;
     screenshot(&c, "tasks").await;
 
     // Hold both in bulk: a result per task.
     click(&c, "#select-all").await;
-    c.find(Locator::Css("#bulk input[name=reason]"))
-        .await
-        .unwrap()
-        .send_keys("customer called")
-        .await
-        .unwrap();
+    type_into(&c, "#bulk input[name=reason]", "customer called").await;
     click(&c, "button[data-bulk=hold]").await;
     until(
         &c,
@@ -294,13 +304,7 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
         "return document.querySelectorAll('#bulk-results li.ok').length === 2",
     )
     .await;
-    let results = c
-        .find(Locator::Id("bulk-results"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let results = text_of(&c, "#bulk-results").await;
     assert!(results.contains(&format!("Task {fax1}: held")), "{results}");
     assert!(results.contains(&format!("Task {fax2}: held")), "{results}");
     // The list follows: both rows now say Held.
@@ -313,38 +317,20 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
     c.goto(&format!("{base}/console/tasks/{fax1}"))
         .await
         .unwrap();
-    let history = c
-        .find(Locator::Id("history"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = text_of(&c, "#history").await;
     assert!(history.contains("TaskHeld"), "{history}");
     assert!(history.contains("user:sue"), "{history}");
     assert!(history.contains("customer called"), "{history}");
     screenshot(&c, "task").await;
     c.goto(&format!("{base}/console/queues")).await.unwrap();
-    let queues = c
-        .find(Locator::Id("queue-table"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let queues = text_of(&c, "#queue-table").await;
     assert!(queues.contains("desk"), "{queues}");
     screenshot(&c, "queues").await;
     c.goto(&format!("{base}/console/agents")).await.unwrap();
     screenshot(&c, "agents").await;
     // A supervisor is not an agent: the desktop refuses.
     c.goto(&format!("{base}/console/desktop")).await.unwrap();
-    let body = c
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&c, "main").await;
     assert!(body.contains("FORBIDDEN"), "{body}");
     c.goto(&format!("{base}/console/tasks")).await.unwrap();
     sign_out(&c).await;
@@ -386,25 +372,17 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
         &format!("return !!document.querySelector('[data-task=\"{mail1}\"]')"),
     )
     .await;
-    let data = c
-        .find(Locator::Css(&format!("[data-task=\"{mail1}\"]")))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let data = text_of(&c, &format!("[data-task=\"{mail1}\"]")).await;
     assert!(
         data.contains("customer of mail-1"),
         "the task's data is shown: {data}"
     );
-    c.find(Locator::Css(&format!(
-        "[data-task=\"{mail1}\"] input[name=resultCode]"
-    )))
-    .await
-    .unwrap()
-    .send_keys("resolved")
-    .await
-    .unwrap();
+    type_into(
+        &c,
+        &format!("[data-task=\"{mail1}\"] input[name=resultCode]"),
+        "resolved",
+    )
+    .await;
     screenshot(&c, "desktop-current").await;
     // Seven minutes of work on the server's clock.
     clock.advance(Duration::from_secs(7 * 60));
@@ -424,13 +402,7 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
     assert_eq!(done["ext"]["resultCode"], "resolved");
     // An agent may not open the supervisor's pages.
     c.goto(&format!("{base}/console/tasks")).await.unwrap();
-    let body = c
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&c, "main").await;
     assert!(body.contains("FORBIDDEN"), "{body}");
     c.goto(&format!("{base}/console/desktop")).await.unwrap();
     sign_out(&c).await;
@@ -438,13 +410,7 @@ async fn a_supervisor_and_an_agent_work_in_a_real_browser() {
     // The dashboard shows the completion.
     sign_in(&c, &base, "sue", SUE).await;
     c.goto(&format!("{base}/console/dashboard")).await.unwrap();
-    let dash = c
-        .find(Locator::Id("dashboard"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dash = text_of(&c, "#dashboard").await;
     assert!(dash.contains("completed (1)"), "{dash}");
     assert!(dash.contains("created (3)"), "{dash}");
     assert!(dash.contains("1 completed"), "{dash}");
@@ -525,6 +491,47 @@ async fn every_page_admits_its_roles_and_refuses_the_others() {
             }
         }
     }
+    // The dashboard's figures on the API and as gauges: fax-1 was due at 08:30.
+    let (code, stats) = s.get("/api/v1/stats?timeZone=Europe/Paris").await;
+    assert_eq!(code, 200, "{stats}");
+    assert_eq!(stats["backlog"]["byStatus"]["Distributed"], 3, "{stats}");
+    assert_eq!(stats["backlog"]["overdue"], 1, "{stats}");
+    assert_eq!(stats["today"]["created"], 3, "{stats}");
+    assert_eq!(stats["timeZone"], "Europe/Paris");
+    assert_eq!(stats["last24Hours"].as_array().unwrap().len(), 96);
+    let (code, bad) = s.get("/api/v1/stats?timeZone=Mars/Olympus").await;
+    assert_eq!(
+        (code, bad["code"].as_str()),
+        (400, Some("INVALID_FORMAT")),
+        "{bad}"
+    );
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("worklane_tasks_overdue 1"), "{metrics}");
+    assert!(
+        metrics
+            .contains("worklane_tasks{status=\"Distributed\",queue=\"desk\",process=\"claims\"} 3"),
+        "{metrics}"
+    );
+    // Pages run only the console's own script and cannot be framed.
+    let r = s
+        .http
+        .get(format!("{}/console/tasks", s.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     // The script and style sheet are public, and the start page sends each role home.
     for file in ["app.js", "app.css"] {
         let r = no_redirects

@@ -108,27 +108,7 @@ async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
     let template: Vec<Task> = (0..1000)
         .map(|i| seeded(i, now))
         .collect::<Result<_, _>>()?;
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(20_000);
-        let mut tx = store.begin().await?;
-        let ids = tx.alloc_ids(k).await?;
-        let batch: Vec<Task> = ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let mut t = template[i % template.len()].clone();
-                t.broker_id = id;
-                t.capture_id = format!("c-{}", id.0);
-                t
-            })
-            .collect();
-        let refs: Vec<&Task> = batch.iter().collect();
-        tx.put_tasks(&refs).await?;
-        tx.commit().await?;
-        left -= k;
-        bar.inc(k as u64);
-    }
+    super::seed_tasks(&*store, n, &template, |id| format!("c-{id}"), &bar).await?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -178,7 +158,9 @@ async fn session_client(base: &str, user: &str) -> anyhow::Result<reqwest::Clien
         .to_owned();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::COOKIE, cookie.parse()?);
-    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
 }
 
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
@@ -210,17 +192,27 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
     println!(
         "console, {} tasks in {}, {} requests per view (ms, signed in with a session)",
         args.tasks,
-        if url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" },
+        if url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
         args.pages
     );
     let (json50, json99) = time_view(&browser, &base, "/api/v1/tasks?limit=50", args.pages).await?;
     println!("  baseline: REST listing, first 50      median {json50:7.2}  p99 {json99:7.2}");
     for (name, path) in [
         ("task list, first page", "/console/tasks"),
-        ("task list, by priority", "/console/tasks?status=Distributed&sort=priority"),
+        (
+            "task list, by priority",
+            "/console/tasks?status=Distributed&sort=priority",
+        ),
         ("task list, one queue", "/console/tasks?queue=claims"),
         ("task list, overdue", "/console/tasks?overdue=on"),
-        ("task list, captureId prefix", "/console/tasks?captureIdPrefix=c-99"),
+        (
+            "task list, captureId prefix",
+            "/console/tasks?captureIdPrefix=c-99",
+        ),
         ("task page", "/console/tasks/500000"),
         ("queues", "/console/queues"),
         ("dashboard", "/console/dashboard"),

@@ -101,28 +101,7 @@ async fn seed(
     let template: Vec<Task> = (0..1000)
         .map(|i| waiting(i, queue, now))
         .collect::<Result<_, _>>()?;
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(20_000);
-        let mut tx = store.begin().await?;
-        let ids = tx.alloc_ids(k).await?;
-        let batch: Vec<Task> = ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let mut t = template[i % template.len()].clone();
-                t.broker_id = id;
-                t.capture_id = format!("{queue}-{}", id.0);
-                t
-            })
-            .collect();
-        let refs: Vec<&Task> = batch.iter().collect();
-        tx.put_tasks(&refs).await?;
-        tx.commit().await?;
-        left -= k;
-        bar.inc(k as u64);
-    }
-    Ok(())
+    super::seed_tasks(&**store, n, &template, |id| format!("{queue}-{id}"), bar).await
 }
 
 async fn post(

@@ -165,6 +165,39 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Writes `n` tasks through the store's write port, 20,000 a transaction: copies of
+/// `template` (round robin) with new brokerIds and the captureId `capture_id` gives each.
+pub async fn seed_tasks(
+    store: &dyn worklane_store::Store,
+    n: usize,
+    template: &[worklane_domain::Task],
+    capture_id: impl Fn(i64) -> String,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(20_000);
+        let mut tx = store.begin().await?;
+        let ids = tx.alloc_ids(k).await?;
+        let batch: Vec<worklane_domain::Task> = ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut t = template[i % template.len()].clone();
+                t.broker_id = id;
+                t.capture_id = capture_id(id.0);
+                t
+            })
+            .collect();
+        let refs: Vec<&worklane_domain::Task> = batch.iter().collect();
+        tx.put_tasks(&refs).await?;
+        tx.commit().await?;
+        left -= k;
+        bar.inc(k as u64);
+    }
+    Ok(())
+}
+
 /// Latency percentiles of a sample, in milliseconds.
 pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort_unstable();
