@@ -77,6 +77,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
     }
     constrain_path_ids(&mut doc);
+    list_time_zones(&mut doc);
     let schemas = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -318,6 +319,30 @@ fn constrain_path_ids(doc: &mut Value) {
                     p["schema"] = offer.clone();
                 }
             }
+        }
+    }
+}
+
+/// `timeZone` parameters list the IANA names the server knows (its bundled database), so a
+/// name the document allows is one the server takes.
+fn list_time_zones(doc: &mut Value) {
+    let names: Vec<Value> = jiff::tz::db()
+        .available()
+        .map(|n| Value::String(n.as_str().to_owned()))
+        .collect();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for p in params.iter_mut().filter(|p| p["name"] == "timeZone") {
+            p["schema"] = json!({"type": "string", "enum": names});
         }
     }
 }

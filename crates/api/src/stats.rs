@@ -74,21 +74,19 @@ pub struct Window {
 impl Window {
     fn of<'a>(periods: impl IntoIterator<Item = &'a Period>) -> Self {
         let mut sum = Period::default();
-        let mut w = Window::default();
         for p in periods {
-            w.created += p.created;
-            w.completed += p.completed;
-            w.completed_with_due += p.completed_due;
-            w.completed_on_time += p.completed_on_time;
-            sum.finish_us += p.finish_us;
-            sum.handle_us += p.handle_us;
-            sum.handled += p.handled;
+            sum.add(p);
         }
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
-        w.sla_attainment = ratio(w.completed_on_time, w.completed_with_due);
-        w.average_finish_seconds = ratio(sum.finish_us, w.completed).map(|s| s / 1e6);
-        w.average_handle_seconds = ratio(sum.handle_us, sum.handled).map(|s| s / 1e6);
-        w
+        Window {
+            created: sum.created,
+            completed: sum.completed,
+            completed_with_due: sum.completed_due,
+            completed_on_time: sum.completed_on_time,
+            sla_attainment: ratio(sum.completed_on_time, sum.completed_due),
+            average_finish_seconds: ratio(sum.finish_us, sum.completed).map(|s| s / 1e6),
+            average_handle_seconds: ratio(sum.handle_us, sum.handled).map(|s| s / 1e6),
+        }
     }
 }
 
@@ -194,13 +192,24 @@ fn ts(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// The time zone named, or a 400 naming it.
+/// The time zone named exactly as the bundled database names it, or a 400 naming it.
 pub fn time_zone(name: Option<&str>) -> Result<TimeZone, ApiError> {
-    match name.filter(|n| !n.is_empty()) {
-        None => Ok(TimeZone::UTC),
-        Some(n) => TimeZone::get(n)
-            .map_err(|_| ApiError::invalid("timeZone", format!("unknown time zone `{n}`"))),
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    let Some(n) = name else {
+        return Ok(TimeZone::UTC);
+    };
+    let known = NAMES.get_or_init(|| {
+        jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect()
+    });
+    let unknown = || ApiError::invalid("timeZone", format!("unknown time zone `{n}`"));
+    if !known.contains(n) {
+        return Err(unknown());
     }
+    TimeZone::get(n).map_err(|_| unknown())
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsParams),

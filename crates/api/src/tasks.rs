@@ -117,6 +117,7 @@ pub struct ListParams {
     pub queue: Option<String>,
     pub assigned_to_user: Option<String>,
     /// Only tasks in a workbin of this target (an agent, agent group, place or place group).
+    #[param(max_length = 255)]
     pub queue_target: Option<String>,
     /// Only tasks due before this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -292,6 +293,14 @@ pub async fn page(st: &AppState, req: &Caller, mut p: ListParams) -> Result<Task
         None => {}
     }
     let status = p.status.as_deref().map(str::parse::<Status>).transpose()?;
+    for (name, v) in [
+        ("captureIdPrefix", &p.capture_id_prefix),
+        ("queueTarget", &p.queue_target),
+    ] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > 255) {
+            return Err(ApiError::invalid(name, "is longer than 255 characters"));
+        }
+    }
     let order = match p.sort.as_deref() {
         None | Some("brokerId") => TaskOrder::BrokerId,
         Some("priority") => TaskOrder::Priority,

@@ -47,7 +47,8 @@ pub struct Period {
 }
 
 impl Period {
-    fn add(&mut self, o: &Period) {
+    /// Adds `o`'s figures to these (its start is not taken).
+    pub fn add(&mut self, o: &Period) {
         self.created += o.created;
         self.completed += o.completed;
         self.completed_due += o.completed_due;
