@@ -661,6 +661,8 @@ async fn figures_follow_the_writes(s: Arc<dyn Store>) {
     // Late: the open task due at +60 is overdue from then on, not before.
     assert_eq!(s.overdue(at(59)).await.unwrap(), 0);
     assert_eq!(s.overdue(at(61)).await.unwrap(), 1);
+    // Later periods count it from the counters, folded or not.
+    assert_eq!(s.overdue(at(90)).await.unwrap(), 1);
 
     assert!(s.fold().await.unwrap() > 0);
     assert_eq!(backlog(s.clone()).await, expected);
@@ -669,6 +671,17 @@ async fn figures_follow_the_writes(s: Arc<dyn Store>) {
         vec![first, second]
     );
     assert_eq!(s.fold().await.unwrap(), 0);
+    assert_eq!(s.overdue(at(90)).await.unwrap(), 1);
+    // A new due date moves the task's count: no longer late.
+    let later = TaskFields {
+        due_date_time: Some(at(300)),
+        ..Default::default()
+    };
+    execute(&*s, vec![cmd(ids[2], Action::Update(later))], at(31))
+        .await
+        .unwrap();
+    assert_eq!(s.overdue(at(90)).await.unwrap(), 0);
+    assert_eq!(s.overdue(at(301)).await.unwrap(), 1);
 
     // Archiving takes a task out of the backlog.
     execute(&*s, vec![cmd(ids[0], Action::Stop)], at(30))

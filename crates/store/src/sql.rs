@@ -508,6 +508,15 @@ macro_rules! shared_ops {
                 });
                 qb.build().persistent(false).execute(&mut *conn).await?;
             }
+            let due: Vec<_> = tally.due_deltas().collect();
+            if !due.is_empty() {
+                let mut qb =
+                    QueryBuilder::<Db>::new("INSERT INTO due_count_deltas (due_period, n) ");
+                qb.push_values(due, |mut b, (p, n)| {
+                    b.push_bind(p).push_bind(n);
+                });
+                qb.build().persistent(false).execute(&mut *conn).await?;
+            }
             let periods: Vec<_> = tally.period_deltas().collect();
             if !periods.is_empty() {
                 let mut qb = QueryBuilder::<Db>::new(format!(

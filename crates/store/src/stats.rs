@@ -88,6 +88,15 @@ fn key_of(t: &Task) -> Key {
     )
 }
 
+/// The period an open task (not Completed, Canceled or Rejected) with a due date is
+/// counted in by its due date; None for other tasks.
+pub(crate) fn open_due_period(status: &str, due_us: Option<i64>) -> Option<i64> {
+    let finished = matches!(status, "Completed" | "Canceled" | "Rejected");
+    due_us
+        .filter(|_| !finished)
+        .map(|d| d.div_euclid(PERIOD_MICROS) * PERIOD_MICROS)
+}
+
 /// What one write transaction moves: the deltas it appends at commit.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -95,6 +104,10 @@ pub(crate) struct Tally {
     /// in none, the task is gone).
     counted: HashMap<i64, Option<Key>>,
     pub(crate) counts: BTreeMap<Key, i64>,
+    /// The due period each open task this transaction wrote or deleted is counted in now.
+    due_counted: HashMap<i64, Option<i64>>,
+    /// Open tasks by due period: what "overdue now" sums.
+    pub(crate) due: BTreeMap<i64, i64>,
     pub(crate) periods: BTreeMap<i64, Period>,
 }
 
@@ -108,9 +121,34 @@ impl Tally {
         }
     }
 
+    fn due_now(&self, seen: &Seen, id: i64) -> Option<i64> {
+        match self.due_counted.get(&id) {
+            Some(p) => *p,
+            None => seen.due_period(id).flatten(),
+        }
+    }
+
+    fn move_due(&mut self, id: i64, old: Option<i64>, new: Option<i64>) {
+        if old != new {
+            if let Some(o) = old {
+                *self.due.entry(o).or_default() -= 1;
+            }
+            if let Some(n) = new {
+                *self.due.entry(n).or_default() += 1;
+            }
+        }
+        self.due_counted.insert(id, new);
+    }
+
     /// A task is written (created or changed).
     pub(crate) fn put(&mut self, seen: &Seen, t: &Task) {
         let id = t.broker_id.0;
+        let due = open_due_period(
+            t.status.as_str(),
+            t.due_date_time.map(|d| d.as_microsecond()),
+        );
+        let old_due = self.due_now(seen, id);
+        self.move_due(id, old_due, due);
         let new = key_of(t);
         let old = self.current(seen, id);
         if old.as_ref() != Some(&new) {
@@ -124,6 +162,8 @@ impl Tally {
 
     /// A task is deleted (archived).
     pub(crate) fn delete(&mut self, seen: &Seen, id: i64) {
+        let old_due = self.due_now(seen, id);
+        self.move_due(id, old_due, None);
         if let Some(old) = self.current(seen, id) {
             *self.counts.entry(old).or_default() -= 1;
         }
@@ -164,6 +204,14 @@ impl Tally {
             .iter()
             .filter(|(_, n)| **n != 0)
             .map(|(k, n)| (k, *n))
+    }
+
+    /// The due-period deltas that are not zero.
+    pub(crate) fn due_deltas(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.due
+            .iter()
+            .filter(|(_, n)| **n != 0)
+            .map(|(p, n)| (*p, *n))
     }
 
     /// The periods with something to add.
@@ -207,7 +255,7 @@ pub(crate) fn period(r: PeriodRow) -> Period {
 pub(crate) const PERIOD_COLS: &str =
     "start_at, created, completed, completed_due, completed_on_time, finish_us, handle_us, handled";
 
-/// The open statuses' complement, as the partial index `tasks_open_due` names it.
+/// Open tasks with a due date, as the partial index `tasks_open_due` names them.
 pub(crate) const OPEN_DUE: &str =
     "due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected')";
 
@@ -255,13 +303,25 @@ macro_rules! impl_stats {
             }
 
             async fn overdue(&self, now: Timestamp) -> Result<i64, StoreError> {
-                let (n,): (i64,) = sqlx::query_as(&format!(
-                    "SELECT COUNT(*) FROM tasks WHERE {OPEN_DUE} AND due_at < $1"
-                ))
-                .bind(now.as_microsecond())
+                // Whole due periods before now's from the counters; now's own period
+                // (at most 15 minutes of due dates) from the index.
+                let now = now.as_microsecond();
+                let period = now.div_euclid(PERIOD_MICROS) * PERIOD_MICROS;
+                let (before,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT CAST(SUM(n) AS BIGINT) FROM (SELECT n FROM due_counts WHERE due_period < $1 \
+                     UNION ALL SELECT n FROM due_count_deltas WHERE due_period < $1) c",
+                )
+                .bind(period)
                 .fetch_one(self.read())
                 .await?;
-                Ok(n)
+                let (current,): (i64,) = sqlx::query_as(&format!(
+                    "SELECT COUNT(*) FROM tasks WHERE {OPEN_DUE} AND due_at >= $1 AND due_at < $2"
+                ))
+                .bind(period)
+                .bind(now)
+                .fetch_one(self.read())
+                .await?;
+                Ok(before.unwrap_or(0) + current)
             }
 
             async fn fold(&self) -> Result<u64, StoreError> {
@@ -282,12 +342,16 @@ macro_rules! impl_stats {
 
 impl crate::SqliteStore {
     /// One writer: the totals take the deltas up to the newest, which are then deleted.
-    const FOLD: [&'static str; 4] = [
+    const FOLD: [&'static str; 6] = [
         "INSERT INTO task_counts (status, queue, process_id, n) \
          SELECT status, queue, process_id, SUM(n) FROM task_count_deltas WHERE true \
          GROUP BY status, queue, process_id \
          ON CONFLICT (status, queue, process_id) DO UPDATE SET n = task_counts.n + excluded.n",
         "DELETE FROM task_count_deltas",
+        "INSERT INTO due_counts (due_period, n) \
+         SELECT due_period, SUM(n) FROM due_count_deltas WHERE true GROUP BY due_period \
+         ON CONFLICT (due_period) DO UPDATE SET n = due_counts.n + excluded.n",
+        "DELETE FROM due_count_deltas",
         "INSERT INTO periods (start_at, created, completed, completed_due, completed_on_time, \
          finish_us, handle_us, handled) \
          SELECT start_at, SUM(created), SUM(completed), SUM(completed_due), \
@@ -308,13 +372,17 @@ impl crate::PostgresStore {
     /// Writers on other nodes append deltas meanwhile: each fold deletes and adds in one
     /// statement (one snapshot), so a delta that commits during the fold is left for the
     /// next; the advisory lock keeps two folds from updating totals in different orders.
-    const FOLD: [&'static str; 3] = [
+    const FOLD: [&'static str; 4] = [
         "SELECT pg_advisory_xact_lock(7220101)",
         "WITH d AS (DELETE FROM task_count_deltas RETURNING status, queue, process_id, n) \
          INSERT INTO task_counts (status, queue, process_id, n) \
          SELECT status, queue, process_id, SUM(n) FROM d GROUP BY status, queue, process_id \
          ORDER BY status, queue, process_id \
          ON CONFLICT (status, queue, process_id) DO UPDATE SET n = task_counts.n + excluded.n",
+        "WITH d AS (DELETE FROM due_count_deltas RETURNING due_period, n) \
+         INSERT INTO due_counts (due_period, n) \
+         SELECT due_period, SUM(n) FROM d GROUP BY due_period ORDER BY due_period \
+         ON CONFLICT (due_period) DO UPDATE SET n = due_counts.n + excluded.n",
         "WITH d AS (DELETE FROM period_deltas RETURNING start_at, created, completed, \
          completed_due, completed_on_time, finish_us, handle_us, handled) \
          INSERT INTO periods (start_at, created, completed, completed_due, completed_on_time, \

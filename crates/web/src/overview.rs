@@ -12,7 +12,7 @@ use worklane_domain::{AgentState, Status};
 use worklane_store::{AgentQuery, TaskQuery};
 
 /// More overdue tasks than this in one queue are shown as "at least".
-const OVERDUE_CAP: u32 = 1000;
+const OVERDUE_CAP: u32 = 100;
 
 struct QueueRow {
     id: String,

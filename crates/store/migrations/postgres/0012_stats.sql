@@ -50,10 +50,27 @@ CREATE TABLE period_deltas (
     handled           BIGINT NOT NULL
 );
 
--- Open tasks with a due date, by due date: "overdue now" and the console's overdue filter
--- read only the tasks that are late.
+-- Open tasks with a due date, by due date: the console's overdue filter reads only the
+-- tasks that are late, and "overdue now" counts the current period's from it.
 CREATE INDEX tasks_open_due ON tasks (due_at)
     WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected');
+
+-- Open tasks with a due date by the 15-minute period their due date falls in (due_period:
+-- its start, epoch microseconds): "overdue now" is the sum over the periods before now's,
+-- plus the tasks due in now's period so far.
+CREATE TABLE due_counts (
+    due_period BIGINT PRIMARY KEY,
+    n          BIGINT NOT NULL
+);
+CREATE TABLE due_count_deltas (
+    id BIGSERIAL PRIMARY KEY,
+    due_period BIGINT NOT NULL,
+    n          BIGINT NOT NULL
+);
+INSERT INTO due_counts (due_period, n)
+    SELECT due_at - ((due_at % 900000000) + 900000000) % 900000000, COUNT(*)
+    FROM tasks WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected')
+    GROUP BY due_at - ((due_at % 900000000) + 900000000) % 900000000;
 
 -- A workbin's tasks (queueTarget: the agent, group or place whose workbin holds them), for
 -- the agent desktop's workbin and the task list's filter.
