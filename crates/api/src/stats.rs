@@ -121,7 +121,7 @@ pub async fn compute(engine: &Engine, tz: &TimeZone) -> Result<StatsView, ApiErr
     let stats = engine.stats();
     let now = engine.now();
     let counts = stats.backlog().await?;
-    let overdue = stats.overdue(now).await?;
+    let overdue: i64 = stats.overdue(now).await?.iter().map(|(_, n)| n).sum();
     let mut by_status: BTreeMap<String, i64> = Status::ALL
         .iter()
         .map(|s| (s.as_str().to_owned(), 0))

@@ -141,10 +141,10 @@ impl Seen {
 
     /// The due period task `id` is counted in among open tasks when this transaction read
     /// it (`Some(None)`: read, but finished or without a due date; None: not read).
-    pub(crate) fn due_period(&self, id: i64) -> Option<Option<i64>> {
+    pub(crate) fn due_period(&self, id: i64) -> Option<Option<crate::stats::DueKey>> {
         self.0
             .get(&id)
-            .map(|c| crate::stats::open_due_period(c.status, c.due_at))
+            .map(|c| crate::stats::open_due_period(c.status, c.queue.as_deref(), c.due_at))
     }
 
     pub(crate) fn record(&mut self, tasks: &[Task]) {

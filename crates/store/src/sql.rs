@@ -511,9 +511,9 @@ macro_rules! shared_ops {
             let due: Vec<_> = tally.due_deltas().collect();
             if !due.is_empty() {
                 let mut qb =
-                    QueryBuilder::<Db>::new("INSERT INTO due_count_deltas (due_period, n) ");
-                qb.push_values(due, |mut b, (p, n)| {
-                    b.push_bind(p).push_bind(n);
+                    QueryBuilder::<Db>::new("INSERT INTO due_count_deltas (queue, due_period, n) ");
+                qb.push_values(due, |mut b, ((q, p), n)| {
+                    b.push_bind(q.clone()).push_bind(*p).push_bind(n);
                 });
                 qb.build().persistent(false).execute(&mut *conn).await?;
             }

@@ -68,8 +68,9 @@ pub trait Stats: Send + Sync + std::fmt::Debug {
     /// The periods that start in `[from, to)`, oldest first (only periods with activity).
     async fn periods(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Period>, StoreError>;
 
-    /// Open tasks (not Completed, Canceled or Rejected) whose due date is before `now`.
-    async fn overdue(&self, now: Timestamp) -> Result<i64, StoreError>;
+    /// Open tasks (not Completed, Canceled or Rejected) whose due date is before `now`, by
+    /// queue (None: in no queue); only queues with some.
+    async fn overdue(&self, now: Timestamp) -> Result<Vec<(Option<String>, i64)>, StoreError>;
 
     /// Moves the deltas written so far into the totals; returns how many rows it changed
     /// (0: there was nothing to fold).
@@ -88,13 +89,23 @@ fn key_of(t: &Task) -> Key {
     )
 }
 
-/// The period an open task (not Completed, Canceled or Rejected) with a due date is
-/// counted in by its due date; None for other tasks.
-pub(crate) fn open_due_period(status: &str, due_us: Option<i64>) -> Option<i64> {
+/// An open task's due count: its queue ('' for none) and the period its due date is in.
+pub(crate) type DueKey = (String, i64);
+
+/// Where an open task (not Completed, Canceled or Rejected) with a due date is counted:
+/// its queue and the period of its due date; None for other tasks.
+pub(crate) fn open_due_period(
+    status: &str,
+    queue: Option<&str>,
+    due_us: Option<i64>,
+) -> Option<DueKey> {
     let finished = matches!(status, "Completed" | "Canceled" | "Rejected");
-    due_us
-        .filter(|_| !finished)
-        .map(|d| d.div_euclid(PERIOD_MICROS) * PERIOD_MICROS)
+    due_us.filter(|_| !finished).map(|d| {
+        (
+            queue.unwrap_or_default().to_owned(),
+            d.div_euclid(PERIOD_MICROS) * PERIOD_MICROS,
+        )
+    })
 }
 
 /// What one write transaction moves: the deltas it appends at commit.
@@ -105,9 +116,9 @@ pub(crate) struct Tally {
     counted: HashMap<i64, Option<Key>>,
     pub(crate) counts: BTreeMap<Key, i64>,
     /// The due period each open task this transaction wrote or deleted is counted in now.
-    due_counted: HashMap<i64, Option<i64>>,
-    /// Open tasks by due period: what "overdue now" sums.
-    pub(crate) due: BTreeMap<i64, i64>,
+    due_counted: HashMap<i64, Option<DueKey>>,
+    /// Open tasks by queue and due period: what "overdue now" sums.
+    pub(crate) due: BTreeMap<DueKey, i64>,
     pub(crate) periods: BTreeMap<i64, Period>,
 }
 
@@ -121,19 +132,19 @@ impl Tally {
         }
     }
 
-    fn due_now(&self, seen: &Seen, id: i64) -> Option<i64> {
+    fn due_now(&self, seen: &Seen, id: i64) -> Option<DueKey> {
         match self.due_counted.get(&id) {
-            Some(p) => *p,
+            Some(p) => p.clone(),
             None => seen.due_period(id).flatten(),
         }
     }
 
-    fn move_due(&mut self, id: i64, old: Option<i64>, new: Option<i64>) {
+    fn move_due(&mut self, id: i64, old: Option<DueKey>, new: Option<DueKey>) {
         if old != new {
             if let Some(o) = old {
                 *self.due.entry(o).or_default() -= 1;
             }
-            if let Some(n) = new {
+            if let Some(n) = new.clone() {
                 *self.due.entry(n).or_default() += 1;
             }
         }
@@ -145,6 +156,7 @@ impl Tally {
         let id = t.broker_id.0;
         let due = open_due_period(
             t.status.as_str(),
+            t.queue.as_deref(),
             t.due_date_time.map(|d| d.as_microsecond()),
         );
         let old_due = self.due_now(seen, id);
@@ -207,11 +219,11 @@ impl Tally {
     }
 
     /// The due-period deltas that are not zero.
-    pub(crate) fn due_deltas(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+    pub(crate) fn due_deltas(&self) -> impl Iterator<Item = (&DueKey, i64)> + '_ {
         self.due
             .iter()
             .filter(|(_, n)| **n != 0)
-            .map(|(p, n)| (*p, *n))
+            .map(|(k, n)| (k, *n))
     }
 
     /// The periods with something to add.
@@ -302,26 +314,40 @@ macro_rules! impl_stats {
                 Ok(merge_periods(rows.into_iter().map(period)))
             }
 
-            async fn overdue(&self, now: Timestamp) -> Result<i64, StoreError> {
+            async fn overdue(
+                &self,
+                now: Timestamp,
+            ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
                 // Whole due periods before now's from the counters; now's own period
                 // (at most 15 minutes of due dates) from the index.
                 let now = now.as_microsecond();
                 let period = now.div_euclid(PERIOD_MICROS) * PERIOD_MICROS;
-                let (before,): (Option<i64>,) = sqlx::query_as(
-                    "SELECT CAST(SUM(n) AS BIGINT) FROM (SELECT n FROM due_counts WHERE due_period < $1 \
-                     UNION ALL SELECT n FROM due_count_deltas WHERE due_period < $1) c",
+                let counted: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT queue, CAST(SUM(n) AS BIGINT) FROM ( \
+                     SELECT queue, n FROM due_counts WHERE due_period < $1 \
+                     UNION ALL SELECT queue, n FROM due_count_deltas WHERE due_period < $1) c \
+                     GROUP BY queue",
                 )
                 .bind(period)
-                .fetch_one(self.read())
+                .fetch_all(self.read())
                 .await?;
-                let (current,): (i64,) = sqlx::query_as(&format!(
-                    "SELECT COUNT(*) FROM tasks WHERE {OPEN_DUE} AND due_at >= $1 AND due_at < $2"
+                let current: Vec<(String, i64)> = sqlx::query_as(&format!(
+                    "SELECT COALESCE(queue, ''), COUNT(*) FROM tasks \
+                     WHERE {OPEN_DUE} AND due_at >= $1 AND due_at < $2 GROUP BY COALESCE(queue, '')"
                 ))
                 .bind(period)
                 .bind(now)
-                .fetch_one(self.read())
+                .fetch_all(self.read())
                 .await?;
-                Ok(before.unwrap_or(0) + current)
+                let mut by_queue: BTreeMap<String, i64> = BTreeMap::new();
+                for (q, n) in counted.into_iter().chain(current) {
+                    *by_queue.entry(q).or_default() += n;
+                }
+                Ok(by_queue
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(q, n)| (Some(q).filter(|q| !q.is_empty()), n))
+                    .collect())
             }
 
             async fn fold(&self) -> Result<u64, StoreError> {
@@ -348,9 +374,10 @@ impl crate::SqliteStore {
          GROUP BY status, queue, process_id \
          ON CONFLICT (status, queue, process_id) DO UPDATE SET n = task_counts.n + excluded.n",
         "DELETE FROM task_count_deltas",
-        "INSERT INTO due_counts (due_period, n) \
-         SELECT due_period, SUM(n) FROM due_count_deltas WHERE true GROUP BY due_period \
-         ON CONFLICT (due_period) DO UPDATE SET n = due_counts.n + excluded.n",
+        "INSERT INTO due_counts (queue, due_period, n) \
+         SELECT queue, due_period, SUM(n) FROM due_count_deltas WHERE true \
+         GROUP BY queue, due_period \
+         ON CONFLICT (queue, due_period) DO UPDATE SET n = due_counts.n + excluded.n",
         "DELETE FROM due_count_deltas",
         "INSERT INTO periods (start_at, created, completed, completed_due, completed_on_time, \
          finish_us, handle_us, handled) \
@@ -379,10 +406,11 @@ impl crate::PostgresStore {
          SELECT status, queue, process_id, SUM(n) FROM d GROUP BY status, queue, process_id \
          ORDER BY status, queue, process_id \
          ON CONFLICT (status, queue, process_id) DO UPDATE SET n = task_counts.n + excluded.n",
-        "WITH d AS (DELETE FROM due_count_deltas RETURNING due_period, n) \
-         INSERT INTO due_counts (due_period, n) \
-         SELECT due_period, SUM(n) FROM d GROUP BY due_period ORDER BY due_period \
-         ON CONFLICT (due_period) DO UPDATE SET n = due_counts.n + excluded.n",
+        "WITH d AS (DELETE FROM due_count_deltas RETURNING queue, due_period, n) \
+         INSERT INTO due_counts (queue, due_period, n) \
+         SELECT queue, due_period, SUM(n) FROM d GROUP BY queue, due_period \
+         ORDER BY queue, due_period \
+         ON CONFLICT (queue, due_period) DO UPDATE SET n = due_counts.n + excluded.n",
         "WITH d AS (DELETE FROM period_deltas RETURNING start_at, created, completed, \
          completed_due, completed_on_time, finish_us, handle_us, handled) \
          INSERT INTO periods (start_at, created, completed, completed_due, completed_on_time, \

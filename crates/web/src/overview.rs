@@ -11,16 +11,12 @@ use worklane_api::{ApiError, AppState};
 use worklane_domain::{AgentState, Status};
 use worklane_store::{AgentQuery, TaskQuery};
 
-/// More overdue tasks than this in one queue are shown as "at least".
-const OVERDUE_CAP: u32 = 100;
-
 struct QueueRow {
     id: String,
     mode: String,
     depth: i64,
     oldest: Option<Time>,
-    overdue: usize,
-    overdue_capped: bool,
+    overdue: i64,
     ready: usize,
 }
 
@@ -62,6 +58,8 @@ async fn queue_rows(
             *depth.entry(q).or_default() += c.tasks;
         }
     }
+    let overdue: BTreeMap<Option<String>, i64> =
+        st.engine.stats().overdue(now).await?.into_iter().collect();
     let ready = st
         .engine
         .agents()
@@ -82,22 +80,12 @@ async fn queue_rows(
                 ..Default::default()
             })
             .await?;
-        let overdue = tasks
-            .list_tasks(&TaskQuery {
-                queue: Some(q.id.clone()),
-                overdue_at: Some(now),
-                limit: OVERDUE_CAP,
-                ..Default::default()
-            })
-            .await?
-            .len();
         rows.push(QueueRow {
             id: q.id.clone(),
             mode: format!("{:?}", q.mode).to_lowercase(),
             depth: depth.get(&q.id).copied().unwrap_or(0),
             oldest: oldest.first().map(|t| time(t.created_date_time, tz)),
-            overdue,
-            overdue_capped: overdue >= OVERDUE_CAP as usize,
+            overdue: overdue.get(&Some(q.id.clone())).copied().unwrap_or(0),
             ready: ready
                 .iter()
                 .filter(|a| q.admits(a, now).ok().flatten() != Some(false))

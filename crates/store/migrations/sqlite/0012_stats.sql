@@ -55,22 +55,25 @@ CREATE TABLE period_deltas (
 CREATE INDEX tasks_open_due ON tasks (due_at)
     WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected');
 
--- Open tasks with a due date by the 15-minute period their due date falls in (due_period:
--- its start, epoch microseconds): "overdue now" is the sum over the periods before now's,
--- plus the tasks due in now's period so far.
+-- Open tasks with a due date by queue ('' for none) and the 15-minute period their due
+-- date falls in (due_period: its start, epoch microseconds): "overdue now" is the sum over
+-- the periods before now's, plus the tasks due in now's period so far.
 CREATE TABLE due_counts (
-    due_period INTEGER PRIMARY KEY,
-    n          INTEGER NOT NULL
+    queue      TEXT   NOT NULL,
+    due_period INTEGER NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (queue, due_period)
 ) WITHOUT ROWID;
 CREATE TABLE due_count_deltas (
     id INTEGER PRIMARY KEY,
+    queue      TEXT   NOT NULL,
     due_period INTEGER NOT NULL,
     n          INTEGER NOT NULL
 );
-INSERT INTO due_counts (due_period, n)
-    SELECT due_at - ((due_at % 900000000) + 900000000) % 900000000, COUNT(*)
+INSERT INTO due_counts (queue, due_period, n)
+    SELECT COALESCE(queue, ''), due_at - ((due_at % 900000000) + 900000000) % 900000000, COUNT(*)
     FROM tasks WHERE due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected')
-    GROUP BY due_at - ((due_at % 900000000) + 900000000) % 900000000;
+    GROUP BY COALESCE(queue, ''), due_at - ((due_at % 900000000) + 900000000) % 900000000;
 
 -- A workbin's tasks (queueTarget: the agent, group or place whose workbin holds them), for
 -- the agent desktop's workbin and the task list's filter.
