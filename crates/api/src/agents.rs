@@ -122,6 +122,7 @@ fn meta(req: &Caller, actor: Option<String>, reason: Option<String>) -> ActionMe
     crate::tasks::meta(req, actor, reason, None, REST_ORIGIN)
 }
 
+/// Agents as the API shows them: each with its shown state and load.
 pub async fn views(
     st: &AppState,
     agents: Vec<worklane_domain::Agent>,
@@ -180,6 +181,7 @@ pub async fn list_agents(
     Ok(axum::Json(views(&st, agents).await?))
 }
 
+/// One agent as the API shows it; AGENT_NOT_FOUND when there is none.
 pub async fn one(st: &AppState, id: &str) -> Result<AgentView, ApiError> {
     worklane_domain::agent::check_agent_id(id)?;
     let Some(a) = st.engine.agents().get_agent(id).await? else {

@@ -247,11 +247,10 @@ pub fn rule(method: &Method, path: &str) -> Allow {
     }
 }
 
-/// The 401 answer: no credential, or one that is unknown, revoked or ended (which of them
-/// is not said). [`authorize`] adds the `WWW-Authenticate` challenge to every 401.
-/// A console page asked for without a live session: to the sign-in page, back here after.
-fn console_sign_in(path: &str) -> Response {
-    let back: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+/// A console page asked for without a live session: to the sign-in page, back to the page
+/// (`target`: its path and query) after.
+fn console_sign_in(target: &str) -> Response {
+    let back: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
     (
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/console/login?next={back}"))],
@@ -277,6 +276,8 @@ fn console_forbidden(p: &Principal) -> Response {
         .into_response()
 }
 
+/// The 401 answer: no credential, or one that is unknown, revoked or ended (which of them
+/// is not said). [`authorize`] adds the `WWW-Authenticate` challenge to every 401.
 pub(crate) fn unauthenticated(why: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", why)
 }
@@ -346,10 +347,15 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
         }
     }
     let console = path.starts_with("/console");
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/console", |p| p.as_str())
+        .to_owned();
     let (p, mut req) = match authenticate(&st, req).await {
         Ok(done) => done,
         Err(r) if console && r.status() == StatusCode::UNAUTHORIZED => {
-            return console_sign_in(&path);
+            return console_sign_in(&target);
         }
         Err(mut r) => {
             if r.status() == StatusCode::UNAUTHORIZED {

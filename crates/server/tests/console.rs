@@ -476,7 +476,12 @@ async fn every_page_admits_its_roles_and_refuses_the_others() {
         } else {
             assert_eq!(r.status(), 303, "{path} without a session");
             let to = r.headers()["location"].to_str().unwrap().to_owned();
-            assert!(to.starts_with("/console/login?next="), "{to}");
+            let back: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+            assert_eq!(
+                to,
+                format!("/console/login?next={back}"),
+                "back to the page itself"
+            );
         }
         for (role, http) in &who {
             let r = http.get(&url).send().await.unwrap();

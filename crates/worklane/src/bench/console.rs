@@ -77,7 +77,11 @@ fn seeded(i: usize, now: jiff::Timestamp) -> anyhow::Result<Task> {
         now,
     )?
     .task;
-    let queue = if i % 3 == 0 { "claims" } else { "work" };
+    let queue = if i.is_multiple_of(3) {
+        "claims"
+    } else {
+        "work"
+    };
     let t = decide(
         &t,
         &Action::Enqueue {
