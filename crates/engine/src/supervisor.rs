@@ -87,11 +87,17 @@ impl Lease {
         part: &CancellationToken,
     ) -> (Result<anyhow::Result<()>, tokio::task::JoinError>, bool) {
         let mut held_until = self.expiry(self.clock.now());
+        // Renewals are due a third of the lease after the previous one began, not after
+        // it ended: a slow renewal while the clock moved on must not push the next one
+        // past the lease's end.
+        let every = jiff::SignedDuration::try_from(self.renew_every()).unwrap_or_default();
+        let mut renewed_at = self.clock.now();
         loop {
             tokio::select! {
                 r = &mut *task => return (r, false),
-                _ = self.clock.sleep(self.renew_every()) => {}
+                _ = self.clock.sleep_until(renewed_at.saturating_add(every).unwrap_or(Timestamp::MAX)) => {}
             }
+            renewed_at = self.clock.now();
             let lost = match self.try_acquire(name).await {
                 Ok(Some(until)) => {
                     held_until = until;
