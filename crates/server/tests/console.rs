@@ -141,20 +141,16 @@ async fn screenshot(c: &Client, name: &str) {
 
 /// Runs `js` (a function body returning a boolean) until it returns true.
 async fn until(c: &Client, what: &str, js: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = c.execute(js, vec![]).await.unwrap();
-        if v == Value::Bool(true) {
-            return;
-        }
-        if std::time::Instant::now() > deadline {
-            let body = c
-                .execute("return document.body.innerText", vec![])
-                .await
-                .unwrap_or_default();
-            panic!("waited 20 s for {what}; the page says:\n{body}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let met = worklane_store::testing::poll_until(Duration::from_secs(20), async || {
+        c.execute(js, vec![]).await.unwrap() == Value::Bool(true)
+    })
+    .await;
+    if !met {
+        let body = c
+            .execute("return document.body.innerText", vec![])
+            .await
+            .unwrap_or_default();
+        panic!("waited 20 s for {what}; the page says:\n{body}");
     }
 }
 
