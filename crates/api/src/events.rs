@@ -79,35 +79,33 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError
 /// goes away).
 pub(crate) fn tail(
     st: &AppState,
-    mut pos: i64,
+    pos: i64,
     keep: impl Fn(&Event) -> bool + Send + 'static,
     guard: impl Send + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let engine = st.engine.clone();
+    let mut follower = st.engine.feed().follow(pos);
     let shutdown = st.shutdown.clone();
     async_stream::stream! {
         let _guard = guard;
-        let mut wake = engine.subscribe();
         loop {
-            match engine.events().events_after(pos, 500).await {
-                Ok(events) if !events.is_empty() => {
-                    for e in events {
-                        pos = e.seq;
-                        if !keep(&e) {
-                            continue;
-                        }
-                        let data = serde_json::to_string(&e).unwrap_or_default();
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = follower.next() => next,
+            };
+            match next {
+                Ok(events) => {
+                    for e in events.iter().filter(|e| keep(e)) {
+                        let data = serde_json::to_string(e).unwrap_or_default();
                         yield Ok(SseEvent::default().id(e.seq.to_string()).event(e.event_type.as_str()).data(data));
                     }
-                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "event stream read failed; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream read failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
             }
         }
     }

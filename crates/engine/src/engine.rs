@@ -4,6 +4,7 @@
 use crate::batch::{self, Policy};
 use crate::clock::{SharedClock, SystemClock};
 use crate::distribute;
+use crate::feed::Feed;
 use crate::rules::Rules;
 use jiff::SignedDuration;
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub struct Engine {
     seq_tx: Arc<watch::Sender<i64>>,
     policy: Policy,
     seq: watch::Receiver<i64>,
+    feed: Feed,
 }
 
 impl Engine {
@@ -129,6 +131,7 @@ impl Engine {
             policy.clone(),
             listener.abort_handle(),
         ));
+        let feed = Feed::new(store.clone(), seq_rx.clone());
         Ok((
             Engine {
                 tasks: store.clone(),
@@ -143,6 +146,7 @@ impl Engine {
                 clock: options.clock,
                 rules: options.rules,
                 tx,
+                feed,
                 seq: seq_rx,
                 seq_tx,
                 policy,
@@ -301,6 +305,12 @@ impl Engine {
     /// process or (on PostgreSQL, by LISTEN/NOTIFY) by any other sharing the store.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.seq.clone()
+    }
+
+    /// The event log as it is committed, read once for every follower in this process
+    /// (SSE streams): see [`Feed`].
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 }
 
