@@ -2,6 +2,7 @@
 
 use crate::config::{DistributionConfig, Mode, QueueConfig};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use worklane_domain::{Agent, Task, Timestamp};
 use worklane_rules::{Condition, Scope};
@@ -62,7 +63,15 @@ pub struct Queues {
     queues: Vec<Queue>,
     by_process: HashMap<String, usize>,
     pub settings: DistributionConfig,
+    /// Whether some push queue admits an agent, by agent id: (the agent's version, the
+    /// answer). Kept only when no push queue's `requires` reads `now`; a reload builds new
+    /// `Queues`, and with them a new memo.
+    push_memo: Mutex<HashMap<String, (i64, bool)>>,
+    push_reads_now: bool,
 }
+
+/// The most agents [`Queues::may_push_to`] remembers before it starts over.
+const PUSH_MEMO_MAX: usize = 100_000;
 
 impl Queues {
     /// Compiles the queues, refusing duplicates, a process in two queues, a bad
@@ -129,11 +138,49 @@ impl Queues {
                 requires,
             });
         }
+        let push_reads_now = queues
+            .iter()
+            .any(|q| q.mode.pushes() && q.requires.as_ref().is_some_and(Condition::reads_now));
         Ok(Self {
             queues,
             by_process,
             settings,
+            push_memo: Mutex::default(),
+            push_reads_now,
         })
+    }
+
+    /// Whether some push queue may admit `agent` (a queue whose answer depends on the task
+    /// counts as may, and so does a `requires` that fails, which is logged when a task is
+    /// weighed). The answer is remembered by the agent's id and version, so a distribution
+    /// pass need not load the agents no push queue takes (see [`Queues::known_unpushable`]).
+    pub fn may_push_to(&self, agent: &Agent, now: Timestamp) -> bool {
+        let may = || {
+            self.queues
+                .iter()
+                .any(|q| q.mode.pushes() && !matches!(q.admits(agent, now), Ok(Some(false))))
+        };
+        if self.push_reads_now {
+            return may();
+        }
+        let mut memo = self.push_memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(version, answer)) = memo.get(&agent.id) {
+            if version == agent.version {
+                return answer;
+            }
+        }
+        let answer = may();
+        if memo.len() >= PUSH_MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(agent.id.clone(), (agent.version, answer));
+        answer
+    }
+
+    /// Whether the agent `id` at `version` is known to be one no push queue admits.
+    pub fn known_unpushable(&self, id: &str, version: i64) -> bool {
+        let memo = self.push_memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.get(id) == Some(&(version, false))
     }
 
     /// Whether any queue is configured (without one, tasks rest Queued).

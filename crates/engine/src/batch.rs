@@ -78,12 +78,29 @@ pub(crate) struct Working {
     pub tasks: HashMap<BrokerId, Option<Task>>,
     /// Touched tasks, in first-touch order.
     pub dirty: Vec<BrokerId>,
-    dirty_set: HashSet<BrokerId>,
+    pub dirty_set: HashSet<BrokerId>,
     /// Created in this batch (not in the store yet).
     created: HashSet<BrokerId>,
     /// Agents the batch loaded (locked), and those it changed.
     pub agents: HashMap<String, Agent>,
     pub dirty_agents: Vec<String>,
+    /// Agents whose held work (offers and Assigned tasks) is loaded into `tasks`.
+    pub work_loaded: HashSet<String>,
+    /// Per queue: the best waiting tasks, claimed ahead for the claims still to come in
+    /// this batch or pass (see `distribute::fill`).
+    pub pools: HashMap<String, Pool>,
+    /// How many tasks a queue's claim fetches: one for each claim the batch or pass
+    /// expects, so a batch of 64 pulls claims once instead of 64 times.
+    pub ahead: u32,
+}
+
+/// The waiting tasks of one queue a transaction claimed, best first (their bodies are in
+/// `Working::tasks`).
+#[derive(Default)]
+pub(crate) struct Pool {
+    pub ids: VecDeque<BrokerId>,
+    /// The claim found fewer than it asked for: the store holds no other such task.
+    pub exhausted: bool,
 }
 
 impl Working {
@@ -179,6 +196,10 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
         for a in tx.lock_agents(&agents).await? {
             w.agents.insert(a.id.clone(), a);
         }
+        // What they hold, in one query for every pull of the batch.
+        w.load(tx.work_of(&agents, false).await?);
+        w.work_loaded.extend(agents.iter().cloned());
+        w.ahead = u32::try_from(agents.len()).unwrap_or(u32::MAX);
     }
     if !ids.is_empty() || !caps.is_empty() {
         let ids: Vec<BrokerId> = ids.into_iter().collect();

@@ -111,8 +111,15 @@ async fn loads(
     w: &mut Working,
     agents: &[&Agent],
 ) -> Result<HashMap<String, Load>, StoreError> {
-    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
-    w.load(tx.work_of(&ids, false).await?);
+    let ids: Vec<String> = agents
+        .iter()
+        .filter(|a| !w.work_loaded.contains(&a.id))
+        .map(|a| a.id.clone())
+        .collect();
+    if !ids.is_empty() {
+        w.load(tx.work_of(&ids, false).await?);
+        w.work_loaded.extend(ids);
+    }
     let mut out: HashMap<String, Load> = agents
         .iter()
         .map(|a| (a.id.clone(), Load::default()))
@@ -168,13 +175,18 @@ async fn best_for(
         } else {
             1
         };
-        let stored = tx.claim(&sel, &w.dirty, page).await?;
+        fill(tx, w, &sel, &q.id, page).await?;
+        let stored = w.pools[&q.id]
+            .ids
+            .iter()
+            .take(page as usize)
+            .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref));
         let touched = w
             .dirty
             .iter()
             .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref))
             .filter(|t| sel.matches(t));
-        for t in stored.iter().chain(touched) {
+        for t in stored.chain(touched) {
             if best
                 .as_ref()
                 .is_some_and(|b| !Selection::order(t, b).is_lt())
@@ -196,9 +208,34 @@ async fn best_for(
             }
             best = Some(t.clone());
         }
-        w.load(stored);
     }
     Ok(best.map(|t| t.broker_id))
+}
+
+/// Makes the pool of queue `key` (tasks `sel` finds, best first) hold `page` tasks this
+/// transaction has not touched, or all the store has. A claim asks for `Working::ahead`
+/// tasks, so the claims of a batch's pulls or a pass's offers after the first are served
+/// from memory. Touched tasks are left out of the pool: callers weigh them as they are now.
+async fn fill(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    sel: &Selection,
+    key: &str,
+    page: u32,
+) -> Result<(), StoreError> {
+    let pool = w.pools.entry(key.to_owned()).or_default();
+    let dirty = &w.dirty_set;
+    pool.ids.retain(|id| !dirty.contains(id));
+    if pool.exhausted || pool.ids.len() >= page as usize {
+        return Ok(());
+    }
+    let want = page.max(w.ahead);
+    let got = tx.claim(sel, &w.dirty, want).await?;
+    let pool = w.pools.get_mut(key).expect("made above");
+    pool.exhausted = got.len() < want as usize;
+    pool.ids = got.iter().map(|t| t.broker_id).collect();
+    w.load(got);
+    Ok(())
 }
 
 /// Pull: assigns `agent_id` the best task it may take from the pull queues.
@@ -276,7 +313,18 @@ pub(crate) async fn dispatch(
     let mut changes = 0;
     // Agents first (every transaction locks agents before tasks); PostgreSQL skips agents
     // and tasks another transaction holds, so this pass never waits.
-    let agents = tx.ready_agents(limit).await?;
+    // Ready agents in waiting order; those no push queue admits (remembered by version)
+    // are not loaded.
+    let wanted: Vec<String> = tx
+        .ready_agent_ids()
+        .await?
+        .into_iter()
+        .filter(|(id, version)| !queues.known_unpushable(id, *version))
+        .take(limit as usize)
+        .map(|(id, _)| id)
+        .collect();
+    let mut agents = tx.claim_agents(&wanted).await?;
+    agents.sort_by(|a, b| (a.waiting_since, &a.id).cmp(&(b.waiting_since, &b.id)));
 
     for t in tx.claim_expired_offers(now, limit).await? {
         let id = t.broker_id;
@@ -308,45 +356,62 @@ pub(crate) async fn dispatch(
     // for them, not for every Ready agent (pull-only agents cost nothing here).
     let agents: Vec<Agent> = agents
         .into_iter()
-        .filter(|a| {
-            queues
-                .iter()
-                .any(|q| q.mode.pushes() && !matches!(q.admits(a, now), Ok(Some(false))))
-        })
+        .filter(|a| queues.may_push_to(a, now))
         .collect();
     if !agents.is_empty() {
         let refs: Vec<&Agent> = agents.iter().collect();
         let mut loads = loads(tx, &mut w, &refs).await?;
-        for agent in &agents {
-            let load = loads.get_mut(&agent.id).expect("every agent has a load");
-            if !agent.has_any_room(load) {
-                continue;
+        w.ahead = u32::try_from(agents.len()).unwrap_or(u32::MAX);
+        // Rounds: each agent with room gets the best task it may take, longest waiting
+        // first; then again for those with room left, until tasks, room or the pass's
+        // limit run out. An agent with room for several tasks gets them in one pass
+        // instead of one per pass.
+        let mut open: Vec<&Agent> = agents.iter().collect();
+        let mut offered = 0usize;
+        let limit = limit as usize;
+        while !open.is_empty() && offered < limit {
+            let mut again = Vec::with_capacity(open.len());
+            for agent in open {
+                if offered >= limit {
+                    break;
+                }
+                let load = loads.get_mut(&agent.id).expect("every agent has a load");
+                if !agent.has_any_room(load) {
+                    continue;
+                }
+                let pick =
+                    best_for(tx, &mut w, agent, load, queues, |q| q.mode.pushes(), now).await?;
+                let Some(id) = pick else { continue };
+                let t = w.tasks[&id].clone().expect("a live task was picked");
+                let Some(q) = t.queue.as_deref().and_then(|q| queues.get(q)) else {
+                    continue;
+                };
+                let timeout = jiff::SignedDuration::try_from(q.offer_timeout)
+                    .unwrap_or(jiff::SignedDuration::from_secs(30));
+                let offer = Offer {
+                    id: format!("{}-{}", t.broker_id, t.version + 1),
+                    agent: agent.id.clone(),
+                    offered_date_time: now,
+                    expires_date_time: now.checked_add(timeout).unwrap_or(now),
+                };
+                let s = steps(&mut w, id, vec![Action::Offer(offer)], &meta(None), &ctx);
+                if s.is_empty() {
+                    continue;
+                }
+                changes += 1;
+                offered += 1;
+                parts.extend(s);
+                load.add(agent.bucket(t.channel.as_deref()).unwrap_or("*"));
+                let first = !w.dirty_agents.contains(&agent.id);
+                let mut a = w.agents.get(&agent.id).unwrap_or(agent).clone();
+                a.waiting_since = now;
+                if first {
+                    a.version += 1;
+                }
+                w.put_agent(a);
+                again.push(agent);
             }
-            let pick = best_for(tx, &mut w, agent, load, queues, |q| q.mode.pushes(), now).await?;
-            let Some(id) = pick else { continue };
-            let t = w.tasks[&id].clone().expect("a live task was picked");
-            let Some(q) = t.queue.as_deref().and_then(|q| queues.get(q)) else {
-                continue;
-            };
-            let timeout = jiff::SignedDuration::try_from(q.offer_timeout)
-                .unwrap_or(jiff::SignedDuration::from_secs(30));
-            let offer = Offer {
-                id: format!("{}-{}", t.broker_id, t.version + 1),
-                agent: agent.id.clone(),
-                offered_date_time: now,
-                expires_date_time: now.checked_add(timeout).unwrap_or(now),
-            };
-            let s = steps(&mut w, id, vec![Action::Offer(offer)], &meta(None), &ctx);
-            if s.is_empty() {
-                continue;
-            }
-            changes += 1;
-            parts.extend(s);
-            load.add(agent.bucket(t.channel.as_deref()).unwrap_or("*"));
-            let mut a = agent.clone();
-            a.waiting_since = now;
-            a.version += 1;
-            w.put_agent(a);
+            open = again;
         }
     }
 

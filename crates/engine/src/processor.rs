@@ -92,8 +92,16 @@ impl Processor {
         } else {
             1
         };
-        for n in join_all((0..parallel).map(|_| self.engine.process_due(self.batch))).await {
-            done += n?;
+        // A claim is a write transaction: asked for only when the index says one is due
+        // (on SQLite it would take the one write connection on every pass).
+        let first = store
+            .next_reprioritization(Timestamp::MIN)
+            .await
+            .map_err(store_err)?;
+        if first.is_some_and(|at| at <= now) {
+            for n in join_all((0..parallel).map(|_| self.engine.process_due(self.batch))).await {
+                done += n?;
+            }
         }
         let expired = store
             .tasks_expired(now, self.batch)

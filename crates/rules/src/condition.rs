@@ -26,6 +26,7 @@ pub struct Condition {
     expr: Expr,
     env: Arc<Env>,
     reads_task: bool,
+    reads_now: bool,
 }
 
 impl std::fmt::Debug for Condition {
@@ -52,10 +53,12 @@ impl Condition {
             Scope::Task => true,
             Scope::AgentAndTask => expr.variables().iter().any(|v| v == "task"),
         };
+        let reads_now = expr.variables().iter().any(|v| v == "now");
         Ok(Self {
             expr,
             env,
             reads_task,
+            reads_now,
         })
     }
 
@@ -67,6 +70,11 @@ impl Condition {
     /// Whether the condition reads the task (else its answer depends on the agent only).
     pub fn reads_task(&self) -> bool {
         self.reads_task
+    }
+
+    /// Whether the condition reads `now` (else its answer does not change with time).
+    pub fn reads_now(&self) -> bool {
+        self.reads_now
     }
 
     /// A [`Scope::Task`] condition's answer for `task` at `now`.

@@ -203,9 +203,13 @@ pub trait WriteTx: Send {
     /// cycle.
     async fn lock_agents(&mut self, ids: &[String]) -> Result<Vec<Agent>, StoreError>;
 
-    /// Up to `limit` Ready agents, the one waiting longest first. On PostgreSQL they are
+    /// Every Ready agent's id and version, the one waiting longest first (not locked: the
+    /// caller picks which to claim with [`WriteTx::claim_agents`]).
+    async fn ready_agent_ids(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// The agents with these ids that are still Ready, in id order. On PostgreSQL they are
     /// locked, and agents another transaction holds are skipped.
-    async fn ready_agents(&mut self, limit: u32) -> Result<Vec<Agent>, StoreError>;
+    async fn claim_agents(&mut self, ids: &[String]) -> Result<Vec<Agent>, StoreError>;
 
     /// Adds an agent; false (and nothing written) when its id exists.
     async fn insert_agent(&mut self, agent: &Agent) -> Result<bool, StoreError>;

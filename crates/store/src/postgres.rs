@@ -85,6 +85,12 @@ pub(crate) mod ops {
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
     /// Loaded rows are locked until commit; a writer on another node waits for them.
     const ROW_LOCK: &str = " FOR UPDATE";
+    /// The Assigned tasks of a list of users (index tasks_assigned).
+    const ASSIGNED: &str =
+        "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
+    /// Finished tasks past their expiration (index tasks_expiration).
+    const EXPIRED: &str = "SELECT body FROM tasks \
+         WHERE expiration_at <= $1 AND status IN ('Completed', 'Canceled', 'Rejected') LIMIT $2";
 
     /// Locks each captureId of `caps` for the transaction, in one order every writer
     /// shares (sorted keys), before any row is locked.

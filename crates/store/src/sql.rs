@@ -297,11 +297,17 @@ macro_rules! shared_ops {
                 ids.dedup();
                 load_agents(&mut self.tx, &ids, ROW_LOCK).await
             }
-            async fn ready_agents(
+            async fn ready_agent_ids(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+                ready_agent_ids(&mut self.tx).await
+            }
+            async fn claim_agents(
                 &mut self,
-                limit: u32,
+                ids: &[String],
             ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
-                ready_agents(&mut self.tx, limit).await
+                let mut ids = ids.to_vec();
+                ids.sort();
+                ids.dedup();
+                claim_agents(&mut self.tx, &ids).await
             }
             async fn insert_agent(
                 &mut self,
@@ -313,10 +319,7 @@ macro_rules! shared_ops {
                 &mut self,
                 agents: &[&worklane_domain::Agent],
             ) -> Result<(), StoreError> {
-                for a in agents {
-                    update_agent(&mut self.tx, a).await?;
-                }
-                Ok(())
+                update_agents(&mut self.tx, agents).await
             }
             async fn work_of(
                 &mut self,
@@ -737,10 +740,7 @@ macro_rules! shared_ops {
             now: Timestamp,
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT body FROM tasks WHERE expiration_at <= $1 \
-                 AND status IN ('Completed', 'Canceled', 'Rejected') LIMIT $2",
-            )
+            let rows: Vec<(String,)> = sqlx::query_as(EXPIRED)
             .bind(micros(now))
             .bind(i64::from(limit.max(1)))
             .fetch_all(&mut *conn)
@@ -845,19 +845,34 @@ macro_rules! shared_ops {
 
         /// Ready agents, the one waiting longest first; PostgreSQL skips agents another
         /// transaction holds.
-        pub(crate) async fn ready_agents(
+        pub(crate) async fn ready_agent_ids(
             conn: &mut Conn,
-            limit: u32,
+        ) -> Result<Vec<(String, i64)>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT id, version FROM agents WHERE state = 'Ready' ORDER BY waiting_since, id",
+            )
+            .fetch_all(&mut *conn)
+            .await?)
+        }
+
+        pub(crate) async fn claim_agents(
+            conn: &mut Conn,
+            ids: &[String],
         ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
-            let sql = format!(
-                "SELECT body FROM agents WHERE state = 'Ready' \
-                 ORDER BY waiting_since, id LIMIT $1{CLAIM_LOCK}"
-            );
-            let rows: Vec<(String,)> = sqlx::query_as(&sql)
-                .bind(i64::from(limit.max(1)))
-                .fetch_all(&mut *conn)
-                .await?;
-            rows.iter().map(|(b,)| decode_agent(b)).collect()
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM agents WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                sep.push_unseparated(") AND state = 'Ready' ORDER BY id");
+                qb.push(CLAIM_LOCK);
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    out.push(decode_agent(row.try_get::<&str, _>(0)?)?);
+                }
+            }
+            Ok(out)
         }
 
         /// Inserts a new agent; false when its id exists.
@@ -879,21 +894,32 @@ macro_rules! shared_ops {
             Ok(r.rows_affected() == 1)
         }
 
-        pub(crate) async fn update_agent(
+        /// Writes back agents, one statement for as many as 400.
+        pub(crate) async fn update_agents(
             conn: &mut Conn,
-            a: &worklane_domain::Agent,
+            agents: &[&worklane_domain::Agent],
         ) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE agents SET state = $2, waiting_since = $3, version = $4, body = $5 \
-                 WHERE id = $1",
-            )
-            .bind(&a.id)
-            .bind(a.state.as_str())
-            .bind(micros(a.waiting_since))
-            .bind(a.version)
-            .bind(serde_json::to_string(a)?)
-            .execute(&mut *conn)
-            .await?;
+            for chunk in agents.chunks(400) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for a in chunk {
+                    rows.push((*a, serde_json::to_string(a)?));
+                }
+                let mut qb = QueryBuilder::<Db>::new(
+                    "WITH v (id, state, waiting_since, version, body) AS (",
+                );
+                qb.push_values(rows, |mut b, (a, body)| {
+                    b.push_bind(a.id.clone())
+                        .push_bind(a.state.as_str())
+                        .push_bind(micros(a.waiting_since))
+                        .push_bind(a.version)
+                        .push_bind(body);
+                });
+                qb.push(
+                    ") UPDATE agents SET state = v.state, waiting_since = v.waiting_since, \
+                     version = v.version, body = v.body FROM v WHERE agents.id = v.id",
+                );
+                qb.build().persistent(true).execute(&mut *conn).await?;
+            }
             Ok(())
         }
 
@@ -910,7 +936,7 @@ macro_rules! shared_ops {
             for chunk in ids.chunks(500) {
                 for head in [
                     "SELECT body FROM tasks WHERE offered_to IN (",
-                    "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (",
+                    ASSIGNED,
                 ] {
                     let mut qb = QueryBuilder::<Db>::new(head);
                     let mut sep = qb.separated(", ");
