@@ -196,9 +196,13 @@ async fn push_rate(
         )
         .await?;
     }
+    // The phase ends with the n-th accepted offer: agents still waiting on their channel
+    // then would wait for a keep-alive.
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let done_tx = Arc::new(done_tx);
     let mut set = tokio::task::JoinSet::new();
     for (_, base, mut resp) in streams {
-        let (http, accepted) = (http.clone(), accepted.clone());
+        let (http, accepted, done_tx) = (http.clone(), accepted.clone(), done_tx.clone());
         set.spawn(async move {
             let mut buf = String::new();
             while accepted.load(Ordering::Relaxed) < n {
@@ -228,16 +232,24 @@ async fn push_rate(
                         bail!("accept answered {code}: {t}");
                     }
                     complete(&http, &base, &t).await?;
-                    accepted.fetch_add(1, Ordering::Relaxed);
+                    if accepted.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                        done_tx.send_replace(Some(Instant::now()));
+                    }
                 }
             }
             Ok::<_, anyhow::Error>(())
         });
     }
-    while let Some(r) = set.join_next().await {
-        r??;
-    }
-    Ok(accepted.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let ended = loop {
+        tokio::select! {
+            r = done_rx.wait_for(Option::is_some) => {
+                break r?.expect("waited for it");
+            }
+            Some(r) = set.join_next() => r??,
+        }
+    };
+    set.abort_all();
+    Ok(n as f64 / ended.duration_since(started).as_secs_f64())
 }
 
 pub async fn run(args: DistributeArgs) -> anyhow::Result<()> {

@@ -78,7 +78,11 @@ impl ServerProcess {
         }
         let child = cmd
             .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
-            .env("RUST_LOG", "warn")
+            // WORKLANE_BENCH_LOG: the servers' log filter, to look inside a run.
+            .env(
+                "RUST_LOG",
+                std::env::var("WORKLANE_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env("WORKLANE_AUTH__BOOTSTRAP_TOKEN_FILE", token_file(store))
             .env("WORKLANE_AUTH__MODE", if auth { "on" } else { "off" })
             .stdout(Stdio::null())
