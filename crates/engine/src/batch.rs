@@ -84,8 +84,9 @@ pub(crate) struct Working {
     /// Agents the batch loaded (locked), and those it changed.
     pub agents: HashMap<String, Agent>,
     pub dirty_agents: Vec<String>,
-    /// Agents whose held work (offers and Assigned tasks) is loaded into `tasks`.
-    pub work_loaded: HashSet<String>,
+    /// What agents held when the transaction began (offers and Assigned tasks): brokerId
+    /// and channel, by agent; read once per agent (see `distribute::loads`).
+    pub holdings: HashMap<String, Vec<(BrokerId, Option<String>)>>,
     /// Per queue: the best waiting tasks, claimed ahead for the claims still to come in
     /// this batch or pass (see `distribute::fill`).
     pub pools: HashMap<String, Pool>,
@@ -197,8 +198,7 @@ async fn prefetch(tx: &mut dyn WriteTx, batch: &[Command]) -> Result<Working, St
             w.agents.insert(a.id.clone(), a);
         }
         // What they hold, in one query for every pull of the batch.
-        w.load(tx.work_of(&agents, false).await?);
-        w.work_loaded.extend(agents.iter().cloned());
+        distribute::read_holdings(tx, &mut w, &agents).await?;
         w.ahead = u32::try_from(agents.len()).unwrap_or(u32::MAX);
     }
     if !ids.is_empty() || !caps.is_empty() {

@@ -104,28 +104,56 @@ pub(crate) fn route(
     steps(w, id, actions, &meta(None), ctx)
 }
 
-/// The work `agents` hold, counted from the store (as last committed) and this
-/// transaction's changes.
+/// Reads what `ids` held when the transaction began, for those not read yet.
+pub(crate) async fn read_holdings(
+    tx: &mut dyn WriteTx,
+    w: &mut Working,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !w.holdings.contains_key(*id))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for id in &missing {
+        w.holdings.entry(id.clone()).or_default();
+    }
+    for h in tx.holdings(&missing).await? {
+        if let Some(held) = w.holdings.get_mut(&h.agent) {
+            held.push((h.broker_id, h.channel));
+        }
+    }
+    Ok(())
+}
+
+/// The work `agents` hold: what they held when the transaction began (without loading
+/// those tasks), less the tasks this transaction changed, plus those as it left them.
 async fn loads(
     tx: &mut dyn WriteTx,
     w: &mut Working,
     agents: &[&Agent],
 ) -> Result<HashMap<String, Load>, StoreError> {
-    let ids: Vec<String> = agents
-        .iter()
-        .filter(|a| !w.work_loaded.contains(&a.id))
-        .map(|a| a.id.clone())
-        .collect();
-    if !ids.is_empty() {
-        w.load(tx.work_of(&ids, false).await?);
-        w.work_loaded.extend(ids);
+    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    read_holdings(tx, w, &ids).await?;
+    let mut out: HashMap<String, Load> = HashMap::with_capacity(agents.len());
+    for a in agents {
+        let mut load = Load::default();
+        for (id, channel) in &w.holdings[&a.id] {
+            if !w.dirty_set.contains(id) {
+                load.add(a.bucket(channel.as_deref()).unwrap_or("*"));
+            }
+        }
+        out.insert(a.id.clone(), load);
     }
-    let mut out: HashMap<String, Load> = agents
-        .iter()
-        .map(|a| (a.id.clone(), Load::default()))
-        .collect();
     let by_id: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), *a)).collect();
-    for t in w.tasks.values().flatten() {
+    for t in w
+        .dirty
+        .iter()
+        .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref))
+    {
         let holder = match (&t.offer, t.status) {
             (Some(o), Status::Distributed) => Some(o.agent.as_str()),
             (None, Status::Assigned) => t.assigned_to_user.as_deref(),

@@ -408,3 +408,96 @@ async fn sqlite_agent_channel() {
 async fn postgres_agent_channel() {
     agent_channel(fresh_postgres_url().await.unwrap()).await;
 }
+
+/// Room for several tasks is filled without waiting for further passes; an agent no push
+/// queue admitted is offered work once an update makes it eligible; pulls that arrive
+/// together (one group commit) each get a task of their own.
+async fn room_rounds_and_pulls_together(store_url: String) {
+    let clock = TestClock::new("2026-11-30T10:00:00Z".parse().unwrap());
+    let s = Server::start(&store_url, &clock, &format!("{EXAMPLE}\n{QUEUES}")).await;
+    s.agent("dee", json!({"motor": 5}), json!({"*": 3})).await;
+    s.agent("eve", json!({"motor": 1}), json!({"*": 1})).await;
+    s.state("eve", "Ready").await;
+    s.state("dee", "Ready").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(s.create(fax_claim(&format!("R{i}"))).await);
+    }
+    let held = async || {
+        let (_, offers) = s.get("/api/v1/agents/dee/offers").await;
+        offers.as_array().unwrap().len()
+    };
+    wait_until(
+        "dee holds three offers",
+        Duration::from_secs(10),
+        async || held().await == 3,
+    )
+    .await;
+    // dee is full; eve (motor 1) may not take motor claims: one task waits unoffered.
+    let waiting: Vec<i64> = {
+        let mut w = Vec::new();
+        for &id in &ids {
+            if s.task(id).await.1.get("offer").is_none() {
+                w.push(id);
+            }
+        }
+        w
+    };
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(held().await, 3);
+    // eve's skills change (a new agent version): now a push queue admits her.
+    let (code, a) = s
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/agents/eve",
+            Some(json!({"skills": {"motor": 3}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{a}");
+    s.offered(waiting[0], "eve").await;
+
+    // Five pulls at once by five agents over five waiting tasks: five different tasks.
+    let mut homes = Vec::new();
+    for i in 0..5 {
+        let id = s
+            .create(
+                json!({"capturePointId": "web", "captureId": format!("P{i}"),
+                           "data": {"claimType": "home"}}),
+            )
+            .await;
+        s.wait_status(id, "Distributed").await;
+        homes.push(id);
+        let agent = format!("puller{i}");
+        s.agent(&agent, json!({}), json!({"*": 1})).await;
+        s.state(&agent, "Ready").await;
+    }
+    let pulls = (0..5).map(|i| {
+        let s = &s;
+        async move {
+            s.post(&format!("/api/v1/agents/puller{i}/next"), None)
+                .await
+        }
+    });
+    let mut got: Vec<i64> = futures::future::join_all(pulls)
+        .await
+        .into_iter()
+        .map(|(code, t)| {
+            assert_eq!(code, 200, "{t}");
+            assert_eq!(t["status"], "Assigned", "{t}");
+            t["brokerId"].as_i64().unwrap()
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, homes);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_room_rounds_and_pulls_together() {
+    room_rounds_and_pulls_together(fresh_sqlite_url()).await;
+}
+
+#[tokio::test]
+async fn postgres_room_rounds_and_pulls_together() {
+    room_rounds_and_pulls_together(fresh_postgres_url().await.unwrap()).await;
+}

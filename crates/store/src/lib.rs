@@ -68,6 +68,15 @@ pub enum TaskOrder {
     Priority,
 }
 
+/// A task an agent holds (offered to it, or Assigned to it), as [`WriteTx::holdings`]
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    pub broker_id: BrokerId,
+    pub agent: String,
+    pub channel: Option<String>,
+}
+
 /// Where a page of a listing starts: just after this task in the listing's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageAfter {
@@ -220,6 +229,10 @@ pub trait WriteTx: Send {
     /// The tasks these agents hold: offered to them, or Assigned to them; with `lock`,
     /// locked on PostgreSQL (to change them), else as last committed (to count them).
     async fn work_of(&mut self, ids: &[String], lock: bool) -> Result<Vec<Task>, StoreError>;
+
+    /// What these agents hold, as last committed, without loading the tasks: each held
+    /// task's brokerId, holder and channel (to count an agent's load).
+    async fn holdings(&mut self, ids: &[String]) -> Result<Vec<Holding>, StoreError>;
 
     /// `n` new brokerIds, ascending.
     async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError>;

@@ -88,6 +88,11 @@ pub(crate) mod ops {
     /// The Assigned tasks of a list of users (index tasks_assigned).
     const ASSIGNED: &str =
         "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
+    /// Agents' offers and Assigned tasks, with their channel (see `holdings`).
+    const HELD_OFFERED: &str = "SELECT broker_id, offered_to, body::json ->> 'channel' \
+         FROM tasks WHERE offered_to IN (";
+    const HELD_ASSIGNED: &str = "SELECT broker_id, assigned_to_user, body::json ->> 'channel' \
+         FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
     /// Finished tasks past their expiration (index tasks_expiration).
     const EXPIRED: &str = "SELECT body FROM tasks \
          WHERE expiration_at <= $1 AND status IN ('Completed', 'Canceled', 'Rejected') LIMIT $2";

@@ -330,6 +330,12 @@ macro_rules! shared_ops {
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
+            async fn holdings(
+                &mut self,
+                ids: &[String],
+            ) -> Result<Vec<$crate::Holding>, StoreError> {
+                holdings(&mut self.tx, ids).await
+            }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
                 Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
             }
@@ -948,6 +954,33 @@ macro_rules! shared_ops {
                     for row in qb.build().fetch_all(&mut *conn).await? {
                         out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                     }
+                }
+            }
+            Ok(out)
+        }
+
+        /// What these agents hold, as committed: brokerId, holder and channel of each
+        /// task, the channel read from the body by the database (no task is decoded).
+        pub(crate) async fn holdings(
+            conn: &mut Conn,
+            ids: &[String],
+        ) -> Result<Vec<$crate::Holding>, StoreError> {
+            let mut out = Vec::new();
+            for chunk in ids.chunks(500) {
+                for head in [HELD_OFFERED, HELD_ASSIGNED] {
+                    let mut qb = QueryBuilder::<Db>::new(head);
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    sep.push_unseparated(")");
+                    let rows: Vec<(i64, String, Option<String>)> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    out.extend(rows.into_iter().map(|(id, agent, channel)| $crate::Holding {
+                        broker_id: BrokerId(id),
+                        agent,
+                        channel,
+                    }));
                 }
             }
             Ok(out)

@@ -129,6 +129,12 @@ pub(crate) mod ops {
     /// reads every Assigned task; the partial index reads only these users' tasks.
     const ASSIGNED: &str =
         "SELECT body FROM tasks INDEXED BY tasks_assigned WHERE status = 'Assigned' AND assigned_to_user IN (";
+    /// Agents' offers and Assigned tasks, with their channel (see `holdings`).
+    const HELD_OFFERED: &str = "SELECT broker_id, offered_to, json_extract(body, '$.channel') \
+         FROM tasks WHERE offered_to IN (";
+    const HELD_ASSIGNED: &str =
+        "SELECT broker_id, assigned_to_user, json_extract(body, '$.channel') \
+         FROM tasks INDEXED BY tasks_assigned WHERE status = 'Assigned' AND assigned_to_user IN (";
     /// Finished tasks past their expiration. SQLite planned it on the status index,
     /// reading every finished task (40 ms at 40,000 of them) on each processing pass.
     const EXPIRED: &str = "SELECT body FROM tasks INDEXED BY tasks_expiration \
