@@ -521,7 +521,7 @@ pub(crate) async fn agent_command(
     let rules = policy.rules.current();
     let ctx = policy.ctx(now, &rules);
     let mut w = Working::default();
-    let held = tx.work_of(&[agent.id.clone()], true).await?;
+    let held = tx.work_of(&[agent.id.clone()]).await?;
     let mut parts = Vec::new();
     let offered: Vec<BrokerId> = held
         .iter()

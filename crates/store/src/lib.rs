@@ -226,9 +226,9 @@ pub trait WriteTx: Send {
     /// Writes back agents this transaction loaded.
     async fn update_agents(&mut self, agents: &[&Agent]) -> Result<(), StoreError>;
 
-    /// The tasks these agents hold: offered to them, or Assigned to them; with `lock`,
-    /// locked on PostgreSQL (to change them), else as last committed (to count them).
-    async fn work_of(&mut self, ids: &[String], lock: bool) -> Result<Vec<Task>, StoreError>;
+    /// The tasks these agents hold: offered to them, or Assigned to them, locked on
+    /// PostgreSQL (to change them; [`WriteTx::holdings`] counts them without loading).
+    async fn work_of(&mut self, ids: &[String]) -> Result<Vec<Task>, StoreError>;
 
     /// What these agents hold, as last committed, without loading the tasks: each held
     /// task's brokerId, holder and channel (to count an agent's load).

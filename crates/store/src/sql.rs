@@ -324,9 +324,8 @@ macro_rules! shared_ops {
             async fn work_of(
                 &mut self,
                 ids: &[String],
-                lock: bool,
             ) -> Result<Vec<Task>, StoreError> {
-                let tasks = work_of(&mut self.tx, ids, if lock { ROW_LOCK } else { "" }).await?;
+                let tasks = work_of(&mut self.tx, ids, ROW_LOCK).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -838,19 +837,27 @@ macro_rules! shared_ops {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM agents WHERE id IN (");
-            let mut sep = qb.separated(", ");
-            for id in ids {
-                sep.push_bind(id.clone());
-            }
-            sep.push_unseparated(") ORDER BY id");
+            let mut qb = in_list("SELECT body FROM agents WHERE id IN (", ids, " ORDER BY id");
             qb.push(lock);
             let rows = qb.build().fetch_all(&mut *conn).await?;
             rows.iter().map(|r| decode_agent(r.try_get::<&str, _>(0)?)).collect()
         }
 
-        /// Ready agents, the one waiting longest first; PostgreSQL skips agents another
-        /// transaction holds.
+        /// `head` (ending in `IN (`), `ids` bound one by one, `)` and `tail`: the lists
+        /// of agent ids the agents' reads share.
+        fn in_list(head: &str, ids: &[String], tail: &str) -> QueryBuilder<'static, Db> {
+            let mut qb = QueryBuilder::<Db>::new(head);
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(id.clone());
+            }
+            sep.push_unseparated(")");
+            qb.push(tail);
+            qb
+        }
+
+        /// Every Ready agent's id and version, the one waiting longest first (not locked:
+        /// `claim_agents` locks those the caller picks).
         pub(crate) async fn ready_agent_ids(
             conn: &mut Conn,
         ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -867,12 +874,11 @@ macro_rules! shared_ops {
         ) -> Result<Vec<worklane_domain::Agent>, StoreError> {
             let mut out = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("SELECT body FROM agents WHERE id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.clone());
-                }
-                sep.push_unseparated(") AND state = 'Ready' ORDER BY id");
+                let mut qb = in_list(
+                    "SELECT body FROM agents WHERE id IN (",
+                    chunk,
+                    " AND state = 'Ready' ORDER BY id",
+                );
                 qb.push(CLAIM_LOCK);
                 for row in qb.build().fetch_all(&mut *conn).await? {
                     out.push(decode_agent(row.try_get::<&str, _>(0)?)?);
@@ -944,12 +950,7 @@ macro_rules! shared_ops {
                     "SELECT body FROM tasks WHERE offered_to IN (",
                     ASSIGNED,
                 ] {
-                    let mut qb = QueryBuilder::<Db>::new(head);
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.clone());
-                    }
-                    sep.push_unseparated(") ORDER BY broker_id");
+                    let mut qb = in_list(head, chunk, " ORDER BY broker_id");
                     qb.push(lock);
                     for row in qb.build().fetch_all(&mut *conn).await? {
                         out.push(decode_task(row.try_get::<&str, _>(0)?)?);
@@ -968,14 +969,10 @@ macro_rules! shared_ops {
             let mut out = Vec::new();
             for chunk in ids.chunks(500) {
                 for head in [HELD_OFFERED, HELD_ASSIGNED] {
-                    let mut qb = QueryBuilder::<Db>::new(head);
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.clone());
-                    }
-                    sep.push_unseparated(")");
-                    let rows: Vec<(i64, String, Option<String>)> =
-                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    let rows: Vec<(i64, String, Option<String>)> = in_list(head, chunk, "")
+                        .build_query_as()
+                        .fetch_all(&mut *conn)
+                        .await?;
                     out.extend(rows.into_iter().map(|(id, agent, channel)| $crate::Holding {
                         broker_id: BrokerId(id),
                         agent,
