@@ -3,7 +3,7 @@
 
 use crate::error::DomainError;
 use crate::fields::{check_len, limits};
-use crate::task::{QueueType, Status, Task};
+use crate::task::{QueueType, Task};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -266,7 +266,18 @@ impl Load {
     }
 
     pub fn add(&mut self, bucket: &str) {
-        *self.0.entry(bucket.to_owned()).or_default() += 1;
+        self.add_n(bucket, 1);
+    }
+
+    pub fn add_n(&mut self, bucket: &str, n: u32) {
+        *self.0.entry(bucket.to_owned()).or_default() += n;
+    }
+
+    /// One task fewer in `bucket` (none below zero).
+    pub fn remove(&mut self, bucket: &str) {
+        if let Some(n) = self.0.get_mut(bucket) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Every task held.
@@ -278,9 +289,7 @@ impl Load {
 /// Whether `agent` holds task `t`: it has the task's live offer, or the task is assigned
 /// to it.
 pub fn holds(agent: &Agent, t: &Task) -> bool {
-    (t.status == Status::Assigned && t.assigned_to_user.as_deref() == Some(agent.id.as_str()))
-        || (t.status == Status::Distributed
-            && t.offer.as_ref().is_some_and(|o| o.agent == agent.id))
+    t.holder() == Some(agent.id.as_str())
 }
 
 /// A change to an agent's profile: the given attributes replace the agent's, the others

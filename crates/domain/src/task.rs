@@ -310,6 +310,16 @@ pub struct Task {
 }
 
 impl Task {
+    /// The agent holding the task: the one with its live offer, or the one it is
+    /// assigned to while Assigned.
+    pub fn holder(&self) -> Option<&str> {
+        match self.status {
+            Status::Distributed => self.offer.as_ref().map(|o| o.agent.as_str()),
+            Status::Assigned => self.assigned_to_user.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether processing may pick the task up now (activationDateTime passed or unset).
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.activation_date_time.is_none_or(|a| a <= now)

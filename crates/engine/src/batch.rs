@@ -84,9 +84,13 @@ pub(crate) struct Working {
     /// Agents the batch loaded (locked), and those it changed.
     pub agents: HashMap<String, Agent>,
     pub dirty_agents: Vec<String>,
-    /// What agents held when the transaction began (offers and Assigned tasks): brokerId
-    /// and channel, by agent; read once per agent (see `distribute::loads`).
-    pub holdings: HashMap<String, Vec<(BrokerId, Option<String>)>>,
+    /// What agents held when the transaction began (offers and Assigned tasks): how
+    /// many tasks on each channel, by agent; read once per agent (see
+    /// `distribute::loads`).
+    pub holdings: HashMap<String, Vec<(Option<String>, u32)>>,
+    /// Touched tasks that an agent held as the store had them: holder and channel (what
+    /// `holdings` counted for them).
+    pub held_before: HashMap<BrokerId, (String, Option<String>)>,
     /// Per queue: the best waiting tasks, claimed ahead for the claims still to come in
     /// this batch or pass (see `distribute::fill`).
     pub pools: HashMap<String, Pool>,
@@ -130,6 +134,13 @@ impl Working {
     pub fn put(&mut self, id: BrokerId, t: Option<Task>) {
         if self.dirty_set.insert(id) {
             self.dirty.push(id);
+            // Its first change: what `tasks` holds is the task as the store has it.
+            if let Some(Some(before)) = self.tasks.get(&id) {
+                if let Some(agent) = before.holder() {
+                    self.held_before
+                        .insert(id, (agent.to_owned(), before.channel.clone()));
+                }
+            }
         }
         self.tasks.insert(id, t);
     }

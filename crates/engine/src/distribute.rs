@@ -123,14 +123,15 @@ pub(crate) async fn read_holdings(
     }
     for h in tx.holdings(&missing).await? {
         if let Some(held) = w.holdings.get_mut(&h.agent) {
-            held.push((h.broker_id, h.channel));
+            held.push((h.channel, h.tasks));
         }
     }
     Ok(())
 }
 
-/// The work `agents` hold: what they held when the transaction began (without loading
-/// those tasks), less the tasks this transaction changed, plus those as it left them.
+/// The work `agents` hold: what they held when the transaction began (counted without
+/// loading those tasks), less the tasks this transaction changed as they were, plus
+/// those tasks as it left them.
 async fn loads(
     tx: &mut dyn WriteTx,
     w: &mut Working,
@@ -138,28 +139,26 @@ async fn loads(
 ) -> Result<HashMap<String, Load>, StoreError> {
     let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
     read_holdings(tx, w, &ids).await?;
+    let by_id: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), *a)).collect();
     let mut out: HashMap<String, Load> = HashMap::with_capacity(agents.len());
     for a in agents {
         let mut load = Load::default();
-        for (id, channel) in &w.holdings[&a.id] {
-            if !w.dirty_set.contains(id) {
-                load.add(a.bucket(channel.as_deref()).unwrap_or("*"));
-            }
+        for (channel, n) in &w.holdings[&a.id] {
+            load.add_n(a.bucket(channel.as_deref()).unwrap_or("*"), *n);
         }
         out.insert(a.id.clone(), load);
     }
-    let by_id: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), *a)).collect();
-    for t in w
-        .dirty
-        .iter()
-        .filter_map(|id| w.tasks.get(id).and_then(Option::as_ref))
-    {
-        let holder = match (&t.offer, t.status) {
-            (Some(o), Status::Distributed) => Some(o.agent.as_str()),
-            (None, Status::Assigned) => t.assigned_to_user.as_deref(),
-            _ => None,
-        };
-        if let Some(a) = holder.and_then(|h| by_id.get(h)) {
+    for id in &w.dirty {
+        if let Some((holder, channel)) = w.held_before.get(id) {
+            if let Some(a) = by_id.get(holder.as_str()) {
+                let bucket = a.bucket(channel.as_deref()).unwrap_or("*");
+                out.get_mut(&a.id)
+                    .expect("every agent has a load")
+                    .remove(bucket);
+            }
+        }
+        let now_held = w.tasks.get(id).and_then(Option::as_ref);
+        if let Some((t, a)) = now_held.and_then(|t| Some((t, *by_id.get(t.holder()?)?))) {
             let bucket = a.bucket(t.channel.as_deref()).unwrap_or("*");
             out.get_mut(&a.id)
                 .expect("every agent has a load")

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use worklane_domain::Task;
 
 /// The indexed columns, in the order of [`Columns`]' bits.
-pub(crate) const NAMES: [&str; 14] = [
+pub(crate) const NAMES: [&str; 15] = [
     "capture_point_id",
     "capture_id",
     "status",
@@ -23,6 +23,7 @@ pub(crate) const NAMES: [&str; 14] = [
     "offered_to",
     "offer_expires_at",
     "queue_target",
+    "channel",
 ];
 
 /// One row's indexed values.
@@ -42,6 +43,7 @@ pub(crate) struct Columns {
     offered_to: Option<String>,
     offer_expires_at: Option<i64>,
     queue_target: Option<String>,
+    channel: Option<String>,
 }
 
 impl Columns {
@@ -61,6 +63,7 @@ impl Columns {
             offered_to: t.offer.as_ref().map(|o| o.agent.clone()),
             offer_expires_at: t.offer.as_ref().map(|o| micros(o.expires_date_time)),
             queue_target: t.queue_target.clone(),
+            channel: t.channel.clone(),
         }
     }
 
@@ -82,6 +85,7 @@ impl Columns {
             self.offered_to.as_deref() != t.offer.as_ref().map(|o| o.agent.as_str()),
             self.offer_expires_at != t.offer.as_ref().map(|o| micros(o.expires_date_time)),
             self.queue_target != t.queue_target,
+            self.channel != t.channel,
         ];
         differs
             .iter()

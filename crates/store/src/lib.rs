@@ -68,13 +68,13 @@ pub enum TaskOrder {
     Priority,
 }
 
-/// A task an agent holds (offered to it, or Assigned to it), as [`WriteTx::holdings`]
-/// reads it.
+/// How many tasks an agent holds on one channel (offered to it, or Assigned to it), as
+/// [`WriteTx::holdings`] counts them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holding {
-    pub broker_id: BrokerId,
     pub agent: String,
     pub channel: Option<String>,
+    pub tasks: u32,
 }
 
 /// Where a page of a listing starts: just after this task in the listing's order.
@@ -230,8 +230,8 @@ pub trait WriteTx: Send {
     /// PostgreSQL (to change them; [`WriteTx::holdings`] counts them without loading).
     async fn work_of(&mut self, ids: &[String]) -> Result<Vec<Task>, StoreError>;
 
-    /// What these agents hold, as last committed, without loading the tasks: each held
-    /// task's brokerId, holder and channel (to count an agent's load).
+    /// What these agents hold, as last committed, without loading the tasks: how many
+    /// tasks each holds on each channel (to count an agent's load).
     async fn holdings(&mut self, ids: &[String]) -> Result<Vec<Holding>, StoreError>;
 
     /// `n` new brokerIds, ascending.

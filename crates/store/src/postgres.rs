@@ -88,11 +88,20 @@ pub(crate) mod ops {
     /// The Assigned tasks of a list of users (index tasks_assigned).
     const ASSIGNED: &str =
         "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
-    /// Agents' offers and Assigned tasks, with their channel (see `holdings`).
-    const HELD_OFFERED: &str = "SELECT broker_id, offered_to, body::json ->> 'channel' \
-         FROM tasks WHERE offered_to IN (";
-    const HELD_ASSIGNED: &str = "SELECT broker_id, assigned_to_user, body::json ->> 'channel' \
-         FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
+    /// How many offers and Assigned tasks agents hold, by channel (see `holdings`): head
+    /// and tail of the agent-id list.
+    const HELD_OFFERED: (&str, &str) = (
+        "SELECT offered_to, channel, COUNT(*) FROM tasks WHERE offered_to IN (",
+        " GROUP BY offered_to, channel",
+    );
+    const HELD_ASSIGNED: (&str, &str) = (
+        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks \
+         WHERE status = 'Assigned' AND assigned_to_user IN (",
+        " GROUP BY assigned_to_user, channel",
+    );
+    /// Every Ready agent's [id, version], longest waiting first, as one JSON array.
+    const READY_IDS: &str = "SELECT json_agg(json_build_array(id, version) \
+         ORDER BY waiting_since, id)::text FROM agents WHERE state = 'Ready'";
     /// Finished tasks past their expiration (index tasks_expiration).
     const EXPIRED: &str = "SELECT body FROM tasks \
          WHERE expiration_at <= $1 AND status IN ('Completed', 'Canceled', 'Rejected') LIMIT $2";

@@ -129,12 +129,21 @@ pub(crate) mod ops {
     /// reads every Assigned task; the partial index reads only these users' tasks.
     const ASSIGNED: &str =
         "SELECT body FROM tasks INDEXED BY tasks_assigned WHERE status = 'Assigned' AND assigned_to_user IN (";
-    /// Agents' offers and Assigned tasks, with their channel (see `holdings`).
-    const HELD_OFFERED: &str = "SELECT broker_id, offered_to, json_extract(body, '$.channel') \
-         FROM tasks WHERE offered_to IN (";
-    const HELD_ASSIGNED: &str =
-        "SELECT broker_id, assigned_to_user, json_extract(body, '$.channel') \
-         FROM tasks INDEXED BY tasks_assigned WHERE status = 'Assigned' AND assigned_to_user IN (";
+    /// How many offers and Assigned tasks agents hold, by channel (see `holdings`): head
+    /// and tail of the agent-id list.
+    const HELD_OFFERED: (&str, &str) = (
+        "SELECT offered_to, channel, COUNT(*) FROM tasks INDEXED BY tasks_offered_to \
+         WHERE offered_to IN (",
+        " GROUP BY offered_to, channel",
+    );
+    const HELD_ASSIGNED: (&str, &str) = (
+        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks INDEXED BY tasks_assigned \
+         WHERE status = 'Assigned' AND assigned_to_user IN (",
+        " GROUP BY assigned_to_user, channel",
+    );
+    /// Every Ready agent's [id, version], longest waiting first, as one JSON array.
+    const READY_IDS: &str = "SELECT json_group_array(json_array(id, version) \
+         ORDER BY waiting_since, id) FROM agents WHERE state = 'Ready'";
     /// Finished tasks past their expiration. SQLite planned it on the status index,
     /// reading every finished task (40 ms at 40,000 of them) on each processing pass.
     const EXPIRED: &str = "SELECT body FROM tasks INDEXED BY tasks_expiration \
