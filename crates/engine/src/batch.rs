@@ -467,6 +467,10 @@ pub(crate) async fn save_tasks(tx: &mut dyn WriteTx, w: &Working) -> Result<(), 
     Ok(())
 }
 
+/// Tasks of a reprioritization pass decided at a time: while the store writes one chunk,
+/// the next is decided on the blocking pool (a pass of 4,096 spent half its time on each).
+const DUE_CHUNK: usize = 512;
+
 /// Claims up to `limit` tasks due for reprioritization and processes each inside `tx`, as
 /// an [`Op::Process`] command for each would, but with one claim query instead of a
 /// query, a command and a reply per task. Returns how many tasks changed and the newest
@@ -478,8 +482,51 @@ pub(crate) async fn process_due(
     policy: &Policy,
 ) -> Result<(usize, Option<i64>), StoreError> {
     let rules = policy.rules.current();
-    let ctx = policy.ctx(now, &rules);
-    let claimed = tx.claim_due(now, limit).await?;
+    let mut claimed = tx.claim_due(now, limit).await?;
+    let mut chunks = Vec::new();
+    while claimed.len() > DUE_CHUNK {
+        let rest = claimed.split_off(DUE_CHUNK);
+        chunks.push(std::mem::replace(&mut claimed, rest));
+    }
+    chunks.push(claimed);
+    let decide = |chunk: Vec<Task>| {
+        let (rules, archive_after, queues) =
+            (rules.clone(), policy.archive_after, policy.queues.clone());
+        tokio::task::spawn_blocking(move || {
+            let ctx = Ctx {
+                now,
+                rules: &rules,
+                archive_after,
+                queues: queues.as_deref(),
+            };
+            decide_due(chunk, &ctx)
+        })
+    };
+    let mut chunks = chunks.into_iter();
+    let mut next = chunks.next().map(decide);
+    let (mut changed, mut last) = (0, None);
+    while let Some(decided) = next.take() {
+        let (w, parts, n) = match decided.await {
+            Ok(d) => d,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(StoreError::Invalid(format!(
+                    "reprioritization stopped: {e}"
+                )))
+            }
+        };
+        next = chunks.next().map(decide);
+        changed += n;
+        if let Some(e) = tx.append_events(parts).await?.last() {
+            last = Some(e.seq);
+        }
+        save_tasks(tx, &w).await?;
+    }
+    Ok((changed, last))
+}
+
+/// Processes claimed due tasks: the working set, its events, how many changed.
+fn decide_due(claimed: Vec<Task>, ctx: &Ctx<'_>) -> (Working, Vec<(NewEvent, Task)>, usize) {
     let ids: Vec<BrokerId> = claimed.iter().map(|t| t.broker_id).collect();
     let mut w = Working::default();
     w.load(claimed);
@@ -487,7 +534,7 @@ pub(crate) async fn process_due(
     let mut parts = Vec::with_capacity(ids.len());
     let mut changed = 0;
     for id in ids {
-        match process(&mut w, id, &meta, &ctx) {
+        match process(&mut w, id, &meta, ctx) {
             Ok(steps) => {
                 changed += 1;
                 parts.extend(steps);
@@ -495,9 +542,7 @@ pub(crate) async fn process_due(
             Err(e) => tracing::debug!(%e, broker_id = %id, "nothing to process"),
         }
     }
-    let last = tx.append_events(parts).await?.last().map(|e| e.seq);
-    save_tasks(tx, &w).await?;
-    Ok((changed, last))
+    (w, parts, changed)
 }
 
 /// Runs `batch` inside `tx` with a fixed number of store calls whatever its size (plus

@@ -40,15 +40,18 @@ async fn engine(url: &str, clock: &TestClock) -> (Engine, tokio::task::JoinHandl
     Engine::start(store, options).await.unwrap()
 }
 
-async fn each_due_task_once(url: String, nodes: usize) {
-    const TASKS: usize = 300;
+/// `tasks` due three times, reprioritized by passes of `batch` (above the engine's chunk
+/// of 512, a pass decides one chunk while the store writes the one before).
+async fn each_due_task_once(url: String, nodes: usize, tasks: usize, batch: u32) {
     let clock = TestClock::at_default();
     let mut engines = Vec::new();
     for _ in 0..nodes {
         engines.push(engine(&url, &clock).await);
     }
     let first = &engines[0].0;
-    for i in 0..TASKS {
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..tasks {
+        let first = first.clone();
         let new = NewTask {
             capture_point_id: "cp".into(),
             fields: TaskFields {
@@ -58,12 +61,15 @@ async fn each_due_task_once(url: String, nodes: usize) {
             hold: false,
             on_duplicate: Default::default(),
         };
-        let out = first
-            .execute(Command::create(new, ActionMeta::default()))
-            .await
-            .unwrap();
-        assert_eq!(out.task.status.as_str(), "New");
+        creates.spawn(async move {
+            let out = first
+                .execute(Command::create(new, ActionMeta::default()))
+                .await
+                .unwrap();
+            assert_eq!(out.task.status.as_str(), "New");
+        });
     }
+    creates.join_all().await;
     let start = clock.now();
     // Three due times in a row; every node runs two passes at once at each.
     for round in 1..=3 {
@@ -72,7 +78,7 @@ async fn each_due_task_once(url: String, nodes: usize) {
         let mut passes = tokio::task::JoinSet::new();
         for (e, _) in &engines {
             for _ in 0..2 {
-                let p = Processor::new(e.clone()).batch(64);
+                let p = Processor::new(e.clone()).batch(batch);
                 passes.spawn(async move {
                     let mut n = 0;
                     loop {
@@ -86,7 +92,7 @@ async fn each_due_task_once(url: String, nodes: usize) {
             }
         }
         let total: usize = passes.join_all().await.into_iter().sum();
-        assert_eq!(total, TASKS, "round {round}: one reprioritization per task");
+        assert_eq!(total, tasks, "round {round}: one reprioritization per task");
         let due = first.tasks().tasks_to_reprioritize(now, 10).await.unwrap();
         assert!(due.is_empty(), "round {round}: nothing left due");
     }
@@ -103,7 +109,7 @@ async fn each_due_task_once(url: String, nodes: usize) {
             }
         }
     }
-    assert_eq!(updates.len(), TASKS);
+    assert_eq!(updates.len(), tasks);
     assert!(updates.values().all(|n| *n == 3), "three updates per task");
     let t = first
         .tasks()
@@ -125,10 +131,20 @@ async fn each_due_task_once(url: String, nodes: usize) {
 
 #[tokio::test]
 async fn postgres_two_nodes_reprioritize_each_due_task_once() {
-    each_due_task_once(fresh_postgres_url().await.unwrap(), 2).await;
+    each_due_task_once(fresh_postgres_url().await.unwrap(), 2, 300, 64).await;
+}
+
+#[tokio::test]
+async fn postgres_two_nodes_reprioritize_in_chunks_each_due_task_once() {
+    each_due_task_once(fresh_postgres_url().await.unwrap(), 2, 1500, 2048).await;
 }
 
 #[tokio::test]
 async fn sqlite_concurrent_passes_reprioritize_each_due_task_once() {
-    each_due_task_once(fresh_sqlite_url(), 1).await;
+    each_due_task_once(fresh_sqlite_url(), 1, 300, 64).await;
+}
+
+#[tokio::test]
+async fn sqlite_passes_in_chunks_reprioritize_each_due_task_once() {
+    each_due_task_once(fresh_sqlite_url(), 1, 1500, 2048).await;
 }

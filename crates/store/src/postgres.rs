@@ -102,6 +102,26 @@ pub(crate) mod ops {
     /// Every Ready agent's [id, version], longest waiting first, as one JSON array.
     const READY_IDS: &str = "SELECT json_agg(json_build_array(id, version) \
          ORDER BY waiting_since, id)::text FROM agents WHERE state = 'Ready'";
+    /// Tasks whose time in `column` (an indexed epoch-microseconds column named by the
+    /// store, never by a caller) has come at `now`, the longest due first, claimed.
+    pub(crate) async fn claim_at(
+        conn: &mut Conn,
+        column: &'static str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT body FROM tasks WHERE {column} <= $1 \
+             ORDER BY {column} LIMIT $2{CLAIM_LOCK}"
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(micros(now))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(|(b,)| decode_task(b)).collect()
+    }
+
     /// Finished tasks past their expiration (index tasks_expiration).
     const EXPIRED: &str = "SELECT body FROM tasks \
          WHERE expiration_at <= $1 AND status IN ('Completed', 'Canceled', 'Rejected') LIMIT $2";

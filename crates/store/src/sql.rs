@@ -163,26 +163,6 @@ macro_rules! shared_ops {
             rows.iter().map(|r| decode_task(r.try_get::<&str, _>(0)?)).collect()
         }
 
-        /// Tasks whose time in `column` (an indexed epoch-microseconds column named by this
-        /// module, never by a caller) has come at `now`, the longest due first, claimed.
-        async fn claim_at(
-            conn: &mut Conn,
-            column: &'static str,
-            now: Timestamp,
-            limit: u32,
-        ) -> Result<Vec<Task>, StoreError> {
-            let sql = format!(
-                "SELECT body FROM tasks WHERE {column} <= $1 \
-                 ORDER BY {column} LIMIT $2{CLAIM_LOCK}"
-            );
-            let rows: Vec<(String,)> = sqlx::query_as(&sql)
-                .bind(micros(now))
-                .bind(i64::from(limit.max(1)))
-                .fetch_all(&mut *conn)
-                .await?;
-            rows.iter().map(|(b,)| decode_task(b)).collect()
-        }
-
         /// Due reprioritizations, claimed (see `WriteTx::claim_due`).
         pub(crate) async fn claim_due(
             conn: &mut Conn,

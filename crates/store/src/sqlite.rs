@@ -144,6 +144,33 @@ pub(crate) mod ops {
     /// Every Ready agent's [id, version], longest waiting first, as one JSON array.
     const READY_IDS: &str = "SELECT json_group_array(json_array(id, version) \
          ORDER BY waiting_since, id) FROM agents WHERE state = 'Ready'";
+    /// Tasks whose time in `column` (an indexed epoch-microseconds column named by the
+    /// store, never by a caller) has come at `now`, the longest due first (nothing to
+    /// lock: one writer). Read as one value, like `read_events_after`: a batch of
+    /// thousands of rows handed over one at a time cost more than reading them. Compact
+    /// JSON holds no raw newline, so one separates the bodies.
+    pub(crate) async fn claim_at(
+        conn: &mut Conn,
+        column: &'static str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT group_concat(body, char(10)) FROM \
+             (SELECT body FROM tasks WHERE {column} <= $1 ORDER BY {column} LIMIT $2)"
+        );
+        let (all,): (Option<String>,) = sqlx::query_as(&sql)
+            .bind(micros(now))
+            .bind(i64::from(limit.max(1)))
+            .fetch_one(&mut *conn)
+            .await?;
+        all.as_deref()
+            .unwrap_or_default()
+            .split_terminator('\n')
+            .map(decode_task)
+            .collect()
+    }
+
     /// Finished tasks past their expiration. SQLite planned it on the status index,
     /// reading every finished task (40 ms at 40,000 of them) on each processing pass.
     const EXPIRED: &str = "SELECT body FROM tasks INDEXED BY tasks_expiration \
