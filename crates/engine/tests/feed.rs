@@ -6,6 +6,8 @@ use worklane_domain::{ActionMeta, Command, NewTask};
 use worklane_engine::{Engine, EngineOptions, Follower};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 
+mod support;
+
 async fn create(e: &Engine, n: usize) -> Vec<i64> {
     let mut seqs = Vec::new();
     for _ in 0..n {
@@ -37,10 +39,7 @@ async fn read(f: &mut Follower, want: &[i64]) -> Vec<i64> {
 }
 
 async fn followers(url: String) {
-    let store = worklane_store::connect(&url).await.unwrap();
-    let (e, _w) = Engine::start(store, EngineOptions::default())
-        .await
-        .unwrap();
+    let (e, _w) = support::node(&url, EngineOptions::default()).await;
     let before = create(&e, 3).await;
     // From the start of the log (the store), and from now (the feed).
     let mut from_start = e.feed().follow(0);
@@ -76,18 +75,8 @@ async fn postgres_followers_see_every_event_once_in_order() {
 #[tokio::test]
 async fn a_follower_sees_another_nodes_commits() {
     let url = fresh_postgres_url().await.unwrap();
-    let (a, _wa) = Engine::start(
-        worklane_store::connect(&url).await.unwrap(),
-        EngineOptions::default(),
-    )
-    .await
-    .unwrap();
-    let (b, _wb) = Engine::start(
-        worklane_store::connect(&url).await.unwrap(),
-        EngineOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (a, _wa) = support::node(&url, EngineOptions::default()).await;
+    let (b, _wb) = support::node(&url, EngineOptions::default()).await;
     let mut f = b.feed().follow(0);
     let seqs = create(&a, 4).await;
     assert_eq!(read(&mut f, &seqs).await, seqs);

@@ -9,6 +9,8 @@ use worklane_engine::{Clock, Engine, EngineOptions, Processor, Rules, TestClock}
 use worklane_rules::{RuleSet, RulesConfig};
 use worklane_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 
+mod support;
+
 const RULES: &str = r#"
 [[department]]
 id = "ops"
@@ -30,14 +32,13 @@ fn rules() -> Rules {
 }
 
 async fn engine(url: &str, clock: &TestClock) -> (Engine, tokio::task::JoinHandle<()>) {
-    let store = worklane_store::connect(url).await.unwrap();
     let options = EngineOptions {
         clock: clock.shared(),
         rules: rules(),
         process_on_create: true,
         ..Default::default()
     };
-    Engine::start(store, options).await.unwrap()
+    support::node(url, options).await
 }
 
 /// `tasks` due three times, reprioritized by passes of `batch` (above the engine's chunk

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::{ActionMeta, Command, Event, NewTask};
-use worklane_engine::{Consumer, Engine, EngineOptions, EventHandler};
+use worklane_engine::{Consumer, EngineOptions, EventHandler};
 use worklane_store::testing::fresh_postgres_url;
+
+mod support;
 
 struct Collect(tokio::sync::mpsc::UnboundedSender<i64>);
 
@@ -23,18 +25,8 @@ impl EventHandler for Collect {
 #[tokio::test]
 async fn a_commit_on_one_node_wakes_the_readers_of_another() {
     let url = fresh_postgres_url().await.unwrap();
-    let (a, _wa) = Engine::start(
-        worklane_store::connect(&url).await.unwrap(),
-        EngineOptions::default(),
-    )
-    .await
-    .unwrap();
-    let (b, _wb) = Engine::start(
-        worklane_store::connect(&url).await.unwrap(),
-        EngineOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (a, _wa) = support::node(&url, EngineOptions::default()).await;
+    let (b, _wb) = support::node(&url, EngineOptions::default()).await;
     // B's consumer polls once an hour: only a wake-up can bring it A's events.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
