@@ -70,6 +70,15 @@ impl Processor {
     /// One pass at time `now`: processes every ready task and every task due for
     /// reprioritization, and archives expired ones. Returns how many changes it made.
     pub async fn step(&self, now: Timestamp) -> Result<usize, EngineError> {
+        Ok(self.pass(now).await?.0)
+    }
+
+    /// [`Processor::step`], also returning the next reprioritization after `now` when
+    /// the pass learnt it (the earliest one was not due yet), so `run` need not ask again.
+    async fn pass(
+        &self,
+        now: Timestamp,
+    ) -> Result<(usize, Option<Option<Timestamp>>), EngineError> {
         let store = self.engine.tasks();
         let store_err = |e| EngineError::Store(std::sync::Arc::new(e));
         let ready = store
@@ -98,11 +107,14 @@ impl Processor {
             .next_reprioritization(Timestamp::MIN)
             .await
             .map_err(store_err)?;
-        if first.is_some_and(|at| at <= now) {
+        let next_reprioritization = if first.is_some_and(|at| at <= now) {
             for n in join_all((0..parallel).map(|_| self.engine.process_due(self.batch))).await {
                 done += n?;
             }
-        }
+            None
+        } else {
+            Some(first)
+        };
         let expired = store
             .tasks_expired(now, self.batch)
             .await
@@ -112,7 +124,7 @@ impl Processor {
             .map(|t| Command::act(TaskRef::Broker(t.broker_id), Action::Stop, meta()))
             .collect();
         done += self.run_all(stops).await?;
-        Ok(done)
+        Ok((done, next_reprioritization))
     }
 
     /// Runs until `cancel`, waking on new events, on the next activation time, or on the
@@ -137,19 +149,23 @@ impl Processor {
                 woken_by_commit = false;
             }
             let now = self.engine.now();
-            match self.step(now).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "processing step failed"),
-            }
+            let known = match self.pass(now).await {
+                Ok((n, _)) if n > 0 => continue,
+                Ok((_, known)) => known,
+                Err(e) => {
+                    tracing::warn!(error = %e, "processing step failed");
+                    None
+                }
+            };
             // The next activation is a time on the engine's clock; the poll interval is
             // a fallback for writers this process does not hear from.
             let clock = self.engine.clock();
             let tasks = self.engine.tasks();
-            let next = match (
-                tasks.next_activation(now).await,
-                tasks.next_reprioritization(now).await,
-            ) {
+            let reprioritization = match known {
+                Some(at) => Ok(at),
+                None => tasks.next_reprioritization(now).await,
+            };
+            let next = match (tasks.next_activation(now).await, reprioritization) {
                 (Ok(a), Ok(r)) => a.into_iter().chain(r).min(),
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "reading the next due time failed");
