@@ -3,7 +3,7 @@
 //! `next` (pull), sustained pull assignments, sustained push assignments (offer over the
 //! agent's SSE channel + accept), and the server's RSS with every agent connected.
 
-use super::{percentiles, store_url, ServerProcess};
+use super::{median, percentiles, store_url, ServerProcess};
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +35,10 @@ pub struct DistributeArgs {
     /// Server processes sharing the store (PostgreSQL only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
     pub nodes: u16,
+    /// Times each throughput phase runs (the median is reported, with every run): single
+    /// runs of one binary spread up to 1.5x on a two-core machine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub rounds: u16,
 }
 
 const CONFIG: &str = r#"
@@ -131,6 +135,15 @@ async fn complete(http: &reqwest::Client, base: &str, t: &serde_json::Value) -> 
         bail!("complete answered {code}: {v}");
     }
     Ok(())
+}
+
+/// Every run's rate, in order: "1234 / 1301 / 1187".
+fn runs(rates: &[f64]) -> String {
+    rates
+        .iter()
+        .map(|r| format!("{r:.0}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// Pulls (then completes) by `clients` agents until `n` assignments; returns the rate.
@@ -258,7 +271,9 @@ pub async fn run(args: DistributeArgs) -> anyhow::Result<()> {
     }
     let url = store_url(&args.store).await?;
     let store = worklane_store::connect(&url).await?;
-    let push_tasks = args.assignments + args.clients;
+    let rounds = usize::from(args.rounds);
+    // Offers still open when a round ends go back to the queue (the agents leave Ready).
+    let push_tasks = rounds * (args.assignments + args.clients);
     let bar = ProgressBar::new((args.tasks + push_tasks) as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")?,
     );
@@ -342,15 +357,39 @@ pub async fn run(args: DistributeArgs) -> anyhow::Result<()> {
         args.tasks, args.nodes, args.pulls
     );
 
-    let rate = pull_rate(&http, &bases, args.clients, args.assignments).await?;
+    let mut pulls = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        pulls.push(pull_rate(&http, &bases, args.clients, args.assignments).await?);
+    }
     println!(
-        "pull ({backend}, {} node(s), {} agents at once): {rate:.0} assignments/s (next, complete)",
-        args.nodes, args.clients
+        "pull ({backend}, {} node(s), {} agents at once): {:.0} assignments/s (next, complete; median of {})",
+        args.nodes,
+        args.clients,
+        median(pulls.clone()),
+        runs(&pulls)
     );
-    let rate = push_rate(&http, &bases, args.clients, args.assignments).await?;
+    let mut pushes = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        pushes.push(push_rate(&http, &bases, args.clients, args.assignments).await?);
+        // Offers made to a channel this round closed would wait for their timeout.
+        for c in 0..args.clients {
+            let (code, v) = post(
+                &http,
+                format!("{}/api/v1/agents/p{c}/state", bases[c % bases.len()]),
+                serde_json::json!({"state": "NotReady", "reason": "bench round over"}),
+            )
+            .await?;
+            if code != 200 {
+                bail!("NotReady answered {code}: {v}");
+            }
+        }
+    }
     println!(
-        "push ({backend}, {} node(s), {} agents at once): {rate:.0} assignments/s (offer over SSE, accept, complete)",
-        args.nodes, args.clients
+        "push ({backend}, {} node(s), {} agents at once): {:.0} assignments/s (offer over SSE, accept, complete; median of {})",
+        args.nodes,
+        args.clients,
+        median(pushes.clone()),
+        runs(&pushes)
     );
 
     // RSS with every agent's channel open.

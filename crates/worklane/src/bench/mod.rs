@@ -203,6 +203,12 @@ pub async fn seed_tasks(
 }
 
 /// Latency percentiles of a sample, in milliseconds.
+/// The median of `v` (the upper one of an even count); `v` must not be empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort_unstable();
     let at = |q: f64| {

@@ -1,7 +1,7 @@
 //! `worklane bench rules`: how fast the business rules decide (in-process, one core), and
 //! how fast the scheduler reprioritizes a store full of due tasks.
 
-use super::store_url;
+use super::{median, store_url};
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -68,11 +68,6 @@ fn apply(t: &Task, d: worklane_rules::Decision, now: jiff::Timestamp) -> Task {
     decide(t, &a, &meta, now)
         .map(|tr| tr.task)
         .unwrap_or_else(|_| t.clone())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Classification then prioritization of each task, on this thread.
