@@ -99,9 +99,16 @@ pub(crate) mod ops {
          WHERE status = 'Assigned' AND assigned_to_user IN (",
         " GROUP BY assigned_to_user, channel",
     );
-    /// Every Ready agent's [id, version], longest waiting first, as one JSON array.
-    const READY_IDS: &str = "SELECT json_agg(json_build_array(id, version) \
-         ORDER BY waiting_since, id)::text FROM agents WHERE state = 'Ready'";
+    /// Every Ready agent's id and version, the one waiting longest first (not locked:
+    /// `claim_agents` locks those the caller picks).
+    pub(crate) async fn ready_agent_ids(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, version FROM agents WHERE state = 'Ready' ORDER BY waiting_since, id",
+        )
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
     /// Tasks whose time in `column` (an indexed epoch-microseconds column named by the
     /// store, never by a caller) has come at `now`, the longest due first, claimed.
     pub(crate) async fn claim_at(

@@ -838,21 +838,6 @@ macro_rules! shared_ops {
             qb
         }
 
-        /// Every Ready agent's id and version, the one waiting longest first (not locked:
-        /// `claim_agents` locks those the caller picks). Read as one JSON value: the
-        /// pass asks on every commit, and a row at a time through sqlx cost more than
-        /// the read (4 ms for 1,000 agents on SQLite).
-        pub(crate) async fn ready_agent_ids(
-            conn: &mut Conn,
-        ) -> Result<Vec<(String, i64)>, StoreError> {
-            let (all,): (Option<String>,) = sqlx::query_as(READY_IDS)
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok(match all {
-                Some(json) => serde_json::from_str(&json)?,
-                None => Vec::new(),
-            })
-        }
 
         pub(crate) async fn claim_agents(
             conn: &mut Conn,
