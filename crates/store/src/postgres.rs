@@ -109,24 +109,13 @@ pub(crate) mod ops {
         .await?)
     }
 
-    /// Tasks whose time in `column` (an indexed epoch-microseconds column named by the
-    /// store, never by a caller) has come at `now`, the longest due first, claimed.
-    pub(crate) async fn claim_at(
-        conn: &mut Conn,
-        column: &'static str,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Task>, StoreError> {
-        let sql = format!(
+    /// Tasks whose time in `column` has come (see `claim_at`): a row each, locked; rows
+    /// another writer holds are skipped.
+    fn claim_at_sql(column: &str) -> String {
+        format!(
             "SELECT body FROM tasks WHERE {column} <= $1 \
              ORDER BY {column} LIMIT $2{CLAIM_LOCK}"
-        );
-        let rows: Vec<(String,)> = sqlx::query_as(&sql)
-            .bind(micros(now))
-            .bind(i64::from(limit.max(1)))
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter().map(|(b,)| decode_task(b)).collect()
+        )
     }
 
     /// Finished tasks past their expiration (index tasks_expiration).

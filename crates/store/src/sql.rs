@@ -163,6 +163,27 @@ macro_rules! shared_ops {
             rows.iter().map(|r| decode_task(r.try_get::<&str, _>(0)?)).collect()
         }
 
+        /// Tasks whose time in `column` (an indexed epoch-microseconds column named by this
+        /// crate, never by a caller) has come at `now`, the longest due first, claimed. Each
+        /// value the backend's query returns holds one or more bodies separated by newlines
+        /// (compact JSON holds no raw newline).
+        async fn claim_at(
+            conn: &mut Conn,
+            column: &'static str,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<Task>, StoreError> {
+            let rows: Vec<(Option<String>,)> = sqlx::query_as(&claim_at_sql(column))
+                .bind(micros(now))
+                .bind(i64::from(limit.max(1)))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .flat_map(|(b,)| b.as_deref().unwrap_or_default().split_terminator('\n'))
+                .map(decode_task)
+                .collect()
+        }
+
         /// Due reprioritizations, claimed (see `WriteTx::claim_due`).
         pub(crate) async fn claim_due(
             conn: &mut Conn,

@@ -158,31 +158,14 @@ pub(crate) mod ops {
         })
     }
 
-    /// Tasks whose time in `column` (an indexed epoch-microseconds column named by the
-    /// store, never by a caller) has come at `now`, the longest due first (nothing to
-    /// lock: one writer). Read as one value, like `read_events_after`: a batch of
-    /// thousands of rows handed over one at a time cost more than reading them. Compact
-    /// JSON holds no raw newline, so one separates the bodies.
-    pub(crate) async fn claim_at(
-        conn: &mut Conn,
-        column: &'static str,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Task>, StoreError> {
-        let sql = format!(
+    /// Tasks whose time in `column` has come (see `claim_at`), nothing to lock (one
+    /// writer): one value, the bodies joined by newlines. A batch of thousands of rows
+    /// handed over one at a time from sqlx's worker thread cost more than reading them.
+    fn claim_at_sql(column: &str) -> String {
+        format!(
             "SELECT group_concat(body, char(10)) FROM \
              (SELECT body FROM tasks WHERE {column} <= $1 ORDER BY {column} LIMIT $2)"
-        );
-        let (all,): (Option<String>,) = sqlx::query_as(&sql)
-            .bind(micros(now))
-            .bind(i64::from(limit.max(1)))
-            .fetch_one(&mut *conn)
-            .await?;
-        all.as_deref()
-            .unwrap_or_default()
-            .split_terminator('\n')
-            .map(decode_task)
-            .collect()
+        )
     }
 
     /// Finished tasks past their expiration. SQLite planned it on the status index,
