@@ -331,9 +331,19 @@ async fn commit(
     now: Timestamp,
     policy: &Policy,
 ) -> Result<Vec<CommandResult>, StoreError> {
+    let t0 = Instant::now();
     let mut tx = writer.begin().await?;
+    let t1 = Instant::now();
     let results = batch::run(&mut *tx, batch, now, policy).await?;
+    let t2 = Instant::now();
     tx.commit().await?;
+    let t3 = Instant::now();
+    metrics::histogram!("worklane_commit_phase_seconds", "phase" => "begin")
+        .record((t1 - t0).as_secs_f64());
+    metrics::histogram!("worklane_commit_phase_seconds", "phase" => "run")
+        .record((t2 - t1).as_secs_f64());
+    metrics::histogram!("worklane_commit_phase_seconds", "phase" => "commit")
+        .record((t3 - t2).as_secs_f64());
     Ok(results)
 }
 

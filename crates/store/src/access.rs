@@ -229,7 +229,7 @@ macro_rules! impl_access {
                 .bind(i64::from(u.disabled))
                 .bind(micros(u.created_at))
                 .bind(micros(u.updated_at))
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -295,7 +295,7 @@ macro_rules! impl_access {
                 .bind(&t.agent)
                 .bind(&t.capture_point_id)
                 .bind(micros(t.created_at))
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -325,7 +325,7 @@ macro_rules! impl_access {
                 )
                 .bind(name)
                 .bind(micros(now))
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -334,7 +334,7 @@ macro_rules! impl_access {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE name = $1")
                     .bind(name)
                     .bind(micros(now))
-                    .execute(self.write())
+                    .execute(&mut *self.write().acquire().await?)
                     .await?;
                 Ok(())
             }
@@ -361,7 +361,7 @@ macro_rules! impl_access {
                 .bind(micros(s.created_at))
                 .bind(micros(s.last_seen_at))
                 .bind(micros(s.expires_at))
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(())
             }
@@ -384,7 +384,7 @@ macro_rules! impl_access {
                 sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE secret_sha256 = $1")
                     .bind(sha256)
                     .bind(micros(now))
-                    .execute(self.write())
+                    .execute(&mut *self.write().acquire().await?)
                     .await?;
                 Ok(())
             }
@@ -392,7 +392,7 @@ macro_rules! impl_access {
             async fn delete_session(&self, sha256: &str) -> Result<bool, StoreError> {
                 let r = sqlx::query("DELETE FROM sessions WHERE secret_sha256 = $1")
                     .bind(sha256)
-                    .execute(self.write())
+                    .execute(&mut *self.write().acquire().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -407,7 +407,7 @@ macro_rules! impl_access {
                 )
                 .bind(micros(now))
                 .bind(micros(idle_before))
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(r.rows_affected())
             }

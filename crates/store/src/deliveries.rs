@@ -757,7 +757,7 @@ macro_rules! impl_delivery_store {
                 )
                 .bind(micros(now))
                 .bind(target)
-                .execute(self.write())
+                .execute(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(r.rows_affected())
             }

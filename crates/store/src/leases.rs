@@ -53,7 +53,7 @@ macro_rules! impl_leases {
                 .bind(holder)
                 .bind(micros(until))
                 .bind(micros(now))
-                .fetch_optional(self.write())
+                .fetch_optional(&mut *self.write().acquire().await?)
                 .await?;
                 Ok(row.is_some_and(|(h,)| h == holder))
             }
@@ -62,7 +62,7 @@ macro_rules! impl_leases {
                 sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                     .bind(name)
                     .bind(holder)
-                    .execute(self.write())
+                    .execute(&mut *self.write().acquire().await?)
                     .await?;
                 Ok(())
             }

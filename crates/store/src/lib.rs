@@ -22,6 +22,7 @@ mod redact;
 mod retention;
 mod sql;
 mod sqlite;
+mod sqlite_write;
 mod stats;
 
 pub use access::{Access, SessionRecord, TokenRecord, UserChange, UserRecord};

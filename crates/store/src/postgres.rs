@@ -78,10 +78,14 @@ impl PostgresStore {
 
 pub(crate) mod ops {
     use crate::sql::shared_ops;
+    /// The engine's write transaction, on a connection of the pool.
+    pub(crate) type WriteTx = sqlx::Transaction<'static, sqlx::Postgres>;
     type Db = sqlx::Postgres;
     shared_ops!();
 
     /// Claimed rows are locked; rows another writer holds are skipped.
+    /// The planner finds tasks_claim for a status in priority order itself.
+    const BY_PRIORITY: &str = "";
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
     /// Loaded rows are locked until commit; a writer on another node waits for them.
     const ROW_LOCK: &str = " FOR UPDATE";

@@ -231,7 +231,7 @@ macro_rules! shared_ops {
         /// A write transaction of this backend: the engine's port for one batch. Its
         /// newest seq is announced to other processes once it has committed.
         pub(crate) struct Tx {
-            pub(crate) tx: sqlx::Transaction<'static, Db>,
+            pub(crate) tx: WriteTx,
             pub(crate) announcer: Option<$crate::announce::Announcer>,
             pub(crate) last_seq: i64,
             /// The rows this transaction has read, to write back only what changed.
@@ -596,7 +596,12 @@ macro_rules! shared_ops {
             conn: &mut Conn,
             q: &TaskQuery,
         ) -> Result<Vec<Task>, StoreError> {
-            let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE 1 = 1");
+            let hint = if q.status.is_some() && q.order == TaskOrder::Priority {
+                BY_PRIORITY
+            } else {
+                ""
+            };
+            let mut qb = QueryBuilder::<Db>::new(format!("SELECT body FROM tasks{hint} WHERE 1 = 1"));
             if let Some(s) = q.status {
                 qb.push(" AND status = ").push_bind(s.as_str());
             }

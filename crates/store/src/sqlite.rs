@@ -2,9 +2,10 @@
 //! connection (SQLite has one writer anyway), reads through a small pool.
 
 use crate::sql::impl_store;
+use crate::sqlite_write::{WriteConn, WriteTransaction};
 use crate::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_util::task::AbortOnDropHandle;
@@ -22,16 +23,29 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
-    write: SqlitePool,
+    write: WriteConn,
     /// Stops the background checkpointer when the last clone is dropped.
-    _checkpointer: Option<std::sync::Arc<AbortOnDropHandle<()>>>,
+    _checkpointer: std::sync::Arc<AbortOnDropHandle<()>>,
+    /// An in-memory store's directory, removed when the last clone is dropped.
+    _temp: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl SqliteStore {
     /// Opens (creating when missing) the database at `url`, e.g. `sqlite://worklane.db`,
     /// and applies pending migrations. Commits are durable (`synchronous = FULL`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        // `sqlite::memory:` is a file in a directory of its own, removed with the store:
+        // its readers and its one writer are separate connections, which would each see
+        // a database of their own in memory.
+        let (base, temp) = if url.contains(":memory:") {
+            let dir = tempfile::tempdir()
+                .map_err(|e| StoreError::Invalid(format!("no temporary directory: {e}")))?;
+            let opts = SqliteConnectOptions::new().filename(dir.path().join("worklane.db"));
+            (opts, Some(std::sync::Arc::new(dir)))
+        } else {
+            (SqliteConnectOptions::from_str(url)?, None)
+        };
+        let opts = base
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -39,28 +53,15 @@ impl SqliteStore {
             .pragma("cache_size", "-8000")
             // Statement journals (multi-row inserts that may conflict) stay in memory.
             .pragma("temp_store", "memory");
-        let in_memory = url.contains(":memory:");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(
-                opts.clone()
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
-                    // The writer's multi-row statements differ by their row count: keep
-                    // one prepared statement per batch size seen, not re-parse each batch.
-                    .statement_cache_capacity(1024),
-            )
+        let mut write = opts
+            .clone()
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            // The writer's multi-row statements differ by their row count: keep one
+            // prepared statement per batch size seen, not re-parse each batch.
+            .statement_cache_capacity(1024)
+            .connect()
             .await?;
-        MIGRATOR.run(&write).await?;
-        if in_memory {
-            // Separate pools would see separate in-memory databases.
-            return Ok(Self {
-                read: write.clone(),
-                write,
-                _checkpointer: None,
-            });
-        }
+        MIGRATOR.run(&mut write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone().read_only(true))
@@ -72,8 +73,9 @@ impl SqliteStore {
         let task = AbortOnDropHandle::new(tokio::spawn(checkpoint_loop(checkpoint)));
         Ok(Self {
             read,
-            write,
-            _checkpointer: Some(std::sync::Arc::new(task)),
+            write: WriteConn::new(write),
+            _checkpointer: std::sync::Arc::new(task),
+            _temp: temp,
         })
     }
 
@@ -81,7 +83,7 @@ impl SqliteStore {
         &self.read
     }
 
-    pub(crate) fn write(&self) -> &SqlitePool {
+    pub(crate) fn write(&self) -> &WriteConn {
         &self.write
     }
 
@@ -94,8 +96,8 @@ impl SqliteStore {
         None
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.write.begin().await?)
+    async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.write.begin().await
     }
 }
 
@@ -120,8 +122,13 @@ async fn checkpoint_loop(pool: SqlitePool) {
 pub(crate) mod ops {
     use crate::sql::shared_ops;
     type Db = sqlx::Sqlite;
+    /// The engine's write transaction on the one write connection.
+    pub(crate) type WriteTx = crate::sqlite_write::WriteTransaction;
     shared_ops!();
 
+    /// Tasks of one status in priority order: without statistics SQLite would read them
+    /// all through another status index and sort them.
+    const BY_PRIORITY: &str = " INDEXED BY tasks_claim";
     /// SQLite has one writer: nothing to lock.
     const CLAIM_LOCK: &str = "";
     const ROW_LOCK: &str = "";
