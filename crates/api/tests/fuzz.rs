@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use tokio_util::sync::CancellationToken;
-use worklane_api::{metrics_handle, router, serve, ApiOptions, AppState};
+use worklane_api::{metrics_handle, router, serve, ApiOptions, AppState, AppStateParts};
 use worklane_engine::{Engine, EngineOptions};
 
 fn schemathesis() -> PathBuf {
@@ -70,7 +70,7 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
     let sha = worklane_api::auth::token_sha256(&secret);
     assert!(engine.access().insert_token(&admin, &sha).await.unwrap());
     let shutdown = CancellationToken::new();
-    let state = AppState {
+    let state = AppState::new(AppStateParts {
         reload: None,
         agent_channels: Default::default(),
         engine,
@@ -81,7 +81,7 @@ async fn the_document_survives_a_schema_driven_fuzzer() {
         // the failed-authentication limit would answer it 429. That limit is tested in
         // crates/server/tests/access.rs.
         auth: worklane_api::auth::Auth::default().with_limits(0, 0),
-    };
+    });
     let app = router(state, &ApiOptions::default(), axum::Router::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worklane_api::{metrics_handle, router, serve, ApiOptions, AppState};
+use worklane_api::{metrics_handle, router, serve, ApiOptions, AppState, AppStateParts};
 use worklane_domain::Command;
 use worklane_domain::{Action, ActionMeta, BrokerId, Classification, Status, TaskRef, Timestamp};
 use worklane_engine::{Engine, EngineOptions, Processor};
@@ -25,7 +25,7 @@ impl TestApp {
             .await
             .unwrap();
         let shutdown = CancellationToken::new();
-        let state = AppState {
+        let state = AppState::new(AppStateParts {
             reload: None,
             agent_channels: Default::default(),
             engine: engine.clone(),
@@ -35,7 +35,7 @@ impl TestApp {
             // SPEC 2's rules are the subject here; who may call is tested by the role
             // matrix (crates/server/tests/access.rs) and the fuzzer (tests/fuzz.rs).
             auth: worklane_api::auth::Auth::new(worklane_api::auth::AuthMode::Off),
-        };
+        });
         let app = router(
             state,
             &ApiOptions {

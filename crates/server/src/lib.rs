@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worklane_api::auth::{Auth, AuthMode};
 use worklane_api::rules::{Reload, RulesSummary};
-use worklane_api::{metrics_handle, router, serve_with as serve_api, ApiOptions, AppState};
+use worklane_api::{
+    metrics_handle, router, serve_with as serve_api, ApiOptions, AppState, AppStateParts,
+};
 use worklane_engine::{
     Dispatcher, Engine, EngineOptions, Lease, Processor, Retention, SharedClock, Stage, Supervisor,
     SystemClock,
@@ -168,7 +170,7 @@ pub async fn run_with(
     let mut sessions = cfg.auth.sessions();
     // Over HTTPS the session cookie is never sent in the clear.
     sessions.secure_cookie |= tls.is_some();
-    let state = AppState {
+    let state = AppState::new(AppStateParts {
         reload,
         engine: engine.clone(),
         metrics,
@@ -181,7 +183,7 @@ pub async fn run_with(
                 cfg.auth.failed_auth_per_minute,
                 cfg.auth.caller_requests_per_second,
             ),
-    };
+    });
     // The web console is mounted beside the API, under its authorization and layers.
     let extra =
         components::api_extra(&cfg.components, &engine).merge(worklane_web::router(state.clone()));

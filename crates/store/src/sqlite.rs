@@ -61,7 +61,7 @@ impl SqliteStore {
             .statement_cache_capacity(1024)
             .connect()
             .await?;
-        MIGRATOR.run(&mut write).await?;
+        MIGRATOR.run_direct(&mut write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone().read_only(true))
