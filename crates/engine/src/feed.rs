@@ -19,6 +19,8 @@ const READ: u32 = 500;
 const POLL: Duration = Duration::from_secs(1);
 
 /// Events the feed read in one go: every committed event after seq `after`, in order.
+/// The first batch of a feed that starts is empty: it tells followers that joined before
+/// its first read where the feed begins (see [`run`]).
 #[derive(Debug)]
 pub struct FeedBatch {
     pub after: i64,
@@ -94,6 +96,13 @@ async fn run(inner: Arc<Inner>) {
         let read = match head {
             None => inner.events.last_seq().await.map(|s| {
                 head = Some(s);
+                // A follower that joined before this read may stand before `s`: the feed
+                // will never hand out the events up to `s`, so an empty batch tells the
+                // follower to read them from the store, not wait for the next commit.
+                let _ = inner.tx.send(Arc::new(FeedBatch {
+                    after: s,
+                    events: Vec::new(),
+                }));
                 None
             }),
             Some(after) => inner.events.events_after(after, READ).await.map(Some),
@@ -219,5 +228,80 @@ impl Follower {
                 return Ok(Events { batch, from });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+    use worklane_domain::{ActionMeta, BrokerId, Command, NewTask, Timestamp};
+    use worklane_store::SqliteStore;
+
+    /// A real event log whose `last_seq` answers only once the test lets it.
+    #[derive(Debug)]
+    struct Gated {
+        log: SqliteStore,
+        gate: Arc<Semaphore>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventLog for Gated {
+        async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+            self.log.events_after(after, limit).await
+        }
+        async fn task_events(&self, id: BrokerId) -> Result<Vec<Event>, StoreError> {
+            self.log.task_events(id).await
+        }
+        async fn last_seq(&self) -> Result<i64, StoreError> {
+            let _pass = self.gate.acquire().await.expect("gate open");
+            self.log.last_seq().await
+        }
+        async fn cursor(&self, consumer: &str) -> Result<i64, StoreError> {
+            self.log.cursor(consumer).await
+        }
+        async fn save_cursor(&self, c: &str, seq: i64, now: Timestamp) -> Result<(), StoreError> {
+            self.log.save_cursor(c, seq, now).await
+        }
+    }
+
+    async fn create(store: &SqliteStore) -> i64 {
+        let new = NewTask {
+            capture_point_id: "feed".into(),
+            ..Default::default()
+        };
+        let cmd = Command::create(new, ActionMeta::default());
+        let now: Timestamp = "2026-12-03T12:00:00Z".parse().unwrap();
+        let results = crate::commit_batch(store, &[cmd], now).await.unwrap();
+        results[0].as_ref().unwrap().event.as_ref().unwrap().seq
+    }
+
+    /// A commit that lands after a follower caught up from the store but before the feed
+    /// it started read where the log ends: the follower still gets it, without another
+    /// commit to wake it.
+    #[tokio::test]
+    async fn a_commit_between_joining_and_the_feeds_first_read_is_handed_out() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        let first = create(&store).await;
+        let gate = Arc::new(Semaphore::new(0));
+        let log = Gated {
+            log: store.clone(),
+            gate: gate.clone(),
+        };
+        let (seq_tx, seq_rx) = watch::channel(first);
+        let feed = Feed::new(Arc::new(log), seq_rx);
+        let mut follower = feed.follow(first);
+        let reading = tokio::spawn(async move {
+            let events = follower.next().await.unwrap();
+            events.iter().map(|e| e.seq).collect::<Vec<_>>()
+        });
+        let live = create(&store).await;
+        seq_tx.send_replace(live);
+        gate.add_permits(1);
+        let got = tokio::time::timeout(Duration::from_secs(10), reading)
+            .await
+            .expect("the event in time")
+            .unwrap();
+        assert_eq!(got, vec![live]);
     }
 }
