@@ -241,6 +241,11 @@ pub trait WriteTx: Send {
     /// Inserts or replaces these tasks.
     async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError>;
 
+    /// Sends the writes held back so far. SQLite holds a transaction's writes until its
+    /// next read or its commit, to send them in one go; a caller with more to compute
+    /// before either calls this so the store works meanwhile.
+    async fn flush(&mut self) -> Result<(), StoreError>;
+
     async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError>;
 
     /// Appends events to the log, in order, giving each its seq.

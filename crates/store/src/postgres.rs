@@ -266,8 +266,26 @@ pub(crate) mod ops {
         Ok(v)
     }
 
+    /// Each write goes at once: PostgreSQL binds parameters of one statement only.
+    const DEFER_WRITES: bool = false;
+
+    /// Nothing kept between draws: the sequences hand out keys.
+    #[derive(Debug, Default)]
+    pub(crate) struct Keys;
+
+    impl Keys {
+        /// Drawing never reads what a held-back write changes (nothing is held back).
+        pub(crate) fn known(&self) -> bool {
+            true
+        }
+    }
+
     /// brokerIds for a batch's creates, in one round trip.
-    pub(crate) async fn alloc_ids(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn alloc_ids(
+        conn: &mut Conn,
+        _keys: &mut Keys,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
         next_n(conn, "tasks_broker_id_seq", n).await
     }
 
@@ -275,7 +293,11 @@ pub(crate) mod ops {
     /// shared advisory lock named by the sequence's value now, below every seq drawn
     /// next (see `read_events_after`). Shared, so writers that read the same value do not
     /// wait for each other.
-    pub(crate) async fn alloc_seqs(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn alloc_seqs(
+        conn: &mut Conn,
+        _keys: &mut Keys,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
         sqlx::query(
             "SELECT pg_advisory_xact_lock_shared(\
              CASE WHEN is_called THEN last_value ELSE last_value - 1 END) FROM events_seq_seq",

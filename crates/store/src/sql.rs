@@ -2,9 +2,9 @@
 //! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so one macro expands the operations
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
-/// Expands, inside a backend module that defines `type Db`, `alloc_ids`, `alloc_seqs`,
-/// `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `settled_seq` and `read_events_after`, the
-/// operations every backend shares.
+/// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
+/// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `settled_seq`
+/// and `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
@@ -193,37 +193,91 @@ macro_rules! shared_ops {
             claim_at(conn, "reprioritize_at", now, limit).await
         }
 
+        /// Writes of a transaction not sent yet. With `DEFER_WRITES` (SQLite, where each
+        /// statement is a round trip to the connection's thread) they wait for the
+        /// transaction's next read or its commit and go as one multi-statement query;
+        /// otherwise (PostgreSQL binds parameters of one statement only) each goes at once.
+        /// Only statements with anonymous placeholders (`QueryBuilder`'s) may wait: a
+        /// numbered one (`$1`) would name a parameter of the whole query.
+        pub(crate) struct Writes {
+            sql: QueryBuilder<'static, Db>,
+            statements: usize,
+        }
+
+        impl Default for Writes {
+            fn default() -> Self {
+                Self {
+                    sql: QueryBuilder::new(""),
+                    statements: 0,
+                }
+            }
+        }
+
+        impl Writes {
+            /// Starts a statement: the builder to write it into.
+            fn next(&mut self) -> &mut QueryBuilder<'static, Db> {
+                if self.statements > 0 {
+                    self.sql.push("; ");
+                }
+                self.statements += 1;
+                &mut self.sql
+            }
+
+            /// Ends a statement: sends it at once unless this backend defers writes.
+            async fn done(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+                if DEFER_WRITES {
+                    return Ok(());
+                }
+                self.flush(conn).await
+            }
+
+            /// Sends every statement waiting, as one query.
+            pub(crate) async fn flush(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+                if self.statements == 0 {
+                    return Ok(());
+                }
+                self.statements = 0;
+                let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
+                sql.build().persistent(true).execute(&mut *conn).await?;
+                Ok(())
+            }
+        }
+
         /// Gives the events their place in the log and writes them.
         pub(crate) async fn append_events(
             conn: &mut Conn,
+            w: &mut Writes,
+            keys: &mut Keys,
             parts: Vec<(NewEvent, Task)>,
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<Vec<Event>, StoreError> {
             if parts.is_empty() {
                 return Ok(Vec::new());
             }
-            let seqs = alloc_seqs(conn, parts.len()).await?;
+            let seqs = alloc_seqs(conn, keys, parts.len()).await?;
             let events: Vec<Event> = parts
                 .into_iter()
                 .zip(seqs)
                 .map(|((e, t), seq)| Event::from_parts(seq, e, t))
                 .collect();
-            write_events(conn, &events, bodies).await?;
+            write_events(conn, w, &events, bodies).await?;
             Ok(events)
         }
 
         /// Keeps commands' results under their idempotency keys: (key, result JSON).
         pub(crate) async fn record_results(
             conn: &mut Conn,
+            w: &mut Writes,
             rows: &[(String, String)],
             now: Timestamp,
         ) -> Result<(), StoreError> {
             for chunk in rows.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("INSERT INTO requests (key, result, created_at) ");
+                let qb = w.next();
+                qb.push("INSERT INTO requests (key, result, created_at) ");
                 qb.push_values(chunk, |mut b, (key, json)| {
                     b.push_bind(key.clone()).push_bind(json.clone()).push_bind(micros(now));
                 });
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
@@ -240,6 +294,17 @@ macro_rules! shared_ops {
             pub(crate) bodies: $crate::columns::Bodies,
             /// What the transaction moves in the console's figures.
             pub(crate) tally: $crate::stats::Tally,
+            /// Writes waiting for the next read or the commit (see [`Writes`]).
+            pub(crate) writes: Writes,
+            /// The brokerIds and seqs drawn so far (see the backend's `Keys`).
+            pub(crate) keys: Keys,
+        }
+
+        impl Tx {
+            /// Sends the writes waiting, before a read that must see them.
+            async fn flush(&mut self) -> Result<(), StoreError> {
+                self.writes.flush(&mut self.tx).await
+            }
         }
 
         #[async_trait::async_trait]
@@ -248,6 +313,7 @@ macro_rules! shared_ops {
                 &mut self,
                 keys: &[String],
             ) -> Result<Vec<(String, String)>, StoreError> {
+                self.flush().await?;
                 stored_results(&mut self.tx, keys).await
             }
             async fn load(
@@ -256,6 +322,7 @@ macro_rules! shared_ops {
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                self.flush().await?;
                 let tasks = load(&mut self.tx, &ids, caps).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -267,6 +334,7 @@ macro_rules! shared_ops {
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
                 let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
+                self.flush().await?;
                 let tasks = claim(&mut self.tx, sel, &exclude, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -276,6 +344,7 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
+                self.flush().await?;
                 let tasks = claim_due(&mut self.tx, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -285,6 +354,7 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
+                self.flush().await?;
                 let tasks = claim_expired_offers(&mut self.tx, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -296,9 +366,11 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
+                self.flush().await?;
                 load_agents(&mut self.tx, &ids, ROW_LOCK).await
             }
             async fn ready_agent_ids(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+                self.flush().await?;
                 ready_agent_ids(&mut self.tx).await
             }
             async fn claim_agents(
@@ -308,24 +380,27 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
+                self.flush().await?;
                 claim_agents(&mut self.tx, &ids).await
             }
             async fn insert_agent(
                 &mut self,
                 agent: &worklane_domain::Agent,
             ) -> Result<bool, StoreError> {
+                self.flush().await?;
                 insert_agent(&mut self.tx, agent).await
             }
             async fn update_agents(
                 &mut self,
                 agents: &[&worklane_domain::Agent],
             ) -> Result<(), StoreError> {
-                update_agents(&mut self.tx, agents).await
+                update_agents(&mut self.tx, &mut self.writes, agents).await
             }
             async fn work_of(
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<Task>, StoreError> {
+                self.flush().await?;
                 let tasks = work_of(&mut self.tx, ids, ROW_LOCK).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -334,21 +409,27 @@ macro_rules! shared_ops {
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<$crate::Holding>, StoreError> {
+                self.flush().await?;
                 holdings(&mut self.tx, ids).await
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
-                Ok(alloc_ids(&mut self.tx, n).await?.into_iter().map(BrokerId).collect())
+                if !self.keys.known() {
+                    self.flush().await?;
+                }
+                let ids = alloc_ids(&mut self.tx, &mut self.keys, n).await?;
+                Ok(ids.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
                 for t in tasks {
                     self.tally.put(&self.seen, t);
                 }
                 let (whole, changed) = self.seen.split(tasks);
+                let (conn, w, bodies) = (&mut self.tx, &mut self.writes, &mut self.bodies);
                 if !whole.is_empty() {
-                    put_tasks(&mut self.tx, &whole, &mut self.bodies).await?;
+                    put_tasks(conn, w, &whole, bodies).await?;
                 }
                 for (mask, group) in changed {
-                    update_tasks(&mut self.tx, mask, &group, &mut self.bodies).await?;
+                    update_tasks(conn, w, mask, &group, bodies).await?;
                 }
                 Ok(())
             }
@@ -358,7 +439,7 @@ macro_rules! shared_ops {
                     self.tally.delete(&self.seen, *id);
                 }
                 self.seen.forget(&ids);
-                delete_tasks(&mut self.tx, &ids).await
+                delete_tasks(&mut self.tx, &mut self.writes, &ids).await
             }
             async fn append_events(
                 &mut self,
@@ -367,7 +448,17 @@ macro_rules! shared_ops {
                 for (e, t) in &events {
                     self.tally.event(e, t);
                 }
-                let events = append_events(&mut self.tx, events, &mut self.bodies).await?;
+                if !self.keys.known() {
+                    self.flush().await?;
+                }
+                let events = append_events(
+                    &mut self.tx,
+                    &mut self.writes,
+                    &mut self.keys,
+                    events,
+                    &mut self.bodies,
+                )
+                .await?;
                 if let Some(e) = events.last() {
                     self.last_seq = self.last_seq.max(e.seq);
                 }
@@ -378,7 +469,7 @@ macro_rules! shared_ops {
                 rows: &[(String, String)],
                 now: Timestamp,
             ) -> Result<(), StoreError> {
-                record_results(&mut self.tx, rows, now).await
+                record_results(&mut self.tx, &mut self.writes, rows, now).await
             }
             async fn save_cursor(
                 &mut self,
@@ -386,10 +477,15 @@ macro_rules! shared_ops {
                 seq: i64,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
+                self.flush().await?;
                 save_cursor(&mut self.tx, consumer, seq, now).await
             }
+            async fn flush(&mut self) -> Result<(), StoreError> {
+                Tx::flush(self).await
+            }
             async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-                write_tally(&mut self.tx, &self.tally).await?;
+                write_tally(&mut self.tx, &mut self.writes, &self.tally).await?;
+                self.flush().await?;
                 self.tx.commit().await?;
                 if let (Some(a), true) = (&self.announcer, self.last_seq > 0) {
                     a.announce(self.last_seq);
@@ -426,11 +522,13 @@ macro_rules! shared_ops {
 
         async fn put_tasks(
             conn: &mut Conn,
+            w: &mut Writes,
             live: &[&Task],
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
             for chunk in live.chunks(400) {
-                let mut qb = QueryBuilder::<Db>::new(
+                let qb = w.next();
+                qb.push(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
                      process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
                      reprioritize_at, offered_to, offer_expires_at, queue_target, channel, version, body) ",
@@ -460,7 +558,7 @@ macro_rules! shared_ops {
                      version = excluded.version, \
                      body = excluded.body",
                 );
-                qb.build().persistent(true).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
@@ -469,6 +567,7 @@ macro_rules! shared_ops {
         /// `columns::NAMES`) besides the body and version, many rows a statement.
         async fn update_tasks(
             conn: &mut Conn,
+            w: &mut Writes,
             mask: u16,
             tasks: &[&Task],
             bodies: &mut $crate::columns::Bodies,
@@ -477,7 +576,8 @@ macro_rules! shared_ops {
                 .filter(|i| mask & (1 << i) != 0)
                 .collect();
             for chunk in tasks.chunks(400) {
-                let mut qb = QueryBuilder::<Db>::new("WITH v (broker_id, version, body");
+                let qb = w.next();
+                qb.push("WITH v (broker_id, version, body");
                 for &i in &cols {
                     qb.push(", ").push($crate::columns::NAMES[i]);
                 }
@@ -498,7 +598,7 @@ macro_rules! shared_ops {
                     qb.push(format!(", {c} = v.{c}"));
                 }
                 qb.push(" FROM v WHERE tasks.broker_id = v.broker_id");
-                qb.build().persistent(true).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
@@ -507,30 +607,31 @@ macro_rules! shared_ops {
         /// period that changed.
         async fn write_tally(
             conn: &mut Conn,
+            w: &mut Writes,
             tally: &$crate::stats::Tally,
         ) -> Result<(), StoreError> {
             let counts: Vec<_> = tally.count_deltas().collect();
             if !counts.is_empty() {
-                let mut qb = QueryBuilder::<Db>::new(
-                    "INSERT INTO task_count_deltas (status, queue, process_id, n) ",
-                );
+                let qb = w.next();
+                qb.push("INSERT INTO task_count_deltas (status, queue, process_id, n) ");
                 qb.push_values(counts, |mut b, ((s, q, p), n)| {
                     b.push_bind(*s).push_bind(q.clone()).push_bind(p.clone()).push_bind(n);
                 });
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             let due: Vec<_> = tally.due_deltas().collect();
             if !due.is_empty() {
-                let mut qb =
-                    QueryBuilder::<Db>::new("INSERT INTO due_count_deltas (queue, due_period, n) ");
+                let qb = w.next();
+                qb.push("INSERT INTO due_count_deltas (queue, due_period, n) ");
                 qb.push_values(due, |mut b, ((q, p), n)| {
                     b.push_bind(q.clone()).push_bind(*p).push_bind(n);
                 });
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             let periods: Vec<_> = tally.period_deltas().collect();
             if !periods.is_empty() {
-                let mut qb = QueryBuilder::<Db>::new(format!(
+                let qb = w.next();
+                qb.push(format!(
                     "INSERT INTO period_deltas ({}) ",
                     $crate::stats::PERIOD_COLS
                 ));
@@ -544,31 +645,38 @@ macro_rules! shared_ops {
                         .push_bind(p.handle_us)
                         .push_bind(p.handled);
                 });
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
 
-        async fn delete_tasks(conn: &mut Conn, gone: &[i64]) -> Result<(), StoreError> {
+        async fn delete_tasks(
+            conn: &mut Conn,
+            w: &mut Writes,
+            gone: &[i64],
+        ) -> Result<(), StoreError> {
             for chunk in gone.chunks(500) {
-                let mut qb = QueryBuilder::<Db>::new("DELETE FROM tasks WHERE broker_id IN (");
+                let qb = w.next();
+                qb.push("DELETE FROM tasks WHERE broker_id IN (");
                 let mut sep = qb.separated(", ");
                 for id in chunk {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                qb.build().persistent(false).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
 
         async fn write_events(
             conn: &mut Conn,
+            w: &mut Writes,
             events: &[Event],
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
             for chunk in events.chunks(1000) {
-                let mut qb = QueryBuilder::<Db>::new(
+                let qb = w.next();
+                qb.push(
                     "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
                      body) ",
                 );
@@ -587,7 +695,7 @@ macro_rules! shared_ops {
                         .push_bind(micros(e.event_date_time))
                         .push_bind(body);
                 });
-                qb.build().persistent(true).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
@@ -906,6 +1014,7 @@ macro_rules! shared_ops {
         /// Writes back agents, one statement for as many as 400.
         pub(crate) async fn update_agents(
             conn: &mut Conn,
+            w: &mut Writes,
             agents: &[&worklane_domain::Agent],
         ) -> Result<(), StoreError> {
             for chunk in agents.chunks(400) {
@@ -913,9 +1022,8 @@ macro_rules! shared_ops {
                 for a in chunk {
                     rows.push((*a, serde_json::to_string(a)?));
                 }
-                let mut qb = QueryBuilder::<Db>::new(
-                    "WITH v (id, state, waiting_since, version, body) AS (",
-                );
+                let qb = w.next();
+                qb.push("WITH v (id, state, waiting_since, version, body) AS (");
                 qb.push_values(rows, |mut b, (a, body)| {
                     b.push_bind(a.id.clone())
                         .push_bind(a.state.as_str())
@@ -927,7 +1035,7 @@ macro_rules! shared_ops {
                     ") UPDATE agents SET state = v.state, waiting_since = v.waiting_since, \
                      version = v.version, body = v.body FROM v WHERE agents.id = v.id",
                 );
-                qb.build().persistent(true).execute(&mut *conn).await?;
+                w.done(conn).await?;
             }
             Ok(())
         }
@@ -1016,6 +1124,8 @@ macro_rules! impl_store {
                     seen: Default::default(),
                     bodies: Default::default(),
                     tally: Default::default(),
+                    writes: Default::default(),
+                    keys: Default::default(),
                 }))
             }
         }

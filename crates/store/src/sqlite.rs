@@ -56,9 +56,10 @@ impl SqliteStore {
         let mut write = opts
             .clone()
             .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
-            // The writer's multi-row statements differ by their row count: keep one
-            // prepared statement per batch size seen, not re-parse each batch.
-            .statement_cache_capacity(1024)
+            // The writer's multi-row statements differ by their row count (and a batch's
+            // writes go as one query): keep the shapes seen, not re-parse each batch.
+            // Each kept one costs memory: 1,024 of them came to 50 MiB more than 256.
+            .statement_cache_capacity(256)
             .connect()
             .await?;
         MIGRATOR.run_direct(&mut write).await?;
@@ -285,32 +286,72 @@ pub(crate) mod ops {
         Ok(added)
     }
 
-    /// The next `n` values after the larger of the table's AUTOINCREMENT counter and its
-    /// largest key: SQLite's writer is alone, so they are free until commit.
-    async fn next_n(
+    /// Writes wait for the transaction's next read or its commit (see `Writes`): a
+    /// statement is a round trip to the connection's thread.
+    const DEFER_WRITES: bool = true;
+
+    /// The last brokerId and seq a transaction has drawn: read from the tables at its
+    /// first draw, then counted on here (SQLite's one writer has them to itself until it
+    /// commits).
+    #[derive(Debug, Default)]
+    pub(crate) struct Keys(Option<[i64; 2]>);
+
+    impl Keys {
+        /// Whether drawing needs no read (so no held-back write need be sent first).
+        pub(crate) fn known(&self) -> bool {
+            self.0.is_some()
+        }
+    }
+
+    const TASK_IDS: usize = 0;
+    const SEQS: usize = 1;
+
+    /// `n` values of key `which` after the last drawn. The first draw reads both keys'
+    /// last values in one query: the larger of each table's AUTOINCREMENT counter and its
+    /// largest key.
+    async fn draw(
         conn: &mut Conn,
-        table: &str,
-        key: &str,
+        keys: &mut Keys,
+        which: usize,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
-        // `table` and `key` are constants of this module, never outside input.
-        let (max,): (i64,) = sqlx::query_as(&format!(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
-             COALESCE((SELECT MAX({key}) FROM {table}), 0))"
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok((1..=n as i64).map(|i| max + i).collect())
+        let mut last = match keys.0 {
+            Some(k) => k,
+            None => {
+                let (ids, seqs): (i64, i64) = sqlx::query_as(
+                    "SELECT \
+                     MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0), \
+                         COALESCE((SELECT MAX(broker_id) FROM tasks), 0)), \
+                     MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
+                         COALESCE((SELECT MAX(seq) FROM events), 0))",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                [ids, seqs]
+            }
+        };
+        let from = last[which];
+        last[which] += n as i64;
+        keys.0 = Some(last);
+        Ok((1..=n as i64).map(|i| from + i).collect())
     }
 
     /// brokerIds for a batch's creates.
-    pub(crate) async fn alloc_ids(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
-        next_n(conn, "tasks", "broker_id", n).await
+    pub(crate) async fn alloc_ids(
+        conn: &mut Conn,
+        keys: &mut Keys,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        draw(conn, keys, TASK_IDS, n).await
     }
 
     /// Sequence numbers for a batch's events.
-    pub(crate) async fn alloc_seqs(conn: &mut Conn, n: usize) -> Result<Vec<i64>, StoreError> {
-        next_n(conn, "events", "seq", n).await
+    pub(crate) async fn alloc_seqs(
+        conn: &mut Conn,
+        keys: &mut Keys,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        draw(conn, keys, SEQS, n).await
     }
 }
 

@@ -1,0 +1,101 @@
+//! One write transaction on both stores: what it writes is what its later reads see, even
+//! where the store holds writes back until the next read or the commit (SQLite), and the
+//! keys it draws follow one another whether or not they are read from the tables.
+
+use std::sync::Arc;
+use worklane_domain::{action, ActionMeta, BrokerId, NewTask, Task, TaskFields, Timestamp};
+use worklane_store::{Store, WriteTx};
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+/// Creates tasks with these captureIds in `tx`: their ids and their events' seqs.
+async fn create(tx: &mut dyn WriteTx, capture_ids: &[String]) -> (Vec<BrokerId>, Vec<i64>) {
+    let ids = tx.alloc_ids(capture_ids.len()).await.unwrap();
+    let mut parts = Vec::new();
+    for (id, capture_id) in ids.iter().zip(capture_ids) {
+        let new = NewTask {
+            capture_point_id: "W".into(),
+            fields: TaskFields {
+                capture_id: Some(capture_id.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let tr = action::create(&new, *id, &ActionMeta::default(), now());
+        parts.push((tr.event, tr.task));
+    }
+    let tasks: Vec<Task> = parts.iter().map(|(_, t)| t.clone()).collect();
+    let seqs = tx
+        .append_events(parts)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    tx.put_tasks(&tasks.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    (ids, seqs)
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn consecutive(v: &[i64]) -> bool {
+    v.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+async fn reads_see_the_transactions_own_writes(store: Arc<dyn Store>) {
+    let mut tx = store.begin().await.unwrap();
+    let (ids, seqs) = create(&mut *tx, &names("a", 3)).await;
+    // Loaded by brokerId and by captureId in the same transaction, before any commit.
+    let by_id = tx.load(&ids, &[]).await.unwrap();
+    assert_eq!(by_id.len(), 3);
+    let cap = [("W".to_owned(), "a-1".to_owned())];
+    let by_cap = tx.load(&[], &cap).await.unwrap();
+    assert_eq!(by_cap.len(), 1);
+    assert_eq!(by_cap[0].broker_id, ids[1]);
+    // More keys after a read, then more than one statement's worth of rows (400 a
+    // statement): keys go on from where they were, and nothing is written twice.
+    let (more_ids, more_seqs) = create(&mut *tx, &names("b", 900)).await;
+    let all_ids: Vec<i64> = ids.iter().chain(&more_ids).map(|i| i.0).collect();
+    let all_seqs: Vec<i64> = seqs.iter().chain(&more_seqs).copied().collect();
+    assert!(consecutive(&all_ids), "{all_ids:?}");
+    assert!(consecutive(&all_seqs));
+    // Nothing is visible outside the transaction until it commits.
+    assert!(store.events_after(0, 10).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+
+    let events = store.events_after(0, 1000).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), all_seqs);
+    for id in [ids[0], more_ids[899]] {
+        assert!(store.get_task(id).await.unwrap().is_some(), "{id:?}");
+    }
+    // The next transaction draws after what was committed.
+    let mut tx = store.begin().await.unwrap();
+    let (next_ids, next_seqs) = create(&mut *tx, &names("c", 1)).await;
+    assert!(next_ids[0].0 > *all_ids.last().unwrap());
+    assert!(next_seqs[0] > *all_seqs.last().unwrap());
+    tx.commit().await.unwrap();
+}
+
+async fn a_transaction_dropped_leaves_nothing(store: Arc<dyn Store>) {
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = create(&mut *tx, &names("gone", 2)).await;
+    // Writes still held back when the transaction ends uncommitted.
+    drop(tx);
+    assert!(store.events_after(0, 10).await.unwrap().is_empty());
+    assert!(store.get_task(ids[0]).await.unwrap().is_none());
+    let mut tx = store.begin().await.unwrap();
+    create(&mut *tx, &names("kept", 1)).await;
+    tx.commit().await.unwrap();
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
+}
+
+worklane_store::store_suite!(
+    reads_see_the_transactions_own_writes,
+    a_transaction_dropped_leaves_nothing
+);
