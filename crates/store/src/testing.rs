@@ -80,6 +80,14 @@ where
     );
 }
 
+/// Gathers planner statistics for every table of the PostgreSQL database at `url`.
+pub async fn analyze_postgres(url: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("ANALYZE").execute(&mut conn).await?;
+    Ok(())
+}
+
 /// Runs each named `async fn(Arc<dyn Store>)` of the calling test file against a fresh
 /// SQLite store and a fresh PostgreSQL store: `store_suite!(test_a, test_b);` makes
 /// `sqlite::test_a`, `postgres::test_a`, ... (the one conformance-suite harness).
