@@ -273,16 +273,10 @@ pub(crate) mod ops {
     #[derive(Debug, Default)]
     pub(crate) struct Keys;
 
-    impl Keys {
-        /// Drawing never reads what a held-back write changes (nothing is held back).
-        pub(crate) fn known(&self) -> bool {
-            true
-        }
-    }
-
     /// brokerIds for a batch's creates, in one round trip.
     pub(crate) async fn alloc_ids(
         conn: &mut Conn,
+        _w: &mut Writes,
         _keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
@@ -295,6 +289,7 @@ pub(crate) mod ops {
     /// wait for each other.
     pub(crate) async fn alloc_seqs(
         conn: &mut Conn,
+        _w: &mut Writes,
         _keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {

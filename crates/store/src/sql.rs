@@ -254,7 +254,7 @@ macro_rules! shared_ops {
             if parts.is_empty() {
                 return Ok(Vec::new());
             }
-            let seqs = alloc_seqs(conn, keys, parts.len()).await?;
+            let seqs = alloc_seqs(conn, w, keys, parts.len()).await?;
             let events: Vec<Event> = parts
                 .into_iter()
                 .zip(seqs)
@@ -413,10 +413,7 @@ macro_rules! shared_ops {
                 holdings(&mut self.tx, ids).await
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
-                if !self.keys.known() {
-                    self.flush().await?;
-                }
-                let ids = alloc_ids(&mut self.tx, &mut self.keys, n).await?;
+                let ids = alloc_ids(&mut self.tx, &mut self.writes, &mut self.keys, n).await?;
                 Ok(ids.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
@@ -447,9 +444,6 @@ macro_rules! shared_ops {
             ) -> Result<Vec<Event>, StoreError> {
                 for (e, t) in &events {
                     self.tally.event(e, t);
-                }
-                if !self.keys.known() {
-                    self.flush().await?;
                 }
                 let events = append_events(
                     &mut self.tx,

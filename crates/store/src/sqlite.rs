@@ -296,21 +296,15 @@ pub(crate) mod ops {
     #[derive(Debug, Default)]
     pub(crate) struct Keys(Option<[i64; 2]>);
 
-    impl Keys {
-        /// Whether drawing needs no read (so no held-back write need be sent first).
-        pub(crate) fn known(&self) -> bool {
-            self.0.is_some()
-        }
-    }
-
     const TASK_IDS: usize = 0;
     const SEQS: usize = 1;
 
     /// `n` values of key `which` after the last drawn. The first draw reads both keys'
-    /// last values in one query: the larger of each table's AUTOINCREMENT counter and its
-    /// largest key.
+    /// last values in one query (the larger of each table's AUTOINCREMENT counter and its
+    /// largest key), after sending the writes held back, which it must see.
     async fn draw(
         conn: &mut Conn,
+        w: &mut Writes,
         keys: &mut Keys,
         which: usize,
         n: usize,
@@ -318,6 +312,7 @@ pub(crate) mod ops {
         let mut last = match keys.0 {
             Some(k) => k,
             None => {
+                w.flush(conn).await?;
                 let (ids, seqs): (i64, i64) = sqlx::query_as(
                     "SELECT \
                      MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0), \
@@ -339,19 +334,21 @@ pub(crate) mod ops {
     /// brokerIds for a batch's creates.
     pub(crate) async fn alloc_ids(
         conn: &mut Conn,
+        w: &mut Writes,
         keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
-        draw(conn, keys, TASK_IDS, n).await
+        draw(conn, w, keys, TASK_IDS, n).await
     }
 
     /// Sequence numbers for a batch's events.
     pub(crate) async fn alloc_seqs(
         conn: &mut Conn,
+        w: &mut Writes,
         keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
-        draw(conn, keys, SEQS, n).await
+        draw(conn, w, keys, SEQS, n).await
     }
 }
 

@@ -280,7 +280,7 @@ pub async fn run(args: DistributeArgs) -> anyhow::Result<()> {
     bar.set_message("seeding waiting tasks");
     seed(&store, args.tasks, "work", &bar).await?;
     seed(&store, push_tasks, "offers", &bar).await?;
-    super::analyze(&url).await?;
+    super::analyze(&*store, &url).await?;
     bar.finish_and_clear();
     drop(store);
 

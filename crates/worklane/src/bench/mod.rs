@@ -206,8 +206,8 @@ pub async fn seed_tasks(
 /// one (autovacuum does it a minute later where it runs; some servers run without it).
 /// Without statistics the planner guesses, and one guess turned an agent's holdings count
 /// on a partial index into a scan of a million rows (94 ms a pull). SQLite: nothing to do.
-pub async fn analyze(url: &str) -> anyhow::Result<()> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+pub async fn analyze(store: &dyn worklane_store::Store, url: &str) -> anyhow::Result<()> {
+    if store.backend() == "postgres" {
         worklane_store::testing::analyze_postgres(url).await?;
     }
     Ok(())

@@ -155,7 +155,7 @@ async fn reprioritize(
         left -= n;
         bar.inc(n as u64);
     }
-    super::analyze(&url).await?;
+    super::analyze(&*store, &url).await?;
     bar.set_position(0);
     bar.set_message("reprioritizing");
     let clock = worklane_engine::TestClock::new(now);
