@@ -202,6 +202,8 @@ macro_rules! shared_ops {
         pub(crate) struct Writes {
             sql: QueryBuilder<'static, Db>,
             statements: usize,
+            /// Whether every statement waiting is worth keeping prepared.
+            persistent: bool,
         }
 
         impl Default for Writes {
@@ -209,17 +211,22 @@ macro_rules! shared_ops {
                 Self {
                     sql: QueryBuilder::new(""),
                     statements: 0,
+                    persistent: true,
                 }
             }
         }
 
         impl Writes {
-            /// Starts a statement: the builder to write it into.
-            fn next(&mut self) -> &mut QueryBuilder<'static, Db> {
+            /// Starts a statement: the builder to write it into. `persistent`: keep it
+            /// prepared, for a shape that recurs (not one that varies with each batch's
+            /// row count, which would push the recurring ones out of the cache). A
+            /// deferred query is always kept: its text recurs by its parts' row counts.
+            fn next(&mut self, persistent: bool) -> &mut QueryBuilder<'static, Db> {
                 if self.statements > 0 {
                     self.sql.push("; ");
                 }
                 self.statements += 1;
+                self.persistent &= persistent;
                 &mut self.sql
             }
 
@@ -237,8 +244,9 @@ macro_rules! shared_ops {
                     return Ok(());
                 }
                 self.statements = 0;
+                let keep = DEFER_WRITES || std::mem::replace(&mut self.persistent, true);
                 let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
-                sql.build().persistent(true).execute(&mut *conn).await?;
+                sql.build().persistent(keep).execute(&mut *conn).await?;
                 Ok(())
             }
         }
@@ -272,7 +280,7 @@ macro_rules! shared_ops {
             now: Timestamp,
         ) -> Result<(), StoreError> {
             for chunk in rows.chunks(500) {
-                let qb = w.next();
+                let qb = w.next(false);
                 qb.push("INSERT INTO requests (key, result, created_at) ");
                 qb.push_values(chunk, |mut b, (key, json)| {
                     b.push_bind(key.clone()).push_bind(json.clone()).push_bind(micros(now));
@@ -521,7 +529,7 @@ macro_rules! shared_ops {
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
             for chunk in live.chunks(400) {
-                let qb = w.next();
+                let qb = w.next(true);
                 qb.push(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
                      process_id, queue, assigned_to_user, activation_at, due_at, expiration_at, \
@@ -570,7 +578,7 @@ macro_rules! shared_ops {
                 .filter(|i| mask & (1 << i) != 0)
                 .collect();
             for chunk in tasks.chunks(400) {
-                let qb = w.next();
+                let qb = w.next(true);
                 qb.push("WITH v (broker_id, version, body");
                 for &i in &cols {
                     qb.push(", ").push($crate::columns::NAMES[i]);
@@ -606,7 +614,7 @@ macro_rules! shared_ops {
         ) -> Result<(), StoreError> {
             let counts: Vec<_> = tally.count_deltas().collect();
             if !counts.is_empty() {
-                let qb = w.next();
+                let qb = w.next(false);
                 qb.push("INSERT INTO task_count_deltas (status, queue, process_id, n) ");
                 qb.push_values(counts, |mut b, ((s, q, p), n)| {
                     b.push_bind(*s).push_bind(q.clone()).push_bind(p.clone()).push_bind(n);
@@ -615,7 +623,7 @@ macro_rules! shared_ops {
             }
             let due: Vec<_> = tally.due_deltas().collect();
             if !due.is_empty() {
-                let qb = w.next();
+                let qb = w.next(false);
                 qb.push("INSERT INTO due_count_deltas (queue, due_period, n) ");
                 qb.push_values(due, |mut b, ((q, p), n)| {
                     b.push_bind(q.clone()).push_bind(*p).push_bind(n);
@@ -624,7 +632,7 @@ macro_rules! shared_ops {
             }
             let periods: Vec<_> = tally.period_deltas().collect();
             if !periods.is_empty() {
-                let qb = w.next();
+                let qb = w.next(false);
                 qb.push(format!(
                     "INSERT INTO period_deltas ({}) ",
                     $crate::stats::PERIOD_COLS
@@ -650,7 +658,7 @@ macro_rules! shared_ops {
             gone: &[i64],
         ) -> Result<(), StoreError> {
             for chunk in gone.chunks(500) {
-                let qb = w.next();
+                let qb = w.next(false);
                 qb.push("DELETE FROM tasks WHERE broker_id IN (");
                 let mut sep = qb.separated(", ");
                 for id in chunk {
@@ -669,7 +677,7 @@ macro_rules! shared_ops {
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
             for chunk in events.chunks(1000) {
-                let qb = w.next();
+                let qb = w.next(true);
                 qb.push(
                     "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
                      body) ",
@@ -1016,7 +1024,7 @@ macro_rules! shared_ops {
                 for a in chunk {
                     rows.push((*a, serde_json::to_string(a)?));
                 }
-                let qb = w.next();
+                let qb = w.next(true);
                 qb.push("WITH v (id, state, waiting_since, version, body) AS (");
                 qb.push_values(rows, |mut b, (a, body)| {
                     b.push_bind(a.id.clone())
