@@ -521,7 +521,7 @@ pub(crate) async fn process_due(
             last = Some(e.seq);
         }
         save_tasks(tx, &w).await?;
-        // Written while the next chunk is decided, not all at the commit.
+        // Written while the next chunk is decided and serialized, not all at the commit.
         tx.flush().await?;
     }
     Ok((changed, last))

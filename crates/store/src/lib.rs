@@ -16,6 +16,7 @@ mod agents;
 mod announce;
 mod columns;
 mod deliveries;
+mod in_flight;
 mod leases;
 mod postgres;
 mod redact;
@@ -241,9 +242,11 @@ pub trait WriteTx: Send {
     /// Inserts or replaces these tasks.
     async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError>;
 
-    /// Sends the writes held back so far. SQLite holds a transaction's writes until its
-    /// next read or its commit, to send them in one go; a caller with more to compute
-    /// before either calls this so the store works meanwhile.
+    /// Starts sending the writes held back so far, and returns without waiting for them:
+    /// the transaction's next read, draw or commit waits, and fails if they did. SQLite
+    /// holds a transaction's writes until its next read or its commit, to send them in
+    /// one go; a caller with more to compute before either calls this so the store works
+    /// meanwhile (PostgreSQL has sent them already).
     async fn flush(&mut self) -> Result<(), StoreError>;
 
     async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError>;

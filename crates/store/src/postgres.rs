@@ -275,12 +275,12 @@ pub(crate) mod ops {
 
     /// brokerIds for a batch's creates, in one round trip.
     pub(crate) async fn alloc_ids(
-        conn: &mut Conn,
+        conn: &mut Link,
         _w: &mut Writes,
         _keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
-        next_n(conn, "tasks_broker_id_seq", n).await
+        next_n(conn.get().await?, "tasks_broker_id_seq", n).await
     }
 
     /// Sequence numbers for a batch's events, after taking the transaction's marker: a
@@ -288,16 +288,17 @@ pub(crate) mod ops {
     /// next (see `read_events_after`). Shared, so writers that read the same value do not
     /// wait for each other.
     pub(crate) async fn alloc_seqs(
-        conn: &mut Conn,
+        conn: &mut Link,
         _w: &mut Writes,
         _keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
+        let conn = conn.get().await?;
         sqlx::query(
             "SELECT pg_advisory_xact_lock_shared(\
              CASE WHEN is_called THEN last_value ELSE last_value - 1 END) FROM events_seq_seq",
         )
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
         next_n(conn, "events_seq_seq", n).await
     }

@@ -12,6 +12,8 @@ macro_rules! shared_ops {
         use worklane_domain::{BrokerId, Event, NewEvent, Task, TaskRef, Timestamp};
 
         type Conn = <Db as sqlx::Database>::Connection;
+        /// A write transaction whose writes may be in flight (see `in_flight`).
+        type Link = $crate::in_flight::InFlight<WriteTx>;
 
         fn decode_task(body: &str) -> Result<Task, StoreError> {
             Ok(serde_json::from_str(body)?)
@@ -231,11 +233,11 @@ macro_rules! shared_ops {
             }
 
             /// Ends a statement: sends it at once unless this backend defers writes.
-            async fn done(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+            async fn done(&mut self, conn: &mut Link) -> Result<(), StoreError> {
                 if DEFER_WRITES {
                     return Ok(());
                 }
-                self.flush(conn).await
+                self.flush(conn.get().await?).await
             }
 
             /// Sends every statement waiting, as one query.
@@ -253,7 +255,7 @@ macro_rules! shared_ops {
 
         /// Gives the events their place in the log and writes them.
         pub(crate) async fn append_events(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             keys: &mut Keys,
             parts: Vec<(NewEvent, Task)>,
@@ -274,7 +276,7 @@ macro_rules! shared_ops {
 
         /// Keeps commands' results under their idempotency keys: (key, result JSON).
         pub(crate) async fn record_results(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             rows: &[(String, String)],
             now: Timestamp,
@@ -293,7 +295,7 @@ macro_rules! shared_ops {
         /// A write transaction of this backend: the engine's port for one batch. Its
         /// newest seq is announced to other processes once it has committed.
         pub(crate) struct Tx {
-            pub(crate) tx: WriteTx,
+            pub(crate) tx: Link,
             pub(crate) announcer: Option<$crate::announce::Announcer>,
             pub(crate) last_seq: i64,
             /// The rows this transaction has read, to write back only what changed.
@@ -309,9 +311,12 @@ macro_rules! shared_ops {
         }
 
         impl Tx {
-            /// Sends the writes waiting, before a read that must see them.
-            async fn flush(&mut self) -> Result<(), StoreError> {
-                self.writes.flush(&mut self.tx).await
+            /// Sends the writes waiting, before a read that must see them: the connection,
+            /// once they have landed.
+            async fn flush(&mut self) -> Result<&mut Conn, StoreError> {
+                let conn = self.tx.get().await?;
+                self.writes.flush(conn).await?;
+                Ok(&mut **conn)
             }
         }
 
@@ -321,8 +326,8 @@ macro_rules! shared_ops {
                 &mut self,
                 keys: &[String],
             ) -> Result<Vec<(String, String)>, StoreError> {
-                self.flush().await?;
-                stored_results(&mut self.tx, keys).await
+                let conn = self.flush().await?;
+                stored_results(conn, keys).await
             }
             async fn load(
                 &mut self,
@@ -330,8 +335,8 @@ macro_rules! shared_ops {
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                self.flush().await?;
-                let tasks = load(&mut self.tx, &ids, caps).await?;
+                let conn = self.flush().await?;
+                let tasks = load(conn, &ids, caps).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -342,8 +347,8 @@ macro_rules! shared_ops {
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
                 let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
-                self.flush().await?;
-                let tasks = claim(&mut self.tx, sel, &exclude, limit).await?;
+                let conn = self.flush().await?;
+                let tasks = claim(conn, sel, &exclude, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -352,8 +357,8 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
-                self.flush().await?;
-                let tasks = claim_due(&mut self.tx, now, limit).await?;
+                let conn = self.flush().await?;
+                let tasks = claim_due(conn, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -362,8 +367,8 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
-                self.flush().await?;
-                let tasks = claim_expired_offers(&mut self.tx, now, limit).await?;
+                let conn = self.flush().await?;
+                let tasks = claim_expired_offers(conn, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -374,12 +379,12 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
-                self.flush().await?;
-                load_agents(&mut self.tx, &ids, ROW_LOCK).await
+                let conn = self.flush().await?;
+                load_agents(conn, &ids, ROW_LOCK).await
             }
             async fn ready_agent_ids(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-                self.flush().await?;
-                ready_agent_ids(&mut self.tx).await
+                let conn = self.flush().await?;
+                ready_agent_ids(conn).await
             }
             async fn claim_agents(
                 &mut self,
@@ -388,15 +393,15 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
-                self.flush().await?;
-                claim_agents(&mut self.tx, &ids).await
+                let conn = self.flush().await?;
+                claim_agents(conn, &ids).await
             }
             async fn insert_agent(
                 &mut self,
                 agent: &worklane_domain::Agent,
             ) -> Result<bool, StoreError> {
-                self.flush().await?;
-                insert_agent(&mut self.tx, agent).await
+                let conn = self.flush().await?;
+                insert_agent(conn, agent).await
             }
             async fn update_agents(
                 &mut self,
@@ -408,8 +413,8 @@ macro_rules! shared_ops {
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<Task>, StoreError> {
-                self.flush().await?;
-                let tasks = work_of(&mut self.tx, ids, ROW_LOCK).await?;
+                let conn = self.flush().await?;
+                let tasks = work_of(conn, ids, ROW_LOCK).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -417,8 +422,8 @@ macro_rules! shared_ops {
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<$crate::Holding>, StoreError> {
-                self.flush().await?;
-                holdings(&mut self.tx, ids).await
+                let conn = self.flush().await?;
+                holdings(conn, ids).await
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
                 let ids = alloc_ids(&mut self.tx, &mut self.writes, &mut self.keys, n).await?;
@@ -479,18 +484,28 @@ macro_rules! shared_ops {
                 seq: i64,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
-                self.flush().await?;
-                save_cursor(&mut self.tx, consumer, seq, now).await
+                let conn = self.flush().await?;
+                save_cursor(conn, consumer, seq, now).await
             }
             async fn flush(&mut self) -> Result<(), StoreError> {
-                Tx::flush(self).await
+                if self.writes.statements == 0 {
+                    return Ok(());
+                }
+                let mut writes = std::mem::take(&mut self.writes);
+                self.tx
+                    .send(|mut tx| async move {
+                        let landed = writes.flush(&mut tx).await;
+                        (tx, landed)
+                    })
+                    .await
             }
             async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
                 write_tally(&mut self.tx, &mut self.writes, &self.tally).await?;
                 self.flush().await?;
-                self.tx.commit().await?;
-                if let (Some(a), true) = (&self.announcer, self.last_seq > 0) {
-                    a.announce(self.last_seq);
+                let this = *self;
+                this.tx.into_inner().await?.commit().await?;
+                if let (Some(a), true) = (&this.announcer, this.last_seq > 0) {
+                    a.announce(this.last_seq);
                 }
                 Ok(())
             }
@@ -523,7 +538,7 @@ macro_rules! shared_ops {
         }
 
         async fn put_tasks(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             live: &[&Task],
             bodies: &mut $crate::columns::Bodies,
@@ -568,7 +583,7 @@ macro_rules! shared_ops {
         /// Writes back tasks this transaction read, setting the columns of `mask` (bits of
         /// `columns::NAMES`) besides the body and version, many rows a statement.
         async fn update_tasks(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             mask: u16,
             tasks: &[&Task],
@@ -608,7 +623,7 @@ macro_rules! shared_ops {
         /// Appends what a transaction moved in the console's figures: a row per group and
         /// period that changed.
         async fn write_tally(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             tally: &$crate::stats::Tally,
         ) -> Result<(), StoreError> {
@@ -653,7 +668,7 @@ macro_rules! shared_ops {
         }
 
         async fn delete_tasks(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             gone: &[i64],
         ) -> Result<(), StoreError> {
@@ -671,7 +686,7 @@ macro_rules! shared_ops {
         }
 
         async fn write_events(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             events: &[Event],
             bodies: &mut $crate::columns::Bodies,
@@ -1015,7 +1030,7 @@ macro_rules! shared_ops {
 
         /// Writes back agents, one statement for as many as 400.
         pub(crate) async fn update_agents(
-            conn: &mut Conn,
+            conn: &mut Link,
             w: &mut Writes,
             agents: &[&worklane_domain::Agent],
         ) -> Result<(), StoreError> {
@@ -1120,7 +1135,7 @@ macro_rules! impl_store {
         impl $crate::Writer for $ty {
             async fn begin(&self) -> Result<Box<dyn $crate::WriteTx>, $crate::StoreError> {
                 Ok(Box::new($ops::Tx {
-                    tx: self.begin_write().await?,
+                    tx: $crate::in_flight::InFlight::new(self.begin_write().await?),
                     announcer: self.announcer(),
                     last_seq: 0,
                     seen: Default::default(),

@@ -303,7 +303,7 @@ pub(crate) mod ops {
     /// last values in one query (the larger of each table's AUTOINCREMENT counter and its
     /// largest key), after sending the writes held back, which it must see.
     async fn draw(
-        conn: &mut Conn,
+        conn: &mut Link,
         w: &mut Writes,
         keys: &mut Keys,
         which: usize,
@@ -312,6 +312,7 @@ pub(crate) mod ops {
         let mut last = match keys.0 {
             Some(k) => k,
             None => {
+                let conn = conn.get().await?;
                 w.flush(conn).await?;
                 let (ids, seqs): (i64, i64) = sqlx::query_as(
                     "SELECT \
@@ -320,7 +321,7 @@ pub(crate) mod ops {
                      MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
                          COALESCE((SELECT MAX(seq) FROM events), 0))",
                 )
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut **conn)
                 .await?;
                 [ids, seqs]
             }
@@ -333,7 +334,7 @@ pub(crate) mod ops {
 
     /// brokerIds for a batch's creates.
     pub(crate) async fn alloc_ids(
-        conn: &mut Conn,
+        conn: &mut Link,
         w: &mut Writes,
         keys: &mut Keys,
         n: usize,
@@ -343,7 +344,7 @@ pub(crate) mod ops {
 
     /// Sequence numbers for a batch's events.
     pub(crate) async fn alloc_seqs(
-        conn: &mut Conn,
+        conn: &mut Link,
         w: &mut Writes,
         keys: &mut Keys,
         n: usize,

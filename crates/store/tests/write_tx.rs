@@ -95,7 +95,49 @@ async fn a_transaction_dropped_leaves_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
 }
 
+async fn writes_sent_ahead_land_before_what_follows(store: Arc<dyn Store>) {
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = create(&mut *tx, &names("ahead", 2)).await;
+    // Sent without waiting; the read after it and a dropped transaction both wait.
+    tx.flush().await.unwrap();
+    assert_eq!(tx.load(&ids, &[]).await.unwrap().len(), 2);
+    create(&mut *tx, &names("ahead-more", 1)).await;
+    tx.flush().await.unwrap();
+    drop(tx);
+    assert!(store.get_task(ids[0]).await.unwrap().is_none());
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = create(&mut *tx, &names("ahead", 2)).await;
+    tx.flush().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 2);
+    assert!(store.get_task(ids[1]).await.unwrap().is_some());
+}
+
+async fn a_write_sent_ahead_that_fails_fails_the_transaction(store: Arc<dyn Store>) {
+    let key = vec![("req-1".to_owned(), "\"first\"".to_owned())];
+    let mut tx = store.begin().await.unwrap();
+    tx.record_results(&key, now()).await.unwrap();
+    tx.commit().await.unwrap();
+    // The same idempotency key again: refused where the write lands, whether that is at
+    // once (PostgreSQL), or at the read after the flush (SQLite).
+    let mut tx = store.begin().await.unwrap();
+    let dup = vec![("req-1".to_owned(), "\"second\"".to_owned())];
+    let landed = async {
+        tx.record_results(&dup, now()).await?;
+        tx.flush().await?;
+        tx.stored_results(&["req-1".to_owned()]).await
+    }
+    .await;
+    assert!(landed.is_err(), "{landed:?}");
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let kept = tx.stored_results(&["req-1".to_owned()]).await.unwrap();
+    assert_eq!(kept, key);
+}
+
 worklane_store::store_suite!(
     reads_see_the_transactions_own_writes,
-    a_transaction_dropped_leaves_nothing
+    a_transaction_dropped_leaves_nothing,
+    writes_sent_ahead_land_before_what_follows,
+    a_write_sent_ahead_that_fails_fails_the_transaction
 );
