@@ -122,14 +122,20 @@ pub struct Event {
     pub broker_id: BrokerId,
     pub capture_id: String,
     pub capture_point_id: String,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub distribution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub distribution_point_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub reason: Option<String>,
     pub event_date_time: Timestamp,
     /// The reference id of the request that caused it (seed 003), when one did.
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub request_id: Option<String>,
     /// The channel that asked for the change (`REST`, a capture point id, `processor`).
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub origin: Option<String>,
     pub changes: Vec<String>,
     /// The agent the change concerns (see [`NewEvent::agent`]).

@@ -9,6 +9,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod fields;
+pub mod stored;
 pub mod task;
 
 pub use access::{AgentScope, Principal, Role, Scope};

@@ -270,31 +270,54 @@ pub struct Task {
     pub broker_id: BrokerId,
     pub capture_id: String,
     pub capture_point_id: String,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub distribution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub distribution_point_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub solution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub department_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub process_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub contract_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub business_calendar_id: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub category: Option<String>,
     pub status: Status,
     pub priority: i32,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub business_value: Option<i32>,
     pub created_date_time: Timestamp,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub held_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub distributed_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub assigned_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub completed_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub activation_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub due_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub expiration_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub reprioritize_date_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub assigned_to_user: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub queue_type: Option<QueueType>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub queue_target: Option<String>,
     /// The live push offer of a Distributed task: one agent's reservation until it
     /// answers or the offer times out. At most one at a time.
@@ -304,6 +327,7 @@ pub struct Task {
     pub ext: Ext,
     #[serde(default)]
     pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "crate::stored::absent")]
     pub error: Option<String>,
     /// Bumped by every change; lets a reader tell two snapshots apart.
     pub version: i64,

@@ -121,7 +121,7 @@ impl Bodies {
     pub(crate) fn take(&mut self, t: &Task) -> Result<String, serde_json::Error> {
         match self.0.remove(&(t.broker_id.0, t.version)) {
             Some(json) => Ok(json),
-            None => serde_json::to_string(t),
+            None => worklane_domain::stored::stored(|| serde_json::to_string(t)),
         }
     }
 }
@@ -215,10 +215,10 @@ mod tests {
             now,
         );
         let event = worklane_domain::Event::from_parts(3, tr.event, tr.task.clone());
-        let body = serde_json::to_string(&event).unwrap();
+        let body = worklane_domain::stored::stored(|| serde_json::to_string(&event)).unwrap();
         let mut bodies = Bodies::default();
         bodies.keep(&tr.task, &body);
-        let expected = serde_json::to_string(&tr.task).unwrap();
+        let expected = worklane_domain::stored::stored(|| serde_json::to_string(&tr.task)).unwrap();
         assert_eq!(bodies.take(&tr.task).unwrap(), expected);
         // Taken once; another version is serialized afresh.
         let mut later = tr.task.clone();
@@ -226,7 +226,7 @@ mod tests {
         later.priority = 9;
         assert_eq!(
             bodies.take(&later).unwrap(),
-            serde_json::to_string(&later).unwrap()
+            worklane_domain::stored::stored(|| serde_json::to_string(&later)).unwrap()
         );
     }
 

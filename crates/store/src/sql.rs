@@ -699,7 +699,7 @@ macro_rules! shared_ops {
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for e in chunk {
-                    let body = serde_json::to_string(e)?;
+                    let body = worklane_domain::stored::stored(|| serde_json::to_string(e))?;
                     bodies.keep(&e.task, &body);
                     rows.push((e, body));
                 }
