@@ -30,9 +30,9 @@ pub(crate) fn absent<T>(v: &Option<T>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{action, ActionMeta, BrokerId, Event, NewTask, Task};
+    use crate::{action, ActionMeta, BrokerId, Event, NewTask, Task, Transition};
 
-    fn task() -> Task {
+    fn created() -> Transition {
         let new = NewTask {
             capture_point_id: "cp".into(),
             fields: Default::default(),
@@ -40,7 +40,11 @@ mod tests {
             on_duplicate: Default::default(),
         };
         let now = "2026-11-30T10:00:00Z".parse().unwrap();
-        action::create(&new, BrokerId(7), &ActionMeta::default(), now).task
+        action::create(&new, BrokerId(7), &ActionMeta::default(), now)
+    }
+
+    fn task() -> Task {
+        created().task
     }
 
     #[test]
@@ -60,18 +64,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<Task>(&shown).unwrap(), t);
         // Only inside `stored`, and the event's snapshot too.
         assert_eq!(serde_json::to_string(&t).unwrap(), shown);
-        let e = action::create(
-            &NewTask {
-                capture_point_id: "cp".into(),
-                fields: Default::default(),
-                hold: false,
-                on_duplicate: Default::default(),
-            },
-            BrokerId(7),
-            &ActionMeta::default(),
-            t.created_date_time,
-        );
-        let e = Event::from_parts(3, e.event, e.task);
+        let c = created();
+        let e = Event::from_parts(3, c.event, c.task);
         let kept = stored(|| serde_json::to_string(&e).unwrap());
         assert!(!kept.contains("null"), "{kept}");
         assert_eq!(serde_json::from_str::<Event>(&kept).unwrap(), e);

@@ -37,9 +37,7 @@ impl<T: Send + 'static> InFlight<T> {
             self.tx = Some(tx);
             landed?;
         }
-        self.tx
-            .as_mut()
-            .ok_or_else(|| StoreError::Invalid("the transaction was lost with a write".into()))
+        self.tx.as_mut().ok_or_else(lost)
     }
 
     /// Starts `write` on the transaction in a task of its own, after the write before
@@ -60,10 +58,13 @@ impl<T: Send + 'static> InFlight<T> {
     /// The transaction itself, once every write has landed.
     pub(crate) async fn into_inner(mut self) -> Result<T, StoreError> {
         self.get().await?;
-        self.tx
-            .take()
-            .ok_or_else(|| StoreError::Invalid("the transaction was lost with a write".into()))
+        self.tx.take().ok_or_else(lost)
     }
+}
+
+/// A write task that ended without handing the transaction back (it was cancelled).
+fn lost() -> StoreError {
+    StoreError::Invalid("the transaction was lost with a write".into())
 }
 
 #[cfg(test)]

@@ -237,7 +237,18 @@ macro_rules! shared_ops {
                 if DEFER_WRITES {
                     return Ok(());
                 }
-                self.flush(conn.get().await?).await
+                self.land(conn).await.map(drop)
+            }
+
+            /// Sends every statement waiting once the write in flight has landed, and waits
+            /// for them: the connection, for a read that must see them.
+            pub(crate) async fn land<'c>(
+                &mut self,
+                link: &'c mut Link,
+            ) -> Result<&'c mut Conn, StoreError> {
+                let conn = link.get().await?;
+                self.flush(conn).await?;
+                Ok(&mut **conn)
             }
 
             /// Sends every statement waiting, as one query.
@@ -311,12 +322,10 @@ macro_rules! shared_ops {
         }
 
         impl Tx {
-            /// Sends the writes waiting, before a read that must see them: the connection,
-            /// once they have landed.
-            async fn flush(&mut self) -> Result<&mut Conn, StoreError> {
-                let conn = self.tx.get().await?;
-                self.writes.flush(conn).await?;
-                Ok(&mut **conn)
+            /// Lands the writes waiting, before a read that must see them (see
+            /// `Writes::land`). Unlike `WriteTx::flush`, which sends them and goes on.
+            async fn settle(&mut self) -> Result<&mut Conn, StoreError> {
+                self.writes.land(&mut self.tx).await
             }
         }
 
@@ -326,7 +335,7 @@ macro_rules! shared_ops {
                 &mut self,
                 keys: &[String],
             ) -> Result<Vec<(String, String)>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 stored_results(conn, keys).await
             }
             async fn load(
@@ -335,7 +344,7 @@ macro_rules! shared_ops {
                 caps: &[(String, String)],
             ) -> Result<Vec<Task>, StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 let tasks = load(conn, &ids, caps).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -347,7 +356,7 @@ macro_rules! shared_ops {
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
                 let exclude: Vec<i64> = exclude.iter().map(|i| i.0).collect();
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 let tasks = claim(conn, sel, &exclude, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -357,7 +366,7 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 let tasks = claim_due(conn, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -367,7 +376,7 @@ macro_rules! shared_ops {
                 now: Timestamp,
                 limit: u32,
             ) -> Result<Vec<Task>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 let tasks = claim_expired_offers(conn, now, limit).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -379,11 +388,11 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 load_agents(conn, &ids, ROW_LOCK).await
             }
             async fn ready_agent_ids(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 ready_agent_ids(conn).await
             }
             async fn claim_agents(
@@ -393,14 +402,14 @@ macro_rules! shared_ops {
                 let mut ids = ids.to_vec();
                 ids.sort();
                 ids.dedup();
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 claim_agents(conn, &ids).await
             }
             async fn insert_agent(
                 &mut self,
                 agent: &worklane_domain::Agent,
             ) -> Result<bool, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 insert_agent(conn, agent).await
             }
             async fn update_agents(
@@ -413,7 +422,7 @@ macro_rules! shared_ops {
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<Task>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 let tasks = work_of(conn, ids, ROW_LOCK).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
@@ -422,7 +431,7 @@ macro_rules! shared_ops {
                 &mut self,
                 ids: &[String],
             ) -> Result<Vec<$crate::Holding>, StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 holdings(conn, ids).await
             }
             async fn alloc_ids(&mut self, n: usize) -> Result<Vec<BrokerId>, StoreError> {
@@ -484,7 +493,7 @@ macro_rules! shared_ops {
                 seq: i64,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
-                let conn = self.flush().await?;
+                let conn = self.settle().await?;
                 save_cursor(conn, consumer, seq, now).await
             }
             async fn flush(&mut self) -> Result<(), StoreError> {
@@ -501,7 +510,7 @@ macro_rules! shared_ops {
             }
             async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
                 write_tally(&mut self.tx, &mut self.writes, &self.tally).await?;
-                self.flush().await?;
+                self.settle().await?;
                 let this = *self;
                 this.tx.into_inner().await?.commit().await?;
                 if let (Some(a), true) = (&this.announcer, this.last_seq > 0) {

@@ -312,8 +312,7 @@ pub(crate) mod ops {
         let mut last = match keys.0 {
             Some(k) => k,
             None => {
-                let conn = conn.get().await?;
-                w.flush(conn).await?;
+                let conn = w.land(conn).await?;
                 let (ids, seqs): (i64, i64) = sqlx::query_as(
                     "SELECT \
                      MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0), \
@@ -321,7 +320,7 @@ pub(crate) mod ops {
                      MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
                          COALESCE((SELECT MAX(seq) FROM events), 0))",
                 )
-                .fetch_one(&mut **conn)
+                .fetch_one(&mut *conn)
                 .await?;
                 [ids, seqs]
             }
