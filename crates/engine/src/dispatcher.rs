@@ -48,21 +48,20 @@ impl Dispatcher {
     /// Runs until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
         let mut wake = self.engine.subscribe();
-        let mut woken_by_commit = false;
-        let mut last_pass: Option<Instant> = None;
+        // When a commit woke the loop: the earliest the next pass may start.
+        let mut not_before: Option<Instant> = None;
         loop {
             if cancel.is_cancelled() {
                 break;
             }
-            if let (true, Some(last)) = (woken_by_commit, last_pass) {
+            if let Some(at) = not_before.take() {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep_until(last + COMMIT_PASS_GAP) => {}
+                    _ = tokio::time::sleep_until(at) => {}
                 }
             }
-            woken_by_commit = false;
             wake.borrow_and_update();
-            last_pass = Some(Instant::now());
+            let started = Instant::now();
             match self.engine.dispatch(self.batch).await {
                 // Cut short by its limit: more is waiting now.
                 Ok(n) if n >= self.batch as usize => continue,
@@ -80,7 +79,7 @@ impl Dispatcher {
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = wake.changed() => woken_by_commit = true,
+                _ = wake.changed() => not_before = Some(started + COMMIT_PASS_GAP),
                 _ = expiry => {}
                 _ = tokio::time::sleep(self.poll) => {}
             }
