@@ -86,6 +86,12 @@ pub(crate) mod ops {
     /// Claimed rows are locked; rows another writer holds are skipped.
     /// The planner finds tasks_claim for a status in priority order itself.
     const BY_PRIORITY: &str = "";
+    /// The order of claims by status (tasks_claim). Spelt apart from a queue's claim
+    /// order (`COALESCE(due_at, ...)`, tasks_queue_claim), which means the same (NULLs
+    /// sort last): with one spelling the planner took tasks_claim for a queue's claim too,
+    /// whenever statistics made that queue common, and stepped over every task of other
+    /// queues and every task on offer with a higher priority (see migration 0017).
+    const CLAIM_ORDER: &str = "priority DESC, due_at, broker_id";
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
     /// Loaded rows are locked until commit; a writer on another node waits for them.
     const ROW_LOCK: &str = " FOR UPDATE";

@@ -118,7 +118,8 @@ macro_rules! shared_ops {
         }
 
         /// The best `limit` tasks `sel` matches, leaving out `exclude`, in the selection's
-        /// order (the `tasks_claim` index). PostgreSQL locks them and skips rows another
+        /// order (the `tasks_queue_claim` index for one queue's unoffered tasks, else
+        /// `tasks_claim`). PostgreSQL locks them and skips rows another
         /// writer holds.
         pub(crate) async fn claim(
             conn: &mut Conn,
@@ -158,7 +159,18 @@ macro_rules! shared_ops {
                 }
                 sep.push_unseparated(")");
             }
-            qb.push(" ORDER BY priority DESC, COALESCE(due_at, 9223372036854775807), broker_id LIMIT ")
+            // One queue's unoffered tasks: the order of tasks_queue_claim; otherwise that
+            // of tasks_claim (the backend's spelling).
+            let order = if sel.status == worklane_domain::Status::Distributed
+                && sel.unoffered
+                && sel.queue.is_some()
+                && sel.queues.is_empty()
+            {
+                "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id"
+            } else {
+                CLAIM_ORDER
+            };
+            qb.push(format_args!(" ORDER BY {order} LIMIT "))
                 .push_bind(i64::from(limit.max(1)));
             qb.push(CLAIM_LOCK);
             let rows = qb.build().persistent(exclude.is_empty()).fetch_all(&mut *conn).await?;
