@@ -83,7 +83,6 @@ pub(crate) mod ops {
     type Db = sqlx::Postgres;
     shared_ops!();
 
-    /// Claimed rows are locked; rows another writer holds are skipped.
     /// The planner finds tasks_claim for a status in priority order itself.
     const BY_PRIORITY: &str = "";
     /// The order of claims by status (tasks_claim). Spelt apart from a queue's claim
@@ -92,6 +91,7 @@ pub(crate) mod ops {
     /// whenever statistics made that queue common, and stepped over every task of other
     /// queues and every task on offer with a higher priority (see migration 0017).
     const CLAIM_ORDER: &str = "priority DESC, due_at, broker_id";
+    /// Claimed rows are locked; rows another writer holds are skipped.
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
     /// Loaded rows are locked until commit; a writer on another node waits for them.
     const ROW_LOCK: &str = " FOR UPDATE";
