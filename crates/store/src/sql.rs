@@ -2,9 +2,14 @@
 //! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), so one macro expands the operations
 //! for each backend's types instead of fighting sqlx's generic bounds.
 
+/// The order of one queue's unoffered tasks, as index tasks_queue_claim holds them
+/// (highest priority, then earliest due date with none last, then oldest).
+pub(crate) const QUEUE_CLAIM_ORDER: &str =
+    "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id";
+
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
-/// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `settled_seq`
-/// and `read_events_after`, the operations every backend shares.
+/// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
+/// `settled_seq` and `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
@@ -128,7 +133,8 @@ macro_rules! shared_ops {
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
             let mut qb = QueryBuilder::<Db>::new("SELECT body FROM tasks WHERE ");
-            if sel.status == worklane_domain::Status::Distributed && sel.unoffered {
+            let waiting = sel.status == worklane_domain::Status::Distributed && sel.unoffered;
+            if waiting {
                 // Literal terms, so SQLite reads the partial index tasks_queue_claim.
                 qb.push("status = 'Distributed' AND offered_to IS NULL");
             } else {
@@ -161,12 +167,8 @@ macro_rules! shared_ops {
             }
             // One queue's unoffered tasks: the order of tasks_queue_claim; otherwise that
             // of tasks_claim (the backend's spelling).
-            let order = if sel.status == worklane_domain::Status::Distributed
-                && sel.unoffered
-                && sel.queue.is_some()
-                && sel.queues.is_empty()
-            {
-                "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id"
+            let order = if waiting && sel.queue.is_some() && sel.queues.is_empty() {
+                $crate::sql::QUEUE_CLAIM_ORDER
             } else {
                 CLAIM_ORDER
             };

@@ -131,7 +131,7 @@ pub(crate) mod ops {
     /// all through another status index and sort them.
     const BY_PRIORITY: &str = " INDEXED BY tasks_claim";
     /// The order of claims by status (tasks_claim; SQLite sorts NULLs first).
-    const CLAIM_ORDER: &str = "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id";
+    const CLAIM_ORDER: &str = crate::sql::QUEUE_CLAIM_ORDER;
     /// SQLite has one writer: nothing to lock.
     const CLAIM_LOCK: &str = "";
     const ROW_LOCK: &str = "";
