@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use worklane_domain::Timestamp;
 
 /// The least time from the start of a pass to the start of the next one woken by
 /// commits. Under load, commits come by the hundred a second on every node; a pass
@@ -50,6 +51,12 @@ impl Dispatcher {
         let mut wake = self.engine.subscribe();
         // When a commit woke the loop: the earliest the next pass may start.
         let mut not_before: Option<Instant> = None;
+        // The earliest offer expiry as last read (`None`: not read yet, or the read
+        // failed). Offers are made by passes alone, so it is read again only after a pass
+        // that changed something or once it has come: a pass that found nothing to do
+        // (every pass of a pull-only load) skips a read of the offer index. Offers another
+        // node makes expire on that node's timer, or on this loop's poll if it stops.
+        let mut expiry: Option<Option<Timestamp>> = None;
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -62,25 +69,37 @@ impl Dispatcher {
             }
             wake.borrow_and_update();
             let started = Instant::now();
-            match self.engine.dispatch(self.batch).await {
+            let changed = match self.engine.dispatch(self.batch).await {
                 // Cut short by its limit: more is waiting now.
-                Ok(n) if n >= self.batch as usize => continue,
-                // The pass did all there was; its own commit wakes the next one.
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "distribution pass failed"),
-            }
-            let expiry = match self.engine.agents().next_offer_expiry().await {
-                Ok(Some(at)) => self.engine.clock().sleep_until(at),
-                Ok(None) => Box::pin(std::future::pending()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the next offer expiry failed");
-                    Box::pin(std::future::pending())
+                Ok(n) if n >= self.batch as usize => {
+                    expiry = None;
+                    continue;
                 }
+                // The pass did all there was; its own commit wakes the next one.
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "distribution pass failed");
+                    true
+                }
+            };
+            let now = self.engine.now();
+            if changed || expiry.is_none_or(|at| at.is_some_and(|at| at <= now)) {
+                expiry = match self.engine.agents().next_offer_expiry().await {
+                    Ok(at) => Some(at),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the next offer expiry failed");
+                        None
+                    }
+                };
+            }
+            let timer = match expiry.flatten() {
+                Some(at) => self.engine.clock().sleep_until(at),
+                None => Box::pin(std::future::pending()),
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = wake.changed() => not_before = Some(started + COMMIT_PASS_GAP),
-                _ = expiry => {}
+                _ = timer => {}
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
