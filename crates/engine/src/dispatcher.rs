@@ -51,12 +51,14 @@ impl Dispatcher {
         let mut wake = self.engine.subscribe();
         // When a commit woke the loop: the earliest the next pass may start.
         let mut not_before: Option<Instant> = None;
-        // The earliest offer expiry as last read (`None`: not read yet, or the read
-        // failed). Offers are made by passes alone, so it is read again only after a pass
-        // that changed something or once it has come: a pass that found nothing to do
-        // (every pass of a pull-only load) skips a read of the offer index. Offers another
-        // node makes expire on that node's timer, or on this loop's poll if it stops.
-        let mut expiry: Option<Option<Timestamp>> = None;
+        // The earliest offer expiry as last read, and whether it must be read again.
+        // Offers are made by passes alone, so it is read again only after a pass that
+        // changed something, after a failed read, or once it has come: a pass that found
+        // nothing to do (every pass of a pull-only load) skips a read of the offer index.
+        // Offers another node makes expire on that node's timer, or on this loop's poll
+        // if that node stops.
+        let mut expiry: Option<Timestamp> = None;
+        let mut stale = true;
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -69,30 +71,29 @@ impl Dispatcher {
             }
             wake.borrow_and_update();
             let started = Instant::now();
-            let changed = match self.engine.dispatch(self.batch).await {
+            match self.engine.dispatch(self.batch).await {
                 // Cut short by its limit: more is waiting now.
                 Ok(n) if n >= self.batch as usize => {
-                    expiry = None;
+                    stale = true;
                     continue;
                 }
                 // The pass did all there was; its own commit wakes the next one.
-                Ok(n) => n > 0,
+                Ok(n) => stale |= n > 0,
                 Err(e) => {
                     tracing::warn!(error = %e, "distribution pass failed");
-                    true
+                    stale = true;
                 }
-            };
-            let now = self.engine.now();
-            if changed || expiry.is_none_or(|at| at.is_some_and(|at| at <= now)) {
-                expiry = match self.engine.agents().next_offer_expiry().await {
-                    Ok(at) => Some(at),
+            }
+            if stale || expiry.is_some_and(|at| at <= self.engine.now()) {
+                match self.engine.agents().next_offer_expiry().await {
+                    Ok(at) => (expiry, stale) = (at, false),
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the next offer expiry failed");
-                        None
+                        (expiry, stale) = (None, true);
                     }
-                };
+                }
             }
-            let timer = match expiry.flatten() {
+            let timer = match expiry {
                 Some(at) => self.engine.clock().sleep_until(at),
                 None => Box::pin(std::future::pending()),
             };
