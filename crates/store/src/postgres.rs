@@ -109,6 +109,13 @@ pub(crate) mod ops {
          WHERE status = 'Assigned' AND assigned_to_user IN (",
         " GROUP BY assigned_to_user, channel",
     );
+    /// What every agent holds, by channel: `HELD_OFFERED` and `HELD_ASSIGNED` for all.
+    const HELD_ALL: [&str; 2] = [
+        "SELECT offered_to, channel, COUNT(*) FROM tasks WHERE offered_to IS NOT NULL \
+         GROUP BY offered_to, channel",
+        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks WHERE status = 'Assigned' \
+         GROUP BY assigned_to_user, channel",
+    ];
     /// Every Ready agent's id and version, the one waiting longest first (not locked:
     /// `claim_agents` locks those the caller picks).
     pub(crate) async fn ready_agent_ids(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {

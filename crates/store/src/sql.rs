@@ -7,9 +7,14 @@
 pub(crate) const QUEUE_CLAIM_ORDER: &str =
     "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id";
 
+/// From how many agents `holdings` counts from whole indexes (`HELD_ALL`) rather than
+/// from a list of ids.
+pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
+
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `settled_seq` and `read_events_after`, the operations every backend shares.
+/// `HELD_OFFERED`, `HELD_ASSIGNED`, `HELD_ALL`, `settled_seq` and `read_events_after`, the
+/// operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
@@ -138,7 +143,9 @@ macro_rules! shared_ops {
                 // Literal terms, so SQLite reads the partial index tasks_queue_claim.
                 qb.push("status = 'Distributed' AND offered_to IS NULL");
             } else {
-                qb.push("status = ").push_bind(sel.status.as_str());
+                // A literal (a name of the Status enum, never outside text), so PostgreSQL
+                // sees that a claim implies the partial index tasks_claim's predicate.
+                qb.push(format_args!("status = '{}'", sel.status.as_str()));
                 if sel.unoffered {
                     qb.push(" AND offered_to IS NULL");
                 }
@@ -751,7 +758,8 @@ macro_rules! shared_ops {
             };
             let mut qb = QueryBuilder::<Db>::new(format!("SELECT body FROM tasks{hint} WHERE 1 = 1"));
             if let Some(s) = q.status {
-                qb.push(" AND status = ").push_bind(s.as_str());
+                // A literal, as in `claim`: the partial indexes by status then apply.
+                qb.push(format_args!(" AND status = '{}'", s.as_str()));
             }
             if let Some(v) = &q.capture_point_id {
                 qb.push(" AND capture_point_id = ").push_bind(v.clone());
@@ -1111,18 +1119,37 @@ macro_rules! shared_ops {
             conn: &mut Conn,
             ids: &[String],
         ) -> Result<Vec<$crate::Holding>, StoreError> {
+            let holding = |(agent, channel, n): (String, Option<String>, i64)| $crate::Holding {
+                agent,
+                channel,
+                tasks: u32::try_from(n).unwrap_or(u32::MAX),
+            };
             let mut out = Vec::new();
+            if ids.len() >= $crate::sql::HOLDINGS_SCAN_FROM {
+                // A dispatcher pass asks for every Ready agent: a fixed statement that
+                // reads each partial index whole (the offers and Assigned tasks of the
+                // moment, and on PostgreSQL the entries their old versions left) costs
+                // less than a descent per agent, and it is planned once, not per count.
+                let wanted: std::collections::HashSet<&str> =
+                    ids.iter().map(String::as_str).collect();
+                for sql in HELD_ALL {
+                    let rows: Vec<(String, Option<String>, i64)> =
+                        sqlx::query_as(sql).fetch_all(&mut *conn).await?;
+                    out.extend(
+                        rows.into_iter()
+                            .filter(|(agent, ..)| wanted.contains(agent.as_str()))
+                            .map(holding),
+                    );
+                }
+                return Ok(out);
+            }
             for chunk in ids.chunks(500) {
                 for (head, tail) in [HELD_OFFERED, HELD_ASSIGNED] {
                     let rows: Vec<(String, Option<String>, i64)> = in_list(head, chunk, tail)
                         .build_query_as()
                         .fetch_all(&mut *conn)
                         .await?;
-                    out.extend(rows.into_iter().map(|(agent, channel, n)| $crate::Holding {
-                        agent,
-                        channel,
-                        tasks: u32::try_from(n).unwrap_or(u32::MAX),
-                    }));
+                    out.extend(rows.into_iter().map(holding));
                 }
             }
             Ok(out)

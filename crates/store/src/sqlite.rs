@@ -151,6 +151,13 @@ pub(crate) mod ops {
          WHERE status = 'Assigned' AND assigned_to_user IN (",
         " GROUP BY assigned_to_user, channel",
     );
+    /// What every agent holds, by channel: `HELD_OFFERED` and `HELD_ASSIGNED` for all.
+    const HELD_ALL: [&str; 2] = [
+        "SELECT offered_to, channel, COUNT(*) FROM tasks INDEXED BY tasks_offered_to \
+         WHERE offered_to IS NOT NULL GROUP BY offered_to, channel",
+        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks INDEXED BY tasks_assigned \
+         WHERE status = 'Assigned' GROUP BY assigned_to_user, channel",
+    ];
     /// Every Ready agent's id and version, the one waiting longest first (not locked:
     /// `claim_agents` locks those the caller picks). Read as one JSON value: the pass
     /// asks on every commit, and a row at a time through sqlx's worker thread cost more

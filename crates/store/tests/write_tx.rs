@@ -2,9 +2,12 @@
 //! where the store holds writes back until the next read or the commit (SQLite), and the
 //! keys it draws follow one another whether or not they are read from the tables.
 
+use jiff::SignedDuration;
 use std::sync::Arc;
-use worklane_domain::{action, ActionMeta, BrokerId, NewTask, Task, TaskFields, Timestamp};
-use worklane_store::{Store, WriteTx};
+use worklane_domain::{
+    action, ActionMeta, BrokerId, NewTask, Offer, Status, Task, TaskFields, Timestamp,
+};
+use worklane_store::{Holding, Store, WriteTx};
 
 fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
@@ -135,7 +138,75 @@ async fn a_write_sent_ahead_that_fails_fails_the_transaction(store: Arc<dyn Stor
     assert_eq!(kept, key);
 }
 
+/// Sorted, to compare counts whichever way the store read them.
+fn sorted(mut v: Vec<Holding>) -> Vec<Holding> {
+    v.sort_by(|a, b| (&a.agent, &a.channel).cmp(&(&b.agent, &b.channel)));
+    v
+}
+
+async fn holdings_are_counted_alike_for_few_agents_and_for_many(store: Arc<dyn Store>) {
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = create(&mut *tx, &names("held", 7)).await;
+    let mut tasks = tx.load(&ids, &[]).await.unwrap();
+    tasks.sort_by_key(|t| t.broker_id);
+    // a-1: two offers on voice, one Assigned task on email; a-2: one Assigned task with
+    // no channel; a-3 (not asked for): one offer; the last task is held by nobody.
+    let holders = [
+        ("a-1", Some("voice"), true),
+        ("a-1", Some("voice"), true),
+        ("a-1", Some("email"), false),
+        ("a-2", None, false),
+        ("a-3", Some("voice"), true),
+    ];
+    for (t, (agent, channel, offered)) in tasks.iter_mut().zip(holders) {
+        t.channel = channel.map(str::to_owned);
+        if offered {
+            t.status = Status::Distributed;
+            t.offer = Some(Offer {
+                id: format!("{}-1", t.broker_id.0),
+                agent: agent.into(),
+                offered_date_time: now(),
+                expires_date_time: now() + SignedDuration::from_secs(30),
+            });
+        } else {
+            t.status = Status::Assigned;
+            t.assigned_to_user = Some(agent.into());
+        }
+    }
+    tx.put_tasks(&tasks.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let want = vec![
+        Holding {
+            agent: "a-1".into(),
+            channel: Some("email".into()),
+            tasks: 1,
+        },
+        Holding {
+            agent: "a-1".into(),
+            channel: Some("voice".into()),
+            tasks: 2,
+        },
+        Holding {
+            agent: "a-2".into(),
+            channel: None,
+            tasks: 1,
+        },
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let few = ["a-1".to_owned(), "a-2".to_owned()];
+    assert_eq!(sorted(tx.holdings(&few).await.unwrap()), want);
+    // A dispatcher pass asks for every Ready agent: counted from whole indexes, and
+    // still only for the agents asked about.
+    let mut many = names("idle", 100);
+    many.extend(few);
+    assert_eq!(sorted(tx.holdings(&many).await.unwrap()), want);
+}
+
 worklane_store::store_suite!(
+    holdings_are_counted_alike_for_few_agents_and_for_many,
     reads_see_the_transactions_own_writes,
     a_transaction_dropped_leaves_nothing,
     writes_sent_ahead_land_before_what_follows,
