@@ -5,7 +5,7 @@
 //! PostgreSQL, and an agent's row is locked before its work is counted.
 
 use crate::batch::{act, decide_at, save_agents, save_tasks, Ctx, Policy, Working};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use worklane_distribution::{Queue, Queues};
 use worklane_domain::{
     agent::check_agent_id, Action, ActionMeta, Agent, AgentCommand, AgentState, AgentView,
@@ -329,9 +329,10 @@ pub(crate) async fn dispatch(
     now: Timestamp,
     limit: u32,
     policy: &Policy,
-) -> Result<(usize, Option<i64>), StoreError> {
+) -> Result<Dispatched, StoreError> {
+    let mut expiries = BTreeSet::new();
     let Some(queues) = policy.queues.as_deref() else {
-        return Ok((0, None));
+        return Ok(Dispatched::default());
     };
     let rules = policy.rules.current();
     let ctx = policy.ctx(now, &rules);
@@ -415,16 +416,18 @@ pub(crate) async fn dispatch(
                 };
                 let timeout = jiff::SignedDuration::try_from(q.offer_timeout)
                     .unwrap_or(jiff::SignedDuration::from_secs(30));
+                let expires = now.checked_add(timeout).unwrap_or(now);
                 let offer = Offer {
                     id: format!("{}-{}", t.broker_id, t.version + 1),
                     agent: agent.id.clone(),
                     offered_date_time: now,
-                    expires_date_time: now.checked_add(timeout).unwrap_or(now),
+                    expires_date_time: expires,
                 };
                 let s = steps(&mut w, id, vec![Action::Offer(offer)], &meta(None), &ctx);
                 if s.is_empty() {
                     continue;
                 }
+                expiries.insert(expires);
                 changes += 1;
                 offered += 1;
                 parts.extend(s);
@@ -445,7 +448,22 @@ pub(crate) async fn dispatch(
     let last = tx.append_events(parts).await?.last().map(|e| e.seq);
     save_tasks(tx, &w).await?;
     save_agents(tx, &w).await?;
-    Ok((changes, last))
+    Ok(Dispatched {
+        changes,
+        last,
+        expiries,
+    })
+}
+
+/// What a distribution pass did.
+#[derive(Debug, Default)]
+pub(crate) struct Dispatched {
+    /// Tasks routed, offers returned and offers made.
+    pub(crate) changes: usize,
+    /// The newest event's seq.
+    pub(crate) last: Option<i64>,
+    /// When the offers it made expire, each time once.
+    pub(crate) expiries: BTreeSet<Timestamp>,
 }
 
 /// Applies an agent command in its own transaction, with what follows from it: an agent

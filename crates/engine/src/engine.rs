@@ -3,7 +3,7 @@
 
 use crate::batch::{self, Policy};
 use crate::clock::{SharedClock, SystemClock};
-use crate::distribute;
+use crate::distribute::{self, Dispatched};
 use crate::feed::Feed;
 use crate::rules::Rules;
 use jiff::SignedDuration;
@@ -187,22 +187,22 @@ impl Engine {
 
     /// One distribution pass in a transaction of its own (what the [`crate::Dispatcher`]
     /// runs): routes Queued tasks into their queues, returns offers that timed out, and
-    /// offers tasks to Ready agents. Returns how many changes it made.
-    pub async fn dispatch(&self, limit: u32) -> Result<usize, EngineError> {
+    /// offers tasks to Ready agents. Returns what it did, with when its offers expire.
+    pub(crate) async fn dispatch(&self, limit: u32) -> Result<Dispatched, EngineError> {
         if self.policy.queues.is_none() {
-            return Ok(0);
+            return Ok(Dispatched::default());
         }
         let store_err = |e| EngineError::Store(Arc::new(e));
         let mut tx = self.store.begin().await.map_err(store_err)?;
-        let (n, last) = distribute::dispatch(&mut *tx, self.now(), limit, &self.policy)
+        let pass = distribute::dispatch(&mut *tx, self.now(), limit, &self.policy)
             .await
             .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
-        if let Some(last) = last {
+        if let Some(last) = pass.last {
             raise(&self.seq_tx, last);
         }
-        metrics::counter!("worklane_distribution_changes_total").increment(n as u64);
-        Ok(n)
+        metrics::counter!("worklane_distribution_changes_total").increment(pass.changes as u64);
+        Ok(pass)
     }
 
     /// Creates or changes an agent, in a transaction of its own with what follows from
