@@ -1128,8 +1128,8 @@ macro_rules! shared_ops {
             if ids.len() >= $crate::sql::HOLDINGS_SCAN_FROM {
                 // A dispatcher pass asks for every Ready agent: a fixed statement that
                 // reads each partial index whole (the offers and Assigned tasks of the
-                // moment, and on PostgreSQL the entries their old versions left) costs
-                // less than a descent per agent, and it is planned once, not per count.
+                // moment, and on PostgreSQL the entries their old versions left) reads
+                // no more than a descent per agent did, and is planned once, not per pass.
                 let wanted: std::collections::HashSet<&str> =
                     ids.iter().map(String::as_str).collect();
                 for sql in HELD_ALL {
