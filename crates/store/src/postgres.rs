@@ -98,23 +98,20 @@ pub(crate) mod ops {
     /// The Assigned tasks of a list of users (index tasks_assigned).
     const ASSIGNED: &str =
         "SELECT body FROM tasks WHERE status = 'Assigned' AND assigned_to_user IN (";
-    /// How many offers and Assigned tasks agents hold, by channel (see `holdings`): head
-    /// and tail of the agent-id list.
-    const HELD_OFFERED: (&str, &str) = (
-        "SELECT offered_to, channel, COUNT(*) FROM tasks WHERE offered_to IN (",
-        " GROUP BY offered_to, channel",
-    );
-    const HELD_ASSIGNED: (&str, &str) = (
-        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks \
-         WHERE status = 'Assigned' AND assigned_to_user IN (",
-        " GROUP BY assigned_to_user, channel",
-    );
-    /// What every agent holds, by channel: `HELD_OFFERED` and `HELD_ASSIGNED` for all.
-    const HELD_ALL: [&str; 2] = [
-        "SELECT offered_to, channel, COUNT(*) FROM tasks WHERE offered_to IS NOT NULL \
-         GROUP BY offered_to, channel",
-        "SELECT assigned_to_user, channel, COUNT(*) FROM tasks WHERE status = 'Assigned' \
-         GROUP BY assigned_to_user, channel",
+    /// How many offers and Assigned tasks agents hold, by channel (see `holdings`): each
+    /// count's statement up to its partial index's predicate, the holder column an id
+    /// list narrows, and its grouping.
+    const HELD: [(&str, &str, &str); 2] = [
+        (
+            "SELECT offered_to, channel, COUNT(*) FROM tasks WHERE offered_to IS NOT NULL",
+            "offered_to",
+            " GROUP BY offered_to, channel",
+        ),
+        (
+            "SELECT assigned_to_user, channel, COUNT(*) FROM tasks WHERE status = 'Assigned'",
+            "assigned_to_user",
+            " GROUP BY assigned_to_user, channel",
+        ),
     ];
     /// Every Ready agent's id and version, the one waiting longest first (not locked:
     /// `claim_agents` locks those the caller picks).

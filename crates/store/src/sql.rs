@@ -7,14 +7,13 @@
 pub(crate) const QUEUE_CLAIM_ORDER: &str =
     "priority DESC, COALESCE(due_at, 9223372036854775807), broker_id";
 
-/// From how many agents `holdings` counts from whole indexes (`HELD_ALL`) rather than
+/// From how many agents `holdings` counts from whole indexes rather than
 /// from a list of ids.
 pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `HELD_OFFERED`, `HELD_ASSIGNED`, `HELD_ALL`, `settled_seq` and `read_events_after`, the
-/// operations every backend shares.
+/// `HELD`, `settled_seq` and `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
         use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
@@ -1124,28 +1123,30 @@ macro_rules! shared_ops {
                 channel,
                 tasks: u32::try_from(n).unwrap_or(u32::MAX),
             };
+            // A dispatcher pass asks for every Ready agent: a fixed statement that reads
+            // each partial index whole (the offers or Assigned tasks of the moment, and on
+            // PostgreSQL the entries their old versions left) reads no more than a descent
+            // per agent did, and is planned once, not per pass.
+            let wanted: Option<std::collections::HashSet<&str>> = (ids.len()
+                >= $crate::sql::HOLDINGS_SCAN_FROM)
+                .then(|| ids.iter().map(String::as_str).collect());
             let mut out = Vec::new();
-            if ids.len() >= $crate::sql::HOLDINGS_SCAN_FROM {
-                // A dispatcher pass asks for every Ready agent: a fixed statement that
-                // reads each partial index whole (the offers and Assigned tasks of the
-                // moment, and on PostgreSQL the entries their old versions left) reads
-                // no more than a descent per agent did, and is planned once, not per pass.
-                let wanted: std::collections::HashSet<&str> =
-                    ids.iter().map(String::as_str).collect();
-                for sql in HELD_ALL {
+            for (head, holder, tail) in HELD {
+                if let Some(wanted) = &wanted {
                     let rows: Vec<(String, Option<String>, i64)> =
-                        sqlx::query_as(sql).fetch_all(&mut *conn).await?;
+                        sqlx::query_as(&format!("{head}{tail}"))
+                            .fetch_all(&mut *conn)
+                            .await?;
                     out.extend(
                         rows.into_iter()
                             .filter(|(agent, ..)| wanted.contains(agent.as_str()))
                             .map(holding),
                     );
+                    continue;
                 }
-                return Ok(out);
-            }
-            for chunk in ids.chunks(500) {
-                for (head, tail) in [HELD_OFFERED, HELD_ASSIGNED] {
-                    let rows: Vec<(String, Option<String>, i64)> = in_list(head, chunk, tail)
+                let by_id = format!("{head} AND {holder} IN (");
+                for chunk in ids.chunks(500) {
+                    let rows: Vec<(String, Option<String>, i64)> = in_list(&by_id, chunk, tail)
                         .build_query_as()
                         .fetch_all(&mut *conn)
                         .await?;
