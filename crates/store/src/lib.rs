@@ -243,10 +243,10 @@ pub trait WriteTx: Send {
     async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError>;
 
     /// Starts sending the writes held back so far, and returns without waiting for them:
-    /// the transaction's next read, draw or commit waits, and fails if they did. SQLite
+    /// the transaction's next read, draw or commit waits, and fails if they did. A store
     /// holds a transaction's writes until its next read or its commit, to send them in
     /// one go; a caller with more to compute before either calls this so the store works
-    /// meanwhile (PostgreSQL has sent them already).
+    /// meanwhile.
     async fn flush(&mut self) -> Result<(), StoreError>;
 
     async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError>;

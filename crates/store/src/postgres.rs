@@ -25,6 +25,9 @@ pub(crate) const COMMITS_CHANNEL: &str = "worklane_commits";
 /// the one-key form, which PostgreSQL keeps apart (`objsubid` 1 and 2 in `pg_locks`).
 const CAPTURE_LOCKS: i32 = 0x574C_0002;
 
+/// How long a pooled connection may sit idle before it is pinged on its next use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -39,6 +42,16 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
+            // A ping is a round trip before every transaction; a connection in use within
+            // the last seconds is taken as it is, one idle longer is pinged first (the
+            // server may have closed it) and replaced if it does not answer.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok())
+                })
+            })
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -276,8 +289,36 @@ pub(crate) mod ops {
         Ok(v)
     }
 
-    /// Each write goes at once: PostgreSQL binds parameters of one statement only.
-    const DEFER_WRITES: bool = false;
+    /// Writes wait for the transaction's next read or its commit (see `Writes`), then go
+    /// as one statement: each statement is a round trip to the server, and a batch's
+    /// writes (events, task rows by the columns they change, agents, results, the
+    /// console's deltas) are several.
+    const DEFER_WRITES: bool = true;
+    /// The protocol allows 65,535 parameters a statement; no part binds more than 7,200
+    /// (400 task rows of 18 values), so one more part after this many still fits.
+    const MAX_DEFERRED_BINDS: usize = 50_000;
+
+    /// Statements waiting go as the parts of one: `WITH w0 AS (...), w1 AS (...) SELECT 1`.
+    /// PostgreSQL runs every data-modifying part once, to completion, whether or not the
+    /// query reads it. The parts share a snapshot and none sees another's rows, which
+    /// they need not: they write different tables, or different rows of one.
+    fn open_statement(sql: &mut sqlx::QueryBuilder<'static, Db>, waiting: usize) {
+        if waiting == 0 {
+            sql.push("WITH w0 AS (");
+        } else {
+            sql.push(format_args!("), w{waiting} AS ("));
+        }
+    }
+
+    fn close_statements(sql: &mut sqlx::QueryBuilder<'static, Db>) {
+        sql.push(") SELECT 1");
+    }
+
+    /// A statement of one recurring shape is kept prepared; the parts of a batch's writes
+    /// together rarely recur, and would push those out of the connection's cache.
+    fn keep_prepared(statements: usize, persistent: bool) -> bool {
+        statements == 1 && persistent
+    }
 
     /// Nothing kept between draws: the sequences hand out keys.
     #[derive(Debug, Default)]
@@ -296,21 +337,24 @@ pub(crate) mod ops {
     /// Sequence numbers for a batch's events, after taking the transaction's marker: a
     /// shared advisory lock named by the sequence's value now, below every seq drawn
     /// next (see `read_events_after`). Shared, so writers that read the same value do not
-    /// wait for each other.
+    /// wait for each other. One round trip: each seq is drawn in the projection of a row
+    /// joined to the marker's, so after the marker is taken.
     pub(crate) async fn alloc_seqs(
         conn: &mut Link,
         _w: &mut Writes,
         _keys: &mut Keys,
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
-        let conn = conn.get().await?;
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock_shared(\
-             CASE WHEN is_called THEN last_value ELSE last_value - 1 END) FROM events_seq_seq",
+        let mut v: Vec<i64> = sqlx::query_scalar(
+            "WITH marker AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(\
+             CASE WHEN is_called THEN last_value ELSE last_value - 1 END) FROM events_seq_seq) \
+             SELECT nextval('events_seq_seq') FROM marker, generate_series(1, $1)",
         )
-        .execute(&mut **conn)
+        .bind(n as i64)
+        .fetch_all(&mut **conn.get().await?)
         .await?;
-        next_n(conn, "events_seq_seq", n).await
+        v.sort_unstable();
+        Ok(v)
     }
 }
 

@@ -12,7 +12,8 @@ pub(crate) const QUEUE_CLAIM_ORDER: &str =
 pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
-/// `alloc_seqs`, `DEFER_WRITES`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
+/// `alloc_seqs`, `DEFER_WRITES`, `MAX_DEFERRED_BINDS`, `open_statement`,
+/// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
 /// `HELD`, `settled_seq` and `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
     () => {
@@ -215,15 +216,19 @@ macro_rules! shared_ops {
             claim_at(conn, "reprioritize_at", now, limit).await
         }
 
-        /// Writes of a transaction not sent yet. With `DEFER_WRITES` (SQLite, where each
-        /// statement is a round trip to the connection's thread) they wait for the
-        /// transaction's next read or its commit and go as one multi-statement query;
-        /// otherwise (PostgreSQL binds parameters of one statement only) each goes at once.
-        /// Only statements with anonymous placeholders (`QueryBuilder`'s) may wait: a
+        /// Writes of a transaction not sent yet. With `DEFER_WRITES` they wait for the
+        /// transaction's next read or its commit and go as one query (`open_statement` and
+        /// `close_statements` join them: SQLite's multi-statement query, where each
+        /// statement is a round trip to the connection's thread; PostgreSQL's one statement
+        /// of data-modifying `WITH` parts, where each is a round trip to the server), or
+        /// sooner once they hold `MAX_DEFERRED_BINDS` parameters. Otherwise each goes at
+        /// once. Only statements with anonymous placeholders (`QueryBuilder`'s) may wait: a
         /// numbered one (`$1`) would name a parameter of the whole query.
         pub(crate) struct Writes {
             sql: QueryBuilder<'static, Db>,
             statements: usize,
+            /// Parameters bound by the statements waiting.
+            binds: usize,
             /// Whether every statement waiting is worth keeping prepared.
             persistent: bool,
         }
@@ -233,6 +238,7 @@ macro_rules! shared_ops {
                 Self {
                     sql: QueryBuilder::new(""),
                     statements: 0,
+                    binds: 0,
                     persistent: true,
                 }
             }
@@ -244,17 +250,17 @@ macro_rules! shared_ops {
             /// row count, which would push the recurring ones out of the cache). A
             /// deferred query is always kept: its text recurs by its parts' row counts.
             fn next(&mut self, persistent: bool) -> &mut QueryBuilder<'static, Db> {
-                if self.statements > 0 {
-                    self.sql.push("; ");
-                }
+                open_statement(&mut self.sql, self.statements);
                 self.statements += 1;
                 self.persistent &= persistent;
                 &mut self.sql
             }
 
-            /// Ends a statement: sends it at once unless this backend defers writes.
-            async fn done(&mut self, conn: &mut Link) -> Result<(), StoreError> {
-                if DEFER_WRITES {
+            /// Ends a statement that bound `binds` parameters: sends it at once unless this
+            /// backend defers writes and the statements waiting stay under its limit.
+            async fn done(&mut self, conn: &mut Link, binds: usize) -> Result<(), StoreError> {
+                self.binds += binds;
+                if DEFER_WRITES && self.binds < MAX_DEFERRED_BINDS {
                     return Ok(());
                 }
                 self.land(conn).await.map(drop)
@@ -276,9 +282,11 @@ macro_rules! shared_ops {
                 if self.statements == 0 {
                     return Ok(());
                 }
-                self.statements = 0;
-                let keep = DEFER_WRITES || std::mem::replace(&mut self.persistent, true);
+                let n = std::mem::take(&mut self.statements);
+                self.binds = 0;
+                let keep = keep_prepared(n, std::mem::replace(&mut self.persistent, true));
                 let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
+                close_statements(&mut sql);
                 sql.build().persistent(keep).execute(&mut *conn).await?;
                 Ok(())
             }
@@ -318,7 +326,7 @@ macro_rules! shared_ops {
                 qb.push_values(chunk, |mut b, (key, json)| {
                     b.push_bind(key.clone()).push_bind(json.clone()).push_bind(micros(now));
                 });
-                w.done(conn).await?;
+                w.done(conn, chunk.len() * 3).await?;
             }
             Ok(())
         }
@@ -604,7 +612,7 @@ macro_rules! shared_ops {
                      version = excluded.version, \
                      body = excluded.body",
                 );
-                w.done(conn).await?;
+                w.done(conn, chunk.len() * (3 + $crate::columns::NAMES.len())).await?;
             }
             Ok(())
         }
@@ -644,7 +652,7 @@ macro_rules! shared_ops {
                     qb.push(format!(", {c} = v.{c}"));
                 }
                 qb.push(" FROM v WHERE tasks.broker_id = v.broker_id");
-                w.done(conn).await?;
+                w.done(conn, chunk.len() * (3 + cols.len())).await?;
             }
             Ok(())
         }
@@ -660,19 +668,21 @@ macro_rules! shared_ops {
             if !counts.is_empty() {
                 let qb = w.next(false);
                 qb.push("INSERT INTO task_count_deltas (status, queue, process_id, n) ");
+                let binds = counts.len() * 4;
                 qb.push_values(counts, |mut b, ((s, q, p), n)| {
                     b.push_bind(*s).push_bind(q.clone()).push_bind(p.clone()).push_bind(n);
                 });
-                w.done(conn).await?;
+                w.done(conn, binds).await?;
             }
             let due: Vec<_> = tally.due_deltas().collect();
             if !due.is_empty() {
                 let qb = w.next(false);
                 qb.push("INSERT INTO due_count_deltas (queue, due_period, n) ");
+                let binds = due.len() * 3;
                 qb.push_values(due, |mut b, ((q, p), n)| {
                     b.push_bind(q.clone()).push_bind(*p).push_bind(n);
                 });
-                w.done(conn).await?;
+                w.done(conn, binds).await?;
             }
             let periods: Vec<_> = tally.period_deltas().collect();
             if !periods.is_empty() {
@@ -681,6 +691,7 @@ macro_rules! shared_ops {
                     "INSERT INTO period_deltas ({}) ",
                     $crate::stats::PERIOD_COLS
                 ));
+                let binds = periods.len() * 8;
                 qb.push_values(periods, |mut b, p| {
                     b.push_bind(p.start_us)
                         .push_bind(p.created)
@@ -691,7 +702,7 @@ macro_rules! shared_ops {
                         .push_bind(p.handle_us)
                         .push_bind(p.handled);
                 });
-                w.done(conn).await?;
+                w.done(conn, binds).await?;
             }
             Ok(())
         }
@@ -709,7 +720,7 @@ macro_rules! shared_ops {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                w.done(conn).await?;
+                w.done(conn, chunk.len()).await?;
             }
             Ok(())
         }
@@ -741,7 +752,7 @@ macro_rules! shared_ops {
                         .push_bind(micros(e.event_date_time))
                         .push_bind(body);
                 });
-                w.done(conn).await?;
+                w.done(conn, chunk.len() * 6).await?;
             }
             Ok(())
         }
@@ -1082,7 +1093,7 @@ macro_rules! shared_ops {
                     ") UPDATE agents SET state = v.state, waiting_since = v.waiting_since, \
                      version = v.version, body = v.body FROM v WHERE agents.id = v.id",
                 );
-                w.done(conn).await?;
+                w.done(conn, chunk.len() * 5).await?;
             }
             Ok(())
         }
@@ -1130,28 +1141,32 @@ macro_rules! shared_ops {
             let wanted: Option<std::collections::HashSet<&str>> = (ids.len()
                 >= $crate::sql::HOLDINGS_SCAN_FROM)
                 .then(|| ids.iter().map(String::as_str).collect());
-            let mut out = Vec::new();
-            for (head, holder, tail) in HELD {
-                if let Some(wanted) = &wanted {
-                    let rows: Vec<(String, Option<String>, i64)> =
-                        sqlx::query_as(&format!("{head}{tail}"))
-                            .fetch_all(&mut *conn)
-                            .await?;
-                    out.extend(
-                        rows.into_iter()
-                            .filter(|(agent, ..)| wanted.contains(agent.as_str()))
-                            .map(holding),
-                    );
-                    continue;
-                }
-                let by_id = format!("{head} AND {holder} IN (");
-                for chunk in ids.chunks(500) {
-                    let rows: Vec<(String, Option<String>, i64)> = in_list(&by_id, chunk, tail)
-                        .build_query_as()
+            // Both counts in one statement: a round trip each would be most of a pull's
+            // reads.
+            let [(head0, holder0, tail0), (head1, holder1, tail1)] = HELD;
+            if let Some(wanted) = &wanted {
+                let rows: Vec<(String, Option<String>, i64)> =
+                    sqlx::query_as(&format!("{head0}{tail0} UNION ALL {head1}{tail1}"))
                         .fetch_all(&mut *conn)
                         .await?;
-                    out.extend(rows.into_iter().map(holding));
+                return Ok(rows
+                    .into_iter()
+                    .filter(|(agent, ..)| wanted.contains(agent.as_str()))
+                    .map(holding)
+                    .collect());
+            }
+            let mut out = Vec::new();
+            for chunk in ids.chunks(500) {
+                let mut qb = in_list(&format!("{head0} AND {holder0} IN ("), chunk, tail0);
+                qb.push(format_args!(" UNION ALL {head1} AND {holder1} IN ("));
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
                 }
+                sep.push_unseparated(format_args!("){tail1}"));
+                let rows: Vec<(String, Option<String>, i64)> =
+                    qb.build_query_as().fetch_all(&mut *conn).await?;
+                out.extend(rows.into_iter().map(holding));
             }
             Ok(out)
         }

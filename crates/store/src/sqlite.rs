@@ -296,6 +296,22 @@ pub(crate) mod ops {
     /// Writes wait for the transaction's next read or its commit (see `Writes`): a
     /// statement is a round trip to the connection's thread.
     const DEFER_WRITES: bool = true;
+    /// Each statement of a multi-statement query binds its own parameters.
+    const MAX_DEFERRED_BINDS: usize = usize::MAX;
+
+    /// Statements waiting go as one multi-statement query.
+    fn open_statement(sql: &mut sqlx::QueryBuilder<'static, Db>, waiting: usize) {
+        if waiting > 0 {
+            sql.push("; ");
+        }
+    }
+
+    fn close_statements(_sql: &mut sqlx::QueryBuilder<'static, Db>) {}
+
+    /// A deferred query is always kept prepared: its text recurs by its parts' row counts.
+    fn keep_prepared(_statements: usize, _persistent: bool) -> bool {
+        true
+    }
 
     /// The last brokerId and seq a transaction has drawn: read from the tables at its
     /// first draw, then counted on here (SQLite's one writer has them to itself until it

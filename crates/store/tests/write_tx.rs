@@ -121,8 +121,8 @@ async fn a_write_sent_ahead_that_fails_fails_the_transaction(store: Arc<dyn Stor
     let mut tx = store.begin().await.unwrap();
     tx.record_results(&key, now()).await.unwrap();
     tx.commit().await.unwrap();
-    // The same idempotency key again: refused where the write lands, whether that is at
-    // once (PostgreSQL), or at the read after the flush (SQLite).
+    // The same idempotency key again: refused where the write lands, with the flush
+    // (PostgreSQL) or at the read after it (SQLite).
     let mut tx = store.begin().await.unwrap();
     let dup = vec![("req-1".to_owned(), "\"second\"".to_owned())];
     let landed = async {
@@ -136,6 +136,20 @@ async fn a_write_sent_ahead_that_fails_fails_the_transaction(store: Arc<dyn Stor
     let mut tx = store.begin().await.unwrap();
     let kept = tx.stored_results(&["req-1".to_owned()]).await.unwrap();
     assert_eq!(kept, key);
+}
+
+async fn writes_beyond_one_statements_parameters_all_land(store: Arc<dyn Store>) {
+    // 3,000 tasks of 18 values and their events: more parameters than PostgreSQL takes in
+    // one statement, so the writes held back go in more than one.
+    let mut tx = store.begin().await.unwrap();
+    let (ids, seqs) = create(&mut *tx, &names("wide", 3000)).await;
+    tx.commit().await.unwrap();
+    let events = store.events_after(0, 5000).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+    for id in [ids[0], ids[1499], ids[2999]] {
+        let t = store.get_task(id).await.unwrap().expect("written");
+        assert_eq!(t.broker_id, id);
+    }
 }
 
 /// Sorted, to compare counts whichever way the store read them.
@@ -210,5 +224,6 @@ worklane_store::store_suite!(
     reads_see_the_transactions_own_writes,
     a_transaction_dropped_leaves_nothing,
     writes_sent_ahead_land_before_what_follows,
-    a_write_sent_ahead_that_fails_fails_the_transaction
+    a_write_sent_ahead_that_fails_fails_the_transaction,
+    writes_beyond_one_statements_parameters_all_land
 );
