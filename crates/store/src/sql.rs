@@ -229,6 +229,11 @@ macro_rules! shared_ops {
             statements: usize,
             /// Parameters bound by the statements waiting.
             binds: usize,
+            /// The tasks and agents the statements waiting write. On PostgreSQL they are
+            /// parts of one statement, which may change a row once only: a second write of
+            /// a row sends the first before it waits.
+            tasks: std::collections::HashSet<i64>,
+            agents: std::collections::HashSet<String>,
             /// Whether every statement waiting is worth keeping prepared.
             persistent: bool,
         }
@@ -239,6 +244,8 @@ macro_rules! shared_ops {
                     sql: QueryBuilder::new(""),
                     statements: 0,
                     binds: 0,
+                    tasks: Default::default(),
+                    agents: Default::default(),
                     persistent: true,
                 }
             }
@@ -284,6 +291,8 @@ macro_rules! shared_ops {
                 }
                 let n = std::mem::take(&mut self.statements);
                 self.binds = 0;
+                self.tasks.clear();
+                self.agents.clear();
                 let keep = keep_prepared(n, std::mem::replace(&mut self.persistent, true));
                 let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
                 close_statements(&mut sql);
@@ -355,6 +364,17 @@ macro_rules! shared_ops {
             async fn settle(&mut self) -> Result<&mut Conn, StoreError> {
                 self.writes.land(&mut self.tx).await
             }
+
+            /// Notes that the next write changes these tasks, after sending the writes
+            /// waiting if one of them changes one already (see `Writes::tasks`).
+            async fn touch_tasks(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+                if ids.iter().any(|id| self.writes.tasks.contains(id)) {
+                    self.settle().await?;
+                }
+                self.writes.tasks.extend(ids);
+                Ok(())
+            }
+
         }
 
         #[async_trait::async_trait]
@@ -444,6 +464,10 @@ macro_rules! shared_ops {
                 &mut self,
                 agents: &[&worklane_domain::Agent],
             ) -> Result<(), StoreError> {
+                if agents.iter().any(|a| self.writes.agents.contains(&a.id)) {
+                    self.settle().await?;
+                }
+                self.writes.agents.extend(agents.iter().map(|a| a.id.clone()));
                 update_agents(&mut self.tx, &mut self.writes, agents).await
             }
             async fn work_of(
@@ -467,6 +491,8 @@ macro_rules! shared_ops {
                 Ok(ids.into_iter().map(BrokerId).collect())
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
+                let ids: Vec<i64> = tasks.iter().map(|t| t.broker_id.0).collect();
+                self.touch_tasks(&ids).await?;
                 for t in tasks {
                     self.tally.put(&self.seen, t);
                 }
@@ -482,6 +508,7 @@ macro_rules! shared_ops {
             }
             async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+                self.touch_tasks(&ids).await?;
                 for id in &ids {
                     self.tally.delete(&self.seen, *id);
                 }

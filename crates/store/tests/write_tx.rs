@@ -13,20 +13,28 @@ fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
 }
 
+/// A new task as a create makes it.
+fn task(id: BrokerId, capture_id: &str) -> Task {
+    action::create(&new_task(capture_id), id, &ActionMeta::default(), now()).task
+}
+
+fn new_task(capture_id: &str) -> NewTask {
+    NewTask {
+        capture_point_id: "W".into(),
+        fields: TaskFields {
+            capture_id: Some(capture_id.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// Creates tasks with these captureIds in `tx`: their ids and their events' seqs.
 async fn create(tx: &mut dyn WriteTx, capture_ids: &[String]) -> (Vec<BrokerId>, Vec<i64>) {
     let ids = tx.alloc_ids(capture_ids.len()).await.unwrap();
     let mut parts = Vec::new();
     for (id, capture_id) in ids.iter().zip(capture_ids) {
-        let new = NewTask {
-            capture_point_id: "W".into(),
-            fields: TaskFields {
-                capture_id: Some(capture_id.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let tr = action::create(&new, *id, &ActionMeta::default(), now());
+        let tr = action::create(&new_task(capture_id), *id, &ActionMeta::default(), now());
         parts.push((tr.event, tr.task));
     }
     let tasks: Vec<Task> = parts.iter().map(|(_, t)| t.clone()).collect();
@@ -152,6 +160,23 @@ async fn writes_beyond_one_statements_parameters_all_land(store: Arc<dyn Store>)
     }
 }
 
+async fn a_row_written_twice_without_a_read_between_keeps_the_second(store: Arc<dyn Store>) {
+    // Two new tasks written, then one written again and the other deleted, with no read
+    // between: each later write wins, as if each had gone at once.
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.alloc_ids(2).await.unwrap();
+    let (mut first, other) = (task(ids[0], "twice-0"), task(ids[1], "twice-1"));
+    tx.put_tasks(&[&first, &other]).await.unwrap();
+    first.priority = 7;
+    first.queue = Some("later".into());
+    tx.put_tasks(&[&first]).await.unwrap();
+    tx.delete_tasks(&[ids[1]]).await.unwrap();
+    tx.commit().await.unwrap();
+    let kept = store.get_task(ids[0]).await.unwrap().expect("written");
+    assert_eq!((kept.priority, kept.queue.as_deref()), (7, Some("later")));
+    assert!(store.get_task(ids[1]).await.unwrap().is_none());
+}
+
 /// Sorted, to compare counts whichever way the store read them.
 fn sorted(mut v: Vec<Holding>) -> Vec<Holding> {
     v.sort_by(|a, b| (&a.agent, &a.channel).cmp(&(&b.agent, &b.channel)));
@@ -225,5 +250,6 @@ worklane_store::store_suite!(
     a_transaction_dropped_leaves_nothing,
     writes_sent_ahead_land_before_what_follows,
     a_write_sent_ahead_that_fails_fails_the_transaction,
-    writes_beyond_one_statements_parameters_all_land
+    writes_beyond_one_statements_parameters_all_land,
+    a_row_written_twice_without_a_read_between_keeps_the_second
 );
