@@ -365,13 +365,13 @@ macro_rules! shared_ops {
                 self.writes.land(&mut self.tx).await
             }
 
-            /// Notes that the next write changes these tasks, after sending the writes
-            /// waiting if one of them changes one already (see `Writes::tasks`).
-            async fn touch_tasks(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+            /// Sends the writes waiting if one of them writes one of these tasks (see
+            /// `Writes::tasks`). The caller notes the tasks once its own statements wait:
+            /// a write that sends what waits midway (`MAX_DEFERRED_BINDS`) clears them.
+            async fn before_writing_tasks(&mut self, ids: &[i64]) -> Result<(), StoreError> {
                 if ids.iter().any(|id| self.writes.tasks.contains(id)) {
                     self.settle().await?;
                 }
-                self.writes.tasks.extend(ids);
                 Ok(())
             }
 
@@ -467,8 +467,9 @@ macro_rules! shared_ops {
                 if agents.iter().any(|a| self.writes.agents.contains(&a.id)) {
                     self.settle().await?;
                 }
+                update_agents(&mut self.tx, &mut self.writes, agents).await?;
                 self.writes.agents.extend(agents.iter().map(|a| a.id.clone()));
-                update_agents(&mut self.tx, &mut self.writes, agents).await
+                Ok(())
             }
             async fn work_of(
                 &mut self,
@@ -492,7 +493,7 @@ macro_rules! shared_ops {
             }
             async fn put_tasks(&mut self, tasks: &[&Task]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = tasks.iter().map(|t| t.broker_id.0).collect();
-                self.touch_tasks(&ids).await?;
+                self.before_writing_tasks(&ids).await?;
                 for t in tasks {
                     self.tally.put(&self.seen, t);
                 }
@@ -504,16 +505,19 @@ macro_rules! shared_ops {
                 for (mask, group) in changed {
                     update_tasks(conn, w, mask, &group, bodies).await?;
                 }
+                self.writes.tasks.extend(ids);
                 Ok(())
             }
             async fn delete_tasks(&mut self, ids: &[BrokerId]) -> Result<(), StoreError> {
                 let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
-                self.touch_tasks(&ids).await?;
+                self.before_writing_tasks(&ids).await?;
                 for id in &ids {
                     self.tally.delete(&self.seen, *id);
                 }
                 self.seen.forget(&ids);
-                delete_tasks(&mut self.tx, &mut self.writes, &ids).await
+                delete_tasks(&mut self.tx, &mut self.writes, &ids).await?;
+                self.writes.tasks.extend(ids);
+                Ok(())
             }
             async fn append_events(
                 &mut self,

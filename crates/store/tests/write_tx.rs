@@ -161,20 +161,29 @@ async fn writes_beyond_one_statements_parameters_all_land(store: Arc<dyn Store>)
 }
 
 async fn a_row_written_twice_without_a_read_between_keeps_the_second(store: Arc<dyn Store>) {
-    // Two new tasks written, then one written again and the other deleted, with no read
-    // between: each later write wins, as if each had gone at once.
+    // New tasks written, then one written again and another deleted, with no read
+    // between: each later write wins, as if each had gone at once. 3,000 of them, so that
+    // on PostgreSQL the first write is sent in part on its way (`MAX_DEFERRED_BINDS`) and
+    // the two written again are among those still waiting.
     let mut tx = store.begin().await.unwrap();
-    let ids = tx.alloc_ids(2).await.unwrap();
-    let (mut first, other) = (task(ids[0], "twice-0"), task(ids[1], "twice-1"));
-    tx.put_tasks(&[&first, &other]).await.unwrap();
-    first.priority = 7;
-    first.queue = Some("later".into());
-    tx.put_tasks(&[&first]).await.unwrap();
-    tx.delete_tasks(&[ids[1]]).await.unwrap();
+    let ids = tx.alloc_ids(3000).await.unwrap();
+    let mut tasks: Vec<Task> = ids
+        .iter()
+        .map(|id| task(*id, &format!("twice-{}", id.0)))
+        .collect();
+    tx.put_tasks(&tasks.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let (first, gone) = (ids[2999], ids[2998]);
+    tasks[2999].priority = 7;
+    tasks[2999].queue = Some("later".into());
+    tx.put_tasks(&[&tasks[2999]]).await.unwrap();
+    tx.delete_tasks(&[gone]).await.unwrap();
     tx.commit().await.unwrap();
-    let kept = store.get_task(ids[0]).await.unwrap().expect("written");
+    let kept = store.get_task(first).await.unwrap().expect("written");
     assert_eq!((kept.priority, kept.queue.as_deref()), (7, Some("later")));
-    assert!(store.get_task(ids[1]).await.unwrap().is_none());
+    assert!(store.get_task(gone).await.unwrap().is_none());
+    assert!(store.get_task(ids[0]).await.unwrap().is_some());
 }
 
 /// Sorted, to compare counts whichever way the store read them.
