@@ -292,9 +292,7 @@ pub(crate) mod ops {
     /// Writes wait for the transaction's next read or its commit (see `Writes`), then go
     /// as one statement: each statement is a round trip to the server, and a batch's
     /// writes (events, task rows by the columns they change, agents, results, the
-    /// console's deltas) are several.
-    const DEFER_WRITES: bool = true;
-    /// The protocol allows 65,535 parameters a statement; no part binds more than 7,200
+    /// console's deltas) are several. The protocol allows 65,535 parameters a statement; no part binds more than 7,200
     /// (400 task rows of 18 values), so one more part after this many still fits.
     const MAX_DEFERRED_BINDS: usize = 50_000;
 

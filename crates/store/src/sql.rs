@@ -12,7 +12,7 @@ pub(crate) const QUEUE_CLAIM_ORDER: &str =
 pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
-/// `alloc_seqs`, `DEFER_WRITES`, `MAX_DEFERRED_BINDS`, `open_statement`,
+/// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
 /// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
 /// `HELD`, `settled_seq` and `read_events_after`, the operations every backend shares.
 macro_rules! shared_ops {
@@ -216,13 +216,13 @@ macro_rules! shared_ops {
             claim_at(conn, "reprioritize_at", now, limit).await
         }
 
-        /// Writes of a transaction not sent yet. With `DEFER_WRITES` they wait for the
-        /// transaction's next read or its commit and go as one query (`open_statement` and
-        /// `close_statements` join them: SQLite's multi-statement query, where each
-        /// statement is a round trip to the connection's thread; PostgreSQL's one statement
-        /// of data-modifying `WITH` parts, where each is a round trip to the server), or
-        /// sooner once they hold `MAX_DEFERRED_BINDS` parameters. Otherwise each goes at
-        /// once. Only statements with anonymous placeholders (`QueryBuilder`'s) may wait: a
+        /// Writes of a transaction not sent yet. They wait for the transaction's next read
+        /// or its commit and go as one query (`open_statement` and `close_statements` join
+        /// them: SQLite's multi-statement query, where each statement is a round trip to
+        /// the connection's thread; PostgreSQL's one statement of data-modifying `WITH`
+        /// parts, where each is a round trip to the server), or sooner once they hold
+        /// `MAX_DEFERRED_BINDS` parameters. Only statements with anonymous placeholders
+        /// (`QueryBuilder`'s) may wait: a
         /// numbered one (`$1`) would name a parameter of the whole query.
         pub(crate) struct Writes {
             sql: QueryBuilder<'static, Db>,
@@ -263,11 +263,11 @@ macro_rules! shared_ops {
                 &mut self.sql
             }
 
-            /// Ends a statement that bound `binds` parameters: sends it at once unless this
-            /// backend defers writes and the statements waiting stay under its limit.
+            /// Ends a statement that bound `binds` parameters: it waits, unless the
+            /// statements waiting reach the backend's limit.
             async fn done(&mut self, conn: &mut Link, binds: usize) -> Result<(), StoreError> {
                 self.binds += binds;
-                if DEFER_WRITES && self.binds < MAX_DEFERRED_BINDS {
+                if self.binds < MAX_DEFERRED_BINDS {
                     return Ok(());
                 }
                 self.land(conn).await.map(drop)
@@ -1051,14 +1051,20 @@ macro_rules! shared_ops {
         /// `head` (ending in `IN (`), `ids` bound one by one, `)` and `tail`: the lists
         /// of agent ids the agents' reads share.
         fn in_list(head: &str, ids: &[String], tail: &str) -> QueryBuilder<'static, Db> {
-            let mut qb = QueryBuilder::<Db>::new(head);
+            let mut qb = QueryBuilder::<Db>::new("");
+            push_in_list(&mut qb, head, ids, tail);
+            qb
+        }
+
+        /// Pushes what [`in_list`] builds onto `qb`.
+        fn push_in_list(qb: &mut QueryBuilder<'static, Db>, head: &str, ids: &[String], tail: &str) {
+            qb.push(head);
             let mut sep = qb.separated(", ");
             for id in ids {
                 sep.push_bind(id.clone());
             }
             sep.push_unseparated(")");
             qb.push(tail);
-            qb
         }
 
 
@@ -1165,17 +1171,16 @@ macro_rules! shared_ops {
                 channel,
                 tasks: u32::try_from(n).unwrap_or(u32::MAX),
             };
-            // A dispatcher pass asks for every Ready agent: a fixed statement that reads
-            // each partial index whole (the offers or Assigned tasks of the moment, and on
-            // PostgreSQL the entries their old versions left) reads no more than a descent
-            // per agent did, and is planned once, not per pass.
-            let wanted: Option<std::collections::HashSet<&str>> = (ids.len()
-                >= $crate::sql::HOLDINGS_SCAN_FROM)
-                .then(|| ids.iter().map(String::as_str).collect());
             // Both counts in one statement: a round trip each would be most of a pull's
             // reads.
             let [(head0, holder0, tail0), (head1, holder1, tail1)] = HELD;
-            if let Some(wanted) = &wanted {
+            if ids.len() >= $crate::sql::HOLDINGS_SCAN_FROM {
+                // A dispatcher pass asks for every Ready agent: a fixed statement that
+                // reads each partial index whole (the offers or Assigned tasks of the
+                // moment, and on PostgreSQL the entries their old versions left) reads no
+                // more than a descent per agent did, and is planned once, not per pass.
+                let wanted: std::collections::HashSet<&str> =
+                    ids.iter().map(String::as_str).collect();
                 let rows: Vec<(String, Option<String>, i64)> =
                     sqlx::query_as(&format!("{head0}{tail0} UNION ALL {head1}{tail1}"))
                         .fetch_all(&mut *conn)
@@ -1186,20 +1191,17 @@ macro_rules! shared_ops {
                     .map(holding)
                     .collect());
             }
-            let mut out = Vec::new();
-            for chunk in ids.chunks(500) {
-                let mut qb = in_list(&format!("{head0} AND {holder0} IN ("), chunk, tail0);
-                qb.push(format_args!(" UNION ALL {head1} AND {holder1} IN ("));
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.clone());
-                }
-                sep.push_unseparated(format_args!("){tail1}"));
-                let rows: Vec<(String, Option<String>, i64)> =
-                    qb.build_query_as().fetch_all(&mut *conn).await?;
-                out.extend(rows.into_iter().map(holding));
-            }
-            Ok(out)
+            // Fewer than `HOLDINGS_SCAN_FROM` ids: one list each.
+            let mut qb = in_list(&format!("{head0} AND {holder0} IN ("), ids, tail0);
+            push_in_list(
+                &mut qb,
+                &format!(" UNION ALL {head1} AND {holder1} IN ("),
+                ids,
+                tail1,
+            );
+            let rows: Vec<(String, Option<String>, i64)> =
+                qb.build_query_as().fetch_all(&mut *conn).await?;
+            Ok(rows.into_iter().map(holding).collect())
         }
 
         /// Offers that expired at `now`, the longest expired first, claimed.

@@ -294,9 +294,8 @@ pub(crate) mod ops {
     }
 
     /// Writes wait for the transaction's next read or its commit (see `Writes`): a
-    /// statement is a round trip to the connection's thread.
-    const DEFER_WRITES: bool = true;
-    /// Each statement of a multi-statement query binds its own parameters.
+    /// statement is a round trip to the connection's thread. No limit: each statement of a
+    /// multi-statement query binds its own parameters.
     const MAX_DEFERRED_BINDS: usize = usize::MAX;
 
     /// Statements waiting go as one multi-statement query.
