@@ -104,6 +104,170 @@ pub(crate) mod ops {
     /// whenever statistics made that queue common, and stepped over every task of other
     /// queues and every task on offer with a higher priority (see migration 0017).
     const CLAIM_ORDER: &str = "priority DESC, due_at, broker_id";
+    /// Rows of one statement that writes tasks back or appends events. Each column is
+    /// one array parameter, whatever the number of rows: the statement's text stays
+    /// short, and PostgreSQL parses and plans it in microseconds, where a `VALUES` list
+    /// of a parameter per column and row took it milliseconds.
+    const TASK_ROWS: usize = 5000;
+    const EVENT_ROWS: usize = 5000;
+
+    /// Pushes the statement that sets the columns `cols` (indexes of `columns::NAMES`),
+    /// body and version of each task of `rows` (task, body). Returns the parameters
+    /// bound.
+    fn push_update(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        cols: &[usize],
+        rows: Vec<(&worklane_domain::Task, String)>,
+    ) -> usize {
+        use crate::columns::NAMES;
+        qb.push("UPDATE tasks SET version = v.version, body = v.body");
+        for &i in cols {
+            let c = NAMES[i];
+            qb.push(format_args!(", {c} = v.{c}"));
+        }
+        qb.push(" FROM unnest(");
+        qb.push_bind(
+            rows.iter()
+                .map(|(t, _)| t.broker_id.0)
+                .collect::<Vec<i64>>(),
+        );
+        qb.push(", ");
+        qb.push_bind(rows.iter().map(|(t, _)| t.version).collect::<Vec<i64>>());
+        for &i in cols {
+            qb.push(", ");
+            push_column_array(qb, i, rows.iter().map(|(t, _)| *t));
+        }
+        qb.push(", ");
+        qb.push_bind(
+            rows.into_iter()
+                .map(|(_, body)| body)
+                .collect::<Vec<String>>(),
+        );
+        qb.push(") AS v (broker_id, version");
+        for &i in cols {
+            qb.push(", ").push(NAMES[i]);
+        }
+        qb.push(", body) WHERE tasks.broker_id = v.broker_id");
+        3 + cols.len()
+    }
+
+    /// Pushes the rows of an `INSERT INTO tasks (broker_id, the columns of
+    /// `columns::NAMES`, version, body)`, from each task and its body, as one array a
+    /// column. Returns the parameters bound.
+    fn push_task_rows(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        rows: Vec<(&worklane_domain::Task, String)>,
+    ) -> usize {
+        qb.push("SELECT * FROM unnest(");
+        qb.push_bind(
+            rows.iter()
+                .map(|(t, _)| t.broker_id.0)
+                .collect::<Vec<i64>>(),
+        );
+        for i in 0..crate::columns::NAMES.len() {
+            qb.push(", ");
+            push_column_array(qb, i, rows.iter().map(|(t, _)| *t));
+        }
+        qb.push(", ");
+        qb.push_bind(rows.iter().map(|(t, _)| t.version).collect::<Vec<i64>>());
+        qb.push(", ");
+        qb.push_bind(
+            rows.into_iter()
+                .map(|(_, body)| body)
+                .collect::<Vec<String>>(),
+        );
+        qb.push(")");
+        3 + crate::columns::NAMES.len()
+    }
+
+    /// Binds indexed column `i` (`columns::NAMES[i]`) of `tasks` as one array.
+    fn push_column_array<'t>(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        i: usize,
+        tasks: impl Iterator<Item = &'t worklane_domain::Task>,
+    ) {
+        use crate::{micros, reprioritize_at};
+        fn text<'t>(
+            qb: &mut sqlx::QueryBuilder<'static, Db>,
+            tasks: impl Iterator<Item = &'t worklane_domain::Task>,
+            f: impl Fn(&worklane_domain::Task) -> Option<String>,
+        ) {
+            qb.push_bind(tasks.map(f).collect::<Vec<Option<String>>>());
+        }
+        fn time<'t>(
+            qb: &mut sqlx::QueryBuilder<'static, Db>,
+            tasks: impl Iterator<Item = &'t worklane_domain::Task>,
+            f: impl Fn(&worklane_domain::Task) -> Option<i64>,
+        ) {
+            qb.push_bind(tasks.map(f).collect::<Vec<Option<i64>>>());
+        }
+        match i {
+            0 => text(qb, tasks, |t| Some(t.capture_point_id.clone())),
+            1 => text(qb, tasks, |t| Some(t.capture_id.clone())),
+            2 => text(qb, tasks, |t| Some(t.status.as_str().to_owned())),
+            3 => {
+                qb.push_bind(tasks.map(|t| t.priority).collect::<Vec<i32>>());
+            }
+            4 => text(qb, tasks, |t| t.process_id.clone()),
+            5 => text(qb, tasks, |t| t.queue.clone()),
+            6 => text(qb, tasks, |t| t.assigned_to_user.clone()),
+            7 => time(qb, tasks, |t| t.activation_date_time.map(micros)),
+            8 => time(qb, tasks, |t| t.due_date_time.map(micros)),
+            9 => time(qb, tasks, |t| t.expiration_date_time.map(micros)),
+            10 => time(qb, tasks, |t| reprioritize_at(t).map(micros)),
+            11 => text(qb, tasks, |t| t.offer.as_ref().map(|o| o.agent.clone())),
+            12 => time(qb, tasks, |t| {
+                t.offer.as_ref().map(|o| micros(o.expires_date_time))
+            }),
+            13 => text(qb, tasks, |t| t.queue_target.clone()),
+            _ => text(qb, tasks, |t| t.channel.clone()),
+        }
+    }
+
+    /// Pushes the rows of an `INSERT INTO events (seq, broker_id, capture_point_id,
+    /// event_type, created_at, body)`, from each event and its body, as one array a
+    /// column. Returns the parameters bound.
+    fn push_event_rows(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        rows: Vec<(&worklane_domain::Event, String)>,
+    ) -> usize {
+        qb.push("SELECT * FROM unnest(");
+        qb.push_bind(rows.iter().map(|(e, _)| e.seq).collect::<Vec<i64>>());
+        qb.push(", ");
+        qb.push_bind(
+            rows.iter()
+                .map(|(e, _)| e.broker_id.0)
+                .collect::<Vec<i64>>(),
+        );
+        qb.push(", ");
+        qb.push_bind(
+            rows.iter()
+                .map(|(e, _)| e.capture_point_id.clone())
+                .collect::<Vec<String>>(),
+        );
+        qb.push(", ");
+        qb.push_bind(
+            rows.iter()
+                .map(|(e, _)| e.event_type.as_str())
+                .collect::<Vec<&'static str>>(),
+        );
+        qb.push(", ");
+        // Retention prunes by it (see `retention.rs`).
+        qb.push_bind(
+            rows.iter()
+                .map(|(e, _)| crate::micros(e.event_date_time))
+                .collect::<Vec<i64>>(),
+        );
+        qb.push(", ");
+        qb.push_bind(
+            rows.into_iter()
+                .map(|(_, body)| body)
+                .collect::<Vec<String>>(),
+        );
+        qb.push(")");
+        6
+    }
+
     /// Claimed rows are locked; rows another writer holds are skipped.
     const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
     /// Loaded rows are locked until commit; a writer on another node waits for them.

@@ -14,10 +14,12 @@ pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
 /// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `HELD`, `settled_seq` and `read_events_after`, the operations every backend shares.
+/// `HELD`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
+/// `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
+/// shares.
 macro_rules! shared_ops {
     () => {
-        use $crate::{micros, reprioritize_at, PageAfter, StoreError, TaskOrder, TaskQuery};
+        use $crate::{micros, PageAfter, StoreError, TaskOrder, TaskQuery};
         use sqlx::{QueryBuilder, Row};
         use worklane_domain::{BrokerId, Event, NewEvent, Task, TaskRef, Timestamp};
 
@@ -579,39 +581,13 @@ macro_rules! shared_ops {
             }
         }
 
-        /// Binds indexed column `i` of `t` (`columns::NAMES[i]`: the upsert's and the
-        /// targeted update's one mapping of a task to its columns).
-        fn bind_column(
-            b: &mut sqlx::query_builder::Separated<'_, '_, Db, &'static str>,
-            i: usize,
-            t: &Task,
-        ) {
-            match i {
-                0 => b.push_bind(t.capture_point_id.clone()),
-                1 => b.push_bind(t.capture_id.clone()),
-                2 => b.push_bind(t.status.as_str()),
-                3 => b.push_bind(t.priority),
-                4 => b.push_bind(t.process_id.clone()),
-                5 => b.push_bind(t.queue.clone()),
-                6 => b.push_bind(t.assigned_to_user.clone()),
-                7 => b.push_bind(t.activation_date_time.map(micros)),
-                8 => b.push_bind(t.due_date_time.map(micros)),
-                9 => b.push_bind(t.expiration_date_time.map(micros)),
-                10 => b.push_bind(reprioritize_at(t).map(micros)),
-                11 => b.push_bind(t.offer.as_ref().map(|o| o.agent.clone())),
-                12 => b.push_bind(t.offer.as_ref().map(|o| micros(o.expires_date_time))),
-                13 => b.push_bind(t.queue_target.clone()),
-                _ => b.push_bind(t.channel.clone()),
-            };
-        }
-
         async fn put_tasks(
             conn: &mut Link,
             w: &mut Writes,
             live: &[&Task],
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
-            for chunk in live.chunks(400) {
+            for chunk in live.chunks(TASK_ROWS) {
                 let qb = w.next(true);
                 qb.push(
                     "INSERT INTO tasks (broker_id, capture_point_id, capture_id, status, priority, \
@@ -622,13 +598,7 @@ macro_rules! shared_ops {
                 for t in chunk {
                     rows.push((*t, bodies.take(t)?));
                 }
-                qb.push_values(rows, |mut b, (t, body)| {
-                    b.push_bind(t.broker_id.0);
-                    for i in 0..$crate::columns::NAMES.len() {
-                        bind_column(&mut b, i, t);
-                    }
-                    b.push_bind(t.version).push_bind(body);
-                });
+                let binds = push_task_rows(qb, rows);
                 qb.push(
                     " ON CONFLICT (broker_id) DO UPDATE SET \
                      capture_point_id = excluded.capture_point_id, capture_id = excluded.capture_id, \
@@ -643,7 +613,7 @@ macro_rules! shared_ops {
                      version = excluded.version, \
                      body = excluded.body",
                 );
-                w.done(conn, chunk.len() * (3 + $crate::columns::NAMES.len())).await?;
+                w.done(conn, binds).await?;
             }
             Ok(())
         }
@@ -660,30 +630,13 @@ macro_rules! shared_ops {
             let cols: Vec<usize> = (0..$crate::columns::NAMES.len())
                 .filter(|i| mask & (1 << i) != 0)
                 .collect();
-            for chunk in tasks.chunks(400) {
-                let qb = w.next(true);
-                qb.push("WITH v (broker_id, version, body");
-                for &i in &cols {
-                    qb.push(", ").push($crate::columns::NAMES[i]);
-                }
-                qb.push(") AS (");
+            for chunk in tasks.chunks(TASK_ROWS) {
                 let mut rows = Vec::with_capacity(chunk.len());
                 for t in chunk {
                     rows.push((*t, bodies.take(t)?));
                 }
-                qb.push_values(rows, |mut b, (t, body)| {
-                    b.push_bind(t.broker_id.0).push_bind(t.version).push_bind(body);
-                    for &i in &cols {
-                        bind_column(&mut b, i, t);
-                    }
-                });
-                qb.push(") UPDATE tasks SET version = v.version, body = v.body");
-                for &i in &cols {
-                    let c = $crate::columns::NAMES[i];
-                    qb.push(format!(", {c} = v.{c}"));
-                }
-                qb.push(" FROM v WHERE tasks.broker_id = v.broker_id");
-                w.done(conn, chunk.len() * (3 + cols.len())).await?;
+                let binds = push_update(w.next(true), &cols, rows);
+                w.done(conn, binds).await?;
             }
             Ok(())
         }
@@ -762,28 +715,20 @@ macro_rules! shared_ops {
             events: &[Event],
             bodies: &mut $crate::columns::Bodies,
         ) -> Result<(), StoreError> {
-            for chunk in events.chunks(1000) {
-                let qb = w.next(true);
-                qb.push(
-                    "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
-                     body) ",
-                );
+            for chunk in events.chunks(EVENT_ROWS) {
                 let mut rows = Vec::with_capacity(chunk.len());
                 for e in chunk {
                     let body = worklane_domain::stored::stored(|| serde_json::to_string(e))?;
                     bodies.keep(&e.task, &body);
                     rows.push((e, body));
                 }
-                qb.push_values(rows, |mut b, (e, body)| {
-                    b.push_bind(e.seq)
-                        .push_bind(e.broker_id.0)
-                        .push_bind(e.capture_point_id.clone())
-                        .push_bind(e.event_type.as_str())
-                        // Retention prunes by it (see `retention.rs`).
-                        .push_bind(micros(e.event_date_time))
-                        .push_bind(body);
-                });
-                w.done(conn, chunk.len() * 6).await?;
+                let qb = w.next(true);
+                qb.push(
+                    "INSERT INTO events (seq, broker_id, capture_point_id, event_type, created_at, \
+                     body) ",
+                );
+                let binds = push_event_rows(qb, rows);
+                w.done(conn, binds).await?;
             }
             Ok(())
         }

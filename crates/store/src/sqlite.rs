@@ -130,6 +130,107 @@ pub(crate) mod ops {
     /// Tasks of one status in priority order: without statistics SQLite would read them
     /// all through another status index and sort them.
     const BY_PRIORITY: &str = " INDEXED BY tasks_claim";
+    /// Rows of one statement that writes tasks: each binds a parameter per column.
+    const TASK_ROWS: usize = 400;
+    /// Rows of one statement that appends events.
+    const EVENT_ROWS: usize = 1000;
+
+    /// Binds indexed column `i` of `t` (`columns::NAMES[i]`: the upsert's and the
+    /// targeted update's one mapping of a task to its columns; PostgreSQL binds a column
+    /// of many tasks as one array, in its `push_column_array`).
+    fn bind_column(
+        b: &mut sqlx::query_builder::Separated<'_, '_, Db, &'static str>,
+        i: usize,
+        t: &Task,
+    ) {
+        match i {
+            0 => b.push_bind(t.capture_point_id.clone()),
+            1 => b.push_bind(t.capture_id.clone()),
+            2 => b.push_bind(t.status.as_str()),
+            3 => b.push_bind(t.priority),
+            4 => b.push_bind(t.process_id.clone()),
+            5 => b.push_bind(t.queue.clone()),
+            6 => b.push_bind(t.assigned_to_user.clone()),
+            7 => b.push_bind(t.activation_date_time.map(crate::micros)),
+            8 => b.push_bind(t.due_date_time.map(crate::micros)),
+            9 => b.push_bind(t.expiration_date_time.map(crate::micros)),
+            10 => b.push_bind(crate::reprioritize_at(t).map(crate::micros)),
+            11 => b.push_bind(t.offer.as_ref().map(|o| o.agent.clone())),
+            12 => b.push_bind(t.offer.as_ref().map(|o| crate::micros(o.expires_date_time))),
+            13 => b.push_bind(t.queue_target.clone()),
+            _ => b.push_bind(t.channel.clone()),
+        };
+    }
+
+    /// Pushes the statement that sets the columns `cols` (indexes of `columns::NAMES`),
+    /// body and version of each task of `rows` (task, body). Returns the parameters
+    /// bound.
+    fn push_update(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        cols: &[usize],
+        rows: Vec<(&worklane_domain::Task, String)>,
+    ) -> usize {
+        let binds = rows.len() * (3 + cols.len());
+        qb.push("WITH v (broker_id, version, body");
+        for &i in cols {
+            qb.push(", ").push(crate::columns::NAMES[i]);
+        }
+        qb.push(") AS (");
+        qb.push_values(rows, |mut b, (t, body)| {
+            b.push_bind(t.broker_id.0)
+                .push_bind(t.version)
+                .push_bind(body);
+            for &i in cols {
+                bind_column(&mut b, i, t);
+            }
+        });
+        qb.push(") UPDATE tasks SET version = v.version, body = v.body");
+        for &i in cols {
+            let c = crate::columns::NAMES[i];
+            qb.push(format!(", {c} = v.{c}"));
+        }
+        qb.push(" FROM v WHERE tasks.broker_id = v.broker_id");
+        binds
+    }
+
+    /// Pushes the rows of an `INSERT INTO tasks (broker_id, the columns of
+    /// `columns::NAMES`, version, body)`, from each task and its body. Returns the
+    /// parameters bound.
+    fn push_task_rows(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        rows: Vec<(&worklane_domain::Task, String)>,
+    ) -> usize {
+        let binds = rows.len() * (3 + crate::columns::NAMES.len());
+        qb.push_values(rows, |mut b, (t, body)| {
+            b.push_bind(t.broker_id.0);
+            for i in 0..crate::columns::NAMES.len() {
+                bind_column(&mut b, i, t);
+            }
+            b.push_bind(t.version).push_bind(body);
+        });
+        binds
+    }
+
+    /// Pushes the rows of an `INSERT INTO events (seq, broker_id, capture_point_id,
+    /// event_type, created_at, body)`, from each event and its body. Returns the
+    /// parameters bound.
+    fn push_event_rows(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        rows: Vec<(&worklane_domain::Event, String)>,
+    ) -> usize {
+        let binds = rows.len() * 6;
+        qb.push_values(rows, |mut b, (e, body)| {
+            b.push_bind(e.seq)
+                .push_bind(e.broker_id.0)
+                .push_bind(e.capture_point_id.clone())
+                .push_bind(e.event_type.as_str())
+                // Retention prunes by it (see `retention.rs`).
+                .push_bind(crate::micros(e.event_date_time))
+                .push_bind(body);
+        });
+        binds
+    }
+
     /// The order of claims by status (tasks_claim; SQLite sorts NULLs first).
     const CLAIM_ORDER: &str = crate::sql::QUEUE_CLAIM_ORDER;
     /// SQLite has one writer: nothing to lock.

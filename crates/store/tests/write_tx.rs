@@ -147,10 +147,15 @@ async fn a_write_sent_ahead_that_fails_fails_the_transaction(store: Arc<dyn Stor
 }
 
 async fn writes_beyond_one_statements_parameters_all_land(store: Arc<dyn Store>) {
-    // 3,000 tasks of 18 values and their events: more parameters than PostgreSQL takes in
-    // one statement, so the writes held back go in more than one.
+    // 3,000 tasks and their events (on PostgreSQL an array a column), and 25,000
+    // idempotency results of three parameters each: more parameters than PostgreSQL takes
+    // in one statement (65,535), so the writes held back go in more than one.
     let mut tx = store.begin().await.unwrap();
     let (ids, seqs) = create(&mut *tx, &names("wide", 3000)).await;
+    let results: Vec<(String, String)> = (0..25_000)
+        .map(|i| (format!("key-{i}"), format!("{{\"n\":{i}}}")))
+        .collect();
+    tx.record_results(&results, now()).await.unwrap();
     tx.commit().await.unwrap();
     let events = store.events_after(0, 5000).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
@@ -158,13 +163,25 @@ async fn writes_beyond_one_statements_parameters_all_land(store: Arc<dyn Store>)
         let t = store.get_task(id).await.unwrap().expect("written");
         assert_eq!(t.broker_id, id);
     }
+    let keys = ["key-0", "key-9999", "key-24999"].map(String::from);
+    let mut tx = store.begin().await.unwrap();
+    let mut stored = tx.stored_results(&keys).await.unwrap();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("key-0".into(), "{\"n\":0}".into()),
+            ("key-24999".into(), "{\"n\":24999}".into()),
+            ("key-9999".into(), "{\"n\":9999}".into()),
+        ]
+    );
 }
 
 async fn a_row_written_twice_without_a_read_between_keeps_the_second(store: Arc<dyn Store>) {
     // New tasks written, then one written again and another deleted, with no read
-    // between: each later write wins, as if each had gone at once. 3,000 of them, so that
-    // on PostgreSQL the first write is sent in part on its way (`MAX_DEFERRED_BINDS`) and
-    // the two written again are among those still waiting.
+    // between: each later write wins, as if each had gone at once. 3,000 of them: on
+    // PostgreSQL one statement part writes them all, and the two written again are among
+    // those still waiting.
     let mut tx = store.begin().await.unwrap();
     let ids = tx.alloc_ids(3000).await.unwrap();
     let mut tasks: Vec<Task> = ids
