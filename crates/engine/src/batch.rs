@@ -482,13 +482,14 @@ pub(crate) async fn process_due(
     policy: &Policy,
 ) -> Result<(usize, Option<i64>), StoreError> {
     let rules = policy.rules.current();
-    let mut claimed = tx.claim_due(now, limit).await?;
-    let mut chunks = Vec::new();
-    while claimed.len() > DUE_CHUNK {
-        let rest = claimed.split_off(DUE_CHUNK);
-        chunks.push(std::mem::replace(&mut claimed, rest));
-    }
-    chunks.push(claimed);
+    let claimed = tx.claim_due(now, limit).await?;
+    // Taken from the front in order (splitting off the rest would copy it once a chunk).
+    let mut claimed = claimed.into_iter();
+    let chunks: Vec<Vec<Task>> = std::iter::from_fn(|| {
+        let chunk: Vec<Task> = claimed.by_ref().take(DUE_CHUNK).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    })
+    .collect();
     let decide = |chunk: Vec<Task>| {
         let (rules, archive_after, queues) =
             (rules.clone(), policy.archive_after, policy.queues.clone());
