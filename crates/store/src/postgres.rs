@@ -111,6 +111,38 @@ pub(crate) mod ops {
     const TASK_ROWS: usize = 5000;
     const EVENT_ROWS: usize = 5000;
 
+    /// Binds `f` of each of `rows` as one array parameter.
+    fn bind_array<R, T>(qb: &mut sqlx::QueryBuilder<'static, Db>, rows: &[R], f: impl Fn(&R) -> T)
+    where
+        Vec<T>: sqlx::Encode<'static, Db> + sqlx::Type<Db> + 'static,
+    {
+        qb.push_bind(rows.iter().map(f).collect::<Vec<T>>());
+    }
+
+    /// Binds, each after a comma, indexed columns `cols` of the tasks of `rows` as one
+    /// array a column.
+    fn push_columns<B>(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        cols: impl Iterator<Item = usize>,
+        rows: &[(&worklane_domain::Task, B)],
+    ) {
+        for i in cols {
+            qb.push(", ");
+            push_column_array(qb, i, rows.iter().map(|(t, _)| *t));
+        }
+    }
+
+    /// Binds, after a comma, the bodies of `rows` as one array: moved, not copied (the
+    /// largest column).
+    fn bind_bodies<R>(qb: &mut sqlx::QueryBuilder<'static, Db>, rows: Vec<(R, String)>) {
+        qb.push(", ");
+        qb.push_bind(
+            rows.into_iter()
+                .map(|(_, body)| body)
+                .collect::<Vec<String>>(),
+        );
+    }
+
     /// Pushes the statement that sets the columns `cols` (indexes of `columns::NAMES`),
     /// body and version of each task of `rows` (task, body). Returns the parameters
     /// bound.
@@ -126,23 +158,11 @@ pub(crate) mod ops {
             qb.push(format_args!(", {c} = v.{c}"));
         }
         qb.push(" FROM unnest(");
-        qb.push_bind(
-            rows.iter()
-                .map(|(t, _)| t.broker_id.0)
-                .collect::<Vec<i64>>(),
-        );
+        bind_array(qb, &rows, |(t, _)| t.broker_id.0);
         qb.push(", ");
-        qb.push_bind(rows.iter().map(|(t, _)| t.version).collect::<Vec<i64>>());
-        for &i in cols {
-            qb.push(", ");
-            push_column_array(qb, i, rows.iter().map(|(t, _)| *t));
-        }
-        qb.push(", ");
-        qb.push_bind(
-            rows.into_iter()
-                .map(|(_, body)| body)
-                .collect::<Vec<String>>(),
-        );
+        bind_array(qb, &rows, |(t, _)| t.version);
+        push_columns(qb, cols.iter().copied(), &rows);
+        bind_bodies(qb, rows);
         qb.push(") AS v (broker_id, version");
         for &i in cols {
             qb.push(", ").push(NAMES[i]);
@@ -159,23 +179,11 @@ pub(crate) mod ops {
         rows: Vec<(&worklane_domain::Task, String)>,
     ) -> usize {
         qb.push("SELECT * FROM unnest(");
-        qb.push_bind(
-            rows.iter()
-                .map(|(t, _)| t.broker_id.0)
-                .collect::<Vec<i64>>(),
-        );
-        for i in 0..crate::columns::NAMES.len() {
-            qb.push(", ");
-            push_column_array(qb, i, rows.iter().map(|(t, _)| *t));
-        }
+        bind_array(qb, &rows, |(t, _)| t.broker_id.0);
+        push_columns(qb, 0..crate::columns::NAMES.len(), &rows);
         qb.push(", ");
-        qb.push_bind(rows.iter().map(|(t, _)| t.version).collect::<Vec<i64>>());
-        qb.push(", ");
-        qb.push_bind(
-            rows.into_iter()
-                .map(|(_, body)| body)
-                .collect::<Vec<String>>(),
-        );
+        bind_array(qb, &rows, |(t, _)| t.version);
+        bind_bodies(qb, rows);
         qb.push(")");
         3 + crate::columns::NAMES.len()
     }
@@ -232,38 +240,17 @@ pub(crate) mod ops {
         rows: Vec<(&worklane_domain::Event, String)>,
     ) -> usize {
         qb.push("SELECT * FROM unnest(");
-        qb.push_bind(rows.iter().map(|(e, _)| e.seq).collect::<Vec<i64>>());
+        bind_array(qb, &rows, |(e, _)| e.seq);
         qb.push(", ");
-        qb.push_bind(
-            rows.iter()
-                .map(|(e, _)| e.broker_id.0)
-                .collect::<Vec<i64>>(),
-        );
+        bind_array(qb, &rows, |(e, _)| e.broker_id.0);
         qb.push(", ");
-        qb.push_bind(
-            rows.iter()
-                .map(|(e, _)| e.capture_point_id.clone())
-                .collect::<Vec<String>>(),
-        );
+        bind_array(qb, &rows, |(e, _)| e.capture_point_id.clone());
         qb.push(", ");
-        qb.push_bind(
-            rows.iter()
-                .map(|(e, _)| e.event_type.as_str())
-                .collect::<Vec<&'static str>>(),
-        );
+        bind_array(qb, &rows, |(e, _)| e.event_type.as_str());
         qb.push(", ");
         // Retention prunes by it (see `retention.rs`).
-        qb.push_bind(
-            rows.iter()
-                .map(|(e, _)| crate::micros(e.event_date_time))
-                .collect::<Vec<i64>>(),
-        );
-        qb.push(", ");
-        qb.push_bind(
-            rows.into_iter()
-                .map(|(_, body)| body)
-                .collect::<Vec<String>>(),
-        );
+        bind_array(qb, &rows, |(e, _)| crate::micros(e.event_date_time));
+        bind_bodies(qb, rows);
         qb.push(")");
         6
     }
