@@ -212,7 +212,13 @@ pub(crate) mod ops {
         match i {
             0 => text(qb, tasks, |t| Some(t.capture_point_id.clone())),
             1 => text(qb, tasks, |t| Some(t.capture_id.clone())),
-            2 => text(qb, tasks, |t| Some(t.status.as_str().to_owned())),
+            2 => {
+                qb.push_bind(
+                    tasks
+                        .map(|t| t.status.as_str())
+                        .collect::<Vec<&'static str>>(),
+                );
+            }
             3 => {
                 qb.push_bind(tasks.map(|t| t.priority).collect::<Vec<i32>>());
             }
@@ -443,8 +449,9 @@ pub(crate) mod ops {
     /// Writes wait for the transaction's next read or its commit (see `Writes`), then go
     /// as one statement: each statement is a round trip to the server, and a batch's
     /// writes (events, task rows by the columns they change, agents, results, the
-    /// console's deltas) are several. The protocol allows 65,535 parameters a statement; no part binds more than 7,200
-    /// (400 task rows of 18 values), so one more part after this many still fits.
+    /// console's deltas) are several. The protocol allows 65,535 parameters a statement.
+    /// Tasks and events bind an array a column; no other part binds more than 2,000
+    /// (400 agents of five values), so one more part after this many still fits.
     const MAX_DEFERRED_BINDS: usize = 50_000;
 
     /// Statements waiting go as the parts of one: `WITH w0 AS (...), w1 AS (...) SELECT 1`.
