@@ -329,6 +329,49 @@ async fn listing_filters_and_pages(s: Arc<dyn Store>) {
     assert_eq!(by_process.len(), 5);
 }
 
+/// A listing by due date finds live and finished tasks alike (PostgreSQL reads them from
+/// two partial indexes), and neither later ones nor undated ones.
+async fn listing_by_due_date_spans_live_and_finished(s: Arc<dyn Store>) {
+    let t = Timestamp::from_second(1_900_000_000).unwrap();
+    let hour = jiff::SignedDuration::from_hours(1);
+    let mut ids = Vec::new();
+    for (due, finish) in [
+        (Some(t - hour * 2), None),
+        (Some(t - hour), Some(Action::Complete)),
+        (Some(t - hour * 3), Some(Action::Cancel)),
+        (Some(t + hour), None),
+        (Some(t + hour), Some(Action::Complete)),
+        (None, None),
+        (None, Some(Action::Cancel)),
+    ] {
+        let mut n = new_task("DUE", None, OnDuplicate::Allow);
+        n.fields.due_date_time = due;
+        let id = create(&*s, n).await.unwrap().task.broker_id;
+        if let Some(a) = finish {
+            if matches!(a, Action::Complete) {
+                // A new task is assigned once it has been held and resumed.
+                act(&*s, id, Action::Hold).await.unwrap();
+                act(&*s, id, Action::Resume).await.unwrap();
+                let user = "agent".into();
+                act(&*s, id, Action::Assign { user }).await.unwrap();
+            }
+            act(&*s, id, a).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let found = s
+        .list_tasks(&TaskQuery {
+            capture_point_id: Some("DUE".into()),
+            due_before: Some(t),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut found: Vec<BrokerId> = found.iter().map(|t| t.broker_id).collect();
+    found.sort_unstable();
+    assert_eq!(found, ids[..3]);
+}
+
 async fn processing_queries(s: Arc<dyn Store>) {
     let later: Timestamp = "2099-01-01T00:00:00Z".parse().unwrap();
     let mut n = new_task("P", None, OnDuplicate::Allow);
@@ -710,6 +753,7 @@ worklane_store::store_suite!(
     events_after_and_cursors,
     idempotent_commands_replay,
     listing_filters_and_pages,
+    listing_by_due_date_spans_live_and_finished,
     processing_queries,
     batch_sees_its_own_changes,
     act_on_best_picks_the_best_task_in_order

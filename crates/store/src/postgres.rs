@@ -98,6 +98,18 @@ pub(crate) mod ops {
 
     /// The planner finds tasks_claim for a status in priority order itself.
     const BY_PRIORITY: &str = "";
+    /// Narrows a listing to tasks due before `at` (epoch microseconds), each arm read
+    /// from its partial index: live tasks from tasks_open_due, finished ones from
+    /// tasks_done_due (migration 0020).
+    fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
+        use crate::stats::{DONE_DUE, OPEN_DUE};
+        qb.push(format_args!(" AND (({OPEN_DUE}) AND due_at < "))
+            .push_bind(at)
+            .push(format_args!(" OR ({DONE_DUE}) AND due_at < "))
+            .push_bind(at)
+            .push(")");
+    }
+
     /// The order of claims by status (tasks_claim). Spelt apart from a queue's claim
     /// order (`COALESCE(due_at, ...)`, tasks_queue_claim), which means the same (NULLs
     /// sort last): with one spelling the planner took tasks_claim for a queue's claim too,

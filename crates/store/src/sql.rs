@@ -763,7 +763,7 @@ macro_rules! shared_ops {
                 qb.push(" AND assigned_to_user = ").push_bind(v.clone());
             }
             if let Some(v) = q.due_before {
-                qb.push(" AND due_at < ").push_bind(micros(v));
+                push_due_before(&mut qb, micros(v));
             }
             if let Some(v) = &q.queue_target {
                 qb.push(" AND queue_target = ").push_bind(v.clone());

@@ -130,6 +130,12 @@ pub(crate) mod ops {
     /// Tasks of one status in priority order: without statistics SQLite would read them
     /// all through another status index and sort them.
     const BY_PRIORITY: &str = " INDEXED BY tasks_claim";
+    /// Narrows a listing to tasks due before `at` (epoch microseconds), from tasks_due:
+    /// SQLite writes an index only when an UPDATE changes its columns, so one index of
+    /// every task's due date costs a change nothing (PostgreSQL splits it, migration 0020).
+    fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
+        qb.push(" AND due_at < ").push_bind(at);
+    }
     /// Rows of one statement that writes tasks: each binds a parameter per column.
     const TASK_ROWS: usize = 400;
     /// Rows of one statement that appends events.

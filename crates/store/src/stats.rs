@@ -271,6 +271,11 @@ pub(crate) const PERIOD_COLS: &str =
 pub(crate) const OPEN_DUE: &str =
     "due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected')";
 
+/// Finished tasks with a due date, as PostgreSQL's partial index `tasks_done_due` names
+/// them: with [`OPEN_DUE`], every task with one.
+pub(crate) const DONE_DUE: &str =
+    "due_at IS NOT NULL AND status IN ('Completed', 'Canceled', 'Rejected')";
+
 macro_rules! impl_stats {
     ($ty:ty) => {
         #[async_trait]
