@@ -26,6 +26,38 @@ pub(crate) const NAMES: [&str; 15] = [
     "channel",
 ];
 
+/// A task's value for one indexed column, typed as the column is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value<'t> {
+    Text(Option<&'t str>),
+    Status(&'static str),
+    Int(i32),
+    Time(Option<i64>),
+}
+
+/// The value of indexed column `i` (`NAMES[i]`) for `t`: the one mapping of a task to
+/// its columns that both backends bind from.
+pub(crate) fn value(i: usize, t: &Task) -> Value<'_> {
+    use Value::{Text, Time};
+    match i {
+        0 => Text(Some(&t.capture_point_id)),
+        1 => Text(Some(&t.capture_id)),
+        2 => Value::Status(t.status.as_str()),
+        3 => Value::Int(t.priority),
+        4 => Text(t.process_id.as_deref()),
+        5 => Text(t.queue.as_deref()),
+        6 => Text(t.assigned_to_user.as_deref()),
+        7 => Time(t.activation_date_time.map(micros)),
+        8 => Time(t.due_date_time.map(micros)),
+        9 => Time(t.expiration_date_time.map(micros)),
+        10 => Time(reprioritize_at(t).map(micros)),
+        11 => Text(t.offer.as_ref().map(|o| o.agent.as_str())),
+        12 => Time(t.offer.as_ref().map(|o| micros(o.expires_date_time))),
+        13 => Text(t.queue_target.as_deref()),
+        _ => Text(t.channel.as_deref()),
+    }
+}
+
 /// One row's indexed values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Columns {

@@ -200,53 +200,35 @@ pub(crate) mod ops {
         3 + crate::columns::NAMES.len()
     }
 
-    /// Binds indexed column `i` (`columns::NAMES[i]`) of `tasks` as one array.
+    /// Binds indexed column `i` (`columns::NAMES[i]`) of `tasks` as one array, of the
+    /// column's type.
     fn push_column_array<'t>(
         qb: &mut sqlx::QueryBuilder<'static, Db>,
         i: usize,
         tasks: impl Iterator<Item = &'t worklane_domain::Task>,
     ) {
-        use crate::{micros, reprioritize_at};
-        fn text<'t>(
-            qb: &mut sqlx::QueryBuilder<'static, Db>,
-            tasks: impl Iterator<Item = &'t worklane_domain::Task>,
-            f: impl Fn(&worklane_domain::Task) -> Option<String>,
-        ) {
-            qb.push_bind(tasks.map(f).collect::<Vec<Option<String>>>());
-        }
-        fn time<'t>(
-            qb: &mut sqlx::QueryBuilder<'static, Db>,
-            tasks: impl Iterator<Item = &'t worklane_domain::Task>,
-            f: impl Fn(&worklane_domain::Task) -> Option<i64>,
-        ) {
-            qb.push_bind(tasks.map(f).collect::<Vec<Option<i64>>>());
-        }
-        match i {
-            0 => text(qb, tasks, |t| Some(t.capture_point_id.clone())),
-            1 => text(qb, tasks, |t| Some(t.capture_id.clone())),
-            2 => {
-                qb.push_bind(
-                    tasks
-                        .map(|t| t.status.as_str())
-                        .collect::<Vec<&'static str>>(),
-                );
-            }
-            3 => {
-                qb.push_bind(tasks.map(|t| t.priority).collect::<Vec<i32>>());
-            }
-            4 => text(qb, tasks, |t| t.process_id.clone()),
-            5 => text(qb, tasks, |t| t.queue.clone()),
-            6 => text(qb, tasks, |t| t.assigned_to_user.clone()),
-            7 => time(qb, tasks, |t| t.activation_date_time.map(micros)),
-            8 => time(qb, tasks, |t| t.due_date_time.map(micros)),
-            9 => time(qb, tasks, |t| t.expiration_date_time.map(micros)),
-            10 => time(qb, tasks, |t| reprioritize_at(t).map(micros)),
-            11 => text(qb, tasks, |t| t.offer.as_ref().map(|o| o.agent.clone())),
-            12 => time(qb, tasks, |t| {
-                t.offer.as_ref().map(|o| micros(o.expires_date_time))
+        use crate::columns::{value, Value};
+        let values: Vec<Value<'t>> = tasks.map(|t| value(i, t)).collect();
+        // Every value of one column has the column's variant, and a statement writes at
+        // least one row (its rows are a chunk of a slice), so the first names the type.
+        debug_assert!(!values.is_empty(), "a statement writes at least one row");
+        match values.first() {
+            Some(Value::Status(_)) => bind_array(qb, &values, |v| match v {
+                Value::Status(s) => *s,
+                _ => "",
             }),
-            13 => text(qb, tasks, |t| t.queue_target.clone()),
-            _ => text(qb, tasks, |t| t.channel.clone()),
+            Some(Value::Int(_)) => bind_array(qb, &values, |v| match v {
+                Value::Int(n) => *n,
+                _ => 0,
+            }),
+            Some(Value::Time(_)) => bind_array(qb, &values, |v| match v {
+                Value::Time(at) => *at,
+                _ => None,
+            }),
+            _ => bind_array(qb, &values, |v| match v {
+                Value::Text(s) => s.map(str::to_owned),
+                _ => None,
+            }),
         }
     }
 

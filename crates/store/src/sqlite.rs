@@ -141,30 +141,18 @@ pub(crate) mod ops {
     /// Rows of one statement that appends events.
     const EVENT_ROWS: usize = 1000;
 
-    /// Binds indexed column `i` of `t` (`columns::NAMES[i]`: the upsert's and the
-    /// targeted update's one mapping of a task to its columns; PostgreSQL binds a column
-    /// of many tasks as one array, in its `push_column_array`).
+    /// Binds indexed column `i` of `t` (`columns::NAMES[i]`), a parameter a value.
     fn bind_column(
         b: &mut sqlx::query_builder::Separated<'_, '_, Db, &'static str>,
         i: usize,
         t: &Task,
     ) {
-        match i {
-            0 => b.push_bind(t.capture_point_id.clone()),
-            1 => b.push_bind(t.capture_id.clone()),
-            2 => b.push_bind(t.status.as_str()),
-            3 => b.push_bind(t.priority),
-            4 => b.push_bind(t.process_id.clone()),
-            5 => b.push_bind(t.queue.clone()),
-            6 => b.push_bind(t.assigned_to_user.clone()),
-            7 => b.push_bind(t.activation_date_time.map(crate::micros)),
-            8 => b.push_bind(t.due_date_time.map(crate::micros)),
-            9 => b.push_bind(t.expiration_date_time.map(crate::micros)),
-            10 => b.push_bind(crate::reprioritize_at(t).map(crate::micros)),
-            11 => b.push_bind(t.offer.as_ref().map(|o| o.agent.clone())),
-            12 => b.push_bind(t.offer.as_ref().map(|o| crate::micros(o.expires_date_time))),
-            13 => b.push_bind(t.queue_target.clone()),
-            _ => b.push_bind(t.channel.clone()),
+        use crate::columns::Value;
+        match crate::columns::value(i, t) {
+            Value::Text(v) => b.push_bind(v.map(str::to_owned)),
+            Value::Status(v) => b.push_bind(v),
+            Value::Int(v) => b.push_bind(v),
+            Value::Time(v) => b.push_bind(v),
         };
     }
 
