@@ -327,6 +327,23 @@ async fn listing_filters_and_pages(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(by_process.len(), 5);
+    // A task classified again leaves its old process's listing for its new one's.
+    let other = TaskFields {
+        process_id: Some("other".into()),
+        ..Default::default()
+    };
+    act(&*s, ids[0].1, Action::Update(other)).await.unwrap();
+    for (process, n) in [("proc", 4), ("other", 1)] {
+        let found = s
+            .list_tasks(&TaskQuery {
+                process_id: Some(process.into()),
+                capture_point_id: Some("L".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), n, "{process}");
+    }
 }
 
 /// A listing by due date finds live and finished tasks alike (PostgreSQL reads them from
@@ -370,6 +387,48 @@ async fn listing_by_due_date_spans_live_and_finished(s: Arc<dyn Store>) {
     let mut found: Vec<BrokerId> = found.iter().map(|t| t.broker_id).collect();
     found.sort_unstable();
     assert_eq!(found, ids[..3]);
+    // Overdue: live tasks only.
+    let overdue = s
+        .list_tasks(&TaskQuery {
+            capture_point_id: Some("DUE".into()),
+            overdue_at: Some(t),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        overdue.iter().map(|t| t.broker_id).collect::<Vec<_>>(),
+        [ids[0]]
+    );
+    // A live task's due date moved later leaves both listings.
+    let later = TaskFields {
+        due_date_time: Some(t + hour * 5),
+        ..Default::default()
+    };
+    act(&*s, ids[0], Action::Update(later)).await.unwrap();
+    for q in [
+        TaskQuery {
+            capture_point_id: Some("DUE".into()),
+            overdue_at: Some(t),
+            ..Default::default()
+        },
+        TaskQuery {
+            capture_point_id: Some("DUE".into()),
+            due_before: Some(t - hour * 2),
+            ..Default::default()
+        },
+    ] {
+        let found = s.list_tasks(&q).await.unwrap();
+        let found: Vec<BrokerId> = found.iter().map(|t| t.broker_id).collect();
+        assert_eq!(
+            found,
+            if q.due_before.is_some() {
+                vec![ids[2]]
+            } else {
+                vec![]
+            }
+        );
+    }
 }
 
 async fn processing_queries(s: Arc<dyn Store>) {

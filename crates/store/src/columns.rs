@@ -26,6 +26,22 @@ pub(crate) const NAMES: [&str; 15] = [
     "channel",
 ];
 
+/// The bit of [`Columns::changed`] past the columns': set when the task moved between
+/// live and finished (`Status::is_final`).
+pub(crate) const FINISHED: u16 = 1 << NAMES.len();
+
+/// The columns PostgreSQL keeps in `task_keys` too (migration 0021), in its order:
+/// capture_point_id, capture_id, process_id, due_at.
+pub(crate) const KEY_COLUMNS: [usize; 4] = [0, 1, 4, 8];
+
+/// The changes PostgreSQL writes to a task's row of `task_keys`: its [`KEY_COLUMNS`], or
+/// whether it has finished.
+pub(crate) const KEYS: u16 = 1 << KEY_COLUMNS[0]
+    | 1 << KEY_COLUMNS[1]
+    | 1 << KEY_COLUMNS[2]
+    | 1 << KEY_COLUMNS[3]
+    | FINISHED;
+
 /// A task's value for one indexed column, typed as the column is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Value<'t> {
@@ -64,6 +80,8 @@ pub(crate) struct Columns {
     capture_point_id: String,
     capture_id: String,
     status: &'static str,
+    /// Whether `status` is final.
+    finished: bool,
     priority: i32,
     process_id: Option<String>,
     queue: Option<String>,
@@ -84,6 +102,7 @@ impl Columns {
             capture_point_id: t.capture_point_id.clone(),
             capture_id: t.capture_id.clone(),
             status: t.status.as_str(),
+            finished: t.status.is_final(),
             priority: t.priority,
             process_id: t.process_id.clone(),
             queue: t.queue.clone(),
@@ -100,7 +119,8 @@ impl Columns {
     }
 
     /// A bit for each column whose value in `t` differs from this row's (bit i is
-    /// `NAMES[i]`). Compares in place: this runs for every row a transaction writes back.
+    /// `NAMES[i]`), and [`FINISHED`]. Compares in place: this runs for every row a
+    /// transaction writes back.
     pub(crate) fn changed(&self, t: &Task) -> u16 {
         let differs = [
             self.capture_point_id != t.capture_point_id,
@@ -119,11 +139,14 @@ impl Columns {
             self.queue_target != t.queue_target,
             self.channel != t.channel,
         ];
+        let finished = self.finished != t.status.is_final();
         differs
             .iter()
             .enumerate()
             .filter(|(_, d)| **d)
-            .fold(0, |m, (i, _)| m | (1 << i))
+            .fold(if finished { FINISHED } else { 0 }, |m, (i, _)| {
+                m | (1 << i)
+            })
     }
 }
 
@@ -296,6 +319,18 @@ mod tests {
             Columns::of(&t).changed(&u),
             bits(&["priority", "reprioritize_at"])
         );
+        // A status change marks FINISHED when it crosses into a final status.
+        let mut routed = t.clone();
+        routed.status = Status::Distributed;
+        assert_eq!(Columns::of(&t).changed(&routed), bits(&["status"]));
+        let mut done = routed.clone();
+        done.status = Status::Completed;
+        assert_eq!(
+            Columns::of(&routed).changed(&done),
+            bits(&["status"]) | FINISHED
+        );
+        assert_ne!(Columns::of(&routed).changed(&done) & KEYS, 0);
+        assert_eq!(Columns::of(&t).changed(&u) & KEYS, 0);
         let mut other = t.clone();
         other.broker_id = worklane_domain::BrokerId(8);
         let (whole, groups) = seen.split(&[&u, &other]);

@@ -98,17 +98,78 @@ pub(crate) mod ops {
 
     /// The planner finds tasks_claim for a status in priority order itself.
     const BY_PRIORITY: &str = "";
-    /// Narrows a listing to tasks due before `at` (epoch microseconds), each arm read
-    /// from its partial index: live tasks from tasks_open_due, finished ones from
-    /// tasks_done_due (migration 0020).
+    /// Opens a condition on a task's keys (captureId, process, due date), which
+    /// PostgreSQL indexes in `task_keys` (migration 0021): the columns named up to
+    /// [`KEY_CLOSE`] are the task's row there.
+    const KEY_OPEN: &str =
+        " AND EXISTS (SELECT 1 FROM task_keys k WHERE k.broker_id = tasks.broker_id AND ";
+    const KEY_CLOSE: &str = ")";
+    /// Within a key condition, a live task with a due date (task_keys_due's first range).
+    const OPEN_KEY_DUE: &str = "NOT done AND due_at IS NOT NULL";
+    /// A task by captureId, the first created (task_keys_capture).
+    const BY_CAPTURE: &str = "SELECT body FROM tasks WHERE broker_id = (SELECT broker_id \
+         FROM task_keys WHERE capture_point_id = $1 AND capture_id = $2 \
+         ORDER BY broker_id LIMIT 1)";
+    /// Open tasks per queue due in [$1, $2) (task_keys_due's live range).
+    pub(crate) const DUE_NOW: &str = "SELECT COALESCE(t.queue, ''), COUNT(*) \
+         FROM task_keys k JOIN tasks t ON t.broker_id = k.broker_id \
+         WHERE NOT k.done AND k.due_at >= $1 AND k.due_at < $2 GROUP BY COALESCE(t.queue, '')";
+
+    /// Narrows a listing to tasks due before `at` (epoch microseconds): live and finished
+    /// ones, the two ranges of task_keys_due.
     fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
-        use crate::stats::{DONE_DUE, OPEN_DUE};
-        qb.push(format_args!(" AND (({OPEN_DUE}) AND due_at < "))
+        qb.push(KEY_OPEN)
+            .push("(NOT done AND due_at < ")
             .push_bind(at)
-            .push(format_args!(" OR ({DONE_DUE}) AND due_at < "))
+            .push(" OR done AND due_at < ")
             .push_bind(at)
-            .push(")");
+            .push(")")
+            .push(KEY_CLOSE);
     }
+
+    /// Widens a load by brokerId to the tasks of `caps` (capture point, captureId), read
+    /// from task_keys_capture once, as an array the primary key is searched for: an `IN`
+    /// subquery in an `OR` would be a filter on every row of tasks.
+    fn push_captures(qb: &mut sqlx::QueryBuilder<'static, Db>, caps: &[(String, String)]) {
+        if caps.is_empty() {
+            return;
+        }
+        qb.push(" OR broker_id = ANY(ARRAY(SELECT broker_id FROM task_keys WHERE false");
+        for (cp, cid) in caps {
+            qb.push(" OR (capture_point_id = ").push_bind(cp.clone());
+            qb.push(" AND capture_id = ")
+                .push_bind(cid.clone())
+                .push(")");
+        }
+        qb.push("))");
+    }
+
+    /// Writes the keys of tasks to task_keys (see [`KEY_OPEN`]): a row each, inserted or
+    /// replaced, one array a column. Returns the parameters bound.
+    fn push_key_rows(
+        qb: &mut sqlx::QueryBuilder<'static, Db>,
+        tasks: &[&worklane_domain::Task],
+    ) -> usize {
+        qb.push(
+            "INSERT INTO task_keys (broker_id, capture_point_id, capture_id, process_id, due_at, \
+             done) SELECT * FROM unnest(",
+        );
+        bind_array(qb, tasks, |t| t.broker_id.0);
+        for i in crate::columns::KEY_COLUMNS {
+            qb.push(", ");
+            push_column_array(qb, i, tasks.iter().copied());
+        }
+        qb.push(", ");
+        bind_array(qb, tasks, |t| t.status.is_final());
+        qb.push(
+            ") ON CONFLICT (broker_id) DO UPDATE SET \
+             capture_point_id = excluded.capture_point_id, capture_id = excluded.capture_id, \
+             process_id = excluded.process_id, due_at = excluded.due_at, done = excluded.done",
+        );
+        6
+    }
+    /// PostgreSQL keeps a task's keys in a table of their own.
+    const KEY_ROWS: Option<PushKeyRows> = Some(push_key_rows);
 
     /// The order of claims by status (tasks_claim). Spelt apart from a queue's claim
     /// order (`COALESCE(due_at, ...)`, tasks_queue_claim), which means the same (NULLs

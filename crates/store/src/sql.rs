@@ -14,7 +14,8 @@ pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
 /// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `HELD`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
+/// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `BY_CAPTURE`, `push_captures`
+/// and `KEY_ROWS`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
 /// `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
 /// shares.
 macro_rules! shared_ops {
@@ -24,6 +25,9 @@ macro_rules! shared_ops {
         use worklane_domain::{BrokerId, Event, NewEvent, Task, TaskRef, Timestamp};
 
         type Conn = <Db as sqlx::Database>::Connection;
+        /// Pushes a statement that writes tasks' keys (see the backend's `KEY_ROWS`);
+        /// returns the parameters bound.
+        type PushKeyRows = fn(&mut QueryBuilder<'static, Db>, &[&Task]) -> usize;
         /// A write transaction whose writes may be in flight (see `in_flight`).
         type Link = $crate::in_flight::InFlight<WriteTx>;
 
@@ -56,10 +60,7 @@ macro_rules! shared_ops {
             match task {
                 TaskRef::Broker(id) => get_task(conn, *id).await,
                 TaskRef::Capture { capture_point_id, capture_id } => {
-                    let row: Option<(String,)> = sqlx::query_as(
-                        "SELECT body FROM tasks WHERE capture_point_id = $1 AND capture_id = $2 \
-                         ORDER BY broker_id LIMIT 1",
-                    )
+                    let row: Option<(String,)> = sqlx::query_as(BY_CAPTURE)
                     .bind(capture_point_id)
                     .bind(capture_id)
                     .fetch_optional(&mut *conn)
@@ -116,10 +117,7 @@ macro_rules! shared_ops {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                for (cp, cid) in cap_chunk {
-                    qb.push(" OR (capture_point_id = ").push_bind(cp.clone());
-                    qb.push(" AND capture_id = ").push_bind(cid.clone()).push(")");
-                }
+                push_captures(&mut qb, cap_chunk);
                 qb.push(" ORDER BY broker_id");
                 qb.push(ROW_LOCK);
                 for row in qb.build().persistent(true).fetch_all(&mut *conn).await? {
@@ -164,7 +162,7 @@ macro_rules! shared_ops {
                 sep.push_unseparated(")");
             }
             if let Some(p) = &sel.process_id {
-                qb.push(" AND process_id = ").push_bind(p.clone());
+                qb.push(KEY_OPEN).push("process_id = ").push_bind(p.clone()).push(KEY_CLOSE);
             }
             if !exclude.is_empty() {
                 qb.push(" AND broker_id NOT IN (");
@@ -615,6 +613,18 @@ macro_rules! shared_ops {
                 );
                 w.done(conn, binds).await?;
             }
+            write_keys(conn, w, live).await
+        }
+
+        /// Writes the keys of `tasks` where the backend keeps them apart (`KEY_ROWS`).
+        async fn write_keys(conn: &mut Link, w: &mut Writes, tasks: &[&Task]) -> Result<(), StoreError> {
+            let Some(push) = KEY_ROWS else {
+                return Ok(());
+            };
+            for chunk in tasks.chunks(TASK_ROWS) {
+                let binds = push(w.next(true), chunk);
+                w.done(conn, binds).await?;
+            }
             Ok(())
         }
 
@@ -637,6 +647,9 @@ macro_rules! shared_ops {
                 }
                 let binds = push_update(w.next(true), &cols, rows);
                 w.done(conn, binds).await?;
+            }
+            if mask & $crate::columns::KEYS != 0 {
+                write_keys(conn, w, tasks).await?;
             }
             Ok(())
         }
@@ -697,14 +710,21 @@ macro_rules! shared_ops {
             gone: &[i64],
         ) -> Result<(), StoreError> {
             for chunk in gone.chunks(500) {
-                let qb = w.next(false);
-                qb.push("DELETE FROM tasks WHERE broker_id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
+                let tables: &[&str] = if KEY_ROWS.is_some() {
+                    &["tasks", "task_keys"]
+                } else {
+                    &["tasks"]
+                };
+                for table in tables {
+                    let qb = w.next(false);
+                    qb.push(format_args!("DELETE FROM {table} WHERE broker_id IN ("));
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    sep.push_unseparated(")");
+                    w.done(conn, chunk.len()).await?;
                 }
-                sep.push_unseparated(")");
-                w.done(conn, chunk.len()).await?;
             }
             Ok(())
         }
@@ -747,14 +767,17 @@ macro_rules! shared_ops {
                 // A literal, as in `claim`: the partial indexes by status then apply.
                 qb.push(format_args!(" AND status = '{}'", s.as_str()));
             }
-            if let Some(v) = &q.capture_point_id {
-                qb.push(" AND capture_point_id = ").push_bind(v.clone());
-            }
-            if let Some(v) = &q.capture_id {
-                qb.push(" AND capture_id = ").push_bind(v.clone());
-            }
-            if let Some(v) = &q.process_id {
-                qb.push(" AND process_id = ").push_bind(v.clone());
+            let keys = [
+                ("capture_point_id", &q.capture_point_id),
+                ("capture_id", &q.capture_id),
+                ("process_id", &q.process_id),
+            ];
+            for (column, v) in keys {
+                if let Some(v) = v {
+                    qb.push(format_args!("{KEY_OPEN}{column} = "))
+                        .push_bind(v.clone())
+                        .push(KEY_CLOSE);
+                }
             }
             if let Some(v) = &q.queue {
                 qb.push(" AND queue = ").push_bind(v.clone());
@@ -769,8 +792,9 @@ macro_rules! shared_ops {
                 qb.push(" AND queue_target = ").push_bind(v.clone());
             }
             if let Some(v) = q.overdue_at {
-                qb.push(format!(" AND {} AND due_at < ", $crate::stats::OPEN_DUE))
-                    .push_bind(micros(v));
+                qb.push(format_args!("{KEY_OPEN}{OPEN_KEY_DUE} AND due_at < "))
+                    .push_bind(micros(v))
+                    .push(KEY_CLOSE);
             }
             if let Some(v) = q.capture_id_prefix.as_deref().filter(|v| !v.is_empty()) {
                 qb.push(" AND substr(capture_id, 1, ")

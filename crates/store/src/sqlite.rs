@@ -136,6 +136,27 @@ pub(crate) mod ops {
     fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
         qb.push(" AND due_at < ").push_bind(at);
     }
+    /// Opens a condition on a task's keys (captureId, process, due date): SQLite indexes
+    /// them on tasks (PostgreSQL in a table of their own, `KEY_ROWS`).
+    const KEY_OPEN: &str = " AND (";
+    const KEY_CLOSE: &str = ")";
+    /// Within a key condition, a live task with a due date (tasks_open_due).
+    const OPEN_KEY_DUE: &str = crate::stats::OPEN_DUE;
+    /// A task by captureId, the first created (tasks_capture).
+    const BY_CAPTURE: &str = "SELECT body FROM tasks WHERE capture_point_id = $1 \
+         AND capture_id = $2 ORDER BY broker_id LIMIT 1";
+    /// Widens a load by brokerId to the tasks of `caps` (capture point, captureId).
+    fn push_captures(qb: &mut sqlx::QueryBuilder<'static, Db>, caps: &[(String, String)]) {
+        for (cp, cid) in caps {
+            qb.push(" OR (capture_point_id = ").push_bind(cp.clone());
+            qb.push(" AND capture_id = ")
+                .push_bind(cid.clone())
+                .push(")");
+        }
+    }
+    /// SQLite keeps a task's keys on its row: it rewrites an index only when an UPDATE
+    /// sets its columns.
+    const KEY_ROWS: Option<PushKeyRows> = None;
     /// Rows of one statement that writes tasks: each binds a parameter per column.
     const TASK_ROWS: usize = 400;
     /// Rows of one statement that appends events.

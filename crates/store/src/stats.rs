@@ -267,17 +267,13 @@ pub(crate) fn period(r: PeriodRow) -> Period {
 pub(crate) const PERIOD_COLS: &str =
     "start_at, created, completed, completed_due, completed_on_time, finish_us, handle_us, handled";
 
-/// Open tasks with a due date, as the partial index `tasks_open_due` names them.
+/// Open tasks with a due date, as SQLite's partial index `tasks_open_due` names them.
 pub(crate) const OPEN_DUE: &str =
     "due_at IS NOT NULL AND status NOT IN ('Completed', 'Canceled', 'Rejected')";
 
-/// Finished tasks with a due date, as PostgreSQL's partial index `tasks_done_due` names
-/// them: with [`OPEN_DUE`], every task with one.
-pub(crate) const DONE_DUE: &str =
-    "due_at IS NOT NULL AND status IN ('Completed', 'Canceled', 'Rejected')";
-
+/// `$due_now`: the backend's count of open tasks per queue due in [$1, $2).
 macro_rules! impl_stats {
-    ($ty:ty) => {
+    ($ty:ty, $due_now:expr) => {
         #[async_trait]
         impl Stats for $ty {
             async fn backlog(&self) -> Result<Vec<BacklogCount>, StoreError> {
@@ -336,10 +332,7 @@ macro_rules! impl_stats {
                 .bind(period)
                 .fetch_all(self.read())
                 .await?;
-                let current: Vec<(String, i64)> = sqlx::query_as(&format!(
-                    "SELECT COALESCE(queue, ''), COUNT(*) FROM tasks \
-                     WHERE {OPEN_DUE} AND due_at >= $1 AND due_at < $2 GROUP BY COALESCE(queue, '')"
-                ))
+                let current: Vec<(String, i64)> = sqlx::query_as($due_now)
                 .bind(period)
                 .bind(now)
                 .fetch_all(self.read())
@@ -433,5 +426,11 @@ impl crate::PostgresStore {
     ];
 }
 
-impl_stats!(crate::SqliteStore);
-impl_stats!(crate::PostgresStore);
+impl_stats!(
+    crate::SqliteStore,
+    &format!(
+        "SELECT COALESCE(queue, ''), COUNT(*) FROM tasks \
+         WHERE {OPEN_DUE} AND due_at >= $1 AND due_at < $2 GROUP BY COALESCE(queue, '')"
+    )
+);
+impl_stats!(crate::PostgresStore, crate::postgres::ops::DUE_NOW);
