@@ -14,8 +14,8 @@ pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
 /// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `BY_CAPTURE`, `push_captures`
-/// and `KEY_ROWS`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
+/// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `BY_CAPTURE`, `push_captures` with
+/// `CAPTURES_KEPT`, and `KEY_ROWS`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
 /// `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
 /// shares.
 macro_rules! shared_ops {
@@ -120,7 +120,8 @@ macro_rules! shared_ops {
                 push_captures(&mut qb, cap_chunk);
                 qb.push(" ORDER BY broker_id");
                 qb.push(ROW_LOCK);
-                for row in qb.build().persistent(true).fetch_all(&mut *conn).await? {
+                let keep = CAPTURES_KEPT || cap_chunk.is_empty();
+                for row in qb.build().persistent(keep).fetch_all(&mut *conn).await? {
                     out.push(decode_task(row.try_get::<&str, _>(0)?)?);
                 }
             }

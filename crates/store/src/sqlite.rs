@@ -154,6 +154,9 @@ pub(crate) mod ops {
                 .push(")");
         }
     }
+    /// Whether a load by captureId is kept prepared: SQLite's plans do not depend on
+    /// statistics it has not been given.
+    const CAPTURES_KEPT: bool = true;
     /// SQLite keeps a task's keys on its row: it rewrites an index only when an UPDATE
     /// sets its columns.
     const KEY_ROWS: Option<PushKeyRows> = None;
