@@ -376,26 +376,20 @@ async fn listing_by_due_date_spans_live_and_finished(s: Arc<dyn Store>) {
         }
         ids.push(id);
     }
-    let found = s
-        .list_tasks(&TaskQuery {
-            capture_point_id: Some("DUE".into()),
-            due_before: Some(t),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // This test's tasks due before `due_before` (live or finished) or overdue at
+    // `overdue_at` (live only).
+    let due = |due_before, overdue_at| TaskQuery {
+        capture_point_id: Some("DUE".into()),
+        due_before,
+        overdue_at,
+        ..Default::default()
+    };
+    let found = s.list_tasks(&due(Some(t), None)).await.unwrap();
     let mut found: Vec<BrokerId> = found.iter().map(|t| t.broker_id).collect();
     found.sort_unstable();
     assert_eq!(found, ids[..3]);
     // Overdue: live tasks only.
-    let overdue = s
-        .list_tasks(&TaskQuery {
-            capture_point_id: Some("DUE".into()),
-            overdue_at: Some(t),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let overdue = s.list_tasks(&due(None, Some(t))).await.unwrap();
     assert_eq!(
         overdue.iter().map(|t| t.broker_id).collect::<Vec<_>>(),
         [ids[0]]
@@ -406,18 +400,7 @@ async fn listing_by_due_date_spans_live_and_finished(s: Arc<dyn Store>) {
         ..Default::default()
     };
     act(&*s, ids[0], Action::Update(later)).await.unwrap();
-    for q in [
-        TaskQuery {
-            capture_point_id: Some("DUE".into()),
-            overdue_at: Some(t),
-            ..Default::default()
-        },
-        TaskQuery {
-            capture_point_id: Some("DUE".into()),
-            due_before: Some(t - hour * 2),
-            ..Default::default()
-        },
-    ] {
+    for q in [due(None, Some(t)), due(Some(t - hour * 2), None)] {
         let found = s.list_tasks(&q).await.unwrap();
         let found: Vec<BrokerId> = found.iter().map(|t| t.broker_id).collect();
         assert_eq!(

@@ -115,16 +115,14 @@ pub(crate) mod ops {
          FROM task_keys k JOIN tasks t ON t.broker_id = k.broker_id \
          WHERE NOT k.done AND k.due_at >= $1 AND k.due_at < $2 GROUP BY COALESCE(t.queue, '')";
 
-    /// Narrows a listing to tasks due before `at` (epoch microseconds): live and finished
-    /// ones, the two ranges of task_keys_due.
+    /// Within a key condition, a task due before `at` (epoch microseconds): live and
+    /// finished ones, the two ranges of task_keys_due.
     fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
-        qb.push(KEY_OPEN)
-            .push("(NOT done AND due_at < ")
+        qb.push("(NOT done AND due_at < ")
             .push_bind(at)
             .push(" OR done AND due_at < ")
             .push_bind(at)
-            .push(")")
-            .push(KEY_CLOSE);
+            .push(")");
     }
 
     /// Widens a load by brokerId to the tasks of `caps` (capture point, captureId), read

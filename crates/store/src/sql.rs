@@ -14,9 +14,9 @@ pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
 /// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
-/// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `BY_CAPTURE`, `push_captures` with
-/// `CAPTURES_KEPT`, and `KEY_ROWS`, `settled_seq`, `read_events_after`, `TASK_ROWS` with `push_task_rows` and
-/// `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
+/// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `push_due_before`, `BY_CAPTURE`,
+/// `push_captures` with `CAPTURES_KEPT`, `KEY_ROWS`, `settled_seq`, `read_events_after`,
+/// `TASK_ROWS` with `push_task_rows` and `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
 /// shares.
 macro_rules! shared_ops {
     () => {
@@ -710,12 +710,12 @@ macro_rules! shared_ops {
             w: &mut Writes,
             gone: &[i64],
         ) -> Result<(), StoreError> {
+            let tables: &[&str] = if KEY_ROWS.is_some() {
+                &["tasks", "task_keys"]
+            } else {
+                &["tasks"]
+            };
             for chunk in gone.chunks(500) {
-                let tables: &[&str] = if KEY_ROWS.is_some() {
-                    &["tasks", "task_keys"]
-                } else {
-                    &["tasks"]
-                };
                 for table in tables {
                     let qb = w.next(false);
                     qb.push(format_args!("DELETE FROM {table} WHERE broker_id IN ("));
@@ -754,6 +754,15 @@ macro_rules! shared_ops {
             Ok(())
         }
 
+        /// Starts a condition on a task's keys: the first opens their scope (`KEY_OPEN`,
+        /// closed by `KEY_CLOSE`), the others join it.
+        fn key_condition<'q, 'a>(
+            qb: &'q mut QueryBuilder<'a, Db>,
+            in_keys: &mut bool,
+        ) -> &'q mut QueryBuilder<'a, Db> {
+            qb.push(if std::mem::replace(in_keys, true) { " AND " } else { KEY_OPEN })
+        }
+
         pub(crate) async fn list_tasks(
             conn: &mut Conn,
             q: &TaskQuery,
@@ -768,6 +777,18 @@ macro_rules! shared_ops {
                 // A literal, as in `claim`: the partial indexes by status then apply.
                 qb.push(format_args!(" AND status = '{}'", s.as_str()));
             }
+            if let Some(v) = &q.queue {
+                qb.push(" AND queue = ").push_bind(v.clone());
+            }
+            if let Some(v) = &q.assigned_to_user {
+                qb.push(" AND assigned_to_user = ").push_bind(v.clone());
+            }
+            if let Some(v) = &q.queue_target {
+                qb.push(" AND queue_target = ").push_bind(v.clone());
+            }
+            // The conditions on a task's keys share one scope: one lookup of its row of
+            // task_keys on PostgreSQL, however many of them a listing names.
+            let mut in_keys = false;
             let keys = [
                 ("capture_point_id", &q.capture_point_id),
                 ("capture_id", &q.capture_id),
@@ -775,27 +796,21 @@ macro_rules! shared_ops {
             ];
             for (column, v) in keys {
                 if let Some(v) = v {
-                    qb.push(format_args!("{KEY_OPEN}{column} = "))
-                        .push_bind(v.clone())
-                        .push(KEY_CLOSE);
+                    key_condition(&mut qb, &mut in_keys)
+                        .push(format_args!("{column} = "))
+                        .push_bind(v.clone());
                 }
             }
-            if let Some(v) = &q.queue {
-                qb.push(" AND queue = ").push_bind(v.clone());
-            }
-            if let Some(v) = &q.assigned_to_user {
-                qb.push(" AND assigned_to_user = ").push_bind(v.clone());
-            }
             if let Some(v) = q.due_before {
-                push_due_before(&mut qb, micros(v));
-            }
-            if let Some(v) = &q.queue_target {
-                qb.push(" AND queue_target = ").push_bind(v.clone());
+                push_due_before(key_condition(&mut qb, &mut in_keys), micros(v));
             }
             if let Some(v) = q.overdue_at {
-                qb.push(format_args!("{KEY_OPEN}{OPEN_KEY_DUE} AND due_at < "))
-                    .push_bind(micros(v))
-                    .push(KEY_CLOSE);
+                key_condition(&mut qb, &mut in_keys)
+                    .push(format_args!("{OPEN_KEY_DUE} AND due_at < "))
+                    .push_bind(micros(v));
+            }
+            if in_keys {
+                qb.push(KEY_CLOSE);
             }
             if let Some(v) = q.capture_id_prefix.as_deref().filter(|v| !v.is_empty()) {
                 qb.push(" AND substr(capture_id, 1, ")

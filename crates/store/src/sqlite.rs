@@ -130,11 +130,12 @@ pub(crate) mod ops {
     /// Tasks of one status in priority order: without statistics SQLite would read them
     /// all through another status index and sort them.
     const BY_PRIORITY: &str = " INDEXED BY tasks_claim";
-    /// Narrows a listing to tasks due before `at` (epoch microseconds), from tasks_due:
-    /// SQLite writes an index only when an UPDATE changes its columns, so one index of
-    /// every task's due date costs a change nothing (PostgreSQL splits it, migration 0020).
+    /// Within a key condition, a task due before `at` (epoch microseconds), from
+    /// tasks_due: SQLite writes an index only when an UPDATE changes its columns, so one
+    /// index of every task's due date costs a change nothing (PostgreSQL keeps due dates
+    /// in task_keys, migration 0021).
     fn push_due_before(qb: &mut sqlx::QueryBuilder<'_, Db>, at: i64) {
-        qb.push(" AND due_at < ").push_bind(at);
+        qb.push("due_at < ").push_bind(at);
     }
     /// Opens a condition on a task's keys (captureId, process, due date): SQLite indexes
     /// them on tasks (PostgreSQL in a table of their own, `KEY_ROWS`).
