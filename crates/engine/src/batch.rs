@@ -126,6 +126,8 @@ impl Working {
     }
 
     pub fn load(&mut self, tasks: Vec<Task>) {
+        // Grown once, not rehashed (and copied) at every doubling of a pass's chunk.
+        self.tasks.reserve(tasks.len());
         for t in tasks {
             self.tasks.entry(t.broker_id).or_insert(Some(t));
         }

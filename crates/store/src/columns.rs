@@ -207,6 +207,7 @@ impl Seen {
     }
 
     pub(crate) fn record(&mut self, tasks: &[Task]) {
+        self.0.reserve(tasks.len());
         for t in tasks {
             self.0
                 .entry(t.broker_id.0)
