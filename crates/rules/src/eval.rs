@@ -133,13 +133,13 @@ impl RuleSet {
     fn run_scope(
         &self,
         phase: Phase,
-        scope: &Scope,
+        scope: Scope,
         t: &mut Task,
         acc: &mut TaskFields,
         now: Timestamp,
         trace: &mut Trace,
     ) -> Result<(), String> {
-        let Some(rules) = self.rules.get(&(phase, scope.clone())) else {
+        let Some(rules) = self.rules.get(&(phase, scope)) else {
             return Ok(());
         };
         for rule in rules {
@@ -215,7 +215,7 @@ impl RuleSet {
         let mut t = task.clone();
         let mut acc = TaskFields::default();
         let mut run = |scope: Scope, t: &mut Task| {
-            self.run_scope(Phase::Classification, &scope, t, &mut acc, now, trace)
+            self.run_scope(Phase::Classification, scope, t, &mut acc, now, trace)
         };
         let result = run(Scope::Global, &mut t)
             .and_then(|()| run(Scope::CapturePoint(t.capture_point_id.clone()), &mut t))
@@ -402,11 +402,11 @@ impl RuleSet {
         trace: &mut Trace,
     ) -> Result<(), String> {
         let p = Phase::Prioritization;
-        self.run_scope(p, &Scope::Global, t, acc, now, trace)?;
+        self.run_scope(p, Scope::Global, t, acc, now, trace)?;
         if let Some(d) = t.department_id.clone() {
-            self.run_scope(p, &Scope::Department(d), t, acc, now, trace)?;
+            self.run_scope(p, Scope::Department(d), t, acc, now, trace)?;
         }
-        self.run_scope(p, &Scope::Process(process.id.clone()), t, acc, now, trace)
+        self.run_scope(p, Scope::Process(process.id.clone()), t, acc, now, trace)
     }
 
     /// Reprioritization of a Queued task whose reprioritizeDateTime has come: the

@@ -4,7 +4,9 @@ use crate::config::{ContractConfig, Phase, RuleConfig, RulesConfig};
 use crate::expr::Expr;
 use cel::Env;
 use jiff::SignedDuration;
-use std::collections::HashMap;
+// Keys come from the configuration, so a fast non-keyed hash is safe here; lookups run
+// several times per decision.
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::sync::Arc;
 use worklane_domain::{BusinessCalendar, BusinessDuration, Ext, TaskFields, Timestamp};
@@ -299,7 +301,7 @@ impl RuleSet {
         let mut problems = Vec::new();
         let mut p = |key: String, msg: String| problems.push(format!("{key}: {msg}"));
 
-        let mut calendars = HashMap::new();
+        let mut calendars = HashMap::default();
         for c in &config.calendar {
             match BusinessCalendar::new(c) {
                 Ok(cal) => {
@@ -310,7 +312,7 @@ impl RuleSet {
                 Err(e) => p(format!("calendar[{}]", c.id), e.to_string()),
             }
         }
-        let mut departments = HashMap::new();
+        let mut departments = HashMap::default();
         for d in &config.department {
             let key = format!("department[{}]", d.id);
             if d.id.trim().is_empty() {
@@ -333,7 +335,7 @@ impl RuleSet {
                 p(key, "id used twice".into());
             }
         }
-        let mut contracts = HashMap::new();
+        let mut contracts = HashMap::default();
         for c in &config.contract {
             let key = format!("contract[{}]", c.id);
             if !window_ok(c.active_from, c.active_to) {
@@ -343,7 +345,7 @@ impl RuleSet {
                 p(key, "id used twice".into());
             }
         }
-        let mut processes = HashMap::new();
+        let mut processes = HashMap::default();
         for c in &config.process {
             let key = format!("process[{}]", c.id);
             if c.id.trim().is_empty() {
@@ -436,7 +438,7 @@ impl RuleSet {
                 p(key, "id used twice".into());
             }
         }
-        let mut rules: HashMap<(Phase, Scope), Vec<Rule>> = HashMap::new();
+        let mut rules: HashMap<(Phase, Scope), Vec<Rule>> = HashMap::default();
         let mut seen = std::collections::HashSet::new();
         for r in &config.rule {
             let key = format!("rule[{}]", r.id);
