@@ -538,7 +538,7 @@ pub(crate) mod ops {
     /// tasks sends the same events-and-update join per chunk). Unprepared, PostgreSQL
     /// planned each afresh with its arrays as constants, copying them: a twentieth of its
     /// time in a reprioritization pass.
-    fn keep_prepared(_statements: usize, persistent: bool) -> bool {
+    fn keep_prepared(persistent: bool) -> bool {
         persistent
     }
 

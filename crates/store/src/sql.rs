@@ -290,11 +290,11 @@ macro_rules! shared_ops {
                 if self.statements == 0 {
                     return Ok(());
                 }
-                let n = std::mem::take(&mut self.statements);
+                self.statements = 0;
                 self.binds = 0;
                 self.tasks.clear();
                 self.agents.clear();
-                let keep = keep_prepared(n, std::mem::replace(&mut self.persistent, true));
+                let keep = keep_prepared(std::mem::replace(&mut self.persistent, true));
                 let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
                 close_statements(&mut sql);
                 sql.build().persistent(keep).execute(&mut *conn).await?;

@@ -428,7 +428,7 @@ pub(crate) mod ops {
     fn close_statements(_sql: &mut sqlx::QueryBuilder<'static, Db>) {}
 
     /// A deferred query is always kept prepared: its text recurs by its parts' row counts.
-    fn keep_prepared(_statements: usize, _persistent: bool) -> bool {
+    fn keep_prepared(_persistent: bool) -> bool {
         true
     }
 
