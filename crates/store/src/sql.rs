@@ -13,7 +13,7 @@ pub(crate) const HOLDINGS_SCAN_FROM: usize = 64;
 
 /// Expands, inside a backend module that defines `type Db`, `Keys` with `alloc_ids` and
 /// `alloc_seqs`, `MAX_DEFERRED_BINDS`, `open_statement`,
-/// `close_statements`, `keep_prepared`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
+/// `close_statements`, `KEEP_EVERY_WRITE`, `lock_captures`, `ROW_LOCK`, `CLAIM_LOCK`, `CLAIM_ORDER`,
 /// `HELD`, `KEY_OPEN` with `KEY_CLOSE`, `OPEN_KEY_DUE`, `push_due_before`, `BY_CAPTURE`,
 /// `push_captures` with `CAPTURES_KEPT`, `KEY_ROWS`, `settled_seq`, `read_events_after`,
 /// `TASK_ROWS` with `push_task_rows` and `push_update`, and `EVENT_ROWS` with `push_event_rows`, the operations every backend
@@ -255,8 +255,9 @@ macro_rules! shared_ops {
         impl Writes {
             /// Starts a statement: the builder to write it into. `persistent`: keep it
             /// prepared, for a shape that recurs (not one that varies with each batch's
-            /// row count, which would push the recurring ones out of the cache). A
-            /// deferred query is always kept: its text recurs by its parts' row counts.
+            /// row count, which would push the recurring ones out of the cache). A backend
+            /// whose joined text recurs by its parts' row counts keeps every one
+            /// (`KEEP_EVERY_WRITE`).
             fn next(&mut self, persistent: bool) -> &mut QueryBuilder<'static, Db> {
                 open_statement(&mut self.sql, self.statements);
                 self.statements += 1;
@@ -294,7 +295,7 @@ macro_rules! shared_ops {
                 self.binds = 0;
                 self.tasks.clear();
                 self.agents.clear();
-                let keep = keep_prepared(std::mem::replace(&mut self.persistent, true));
+                let keep = std::mem::replace(&mut self.persistent, true) || KEEP_EVERY_WRITE;
                 let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
                 close_statements(&mut sql);
                 sql.build().persistent(keep).execute(&mut *conn).await?;

@@ -428,9 +428,7 @@ pub(crate) mod ops {
     fn close_statements(_sql: &mut sqlx::QueryBuilder<'static, Db>) {}
 
     /// A deferred query is always kept prepared: its text recurs by its parts' row counts.
-    fn keep_prepared(_persistent: bool) -> bool {
-        true
-    }
+    const KEEP_EVERY_WRITE: bool = true;
 
     /// The last brokerId and seq a transaction has drawn: read from the tables at its
     /// first draw, then counted on here (SQLite's one writer has them to itself until it
