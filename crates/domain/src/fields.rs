@@ -151,6 +151,43 @@ pub struct TaskFields {
     pub data: BTreeMap<String, String>,
 }
 
+/// Invokes `$m!` with the optional attributes of [`TaskFields`] (all but captureId, ext
+/// and data), then `$e!` with those of its ext: one list for the methods that go through
+/// them all.
+macro_rules! optional_attributes {
+    ($m:ident, $e:ident) => {
+        $m!(
+            tenant_id,
+            solution_id,
+            department_id,
+            process_id,
+            contract_id,
+            business_calendar_id,
+            channel,
+            category,
+            priority,
+            business_value,
+            activation_date_time,
+            due_date_time,
+            expiration_date_time,
+            reprioritize_date_time
+        );
+        $e!(
+            customer_id,
+            customer_segment,
+            product_type,
+            product_subtype,
+            result_code,
+            source_process_type,
+            source_process_subtype,
+            source_tenant,
+            source_first_created_date_time,
+            source_created_date_time,
+            source_due_date_time
+        );
+    };
+}
+
 impl TaskFields {
     /// Refuses the first attribute over its length or out of range, naming it.
     pub fn validate(&self) -> Result<(), DomainError> {
@@ -218,42 +255,33 @@ impl TaskFields {
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = defaults.$f.clone(); } )* };
         }
-        fill!(
-            tenant_id,
-            solution_id,
-            department_id,
-            process_id,
-            contract_id,
-            business_calendar_id,
-            channel,
-            category,
-            priority,
-            business_value,
-            activation_date_time,
-            due_date_time,
-            expiration_date_time,
-            reprioritize_date_time
-        );
         macro_rules! fill_ext {
             ($($f:ident),*) => { $( if self.ext.$f.is_none() { self.ext.$f = defaults.ext.$f.clone(); } )* };
         }
-        fill_ext!(
-            customer_id,
-            customer_segment,
-            product_type,
-            product_subtype,
-            result_code,
-            source_process_type,
-            source_process_subtype,
-            source_tenant,
-            source_first_created_date_time,
-            source_created_date_time,
-            source_due_date_time
-        );
+        optional_attributes!(fill, fill_ext);
         for (k, v) in &defaults.data {
             self.data.entry(k.clone()).or_insert_with(|| v.clone());
         }
         self
+    }
+
+    /// Takes every attribute `later` gives in place of this one's, keeping the rest (as
+    /// `later.with_defaults(self)` would, captureId aside, without copying what `later`
+    /// leaves alone).
+    pub fn set_from(&mut self, later: &TaskFields) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if later.$f.is_some() { self.$f.clone_from(&later.$f); } )* };
+        }
+        macro_rules! take_ext {
+            ($($f:ident),*) => { $( if later.ext.$f.is_some() { self.ext.$f.clone_from(&later.ext.$f); } )* };
+        }
+        optional_attributes!(take, take_ext);
+        if later.capture_id.is_some() {
+            self.capture_id.clone_from(&later.capture_id);
+        }
+        for (k, v) in &later.data {
+            self.data.insert(k.clone(), v.clone());
+        }
     }
 
     /// Writes the given attributes into `task` (validated before) and returns the names of

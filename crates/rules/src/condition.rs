@@ -2,7 +2,7 @@
 //! rules do; its `requires` reads `agent.*` and `task.*`. Compiled once at load.
 
 use crate::expr::Expr;
-use crate::vars::{cel_time, TaskVars, NAMES};
+use crate::vars::{cel_time, TaskVars, View, NAMES};
 use cel::common::types::{CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
@@ -80,7 +80,7 @@ impl Condition {
     /// A [`Scope::Task`] condition's answer for `task` at `now`.
     pub fn holds_for_task(&self, task: &Task, now: Timestamp) -> Result<bool, String> {
         let vars = TaskVars {
-            task,
+            task: View::of(task),
             now,
             calendar: None,
         };
@@ -98,7 +98,7 @@ impl Condition {
         let vars = AgentVars {
             agent,
             task: task.map(|task| TaskVars {
-                task,
+                task: View::of(task),
                 now,
                 calendar: None,
             }),

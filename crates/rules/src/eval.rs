@@ -5,7 +5,7 @@ use crate::config::Phase;
 use crate::explain::{CurvePoint, Explanation, Outcome, Step, Trace};
 use crate::expr::{to_json, to_text};
 use crate::structure::{fields, put, Due, Every, Process, RuleSet, Scope, Target};
-use crate::vars::TaskVars;
+use crate::vars::{TaskVars, View};
 use jiff::SignedDuration;
 use worklane_domain::{
     decide, Action, ActionMeta, BusinessCalendar, Classification, Prioritization, Status, Task,
@@ -102,17 +102,19 @@ fn rule_error(id: &str, e: &str) -> String {
 }
 
 impl RuleSet {
-    fn process_of(&self, t: &Task) -> Option<&Process> {
-        self.processes.get(t.process_id.as_deref()?)
+    fn process_of(&self, t: View<'_>) -> Option<&Process> {
+        self.processes.get(t.process_id()?)
+    }
+
+    /// The department whose rules `t` runs: its own, else its process's.
+    fn department_of<'a>(&'a self, t: View<'a>) -> Option<&'a str> {
+        t.department_id()
+            .or_else(|| self.process_of(t).map(|p| p.department.as_str()))
     }
 
     /// The calendar business time is measured on for `t`: its own, else its process's.
-    fn calendar_of(&self, t: &Task) -> Option<&BusinessCalendar> {
-        if let Some(c) = t
-            .business_calendar_id
-            .as_deref()
-            .and_then(|c| self.calendars.get(c))
-        {
+    fn calendar_of(&self, t: View<'_>) -> Option<&BusinessCalendar> {
+        if let Some(c) = t.business_calendar_id().and_then(|c| self.calendars.get(c)) {
             return Some(c);
         }
         let id = self
@@ -120,21 +122,21 @@ impl RuleSet {
             .and_then(|p| p.calendar.as_deref())
             .or_else(|| {
                 self.departments
-                    .get(t.department_id.as_deref()?)?
+                    .get(t.department_id()?)?
                     .calendar
                     .as_deref()
             })?;
         self.calendars.get(id)
     }
 
-    /// Runs the rules of `phase` and `scope` on `t`, in file order, applying each matching
-    /// rule's attributes to `t` and gathering them in `acc`. Returns the error of the first
-    /// rule that fails.
+    /// Runs the rules of `phase` and `scope` on `t`, in file order: each sees `t` with
+    /// what earlier steps set (`acc`), and a matching rule's attributes are added to
+    /// `acc`. Returns the error of the first rule that fails.
     fn run_scope(
         &self,
         phase: Phase,
         scope: Scope,
-        t: &mut Task,
+        t: &Task,
         acc: &mut TaskFields,
         now: Timestamp,
         trace: &mut Trace,
@@ -150,10 +152,11 @@ impl RuleSet {
                 set,
                 error,
             };
+            let view = View::with(t, acc);
             let vars = TaskVars {
-                task: t,
+                task: view,
                 now,
-                calendar: self.calendar_of(t),
+                calendar: self.calendar_of(view),
             };
             let matched = match &rule.when {
                 None => Ok(true),
@@ -161,13 +164,17 @@ impl RuleSet {
                     .eval_bool(&self.env, &vars)
                     .map_err(|e| format!("when {e}")),
             };
+            // A rule that only sets is taken as loaded; one that computes, on a copy.
             let result = matched.and_then(|m| {
                 if !m {
                     return Ok(None);
                 }
-                let mut f = rule.set_fields.clone();
                 // What the step shows: only built when someone is looking.
                 let mut shown = trace.is_on().then(|| rule.set.clone());
+                if rule.compute.is_empty() {
+                    return Ok(Some((None, shown.unwrap_or_default())));
+                }
+                let mut f = rule.set_fields.clone();
                 for (target, expr) in &rule.compute {
                     let at = |e: String| format!("compute.{}: {e}", target.name());
                     let v = expr.eval(&self.env, &vars).map_err(at)?;
@@ -184,16 +191,13 @@ impl RuleSet {
                         put(obj, target, json);
                     }
                 }
-                if !rule.compute.is_empty() {
-                    f.validate().map_err(|e| e.to_string())?;
-                }
-                Ok(Some((f, shown.unwrap_or_default())))
+                f.validate().map_err(|e| e.to_string())?;
+                Ok(Some((Some(f), shown.unwrap_or_default())))
             });
             match result {
                 Ok(None) => trace.step(|| step(false, Default::default(), None)),
                 Ok(Some((f, obj))) => {
-                    f.apply_to(t);
-                    *acc = f.with_defaults(acc);
+                    acc.set_from(f.as_ref().unwrap_or(&rule.set_fields));
                     trace.step(|| step(true, obj, None));
                 }
                 Err(e) => {
@@ -212,31 +216,28 @@ impl RuleSet {
         if self.empty {
             return Decision::Classify(Classification::default());
         }
-        let mut t = task.clone();
         let mut acc = TaskFields::default();
-        let mut run = |scope: Scope, t: &mut Task| {
-            self.run_scope(Phase::Classification, scope, t, &mut acc, now, trace)
+        let mut run = |scope: Scope, acc: &mut TaskFields| {
+            self.run_scope(Phase::Classification, scope, task, acc, now, trace)
         };
-        let result = run(Scope::Global, &mut t)
-            .and_then(|()| run(Scope::CapturePoint(t.capture_point_id.clone()), &mut t))
-            .and_then(|()| {
-                let dep = t
-                    .department_id
-                    .clone()
-                    .or_else(|| self.process_of(&t).map(|p| p.department.clone()));
-                match dep {
-                    Some(d) => run(Scope::Department(d), &mut t),
-                    None => Ok(()),
-                }
-            })
-            .and_then(|()| match t.process_id.clone() {
-                Some(p) => run(Scope::Process(p), &mut t),
-                None => Ok(()),
-            });
+        let result = (|| {
+            run(Scope::Global, &mut acc)?;
+            run(Scope::CapturePoint(task.capture_point_id.clone()), &mut acc)?;
+            let dep = self
+                .department_of(View::with(task, &acc))
+                .map(str::to_owned);
+            if let Some(d) = dep {
+                run(Scope::Department(d), &mut acc)?;
+            }
+            if let Some(p) = View::with(task, &acc).process_id().map(str::to_owned) {
+                run(Scope::Process(p), &mut acc)?;
+            }
+            Ok::<_, String>(())
+        })();
         if let Err(e) = result {
             return Decision::ErrorHold(e);
         }
-        let Some(pid) = t.process_id.clone() else {
+        let Some(pid) = View::with(task, &acc).process_id().map(str::to_owned) else {
             return Decision::ErrorHold(
                 "no process: no classification rule set processId and the task came without one"
                     .into(),
@@ -311,15 +312,15 @@ impl RuleSet {
         if self.empty {
             return Decision::Prioritize(Prioritization::default());
         }
-        let Some(process) = self.process_of(task) else {
+        let Some(process) = self.process_of(View::of(task)) else {
             return Decision::ErrorHold(match &task.process_id {
                 Some(p) => format!("processId {p:?} names no configured process"),
                 None => "no process: the task has no processId".into(),
             });
         };
-        let cal = self.calendar_of(task);
+        let cal = self.calendar_of(View::of(task));
         let vars = TaskVars {
-            task,
+            task: View::of(task),
             now,
             calendar: cal,
         };
@@ -364,9 +365,7 @@ impl RuleSet {
         };
         acc.reprioritize_date_time = next;
         trace.step(|| self.process_step(process, shown(&acc), None));
-        let mut t = task.clone();
-        acc.apply_to(&mut t);
-        match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
+        match self.prioritization_rules(process, task, &mut acc, now, trace) {
             Ok(()) => {
                 let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);
                 Decision::Prioritize(Prioritization {
@@ -396,14 +395,15 @@ impl RuleSet {
     fn prioritization_rules(
         &self,
         process: &Process,
-        t: &mut Task,
+        t: &Task,
         acc: &mut TaskFields,
         now: Timestamp,
         trace: &mut Trace,
     ) -> Result<(), String> {
         let p = Phase::Prioritization;
         self.run_scope(p, Scope::Global, t, acc, now, trace)?;
-        if let Some(d) = t.department_id.clone() {
+        let dep = View::with(t, acc).department_id().map(str::to_owned);
+        if let Some(d) = dep {
             self.run_scope(p, Scope::Department(d), t, acc, now, trace)?;
         }
         self.run_scope(p, Scope::Process(process.id.clone()), t, acc, now, trace)
@@ -414,16 +414,16 @@ impl RuleSet {
     /// and the next time.
     pub fn reprioritize(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Decision {
         trace.phase("reprioritization");
-        let Some(process) = self.process_of(task) else {
+        let Some(process) = self.process_of(View::of(task)) else {
             // Queued before rules named its process (or the process was removed): nothing
             // raises it any more.
             return Decision::Reprioritize(Prioritization::default());
         };
-        let cal = self.calendar_of(task);
+        let cal = self.calendar_of(View::of(task));
         let mut acc = TaskFields::default();
         if let Some(e) = &process.reprioritize {
             let vars = TaskVars {
-                task,
+                task: View::of(task),
                 now,
                 calendar: cal,
             };
@@ -457,9 +457,7 @@ impl RuleSet {
             }
             self.process_step(process, set, None)
         });
-        let mut t = task.clone();
-        acc.apply_to(&mut t);
-        match self.prioritization_rules(process, &mut t, &mut acc, now, trace) {
+        match self.prioritization_rules(process, task, &mut acc, now, trace) {
             Ok(()) => {
                 let reprioritize_date_time = acc.reprioritize_date_time.take().or(next);
                 Decision::Reprioritize(Prioritization {

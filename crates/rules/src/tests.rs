@@ -153,6 +153,64 @@ compute = { category = "category + '>cp'" }
 }
 
 #[test]
+fn later_rules_see_every_kind_of_attribute_earlier_ones_set() {
+    let rules = RuleSet::new(&config(
+        r#"
+[[department]]
+id = "d"
+[[process]]
+id = "p"
+department = "d"
+priority = "5"
+[[rule]]
+id = "sets"
+phase = "classification"
+set = { processId = "p", ext = { productType = "premium" }, data = { k = "v" } }
+compute = { businessValue = "7" }
+[[rule]]
+id = "reads"
+phase = "classification"
+when = 'processId == "p" && ext.productType == "premium" && ext["productType"] == "premium" && data.k == "v" && data["k"] == "v" && data.orig == "o" && size(data) == 2 && businessValue == 7'
+set = { category = "seen" }
+[[rule]]
+id = "department-from-the-process"
+phase = "classification"
+scope = "department:d"
+when = 'category == "seen"'
+compute = { "data.k" = "data.k + '2'" }
+[[rule]]
+id = "raise"
+phase = "prioritization"
+when = "priority == 5"
+compute = { priority = "priority + 1" }
+[[rule]]
+id = "raise-again"
+phase = "prioritization"
+scope = "process:p"
+when = "priority == 6"
+compute = { priority = "priority * 10" }
+"#,
+    ))
+    .unwrap();
+    let now = ts(MONDAY);
+    let t = task("cp", serde_json::json!({"data": {"orig": "o"}}), now);
+    let d = rules.classify(&t, now, &mut Trace::off());
+    let Decision::Classify(c) = &d else {
+        panic!("classified: {d:?}")
+    };
+    assert_eq!(c.fields.category.as_deref(), Some("seen"));
+    assert_eq!(c.fields.data.get("k").map(String::as_str), Some("v2"));
+    assert_eq!(c.fields.business_value, Some(7));
+    let t = apply(&t, d, now);
+    // The rules add to the task's own data.
+    assert_eq!(t.data.get("orig").map(String::as_str), Some("o"));
+    let Decision::Prioritize(p) = rules.prioritize(&t, now, &mut Trace::off()) else {
+        panic!("prioritized")
+    };
+    assert_eq!(p.fields.priority, Some(60));
+}
+
+#[test]
 fn no_process_is_error_held_with_a_reason() {
     let rules = back_office();
     let now = ts(MONDAY);

@@ -1,7 +1,8 @@
 //! The variables a CEL expression sees (SPEC 8), resolved from the task on access: a rule
 //! that reads `channel` converts `channel` and nothing else, and strings are borrowed, not
 //! copied. The research measured binding a whole task per evaluation at about twice the
-//! cost of evaluating it.
+//! cost of evaluating it. What earlier steps of a phase set is read through an overlay,
+//! not written into a copy of the task.
 
 use cel::common::types::{
     CelDuration, CelInt, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
@@ -10,11 +11,111 @@ use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use jiff::SignedDuration;
 use std::collections::HashMap;
-use worklane_domain::{BusinessCalendar, Task, Timestamp};
+use worklane_domain::{BusinessCalendar, Ext, Task, TaskFields, Timestamp};
 
-/// A task and the moment an expression is evaluated at.
-pub(crate) struct TaskVars<'a> {
+/// A task as a phase's rules see it: its attributes, with what earlier steps of the
+/// phase set in their place (as [`TaskFields::apply_to`] would write them).
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
     pub task: &'a Task,
+    pub over: Option<&'a TaskFields>,
+}
+
+/// The overlay's value of attribute `$f` (an `Option<String>`), else the task's.
+macro_rules! text_of {
+    ($v:expr, $f:ident) => {
+        $v.over
+            .and_then(|o| o.$f.as_deref())
+            .or($v.task.$f.as_deref())
+    };
+}
+
+/// The overlay's value of attribute `$f` (an `Option` of a `Copy` type), else the task's.
+macro_rules! copy_of {
+    ($v:expr, $f:ident) => {
+        $v.over.and_then(|o| o.$f).or($v.task.$f)
+    };
+}
+
+impl<'a> View<'a> {
+    /// The task as it is.
+    pub fn of(task: &'a Task) -> Self {
+        Self { task, over: None }
+    }
+
+    /// The task with `over` set on it.
+    pub fn with(task: &'a Task, over: &'a TaskFields) -> Self {
+        Self {
+            task,
+            over: Some(over),
+        }
+    }
+
+    pub fn process_id(&self) -> Option<&'a str> {
+        text_of!(self, process_id)
+    }
+
+    pub fn department_id(&self) -> Option<&'a str> {
+        text_of!(self, department_id)
+    }
+
+    pub fn business_calendar_id(&self) -> Option<&'a str> {
+        text_of!(self, business_calendar_id)
+    }
+
+    pub fn priority(&self) -> i32 {
+        // As `apply_to` narrows it (a set priority is validated to fit first).
+        self.over
+            .and_then(|o| o.priority)
+            .map_or(self.task.priority, |p| p as i32)
+    }
+
+    pub fn business_value(&self) -> Option<i32> {
+        match self.over.and_then(|o| o.business_value) {
+            Some(v) => Some(v as i32),
+            None => self.task.business_value,
+        }
+    }
+
+    pub fn due_date_time(&self) -> Option<Timestamp> {
+        copy_of!(self, due_date_time)
+    }
+
+    fn ext_strings(&self) -> [(&'static str, Option<&'a str>); 8] {
+        let mut own = self.task.ext.strings();
+        if let Some(o) = self.over {
+            for (slot, (_, v)) in own.iter_mut().zip(o.ext.strings()) {
+                if v.is_some() {
+                    slot.1 = v;
+                }
+            }
+        }
+        own
+    }
+
+    fn ext_timestamps(&self) -> [(&'static str, Option<Timestamp>); 3] {
+        let mut own = self.task.ext.timestamps();
+        if let Some(o) = self.over {
+            for (slot, (_, v)) in own.iter_mut().zip(o.ext.timestamps()) {
+                if v.is_some() {
+                    slot.1 = v;
+                }
+            }
+        }
+        own
+    }
+
+    fn data(&self, name: &str) -> Option<&'a str> {
+        self.over
+            .and_then(|o| o.data.get(name))
+            .or_else(|| self.task.data.get(name))
+            .map(String::as_str)
+    }
+}
+
+/// A task (with what earlier steps set) and the moment an expression is evaluated at.
+pub(crate) struct TaskVars<'a> {
+    pub task: View<'a>,
     pub now: Timestamp,
     /// The task's business calendar, for `businessAge` and `businessDueIn`.
     pub calendar: Option<&'a BusinessCalendar>,
@@ -76,12 +177,12 @@ fn boxed_text(s: Option<&str>) -> Box<dyn Val + '_> {
 
 impl TaskVars<'_> {
     fn ext(&self) -> HashMap<CelMapKey<'_>, Box<dyn Val + '_>> {
-        let e = &self.task.ext;
-        let mut m: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(11);
-        for (name, v) in e.strings() {
+        let mut m: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> =
+            HashMap::with_capacity(Ext::NAMES.len());
+        for (name, v) in self.task.ext_strings() {
             m.insert(CelMapKey::from(name), boxed_text(v));
         }
-        for (name, v) in e.timestamps() {
+        for (name, v) in self.task.ext_timestamps() {
             let v: Box<dyn Val> = match v {
                 Some(t) => Box::new(CelTimestamp::from(cel_time(t))),
                 None => Box::new(CelNull),
@@ -92,9 +193,12 @@ impl TaskVars<'_> {
     }
 
     fn data(&self) -> HashMap<CelMapKey<'_>, Box<dyn Val + '_>> {
-        self.task
-            .data
+        let View { task, over } = self.task;
+        let over = over.map(|o| &o.data).into_iter().flatten();
+        // The overlay's entries last, so that they replace the task's.
+        task.data
             .iter()
+            .chain(over)
             .map(|(k, v)| {
                 let v: Box<dyn Val> = Box::new(CelString::from(v.as_str()));
                 (CelMapKey::from(k.as_str()), v)
@@ -107,39 +211,40 @@ impl TaskVars<'_> {
     /// missing key to the map, which reports it as CEL does.
     fn qualified(&self, variable: &str) -> Option<CowVal<'_, '_>> {
         if let Some(name) = variable.strip_prefix("data.") {
-            return text(Some(self.task.data.get(name)?.as_str()));
+            return text(Some(self.task.data(name)?));
         }
         let name = variable.strip_prefix("ext.")?;
-        let e = &self.task.ext;
-        if let Some((_, v)) = e.strings().into_iter().find(|(n, _)| *n == name) {
-            return text(v);
+        let v = self.task;
+        if let Some((_, s)) = v.ext_strings().into_iter().find(|(n, _)| *n == name) {
+            return text(s);
         }
-        let (_, v) = e.timestamps().into_iter().find(|(n, _)| *n == name)?;
-        time(v)
+        let (_, t) = v.ext_timestamps().into_iter().find(|(n, _)| *n == name)?;
+        time(t)
     }
 }
 
 impl VariableResolver for TaskVars<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let t = self.task;
+        let v = self.task;
+        let t = v.task;
         match variable {
             "brokerId" => boxed(CelInt::from(t.broker_id.0)),
             "captureId" => text(Some(&t.capture_id)),
             "capturePointId" => text(Some(&t.capture_point_id)),
             "distributionId" => text(t.distribution_id.as_deref()),
             "distributionPointId" => text(t.distribution_point_id.as_deref()),
-            "tenantId" => text(t.tenant_id.as_deref()),
-            "solutionId" => text(t.solution_id.as_deref()),
-            "departmentId" => text(t.department_id.as_deref()),
-            "processId" => text(t.process_id.as_deref()),
-            "contractId" => text(t.contract_id.as_deref()),
-            "businessCalendarId" => text(t.business_calendar_id.as_deref()),
-            "channel" => text(t.channel.as_deref()),
-            "category" => text(t.category.as_deref()),
+            "tenantId" => text(text_of!(v, tenant_id)),
+            "solutionId" => text(text_of!(v, solution_id)),
+            "departmentId" => text(v.department_id()),
+            "processId" => text(v.process_id()),
+            "contractId" => text(text_of!(v, contract_id)),
+            "businessCalendarId" => text(v.business_calendar_id()),
+            "channel" => text(text_of!(v, channel)),
+            "category" => text(text_of!(v, category)),
             "status" => text(Some(t.status.as_str())),
-            "priority" => boxed(CelInt::from(i64::from(t.priority))),
-            "businessValue" => match t.business_value {
-                Some(v) => boxed(CelInt::from(i64::from(v))),
+            "priority" => boxed(CelInt::from(i64::from(v.priority()))),
+            "businessValue" => match v.business_value() {
+                Some(b) => boxed(CelInt::from(i64::from(b))),
                 None => boxed(CelNull),
             },
             "createdDateTime" => time(Some(t.created_date_time)),
@@ -147,10 +252,10 @@ impl VariableResolver for TaskVars<'_> {
             "distributedDateTime" => time(t.distributed_date_time),
             "assignedDateTime" => time(t.assigned_date_time),
             "completedDateTime" => time(t.completed_date_time),
-            "activationDateTime" => time(t.activation_date_time),
-            "dueDateTime" => time(t.due_date_time),
-            "expirationDateTime" => time(t.expiration_date_time),
-            "reprioritizeDateTime" => time(t.reprioritize_date_time),
+            "activationDateTime" => time(copy_of!(v, activation_date_time)),
+            "dueDateTime" => time(v.due_date_time()),
+            "expirationDateTime" => time(copy_of!(v, expiration_date_time)),
+            "reprioritizeDateTime" => time(copy_of!(v, reprioritize_date_time)),
             "assignedToUser" => text(t.assigned_to_user.as_deref()),
             "queue" => text(t.queue.as_deref()),
             "queueType" => text(t.queue_type.map(|q| q.as_str())),
@@ -160,12 +265,12 @@ impl VariableResolver for TaskVars<'_> {
             "data" => map(self.data()),
             "now" => time(Some(self.now)),
             "age" => duration(Some(t.created_date_time.duration_until(self.now))),
-            "dueIn" => duration(t.due_date_time.map(|d| self.now.duration_until(d))),
+            "dueIn" => duration(v.due_date_time().map(|d| self.now.duration_until(d))),
             "businessAge" => duration(
                 self.calendar
                     .map(|c| c.between(t.created_date_time, self.now)),
             ),
-            "businessDueIn" => duration(match (self.calendar, t.due_date_time) {
+            "businessDueIn" => duration(match (self.calendar, v.due_date_time()) {
                 (Some(c), Some(d)) => Some(c.between(self.now, d)),
                 _ => None,
             }),
