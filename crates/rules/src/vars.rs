@@ -82,27 +82,14 @@ impl<'a> View<'a> {
     }
 
     fn ext_strings(&self) -> [(&'static str, Option<&'a str>); 8] {
-        let mut own = self.task.ext.strings();
-        if let Some(o) = self.over {
-            for (slot, (_, v)) in own.iter_mut().zip(o.ext.strings()) {
-                if v.is_some() {
-                    slot.1 = v;
-                }
-            }
-        }
-        own
+        overlaid(self.task.ext.strings(), self.over.map(|o| o.ext.strings()))
     }
 
     fn ext_timestamps(&self) -> [(&'static str, Option<Timestamp>); 3] {
-        let mut own = self.task.ext.timestamps();
-        if let Some(o) = self.over {
-            for (slot, (_, v)) in own.iter_mut().zip(o.ext.timestamps()) {
-                if v.is_some() {
-                    slot.1 = v;
-                }
-            }
-        }
-        own
+        overlaid(
+            self.task.ext.timestamps(),
+            self.over.map(|o| o.ext.timestamps()),
+        )
     }
 
     fn data(&self, name: &str) -> Option<&'a str> {
@@ -111,6 +98,19 @@ impl<'a> View<'a> {
             .or_else(|| self.task.data.get(name))
             .map(String::as_str)
     }
+}
+
+/// `own`'s named values, with those `over` gives in their place.
+fn overlaid<T: Copy, const N: usize>(
+    mut own: [(&'static str, Option<T>); N],
+    over: Option<[(&'static str, Option<T>); N]>,
+) -> [(&'static str, Option<T>); N] {
+    for (slot, (_, v)) in own.iter_mut().zip(over.into_iter().flatten()) {
+        if v.is_some() {
+            slot.1 = v;
+        }
+    }
+    own
 }
 
 /// A task (with what earlier steps set) and the moment an expression is evaluated at.
