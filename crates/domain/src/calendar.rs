@@ -47,6 +47,7 @@ use jiff::SignedDuration;
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 
 /// How far ahead the arithmetic looks, in days (100 years): a result further away is an
 /// error rather than a long walk.
@@ -61,6 +62,52 @@ pub struct BusinessCalendar {
     week: [Box<[Range]>; 7],
     /// Holidays (no ranges) and exceptions, sorted by date.
     special: Box<[(Date, Box<[Range]>)]>,
+    /// The open intervals of the dates around the first one asked for.
+    days: Days,
+}
+
+/// How many dates [`Days`] keeps: a year before the first date asked for, three after.
+const KEPT_DAYS: usize = 4 * 366;
+
+/// The open intervals of each date, worked out once: they depend on the date alone, and
+/// working them out (a time zone lookup for each end of each range) was most of what an
+/// addition cost. Dates outside the window (a server that runs three years on one
+/// configuration) are worked out each time.
+#[derive(Clone)]
+struct Days {
+    /// The first date kept: a year before the first date asked for.
+    first: OnceLock<Date>,
+    slots: Box<[Slot]>,
+}
+
+/// One date's open intervals, once worked out.
+type Slot = OnceLock<Result<Box<[Open]>, Overflow>>;
+
+impl std::fmt::Debug for Days {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Days")
+            .field("first", &self.first.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Days {
+    fn new() -> Self {
+        Self {
+            first: OnceLock::new(),
+            slots: (0..KEPT_DAYS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The slot of `date`, if the window holds it.
+    fn slot(&self, date: Date) -> Option<&Slot> {
+        let first = self.first.get_or_init(|| {
+            date.checked_sub(jiff::Span::new().days(366))
+                .unwrap_or(date)
+        });
+        let offset = date.duration_since(*first).as_hours() / 24;
+        self.slots.get(usize::try_from(offset).ok()?)
+    }
 }
 
 /// Why a calendar computation has no answer.
@@ -92,7 +139,7 @@ pub enum CalendarError {
 }
 
 /// One open interval, `[start, end)`, with the date its range opens on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Open {
     date: Date,
     start: Timestamp,
@@ -100,6 +147,7 @@ struct Open {
 }
 
 /// The walk left jiff's range of dates or instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Overflow;
 
 impl BusinessCalendar {
@@ -163,6 +211,7 @@ impl BusinessCalendar {
             zone,
             week,
             special: special.into_iter().collect(),
+            days: Days::new(),
         };
         // An exception's overnight range runs into the next date unless that date is special
         // too; it must not run into that weekday's first range.
@@ -385,6 +434,27 @@ impl BusinessCalendar {
         date: Date,
         mut visit: impl FnMut(Open) -> ControlFlow<B>,
     ) -> Result<ControlFlow<B>, Overflow> {
+        let worked_out;
+        let opens: &[Open] = match self.days.slot(date) {
+            Some(slot) => slot
+                .get_or_init(|| self.opens_on(date))
+                .as_ref()
+                .map_err(|e| *e)?,
+            None => {
+                worked_out = self.opens_on(date)?;
+                &worked_out
+            }
+        };
+        for &open in opens {
+            if let ControlFlow::Break(b) = visit(open) {
+                return Ok(ControlFlow::Break(b));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The non-empty open intervals whose ranges open on `date`, in time order.
+    fn opens_on(&self, date: Date) -> Result<Box<[Open]>, Overflow> {
         let ranges = self.ranges_on(date);
         // The next date is only looked up when a range runs into it.
         let next_open_normally = match ranges.last() {
@@ -393,6 +463,7 @@ impl BusinessCalendar {
             }
             _ => false,
         };
+        let mut opens = Vec::with_capacity(ranges.len());
         for range in ranges {
             let start = self.wall(date, range.start)?;
             let end = if range.overnight() && !next_open_normally {
@@ -402,12 +473,10 @@ impl BusinessCalendar {
                 self.wall(date, range.end)?
             };
             if end > start {
-                if let ControlFlow::Break(b) = visit(Open { date, start, end }) {
-                    return Ok(ControlFlow::Break(b));
-                }
+                opens.push(Open { date, start, end });
             }
         }
-        Ok(ControlFlow::Continue(()))
+        Ok(opens.into())
     }
 
     fn ranges_on(&self, date: Date) -> &[Range] {

@@ -467,3 +467,32 @@ fn the_configuration_has_the_specs_keys_and_no_others() {
         ("uk", Some("Europe/London"))
     );
 }
+
+#[test]
+fn dates_worked_out_once_give_the_answers_of_a_fresh_calendar() {
+    // One calendar answers for five years, past the end of the dates it keeps (three years
+    // after the first asked for); each answer is checked against a calendar that has kept
+    // nothing yet.
+    let warm = uk();
+    let start = london("2026-03-01T08:00");
+    let step = SignedDuration::from_hours(53) + SignedDuration::from_mins(17);
+    let mut t = start;
+    let mut checked = 0;
+    while t < london("2031-03-01T08:00") {
+        let fresh = uk();
+        for d in [mins(45), mins(600), days(1), days(3)] {
+            assert_eq!(warm.add(t, d), fresh.add(t, d), "{d:?} after {t}");
+        }
+        let later = t + SignedDuration::from_hours(100);
+        assert_eq!(warm.between(t, later), uk().between(t, later), "from {t}");
+        assert_eq!(warm.is_open(t), uk().is_open(t), "at {t}");
+        t += step;
+        checked += 1;
+    }
+    assert!(checked > 800, "{checked} instants");
+    // The dates before the first asked for are kept too, and a year before that is not.
+    let early = london("2025-06-02T10:00");
+    assert_eq!(warm.add(early, days(2)), uk().add(early, days(2)));
+    let earlier = london("2024-06-03T10:00");
+    assert_eq!(warm.add(earlier, days(2)), uk().add(earlier, days(2)));
+}
