@@ -51,18 +51,22 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The process the task is in so far.
     pub fn process_id(&self) -> Option<&'a str> {
         text_of!(self, process_id)
     }
 
+    /// The department the task is in so far.
     pub fn department_id(&self) -> Option<&'a str> {
         text_of!(self, department_id)
     }
 
+    /// The business calendar named for the task so far.
     pub fn business_calendar_id(&self) -> Option<&'a str> {
         text_of!(self, business_calendar_id)
     }
 
+    /// The priority so far.
     pub fn priority(&self) -> i32 {
         // As `apply_to` narrows it (a set priority is validated to fit first).
         self.over
@@ -70,6 +74,7 @@ impl<'a> View<'a> {
             .map_or(self.task.priority, |p| p as i32)
     }
 
+    /// The business value so far.
     pub fn business_value(&self) -> Option<i32> {
         match self.over.and_then(|o| o.business_value) {
             Some(v) => Some(v as i32),
@@ -77,6 +82,7 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The due date so far.
     pub fn due_date_time(&self) -> Option<Timestamp> {
         copy_of!(self, due_date_time)
     }
