@@ -139,7 +139,7 @@ pub enum CalendarError {
 }
 
 /// One open interval, `[start, end)`, with the date its range opens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 struct Open {
     date: Date,
     start: Timestamp,
@@ -147,7 +147,7 @@ struct Open {
 }
 
 /// The walk left jiff's range of dates or instants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Overflow;
 
 impl BusinessCalendar {

@@ -312,15 +312,16 @@ impl RuleSet {
         if self.empty {
             return Decision::Prioritize(Prioritization::default());
         }
-        let Some(process) = self.process_of(View::of(task)) else {
+        let view = View::of(task);
+        let Some(process) = self.process_of(view) else {
             return Decision::ErrorHold(match &task.process_id {
                 Some(p) => format!("processId {p:?} names no configured process"),
                 None => "no process: the task has no processId".into(),
             });
         };
-        let cal = self.calendar_of(View::of(task));
+        let cal = self.calendar_of(view);
         let vars = TaskVars {
-            task: View::of(task),
+            task: view,
             now,
             calendar: cal,
         };
@@ -414,16 +415,17 @@ impl RuleSet {
     /// and the next time.
     pub fn reprioritize(&self, task: &Task, now: Timestamp, trace: &mut Trace) -> Decision {
         trace.phase("reprioritization");
-        let Some(process) = self.process_of(View::of(task)) else {
+        let view = View::of(task);
+        let Some(process) = self.process_of(view) else {
             // Queued before rules named its process (or the process was removed): nothing
             // raises it any more.
             return Decision::Reprioritize(Prioritization::default());
         };
-        let cal = self.calendar_of(View::of(task));
+        let cal = self.calendar_of(view);
         let mut acc = TaskFields::default();
         if let Some(e) = &process.reprioritize {
             let vars = TaskVars {
-                task: View::of(task),
+                task: view,
                 now,
                 calendar: cal,
             };

@@ -533,11 +533,12 @@ pub(crate) mod ops {
         sql.push(") SELECT 1");
     }
 
-    /// Only writes of recurring shapes are kept prepared, but joined ones are too: each
-    /// part binds an array a column, so a join's text recurs whatever its row counts (a
-    /// pass over due tasks sends the same events-and-update join per chunk). Unprepared,
-    /// PostgreSQL planned each afresh with its arrays as constants, copying them: a
-    /// twentieth of its time in a reprioritization pass.
+    /// A write is kept prepared when every statement joined into it has a recurring
+    /// shape (`persistent`), joined or not: each binds an array a column, so a join's text
+    /// recurs whatever its row counts (a pass over due tasks sends the same
+    /// events-and-update join per chunk). Unprepared, PostgreSQL planned each afresh with
+    /// its arrays as constants, copying them: a twentieth of its time in a
+    /// reprioritization pass.
     const KEEP_EVERY_WRITE: bool = false;
 
     /// Nothing kept between draws: the sequences hand out keys.
