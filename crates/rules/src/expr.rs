@@ -1,7 +1,8 @@
 //! One compiled CEL expression, and turning what it gives into Worklane's values.
 
 use crate::vars::{jiff_time, TaskVars, NAMES};
-use cel::{Context, Env, Program, Value};
+use cel::common::ast::{EntryExpr, Expr as Ast, MapExpr, StructExpr};
+use cel::{Context, Env, IdedExpr, Program, Value};
 use std::sync::Arc;
 use worklane_domain::Timestamp;
 
@@ -16,6 +17,9 @@ pub const MAX_NESTING: usize = 24;
 pub(crate) struct Expr {
     pub source: String,
     program: Program,
+    /// What is evaluated: the program's expression, with each presence test of a task's
+    /// `data` or `ext` entry asked of the resolver by name (see [`presence_tests`]).
+    expression: IdedExpr,
 }
 
 impl std::fmt::Debug for Expr {
@@ -56,12 +60,18 @@ impl Expr {
     /// Compiles `source`, refusing what is too long or too deep and any variable the
     /// rules do not provide.
     pub fn compile(env: &Env, source: &str) -> Result<Self, String> {
-        Self::compile_with(
+        let mut e = Self::compile_with(
             env,
             source,
             |v| NAMES.contains(&v),
             "the task's attributes by camelCase name, ext, data, now, age, dueIn, businessAge, businessDueIn",
-        )
+        )?;
+        // Only here: `data` and `ext` are a task's maps when [`TaskVars`] resolves them.
+        let mut rewritten = e.expression.clone();
+        if presence_tests(&mut rewritten) {
+            e.expression = rewritten;
+        }
+        Ok(e)
     }
 
     /// Compiles `source`, refusing any variable `known` does not accept (`hint` lists
@@ -104,6 +114,7 @@ impl Expr {
         }
         Ok(Self {
             source: source.to_owned(),
+            expression: program.expression().clone(),
             program,
         })
     }
@@ -121,7 +132,7 @@ impl Expr {
     ) -> Result<Value, String> {
         let mut ctx = Context::with_env(Arc::clone(env));
         ctx.set_variable_resolver(vars);
-        self.program.execute(&ctx).map_err(|e| e.to_string())
+        Value::resolve(&self.expression, &ctx).map_err(|e| e.to_string())
     }
 
     /// The top-level variables the expression reads.
@@ -160,6 +171,74 @@ impl Expr {
                 type_name(&other)
             )),
         }
+    }
+}
+
+/// The name `has(ROOT.NAME)` is evaluated as, for `data` and `ext`: CEL's own test builds
+/// the whole map (every entry boxed) to look one key up. No identifier can be spelt so.
+pub(crate) fn presence_name(root: &str, name: &str) -> String {
+    format!("has({root}.{name})")
+}
+
+fn is_task_map(name: &str) -> bool {
+    name == "data" || name == "ext"
+}
+
+/// Rewrites each `has(data.NAME)` and `has(ext.NAME)` in `e` into the identifier
+/// [`presence_name`], which [`TaskVars`] answers as the map would. Gives false, with `e`
+/// partly rewritten, where a comprehension names a variable `data` or `ext`: inside it,
+/// the name is not the task's map, and the caller keeps the expression as it was.
+fn presence_tests(e: &mut IdedExpr) -> bool {
+    let tested = match &e.expr {
+        Ast::Select(s) if s.test => match &s.operand.expr {
+            Ast::Ident(root) if is_task_map(root) => Some(presence_name(root, &s.field)),
+            _ => None,
+        },
+        Ast::Comprehension(c) => {
+            let vars = [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)];
+            if vars.into_iter().flatten().any(|v| is_task_map(v)) {
+                return false;
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(name) = tested {
+        e.expr = Ast::Ident(name);
+        return true;
+    }
+    children(e).into_iter().all(presence_tests)
+}
+
+/// The subexpressions of `e`.
+fn children(e: &mut IdedExpr) -> Vec<&mut IdedExpr> {
+    match &mut e.expr {
+        Ast::Select(s) => vec![&mut *s.operand],
+        Ast::Call(c) => c
+            .target
+            .iter_mut()
+            .map(|t| &mut **t)
+            .chain(c.args.iter_mut())
+            .collect(),
+        Ast::Comprehension(c) => {
+            let c = &mut **c;
+            vec![
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ]
+        }
+        Ast::List(l) => l.elements.iter_mut().collect(),
+        Ast::Map(MapExpr { entries }) | Ast::Struct(StructExpr { entries, .. }) => entries
+            .iter_mut()
+            .flat_map(|en| match &mut en.expr {
+                EntryExpr::MapEntry(me) => vec![&mut me.key, &mut me.value],
+                EntryExpr::StructField(f) => vec![&mut f.value],
+            })
+            .collect(),
+        Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => Vec::new(),
     }
 }
 
@@ -217,5 +296,78 @@ pub(crate) fn to_text(v: &Value) -> Result<String, String> {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Null => Err("gave null".into()),
         other => Ok(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vars::View;
+    use worklane_domain::{action, BrokerId, NewTask, TaskFields};
+
+    fn fields(v: serde_json::Value) -> TaskFields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn presence_tests_answer_as_cel_does_on_the_maps() {
+        let env = Arc::new(Env::stdlib());
+        let now: Timestamp = "2026-01-05T10:00:00Z".parse().unwrap();
+        let new = NewTask {
+            capture_point_id: "cp".into(),
+            fields: fields(serde_json::json!({
+                "data": {"amount": "700", "empty": ""},
+                "ext": {"customerSegment": "gold"}
+            })),
+            hold: false,
+            on_duplicate: Default::default(),
+        };
+        let task = action::create(&new, BrokerId(1), &Default::default(), now).task;
+        let over =
+            fields(serde_json::json!({"data": {"flag": "big"}, "ext": {"productType": "p"}}));
+        let rewritten = [
+            "has(data.amount)",
+            "has(data.empty)",
+            "has(data.missing)",
+            "has(data.flag)",
+            "has(ext.customerSegment)",
+            "has(ext.productType)",
+            "has(ext.sourceDueDateTime)",
+            "has(ext.nothing)",
+            "!has(data.amount) || has(ext.resultCode)",
+            "data.amount == '700' && has(data.amount)",
+            "[1, 2].exists(x, has(data.flag) && x > 1)",
+            "{'k': has(data.flag)}.k",
+            "[has(data.missing), has(ext.customerID)][1]",
+        ];
+        // A comprehension's own `data` or `ext` is not the task's map.
+        let kept = [
+            "[{'amount': 1}].all(data, has(data.amount))",
+            "[{'z': 1}].exists(ext, has(ext.z)) && has(data.amount)",
+            "has(data.amount.x)",
+            "has(size(data).x)",
+        ];
+        for view in [View::of(&task), View::with(&task, &over)] {
+            let vars = TaskVars {
+                task: view,
+                now,
+                calendar: None,
+            };
+            for src in rewritten.iter().chain(&kept) {
+                let e = Expr::compile(&env, src).unwrap();
+                let mut ctx = Context::with_env(Arc::clone(&env));
+                ctx.set_variable_resolver(&vars);
+                let by_cel = e.program.execute(&ctx).map_err(|e| e.to_string());
+                assert_eq!(e.eval(&env, &vars), by_cel, "{src}");
+            }
+        }
+        for src in rewritten {
+            let e = Expr::compile(&env, src).unwrap();
+            assert_ne!(&e.expression, e.program.expression(), "{src} is rewritten");
+        }
+        for src in kept {
+            let e = Expr::compile(&env, src).unwrap();
+            assert_eq!(&e.expression, e.program.expression(), "{src} is kept");
+        }
     }
 }

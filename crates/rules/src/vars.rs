@@ -5,7 +5,7 @@
 //! not written into a copy of the task.
 
 use cel::common::types::{
-    CelDuration, CelInt, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
+    CelBool, CelDuration, CelInt, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
 };
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
@@ -216,6 +216,12 @@ impl TaskVars<'_> {
     /// before it asks for the map: answered without building the map. None leaves a
     /// missing key to the map, which reports it as CEL does.
     fn qualified(&self, variable: &str) -> Option<CowVal<'_, '_>> {
+        if let Some(tested) = variable
+            .strip_prefix("has(")
+            .and_then(|v| v.strip_suffix(')'))
+        {
+            return self.presence(tested);
+        }
         if let Some(name) = variable.strip_prefix("data.") {
             return text(Some(self.task.data(name)?));
         }
@@ -226,6 +232,20 @@ impl TaskVars<'_> {
         }
         let (_, t) = v.ext_timestamps().into_iter().find(|(n, _)| *n == name)?;
         time(t)
+    }
+}
+
+impl TaskVars<'_> {
+    /// `has(data.NAME)` and `has(ext.NAME)` as CEL answers them on the maps `data` and
+    /// `ext` resolve to (see [`crate::expr::presence_name`]): a data entry is there when
+    /// the task or an earlier step has it; every ext attribute is, null or not.
+    fn presence(&self, tested: &str) -> Option<CowVal<'_, '_>> {
+        let has = if let Some(name) = tested.strip_prefix("data.") {
+            self.task.data(name).is_some()
+        } else {
+            Ext::NAMES.contains(&tested.strip_prefix("ext.")?)
+        };
+        boxed(CelBool::from(has))
     }
 }
 
