@@ -212,9 +212,22 @@ impl TaskVars<'_> {
             .collect()
     }
 
+    /// `has(data.NAME)` and `has(ext.NAME)` as CEL answers them on the maps `data` and
+    /// `ext` resolve to (see [`crate::expr::presence_name`]): a data entry is there when
+    /// the task or an earlier step has it; every ext attribute is, null or not.
+    fn presence(&self, tested: &str) -> Option<CowVal<'_, '_>> {
+        let has = if let Some(name) = tested.strip_prefix("data.") {
+            self.task.data(name).is_some()
+        } else {
+            Ext::NAMES.contains(&tested.strip_prefix("ext.")?)
+        };
+        boxed(CelBool::from(has))
+    }
+
     /// `ext.NAME` and `data.NAME`, which the interpreter asks for by their whole name
     /// before it asks for the map: answered without building the map. None leaves a
-    /// missing key to the map, which reports it as CEL does.
+    /// missing key to the map, which reports it as CEL does. Also the presence tests
+    /// rewritten at load (`has(data.NAME)`).
     fn qualified(&self, variable: &str) -> Option<CowVal<'_, '_>> {
         if let Some(tested) = variable
             .strip_prefix("has(")
@@ -232,20 +245,6 @@ impl TaskVars<'_> {
         }
         let (_, t) = v.ext_timestamps().into_iter().find(|(n, _)| *n == name)?;
         time(t)
-    }
-}
-
-impl TaskVars<'_> {
-    /// `has(data.NAME)` and `has(ext.NAME)` as CEL answers them on the maps `data` and
-    /// `ext` resolve to (see [`crate::expr::presence_name`]): a data entry is there when
-    /// the task or an earlier step has it; every ext attribute is, null or not.
-    fn presence(&self, tested: &str) -> Option<CowVal<'_, '_>> {
-        let has = if let Some(name) = tested.strip_prefix("data.") {
-            self.task.data(name).is_some()
-        } else {
-            Ext::NAMES.contains(&tested.strip_prefix("ext.")?)
-        };
-        boxed(CelBool::from(has))
     }
 }
 
