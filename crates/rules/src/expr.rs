@@ -1,7 +1,7 @@
 //! One compiled CEL expression, and turning what it gives into Worklane's values.
 
 use crate::vars::{jiff_time, TaskVars, NAMES};
-use cel::common::ast::{EntryExpr, Expr as Ast, MapExpr, StructExpr};
+use cel::common::ast::{operators, EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::{Context, Env, IdedExpr, Program, Value};
 use std::sync::Arc;
 use worklane_domain::Timestamp;
@@ -174,8 +174,9 @@ impl Expr {
     }
 }
 
-/// The name `has(ROOT.NAME)` is evaluated as, for `data` and `ext`: CEL's own test builds
-/// the whole map (every entry boxed) to look one key up. No identifier can be spelt so.
+/// The name `has(ROOT.NAME)` (and `"NAME" in ROOT`) is evaluated as, for `data` and `ext`:
+/// CEL's own test builds the whole map (every entry boxed) to look one key up. No
+/// identifier can be spelt so.
 pub(crate) fn presence_name(root: &str, name: &str) -> String {
     format!("has({root}.{name})")
 }
@@ -184,14 +185,27 @@ fn is_task_map(name: &str) -> bool {
     name == "data" || name == "ext"
 }
 
-/// Rewrites each `has(data.NAME)` and `has(ext.NAME)` in `e` into the identifier
-/// [`presence_name`], which [`TaskVars`] answers as the map would. Gives false, with `e`
-/// partly rewritten, where a comprehension names a variable `data` or `ext`: inside it,
-/// the name is not the task's map, and the caller keeps the expression as it was.
+/// Rewrites each `has(data.NAME)`, `has(ext.NAME)`, `"NAME" in data` and `"NAME" in ext`
+/// in `e` into the identifier [`presence_name`], which [`TaskVars`] answers as the map
+/// would. Gives false, with `e` partly rewritten, where a comprehension names a variable
+/// `data` or `ext`: inside it, the name is not the task's map, and the caller keeps the
+/// expression as it was.
 fn presence_tests(e: &mut IdedExpr) -> bool {
     let tested = match &e.expr {
         Ast::Select(s) if s.test => match &s.operand.expr {
             Ast::Ident(root) if is_task_map(root) => Some(presence_name(root, &s.field)),
+            _ => None,
+        },
+        // `"NAME" in data`: the same test, spelt as membership.
+        Ast::Call(c) if c.func_name == operators::IN && c.target.is_none() => match &c.args[..] {
+            [key, map] => match (&key.expr, &map.expr) {
+                (Ast::Literal(LiteralValue::String(name)), Ast::Ident(root))
+                    if is_task_map(root) =>
+                {
+                    Some(presence_name(root, name))
+                }
+                _ => None,
+            },
             _ => None,
         },
         Ast::Comprehension(c) => {
@@ -339,6 +353,9 @@ mod tests {
             "[1, 2].exists(x, has(data.flag) && x > 1)",
             "{'k': has(data.flag)}.k",
             "[has(data.missing), has(ext.customerID)][1]",
+            "'amount' in data && !('missing' in data)",
+            "\"flag\" in data || 'customerSegment' in ext",
+            "'nothing' in ext || 'sourceTenant' in ext",
         ];
         // A comprehension's own `data` or `ext` is not the task's map.
         let kept = [
@@ -346,6 +363,9 @@ mod tests {
             "[{'z': 1}].exists(ext, has(ext.z)) && has(data.amount)",
             "has(data.amount.x)",
             "has(size(data).x)",
+            "1 in data",
+            "'amount' in [data][0]",
+            "data.amount in data",
         ];
         for view in [View::of(&task), View::with(&task, &over)] {
             let vars = TaskVars {
