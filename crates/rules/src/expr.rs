@@ -1,6 +1,6 @@
 //! One compiled CEL expression, and turning what it gives into Worklane's values.
 
-use crate::vars::{jiff_time, TaskVars, NAMES};
+use crate::vars::{jiff_time, presence_name, TaskVars, NAMES};
 use cel::common::ast::{operators, EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::{Context, Env, IdedExpr, Program, Value};
 use std::sync::Arc;
@@ -17,9 +17,10 @@ pub const MAX_NESTING: usize = 24;
 pub(crate) struct Expr {
     pub source: String,
     program: Program,
-    /// What is evaluated: the program's expression, with each presence test of a task's
-    /// `data` or `ext` entry asked of the resolver by name (see [`presence_tests`]).
-    expression: IdedExpr,
+    /// What is evaluated in place of the program's expression, when `compile` rewrote
+    /// its presence tests of a task's `data` or `ext` entries (see
+    /// [`rewrite_presence_tests`]).
+    rewritten: Option<IdedExpr>,
 }
 
 impl std::fmt::Debug for Expr {
@@ -67,9 +68,9 @@ impl Expr {
             "the task's attributes by camelCase name, ext, data, now, age, dueIn, businessAge, businessDueIn",
         )?;
         // Only here: `data` and `ext` are a task's maps when [`TaskVars`] resolves them.
-        let mut rewritten = e.expression.clone();
-        if presence_tests(&mut rewritten) {
-            e.expression = rewritten;
+        let mut rewritten = e.program.expression().clone();
+        if rewrite_presence_tests(&mut rewritten) && &rewritten != e.program.expression() {
+            e.rewritten = Some(rewritten);
         }
         Ok(e)
     }
@@ -114,7 +115,7 @@ impl Expr {
         }
         Ok(Self {
             source: source.to_owned(),
-            expression: program.expression().clone(),
+            rewritten: None,
             program,
         })
     }
@@ -124,7 +125,8 @@ impl Expr {
         self.eval_in(env, vars)
     }
 
-    /// Evaluates against any resolver.
+    /// Evaluates against any resolver. One compiled by [`Expr::compile`] may ask it for
+    /// presence names ([`presence_name`]), which [`TaskVars`] answers.
     pub fn eval_in(
         &self,
         env: &Arc<Env>,
@@ -132,7 +134,11 @@ impl Expr {
     ) -> Result<Value, String> {
         let mut ctx = Context::with_env(Arc::clone(env));
         ctx.set_variable_resolver(vars);
-        Value::resolve(&self.expression, &ctx).map_err(|e| e.to_string())
+        let expression = self
+            .rewritten
+            .as_ref()
+            .unwrap_or_else(|| self.program.expression());
+        Value::resolve(expression, &ctx).map_err(|e| e.to_string())
     }
 
     /// The top-level variables the expression reads.
@@ -174,23 +180,17 @@ impl Expr {
     }
 }
 
-/// The name `has(ROOT.NAME)` (and `"NAME" in ROOT`) is evaluated as, for `data` and `ext`:
-/// CEL's own test builds the whole map (every entry boxed) to look one key up. No
-/// identifier can be spelt so.
-pub(crate) fn presence_name(root: &str, name: &str) -> String {
-    format!("has({root}.{name})")
-}
-
 fn is_task_map(name: &str) -> bool {
     name == "data" || name == "ext"
 }
 
 /// Rewrites each `has(data.NAME)`, `has(ext.NAME)`, `"NAME" in data` and `"NAME" in ext`
 /// in `e` into the identifier [`presence_name`], which [`TaskVars`] answers as the map
-/// would. Gives false, with `e` partly rewritten, where a comprehension names a variable
-/// `data` or `ext`: inside it, the name is not the task's map, and the caller keeps the
+/// would: CEL's own test builds the whole map (every entry boxed) to look one key up.
+/// Gives false, with `e` partly rewritten, where a comprehension names a variable `data`
+/// or `ext`: inside it, the name is not the task's map, and the caller keeps the
 /// expression as it was.
-fn presence_tests(e: &mut IdedExpr) -> bool {
+fn rewrite_presence_tests(e: &mut IdedExpr) -> bool {
     let tested = match &e.expr {
         Ast::Select(s) if s.test => match &s.operand.expr {
             Ast::Ident(root) if is_task_map(root) => Some(presence_name(root, &s.field)),
@@ -221,7 +221,7 @@ fn presence_tests(e: &mut IdedExpr) -> bool {
         e.expr = Ast::Ident(name);
         return true;
     }
-    children(e).into_iter().all(presence_tests)
+    children(e).into_iter().all(rewrite_presence_tests)
 }
 
 /// The subexpressions of `e`.
@@ -319,6 +319,17 @@ mod tests {
     use crate::vars::View;
     use worklane_domain::{action, BrokerId, NewTask, TaskFields};
 
+    /// Whether `e` still holds a presence test of `data` or `ext`, either spelling.
+    fn presence_left(e: &mut IdedExpr) -> bool {
+        let on_task_map = |e: Option<&IdedExpr>| matches!(e.map(|e| &e.expr), Some(Ast::Ident(root)) if is_task_map(root));
+        let left = match &e.expr {
+            Ast::Select(s) => s.test && on_task_map(Some(&s.operand)),
+            Ast::Call(c) => c.func_name == operators::IN && on_task_map(c.args.get(1)),
+            _ => false,
+        };
+        left || children(e).into_iter().any(presence_left)
+    }
+
     fn fields(v: serde_json::Value) -> TaskFields {
         serde_json::from_value(v).unwrap()
     }
@@ -330,15 +341,17 @@ mod tests {
         let new = NewTask {
             capture_point_id: "cp".into(),
             fields: fields(serde_json::json!({
-                "data": {"amount": "700", "empty": ""},
+                "data": {"amount": "700", "empty": "", "a.b": "1", "x)": "2"},
                 "ext": {"customerSegment": "gold"}
             })),
             hold: false,
             on_duplicate: Default::default(),
         };
         let task = action::create(&new, BrokerId(1), &Default::default(), now).task;
-        let over =
-            fields(serde_json::json!({"data": {"flag": "big"}, "ext": {"productType": "p"}}));
+        let over = fields(serde_json::json!({
+            "data": {"flag": "big", "amount": "900"},
+            "ext": {"productType": "p"}
+        }));
         let rewritten = [
             "has(data.amount)",
             "has(data.empty)",
@@ -356,6 +369,9 @@ mod tests {
             "'amount' in data && !('missing' in data)",
             "\"flag\" in data || 'customerSegment' in ext",
             "'nothing' in ext || 'sourceTenant' in ext",
+            "'a.b' in data && 'x)' in data && !('' in data) && data.amount != ''",
+            "[has(data.amount), 'flag' in data].all(x, x)",
+            "has(data.amount).foo",
         ];
         // A comprehension's own `data` or `ext` is not the task's map.
         let kept = [
@@ -383,11 +399,14 @@ mod tests {
         }
         for src in rewritten {
             let e = Expr::compile(&env, src).unwrap();
-            assert_ne!(&e.expression, e.program.expression(), "{src} is rewritten");
+            let mut rewritten = e.rewritten.clone().expect(src);
+            assert!(!presence_left(&mut rewritten), "{src} is rewritten whole");
         }
         for src in kept {
-            let e = Expr::compile(&env, src).unwrap();
-            assert_eq!(&e.expression, e.program.expression(), "{src} is kept");
+            assert!(
+                Expr::compile(&env, src).unwrap().rewritten.is_none(),
+                "{src}"
+            );
         }
     }
 }

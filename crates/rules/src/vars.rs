@@ -119,6 +119,18 @@ fn overlaid<T: Copy, const N: usize>(
     own
 }
 
+/// The identifier a presence test of `root`'s entry `name` (`has(data.NAME)`, `"NAME" in
+/// data`) is rewritten into at load (`crate::expr`), for `data` and `ext`. CEL identifiers
+/// cannot hold a parenthesis, so no variable is spelt so.
+pub(crate) fn presence_name(root: &str, name: &str) -> String {
+    format!("has({root}.{name})")
+}
+
+/// What a [`presence_name`] tests: `ROOT.NAME`.
+fn presence_of(variable: &str) -> Option<&str> {
+    variable.strip_prefix("has(")?.strip_suffix(')')
+}
+
 /// A task (with what earlier steps set) and the moment an expression is evaluated at.
 pub(crate) struct TaskVars<'a> {
     pub task: View<'a>,
@@ -213,8 +225,8 @@ impl TaskVars<'_> {
     }
 
     /// `has(data.NAME)` and `has(ext.NAME)` as CEL answers them on the maps `data` and
-    /// `ext` resolve to (see [`crate::expr::presence_name`]): a data entry is there when
-    /// the task or an earlier step has it; every ext attribute is, null or not.
+    /// `ext` resolve to (see [`presence_name`]): a data entry is there when the task or an
+    /// earlier step has it; every ext attribute is, null or not.
     fn presence(&self, tested: &str) -> Option<CowVal<'_, '_>> {
         let has = if let Some(name) = tested.strip_prefix("data.") {
             self.task.data(name).is_some()
@@ -229,10 +241,7 @@ impl TaskVars<'_> {
     /// missing key to the map, which reports it as CEL does. Also the presence tests
     /// rewritten at load (`has(data.NAME)`).
     fn qualified(&self, variable: &str) -> Option<CowVal<'_, '_>> {
-        if let Some(tested) = variable
-            .strip_prefix("has(")
-            .and_then(|v| v.strip_suffix(')'))
-        {
+        if let Some(tested) = presence_of(variable) {
             return self.presence(tested);
         }
         if let Some(name) = variable.strip_prefix("data.") {
