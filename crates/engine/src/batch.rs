@@ -14,7 +14,7 @@ use worklane_domain::{
     ErrorCode, NewEvent, OnDuplicate, Op, Outcome, Selection, Task, TaskRef, Timestamp, Transition,
 };
 use worklane_rules::{Decision, RuleSet, Trace};
-use worklane_store::{StoreError, WriteTx};
+use worklane_store::{DueShare, StoreError, WriteTx};
 
 /// How the writer decides beyond the state machine: processing by the business rules,
 /// and archiving of finished tasks.
@@ -473,18 +473,19 @@ pub(crate) async fn save_tasks(tx: &mut dyn WriteTx, w: &Working) -> Result<(), 
 /// the next is decided on the blocking pool (a pass of 4,096 spent half its time on each).
 const DUE_CHUNK: usize = 512;
 
-/// Claims up to `limit` tasks due for reprioritization and processes each inside `tx`, as
-/// an [`Op::Process`] command for each would, but with one claim query instead of a
-/// query, a command and a reply per task. Returns how many tasks changed and the newest
-/// event's seq.
+/// Claims up to `limit` tasks due for reprioritization (of `share`, when given) and
+/// processes each inside `tx`, as an [`Op::Process`] command for each would, but with one
+/// claim query instead of a query, a command and a reply per task. Returns how many tasks
+/// changed and the newest event's seq.
 pub(crate) async fn process_due(
     tx: &mut dyn WriteTx,
     now: Timestamp,
     limit: u32,
+    share: Option<DueShare>,
     policy: &Policy,
 ) -> Result<(usize, Option<i64>), StoreError> {
     let rules = policy.rules.current();
-    let claimed = tx.claim_due(now, limit).await?;
+    let claimed = tx.claim_due(now, limit, share).await?;
     // Taken from the front in order (splitting off the rest would copy it once a chunk).
     let mut claimed = claimed.into_iter();
     let chunks: Vec<Vec<Task>> = std::iter::from_fn(|| {

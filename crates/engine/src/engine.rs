@@ -16,8 +16,8 @@ use worklane_domain::{
     AgentCommand, AgentView, Command, CommandResult, DomainError, ErrorCode, Outcome, Timestamp,
 };
 use worklane_store::{
-    Access, AgentReads, DeliveryStore, EventLog, Leases, Retention, Stats, Store, StoreError,
-    TaskReads, Writer,
+    Access, AgentReads, DeliveryStore, DueShare, EventLog, Leases, Retention, Stats, Store,
+    StoreError, TaskReads, Writer,
 };
 
 /// Why a command did not take effect.
@@ -174,9 +174,14 @@ impl Engine {
     /// transaction of its own, beside the writer's (what the [`crate::Processor`] does
     /// with due tasks): on PostgreSQL several may run at once, each claiming other rows;
     /// on SQLite they take turns with the writer on its one write connection. Returns how
-    /// many tasks changed; their events are durable when this returns.
-    pub async fn process_due(&self, limit: u32) -> Result<usize, EngineError> {
-        let (n, last) = process_due(&*self.store, self.now(), limit, &self.policy)
+    /// many tasks changed; their events are durable when this returns. With `share`, only
+    /// due tasks of that share are claimed (see [`DueShare`]).
+    pub async fn process_due(
+        &self,
+        limit: u32,
+        share: Option<DueShare>,
+    ) -> Result<usize, EngineError> {
+        let (n, last) = process_due(&*self.store, self.now(), limit, share, &self.policy)
             .await
             .map_err(|e| EngineError::Store(Arc::new(e)))?;
         if let Some(last) = last {
@@ -351,11 +356,12 @@ async fn process_due(
     writer: &dyn Writer,
     now: Timestamp,
     limit: u32,
+    share: Option<DueShare>,
     policy: &Policy,
 ) -> Result<(usize, Option<i64>), StoreError> {
     let started = Instant::now();
     let mut tx = writer.begin().await?;
-    let r = batch::process_due(&mut *tx, now, limit, policy).await?;
+    let r = batch::process_due(&mut *tx, now, limit, share, policy).await?;
     tx.commit().await?;
     metrics::counter!("worklane_reprioritized_total").increment(r.0 as u64);
     metrics::histogram!("worklane_commit_seconds").record(started.elapsed().as_secs_f64());

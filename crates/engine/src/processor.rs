@@ -13,13 +13,10 @@ use futures::future::join_all;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worklane_domain::{Action, ActionMeta, Command, TaskRef, Timestamp};
+use worklane_store::DueShare;
 
 /// The least time between two passes woken by commits.
 const COMMIT_PASS_GAP: Duration = Duration::from_millis(20);
-
-/// Reprioritization workers on PostgreSQL: with two, a 1M pass left a fifth of two cores
-/// idle.
-const DUE_WORKERS: usize = 4;
 
 /// The most batches one reprioritization worker takes in a pass, so the pass still
 /// comes round to new and expired tasks.
@@ -125,17 +122,19 @@ impl Processor {
 
     /// Reprioritizes due tasks: claimed and decided inside transactions of their own, a
     /// batch at a time (at a million due tasks, a command per task would cost more than
-    /// the decisions). PostgreSQL runs [`DUE_WORKERS`] at once, each claiming other rows,
+    /// the decisions). PostgreSQL runs a worker for each [`DueShare`] at once (with two
+    /// workers, a 1M pass left a fifth of two cores idle), each claiming its share's rows,
     /// so the database works on some while this process decides others; each worker is a
     /// task of its own, so their serialization runs on every thread. SQLite has one write
-    /// connection: one worker, on this task (on a task of its own it ran 1.1x slower).
+    /// connection: one worker for every share, on this task (on a task of its own it ran
+    /// 1.1x slower).
     async fn reprioritize_due(&self) -> Result<usize, EngineError> {
         if self.engine.backend() != "postgres" {
-            return due_worker(self.engine.clone(), self.batch).await;
+            return due_worker(self.engine.clone(), self.batch, None).await;
         }
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..DUE_WORKERS {
-            set.spawn(due_worker(self.engine.clone(), self.batch));
+        for share in DueShare::all() {
+            set.spawn(due_worker(self.engine.clone(), self.batch, Some(share)));
         }
         let mut done = 0;
         while let Some(r) = set.join_next().await {
@@ -209,12 +208,17 @@ impl Processor {
     }
 }
 
-/// One reprioritization worker: batch after batch until a claim comes back short (or
-/// [`DUE_ROUNDS`]), so workers do not wait for the slowest at the end of every batch.
-async fn due_worker(engine: Engine, batch: u32) -> Result<usize, EngineError> {
+/// One reprioritization worker (of `share`, or of every due task): batch after batch
+/// until a claim comes back short (or [`DUE_ROUNDS`]), so workers do not wait for the
+/// slowest at the end of every batch.
+async fn due_worker(
+    engine: Engine,
+    batch: u32,
+    share: Option<DueShare>,
+) -> Result<usize, EngineError> {
     let mut done = 0;
     for _ in 0..DUE_ROUNDS {
-        let n = engine.process_due(batch).await?;
+        let n = engine.process_due(batch, share).await?;
         done += n;
         if n < batch as usize {
             break;

@@ -188,20 +188,25 @@ macro_rules! shared_ops {
         }
 
         /// Tasks whose time in `column` (an indexed epoch-microseconds column named by this
-        /// crate, never by a caller) has come at `now`, the longest due first, claimed. Each
-        /// value the backend's query returns holds one or more bodies separated by newlines
-        /// (compact JSON holds no raw newline).
+        /// crate, never by a caller) has come at `now`, the longest due first, claimed;
+        /// with `share`, only those of the share. Each value the backend's query returns
+        /// holds one or more bodies separated by newlines (compact JSON holds no raw
+        /// newline).
         async fn claim_at(
             conn: &mut Conn,
             column: &'static str,
             now: Timestamp,
             limit: u32,
+            share: Option<$crate::DueShare>,
         ) -> Result<Vec<Task>, StoreError> {
-            let rows: Vec<(Option<String>,)> = sqlx::query_as(&claim_at_sql(column))
+            let sql = claim_at_sql(column, share.is_some());
+            let mut q = sqlx::query_as(&sql)
                 .bind(micros(now))
-                .bind(i64::from(limit.max(1)))
-                .fetch_all(&mut *conn)
-                .await?;
+                .bind(i64::from(limit.max(1)));
+            if let Some(s) = share {
+                q = q.bind(i64::from(s.index()));
+            }
+            let rows: Vec<(Option<String>,)> = q.fetch_all(&mut *conn).await?;
             rows.iter()
                 .flat_map(|(b,)| b.as_deref().unwrap_or_default().split_terminator('\n'))
                 .map(decode_task)
@@ -213,8 +218,9 @@ macro_rules! shared_ops {
             conn: &mut Conn,
             now: Timestamp,
             limit: u32,
+            share: Option<$crate::DueShare>,
         ) -> Result<Vec<Task>, StoreError> {
-            claim_at(conn, "reprioritize_at", now, limit).await
+            claim_at(conn, "reprioritize_at", now, limit, share).await
         }
 
         /// Writes of a transaction not sent yet. They wait for the transaction's next read
@@ -415,9 +421,10 @@ macro_rules! shared_ops {
                 &mut self,
                 now: Timestamp,
                 limit: u32,
+                share: Option<$crate::DueShare>,
             ) -> Result<Vec<Task>, StoreError> {
                 let conn = self.settle().await?;
-                let tasks = claim_due(conn, now, limit).await?;
+                let tasks = claim_due(conn, now, limit, share).await?;
                 self.seen.record(&tasks);
                 Ok(tasks)
             }
@@ -1196,7 +1203,7 @@ macro_rules! shared_ops {
             now: Timestamp,
             limit: u32,
         ) -> Result<Vec<Task>, StoreError> {
-            claim_at(conn, "offer_expires_at", now, limit).await
+            claim_at(conn, "offer_expires_at", now, limit, None).await
         }
 
         pub(crate) async fn next_offer_expiry(

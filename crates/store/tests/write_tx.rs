@@ -7,7 +7,7 @@ use std::sync::Arc;
 use worklane_domain::{
     action, ActionMeta, BrokerId, NewTask, Offer, Status, Task, TaskFields, Timestamp,
 };
-use worklane_store::{Holding, Store, WriteTx};
+use worklane_store::{DueShare, Holding, Store, WriteTx};
 
 fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
@@ -203,6 +203,47 @@ async fn a_row_written_twice_without_a_read_between_keeps_the_second(store: Arc<
     assert!(store.get_task(ids[0]).await.unwrap().is_some());
 }
 
+async fn due_tasks_are_claimed_share_by_share(store: Arc<dyn Store>) {
+    // 40 Queued tasks due at seven times: each share's claim takes its own, the longest
+    // due first, and the shares together take each task once.
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.alloc_ids(40).await.unwrap();
+    let tasks: Vec<Task> = ids
+        .iter()
+        .map(|id| {
+            let mut t = task(*id, &format!("due-{}", id.0));
+            t.status = Status::Queued;
+            t.reprioritize_date_time = Some(now() - SignedDuration::from_mins(id.0 % 7));
+            t
+        })
+        .collect();
+    tx.put_tasks(&tasks.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut taken = Vec::new();
+    for share in DueShare::all() {
+        let mut tx = store.begin().await.unwrap();
+        let claimed = tx.claim_due(now(), 100, Some(share)).await.unwrap();
+        assert!(!claimed.is_empty(), "share {} has due tasks", share.index());
+        assert!(claimed.iter().all(|t| share.holds(t.broker_id)));
+        let due: Vec<_> = claimed.iter().map(|t| t.reprioritize_date_time).collect();
+        assert!(
+            due.windows(2).all(|w| w[0] <= w[1]),
+            "the longest due first"
+        );
+        taken.extend(claimed.iter().map(|t| t.broker_id));
+    }
+    taken.sort();
+    assert_eq!(taken, ids, "every due task, in one share only");
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.claim_due(now(), 100, None).await.unwrap().len(), 40);
+    let longest = ids.iter().filter(|id| id.0 % 7 == 6).count();
+    let early = tx.claim_due(now() - SignedDuration::from_mins(6), 100, None);
+    assert_eq!(early.await.unwrap().len(), longest, "only what is due");
+    assert!(DueShare::new(DueShare::COUNT).is_none());
+}
+
 /// Sorted, to compare counts whichever way the store read them.
 fn sorted(mut v: Vec<Holding>) -> Vec<Holding> {
     v.sort_by(|a, b| (&a.agent, &a.channel).cmp(&(&b.agent, &b.channel)));
@@ -277,5 +318,6 @@ worklane_store::store_suite!(
     writes_sent_ahead_land_before_what_follows,
     a_write_sent_ahead_that_fails_fails_the_transaction,
     writes_beyond_one_statements_parameters_all_land,
-    a_row_written_twice_without_a_read_between_keeps_the_second
+    a_row_written_twice_without_a_read_between_keeps_the_second,
+    due_tasks_are_claimed_share_by_share
 );
