@@ -126,8 +126,8 @@ impl Processor {
     /// workers, a 1M pass left a fifth of two cores idle), each claiming its share's rows,
     /// so the database works on some while this process decides others; each worker is a
     /// task of its own, so their serialization runs on every thread. SQLite has one write
-    /// connection: one worker for every share, on this task (on a task of its own it ran
-    /// 1.1x slower).
+    /// connection: one worker, taking every share's tasks, on this task (on a task of its
+    /// own it ran 1.1x slower).
     async fn reprioritize_due(&self) -> Result<usize, EngineError> {
         if self.engine.backend() != "postgres" {
             return due_worker(self.engine.clone(), self.batch, None).await;

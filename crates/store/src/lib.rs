@@ -16,6 +16,7 @@ mod agents;
 mod announce;
 mod columns;
 mod deliveries;
+mod due_share;
 mod in_flight;
 mod leases;
 mod postgres;
@@ -32,46 +33,13 @@ pub use deliveries::{
     AttemptOutcome, AttemptResult, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryRecords,
     DeliveryStatus, DeliveryStore, KnownDeliveries, NewDelivery, RecordedDelivery,
 };
+pub use due_share::DueShare;
 pub use leases::Leases;
 pub use postgres::PostgresStore;
 pub use redact::{is_secret_name, redact_url};
 pub use retention::{PruneReport, Retention, RetentionPolicy};
 pub use sqlite::SqliteStore;
 pub use stats::{BacklogCount, Period, Stats, PERIOD_MICROS};
-
-/// One of [`DueShare::COUNT`] parts of the due tasks, by brokerId (its remainder by the
-/// count). Workers that claim due tasks at once each take a share of their own, so none
-/// steps over the rows another holds locked: a claim of 4,096 rows that stepped over
-/// three other workers' 4,096 took 13-20 ms on PostgreSQL, one of a share 5 ms.
-/// Workers of two nodes that take the same share skip each other's rows as before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DueShare(u8);
-
-impl DueShare {
-    /// How many shares there are. PostgreSQL's index of due times holds each row's share
-    /// (migration 0022), so this number is part of the schema.
-    pub const COUNT: u8 = 4;
-
-    /// Share `i`, for `i` below [`DueShare::COUNT`] (None otherwise).
-    pub fn new(i: u8) -> Option<Self> {
-        (i < Self::COUNT).then_some(Self(i))
-    }
-
-    /// Every share, in order.
-    pub fn all() -> impl Iterator<Item = Self> {
-        (0..Self::COUNT).map(Self)
-    }
-
-    /// This share's remainder of a brokerId divided by [`DueShare::COUNT`].
-    pub fn index(self) -> u8 {
-        self.0
-    }
-
-    /// Whether task `id` belongs to this share.
-    pub fn holds(self, id: BrokerId) -> bool {
-        id.0.rem_euclid(i64::from(Self::COUNT)) == i64::from(self.0)
-    }
-}
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -299,9 +299,9 @@ pub(crate) mod ops {
     /// With `shared`, of one share (`$3`).
     fn claim_at_sql(column: &str, shared: bool) -> String {
         let share = if shared {
-            " AND broker_id % 4 = $3"
+            crate::DueShare::condition()
         } else {
-            ""
+            String::new()
         };
         format!(
             "SELECT group_concat(body, char(10)) FROM \
