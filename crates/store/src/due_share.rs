@@ -35,8 +35,13 @@ impl DueShare {
         id.0 % i64::from(Self::COUNT) == i64::from(self.0)
     }
 
-    /// The claims' condition on a task's share, `$3` being the share's index.
-    pub(crate) fn condition() -> String {
-        format!(" AND broker_id % {} = $3", Self::COUNT)
+    /// The condition a claim of `share` adds to its query (none without one), `$3` being
+    /// the share's index.
+    pub(crate) fn filter(share: Option<Self>) -> &'static str {
+        share.map_or("", |_| CONDITION)
     }
 }
+
+/// A task's share spelt as PostgreSQL's index of due times spells it (migration 0022).
+const CONDITION: &str = " AND broker_id % 4 = $3";
+const _: () = assert!(DueShare::COUNT == 4, "CONDITION and migration 0022 say 4");

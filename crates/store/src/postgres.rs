@@ -357,19 +357,10 @@ pub(crate) mod ops {
     }
 
     /// Tasks whose time in `column` has come (see `claim_at`): a row each, locked; rows
-    /// another writer holds are skipped. With `shared`, of one share (`$3`): the index of
-    /// due times holds each row's share (`broker_id % 4`, spelt as there), so rows of
-    /// other shares are passed over in the index, never fetched.
-    fn claim_at_sql(column: &str, shared: bool) -> String {
-        const _: () = assert!(
-            crate::DueShare::COUNT == 4,
-            "migration 0022 indexes broker_id % 4"
-        );
-        let share = if shared {
-            crate::DueShare::condition()
-        } else {
-            String::new()
-        };
+    /// another writer holds are skipped; `share` narrows them to one share (`$3`): the
+    /// index of due times holds each row's share, so rows of other shares are passed over
+    /// in the index, never fetched.
+    fn claim_at_sql(column: &str, share: &str) -> String {
         format!(
             "SELECT body FROM tasks WHERE {column} <= $1{share} \
              ORDER BY {column} LIMIT $2{CLAIM_LOCK}"

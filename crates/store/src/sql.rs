@@ -199,7 +199,7 @@ macro_rules! shared_ops {
             limit: u32,
             share: Option<$crate::DueShare>,
         ) -> Result<Vec<Task>, StoreError> {
-            let sql = claim_at_sql(column, share.is_some());
+            let sql = claim_at_sql(column, $crate::DueShare::filter(share));
             let mut q = sqlx::query_as(&sql)
                 .bind(micros(now))
                 .bind(i64::from(limit.max(1)));

@@ -296,13 +296,8 @@ pub(crate) mod ops {
     /// Tasks whose time in `column` has come (see `claim_at`), nothing to lock (one
     /// writer): one value, the bodies joined by newlines. A batch of thousands of rows
     /// handed over one at a time from sqlx's worker thread cost more than reading them.
-    /// With `shared`, of one share (`$3`).
-    fn claim_at_sql(column: &str, shared: bool) -> String {
-        let share = if shared {
-            crate::DueShare::condition()
-        } else {
-            String::new()
-        };
+    /// `share` narrows them to one share (`$3`).
+    fn claim_at_sql(column: &str, share: &str) -> String {
         format!(
             "SELECT group_concat(body, char(10)) FROM \
              (SELECT body FROM tasks WHERE {column} <= $1{share} ORDER BY {column} LIMIT $2)"
