@@ -5,7 +5,8 @@
 use jiff::SignedDuration;
 use std::sync::Arc;
 use worklane_domain::{
-    action, ActionMeta, BrokerId, NewTask, Offer, Status, Task, TaskFields, Timestamp,
+    action, Action, ActionMeta, BrokerId, NewEvent, NewTask, Offer, Status, Task, TaskFields,
+    Timestamp,
 };
 use worklane_store::{DueShare, Holding, Store, WriteTx};
 
@@ -203,17 +204,20 @@ async fn a_row_written_twice_without_a_read_between_keeps_the_second(store: Arc<
     assert!(store.get_task(ids[0]).await.unwrap().is_some());
 }
 
-async fn due_tasks_are_claimed_share_by_share(store: Arc<dyn Store>) {
-    // 40 Queued tasks due at seven times: each share's claim takes its own, the longest
-    // due first, and the shares together take each task once.
+/// Commits `n` Queued tasks, each due for reprioritization at `due` of its brokerId.
+async fn put_due(
+    store: &Arc<dyn Store>,
+    n: usize,
+    due: impl Fn(i64) -> Timestamp,
+) -> Vec<BrokerId> {
     let mut tx = store.begin().await.unwrap();
-    let ids = tx.alloc_ids(40).await.unwrap();
+    let ids = tx.alloc_ids(n).await.unwrap();
     let tasks: Vec<Task> = ids
         .iter()
         .map(|id| {
             let mut t = task(*id, &format!("due-{}", id.0));
             t.status = Status::Queued;
-            t.reprioritize_date_time = Some(now() - SignedDuration::from_mins(id.0 % 7));
+            t.reprioritize_date_time = Some(due(id.0));
             t
         })
         .collect();
@@ -221,6 +225,13 @@ async fn due_tasks_are_claimed_share_by_share(store: Arc<dyn Store>) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    ids
+}
+
+async fn due_tasks_are_claimed_share_by_share(store: Arc<dyn Store>) {
+    // 40 Queued tasks due at seven times: each share's claim takes its own, the longest
+    // due first, and the shares together take each task once.
+    let ids = put_due(&store, 40, |id| now() - SignedDuration::from_mins(id % 7)).await;
     let mut taken = Vec::new();
     for share in DueShare::all() {
         let mut tx = store.begin().await.unwrap();
@@ -244,6 +255,137 @@ async fn due_tasks_are_claimed_share_by_share(store: Arc<dyn Store>) {
     let early = tx.claim_due(now() - SignedDuration::from_mins(6), 100, None);
     assert_eq!(early.await.unwrap().len(), longest, "only what is due");
     assert!(DueShare::new(DueShare::COUNT).is_none());
+}
+
+/// `tasks` changed by an update setting `priority` and `category`: the events and the
+/// tasks as they are after it.
+fn updated(tasks: &[Task], priority: i32, category: &str) -> (Vec<(NewEvent, Task)>, Vec<Task>) {
+    let fields = TaskFields {
+        priority: Some(i64::from(priority)),
+        category: Some(category.to_owned()),
+        ..Default::default()
+    };
+    let parts: Vec<(NewEvent, Task)> = tasks
+        .iter()
+        .map(|t| {
+            let tr = action::decide(
+                t,
+                &Action::Update(fields.clone()),
+                &ActionMeta::default(),
+                now(),
+            )
+            .unwrap();
+            (tr.event, tr.task)
+        })
+        .collect();
+    let after = parts.iter().map(|(_, t)| t.clone()).collect();
+    (parts, after)
+}
+
+/// Each task as the store holds it, and the task its newest event carries.
+async fn stored(store: &Arc<dyn Store>, ids: &[BrokerId]) -> Vec<(Task, Task)> {
+    let mut out = Vec::new();
+    for id in ids {
+        let row = store.get_task(*id).await.unwrap().expect("written");
+        let events = store.task_events(*id).await.unwrap();
+        out.push((row, events.last().expect("an event").task.clone()));
+    }
+    out
+}
+
+async fn tasks_written_with_their_events_are_stored_as_the_events_carry_them(
+    store: Arc<dyn Store>,
+) {
+    // captureIds a task's JSON must escape, one of them holding the text that marks
+    // where an event's body carries its task.
+    let capture_ids = [
+        "plain".to_owned(),
+        "quote \" and \\ backslash".to_owned(),
+        "ünïcödé ✓ 日本".to_owned(),
+        ",\"task\":{\"brokerId\":1}".to_owned(),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = create(&mut *tx, &capture_ids).await;
+    tx.commit().await.unwrap();
+    // The events and the task rows of one write, whose rows take their JSON from the
+    // snapshots the events carry (`Bodies`): the same tasks in the same order, in another
+    // order, a part only, and two events for each task (the row holds the second).
+    for (round, shape) in ["same", "reversed", "part", "twice"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut tx = store.begin().await.unwrap();
+        let loaded = tx.load(&ids, &[]).await.unwrap();
+        let priority = 10 + round as i32;
+        let (mut parts, mut after) = updated(&loaded, priority, shape);
+        if shape == "twice" {
+            let (more, again) = updated(&after, priority + 100, "again");
+            parts.extend(more);
+            after = again;
+        }
+        tx.append_events(parts).await.unwrap();
+        let mut write: Vec<&Task> = after.iter().collect();
+        match shape {
+            "reversed" => write.reverse(),
+            "part" => write.truncate(2),
+            _ => {}
+        }
+        tx.put_tasks(&write).await.unwrap();
+        tx.commit().await.unwrap();
+        for (i, (row, carried)) in stored(&store, &ids).await.into_iter().enumerate() {
+            assert_eq!(carried, after[i], "{shape}: the event carries the task");
+            assert_eq!(carried.capture_id, capture_ids[i]);
+            if write.iter().any(|t| t.broker_id == ids[i]) {
+                assert_eq!(row, after[i], "{shape}: the row holds the task written");
+            } else {
+                assert_ne!(
+                    row.priority, priority,
+                    "{shape}: a task not written is unchanged"
+                );
+            }
+        }
+    }
+}
+
+async fn events_appended_in_parts_after_a_claim_are_read_in_order(store: Arc<dyn Store>) {
+    // Ten due tasks claimed, then their events appended a few at a time, each part sent
+    // before the next is decided, as a reprioritization pass does: every append's seqs
+    // above the last one's, and a later transaction's above them all.
+    put_due(&store, 10, |_| now()).await;
+    let mut tx = store.begin().await.unwrap();
+    let claimed = tx.claim_due(now(), 100, None).await.unwrap();
+    assert_eq!(claimed.len(), 10);
+    let mut seqs = Vec::new();
+    for part in claimed[..6].chunks(3) {
+        let (events, after) = updated(part, 50, "ahead");
+        seqs.extend(
+            tx.append_events(events)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq),
+        );
+        tx.put_tasks(&after.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        tx.flush().await.unwrap();
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    tx.commit().await.unwrap();
+    // A reader of the log finds them in order, then the later one.
+    let mut tx = store.begin().await.unwrap();
+    let (_, later) = create(&mut *tx, &names("after-ahead", 1)).await;
+    tx.commit().await.unwrap();
+    assert!(later[0] > seqs[5]);
+    let read: Vec<i64> = store
+        .events_after(seqs[0] - 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let want: Vec<i64> = seqs.iter().chain(&later).copied().collect();
+    assert_eq!(read, want);
 }
 
 /// Sorted, to compare counts whichever way the store read them.
@@ -321,5 +463,7 @@ worklane_store::store_suite!(
     a_write_sent_ahead_that_fails_fails_the_transaction,
     writes_beyond_one_statements_parameters_all_land,
     a_row_written_twice_without_a_read_between_keeps_the_second,
-    due_tasks_are_claimed_share_by_share
+    due_tasks_are_claimed_share_by_share,
+    tasks_written_with_their_events_are_stored_as_the_events_carry_them,
+    events_appended_in_parts_after_a_claim_are_read_in_order
 );
